@@ -1,0 +1,50 @@
+"""The one exception hierarchy of Lifeboat.
+
+Every error a user can cause derives from :class:`LifeboatError`. Its message is a single
+line that says what went wrong and, where possible, what to do about it. The CLI prints the
+message and exits with status 1; the library lets it propagate.
+
+Messages never contain secret material (a mnemonic, a key, a passphrase).
+"""
+
+from __future__ import annotations
+
+
+class LifeboatError(Exception):
+    """Base class of every error Lifeboat raises on purpose."""
+
+
+class UsageError(LifeboatError):
+    """The request itself is inconsistent (contradictory options, a missing choice)."""
+
+
+class InputError(LifeboatError):
+    """Input that cannot be parsed: malformed words, hex, JSON, or a file of hostile size."""
+
+
+class MnemonicError(InputError):
+    """A BIP-39 or SLIP-39 mnemonic that is not valid, with the exact reason."""
+
+
+class ShareError(LifeboatError):
+    """A SLIP-39 share set cannot be recovered as given (mixed sets, duplicates, too few)."""
+
+
+class FingerprintMismatch(LifeboatError):
+    """A reconstructed secret does not match the fingerprint recorded when it was created."""
+
+
+class EnvelopeError(LifeboatError):
+    """A guardian envelope is malformed, tampered with, or not for the given identity."""
+
+
+class SealedFileError(LifeboatError):
+    """A sealed file is truncated, reordered, tampered with, or opened with the wrong key."""
+
+
+class HomeError(LifeboatError):
+    """The Lifeboat home is missing, unreadable, of an unknown version, or lacks a record."""
+
+
+class StorageError(LifeboatError):
+    """A file could not be read or written (permissions, missing directory, full disk)."""

@@ -1,0 +1,90 @@
+"""Small file-system helpers used by every pillar: atomic writes and bounded reads.
+
+Atomic write: the data goes to a temporary file in the destination directory, is flushed and
+fsync'ed, then renamed over the destination, and the directory is fsync'ed. A reader sees the
+old file or the new one, never a half-written one. Secret files are created 0600 from the start
+(the temporary file is never readable by others).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from lifeboat.errors import InputError, StorageError
+
+SECRET_MODE = 0o600
+PUBLIC_MODE = 0o644
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, mode: int = SECRET_MODE, overwrite: bool = False) -> Iterator[BinaryIO]:
+    """Yield a binary file whose contents replace ``path`` atomically when the block exits.
+
+    If the block raises, the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.exists() and not overwrite:
+        raise StorageError(f"{path} already exists; choose another path or remove it first")
+    if not directory.is_dir():
+        raise StorageError(f"directory {directory} does not exist; create it first")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise StorageError(f"cannot write in {directory}: {exc.strerror}") from exc
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
+    _fsync_dir(directory)
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = SECRET_MODE, overwrite: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename), with ``mode``."""
+    with atomic_writer(path, mode=mode, overwrite=overwrite) as handle:
+        handle.write(data)
+
+
+def read_bounded(path: Path, limit: int, *, what: str = "file") -> bytes:
+    """Read a whole file, refusing one larger than ``limit`` bytes (a hostile size)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError as exc:
+        raise StorageError(f"{what} {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise StorageError(f"{what} {path} is a directory, not a file") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise InputError(f"{what} {path} is larger than {limit} bytes; this is not a {what}")
+    return data
