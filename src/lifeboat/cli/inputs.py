@@ -1,0 +1,61 @@
+"""Reading secrets and options from the user: passphrases, phrases, identities, shares."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pyrage
+import typer
+
+from lifeboat.errors import InputError, UsageError
+from lifeboat.fs import read_bounded
+from lifeboat.secrets import envelope
+
+ENV_PASSPHRASE = "LIFEBOAT_PASSPHRASE"  # noqa: S105 (a variable name)
+MAX_PASSPHRASE_BYTES = 4096
+MAX_PHRASE_FILE_BYTES = 64 * 1024
+
+
+def passphrase(file: Path | None, ask: bool, *, confirm: bool = False, needed: bool = False) -> str:
+    """The passphrase from ``--passphrase-file``, ``LIFEBOAT_PASSPHRASE``, or a hidden prompt.
+
+    ``needed`` (the home records that the set has one) prompts when nothing else gave it.
+    """
+    if file is not None:
+        text = read_bounded(file, MAX_PASSPHRASE_BYTES, what="passphrase file").decode("utf-8", "replace")
+        return text.rstrip("\r\n")
+    env = os.environ.get(ENV_PASSPHRASE)
+    if env is not None:
+        return env
+    if ask or needed:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "a passphrase is needed but standard input is not a terminal; "
+                f"use --passphrase-file or {ENV_PASSPHRASE}"
+            )
+        return str(typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm, default=""))
+    return ""
+
+
+def phrase(file: Path | None, what: str) -> str:
+    """A phrase (BIP-39 words, hex) from a file, piped stdin, or a hidden prompt; never from argv."""
+    if file is not None:
+        if str(file) == "-":
+            return sys.stdin.read(MAX_PHRASE_FILE_BYTES + 1)[:MAX_PHRASE_FILE_BYTES]
+        data = read_bounded(file, MAX_PHRASE_FILE_BYTES, what=f"{what} file")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{what} file {file} is not UTF-8 text") from None
+    if not sys.stdin.isatty():
+        return sys.stdin.read(MAX_PHRASE_FILE_BYTES + 1)[:MAX_PHRASE_FILE_BYTES]
+    return str(typer.prompt(f"Enter the {what}", hide_input=True))
+
+
+def identities(paths: list[Path] | None) -> list[pyrage.x25519.Identity]:
+    found: list[pyrage.x25519.Identity] = []
+    for path in paths or []:
+        found.extend(envelope.load_identities(path))
+    return found

@@ -1,0 +1,77 @@
+"""The ``lifeboat`` command: a thin shell over the library.
+
+Conventions for every command: ``--json`` prints one JSON document; exit status 0 on success,
+1 on a user error (one line on stderr that says what to do), 2 on a usage error; secrets are
+printed only with ``--reveal`` and written only to files created 0600 atomically.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lifeboat import __version__
+from lifeboat.cli import inputs
+from lifeboat.cli.output import emit, error, info, settings, stdout
+from lifeboat.cli.secrets_cmds import guardians_app, mnemonic_app, seal_command, shares_app, unseal_command
+from lifeboat.errors import LifeboatError
+
+app = typer.Typer(
+    name="lifeboat",
+    help="Backup and recovery for crypto keys: SLIP-39 shares, guardian envelopes, drills, sealed files.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(mnemonic_app, name="mnemonic")
+app.add_typer(shares_app, name="shares")
+app.add_typer(guardians_app, name="guardians")
+app.command("seal")(seal_command)
+app.command("unseal")(unseal_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lifeboat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            help="Lifeboat home directory (default: $LIFEBOAT_HOME or the user data dir).", metavar="DIR"
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document instead of text.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    settings.home = home
+    settings.json = json_output
+
+
+def run() -> None:
+    """Console-script entry point: map Lifeboat errors to one line and exit status 1."""
+    try:
+        app(prog_name="lifeboat")
+    except LifeboatError as exc:
+        if settings.json:
+            payload: dict[str, Any] = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+            emit(payload, lambda: None)
+        error(str(exc))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        error("interrupted; nothing was left half-written")
+        sys.exit(130)
+
+
+__all__ = ["app", "info", "inputs", "run", "stdout"]
