@@ -1,7 +1,8 @@
 """The ``lifeboat`` command: a thin shell over the library.
 
 Conventions for every command: ``--json`` prints one JSON document; exit status 0 on success,
-1 on a user error (one line on stderr that says what to do), 2 on a usage error; secrets are
+1 on a user error (one line on stderr that says what to do), 2 on a usage error (unknown
+option, contradictory or missing choices); secrets are
 printed only with ``--reveal`` and written only to files created 0600 atomically.
 """
 
@@ -17,7 +18,7 @@ from lifeboat import __version__
 from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, error, info, settings, stdout
 from lifeboat.cli.secrets_cmds import guardians_app, mnemonic_app, seal_command, shares_app, unseal_command
-from lifeboat.errors import LifeboatError
+from lifeboat.errors import LifeboatError, UsageError
 
 app = typer.Typer(
     name="lifeboat",
@@ -59,19 +60,31 @@ def main(
     settings.json = json_output
 
 
-def run() -> None:
-    """Console-script entry point: map Lifeboat errors to one line and exit status 1."""
+def main_entry(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` and return the exit status (0 ok, 1 user error, 2 usage)."""
     try:
-        app(prog_name="lifeboat")
+        app(args=argv, prog_name="lifeboat")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except LifeboatError as exc:
         if settings.json:
             payload: dict[str, Any] = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
             emit(payload, lambda: None)
         error(str(exc))
-        sys.exit(1)
+        return 2 if isinstance(exc, UsageError) else 1
+    except OSError as exc:
+        # A file-system failure the library did not anticipate: still one line, still exit 1.
+        error(f"{exc.filename or 'I/O'}: {exc.strerror or exc}")
+        return 1
     except KeyboardInterrupt:
         error("interrupted; nothing was left half-written")
-        sys.exit(130)
+        return 130
+    return 0
 
 
-__all__ = ["app", "info", "inputs", "run", "stdout"]
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main_entry())
+
+
+__all__ = ["app", "info", "inputs", "main_entry", "run", "stdout"]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import hmac
 import secrets as _random
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
 
 from mnemonic import Mnemonic
+from mnemonic.mnemonic import b58encode
 
 from lifeboat.errors import MnemonicError, UsageError
 
@@ -166,5 +168,14 @@ def to_seed(phrase: Bip39Phrase, passphrase: str = "") -> bytes:
 
 
 def master_xprv(seed: bytes) -> str:
-    """The BIP-32 master extended private key (mainnet ``xprv``) of a seed."""
-    return str(Mnemonic.to_hd_master_key(seed))
+    """The BIP-32 master extended private key (mainnet ``xprv``) of a seed of 16 to 64 bytes.
+
+    BIP-39 seeds are 64 bytes; a SLIP-39 master secret (16, 32 or 64 bytes) is used as the
+    BIP-32 seed directly, which is how SLIP-39 wallets derive their keys.
+    """
+    if not 16 <= len(seed) <= 64:
+        raise UsageError(f"a BIP-32 seed is 16 to 64 bytes, not {len(seed)}")
+    digest = hmac.new(b"Bitcoin seed", seed, hashlib.sha512).digest()
+    payload = b"\x04\x88\xad\xe4" + bytes(9) + digest[32:] + b"\x00" + digest[:32]
+    check = hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+    return str(b58encode(payload + check))

@@ -1,0 +1,341 @@
+"""The key-backup flow through the CLI: create, seal, cards, drill, recover, reshare, confirm."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from conftest import CliRunner
+from lifeboat.secrets import bip39, slip39
+
+
+def add_guardian(cli: CliRunner, tmp_path: Path, name: str) -> Path:
+    identity = pyrage.x25519.Identity.generate()
+    key = tmp_path / f"{name}.key"
+    key.write_text(f"# {name}\n{identity}\n")
+    assert cli("guardians", "add", name, str(identity.to_public())).code == 0
+    return key
+
+
+def share_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.txt"))
+
+
+def test_create_drill_recover(cli: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "shares"
+    made = cli("--json", "shares", "create", "2:2of3,3of5", "--shares-dir", out, "--label", "treasury")
+    assert made.code == 0, made.err
+    record = made.json()["share_set"]
+    assert record["scheme"] == "2:2of3,3of5" and record["status"] == "active"
+    files = share_files(out)
+    assert len(files) == 8
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    assert "shares" not in made.json()
+
+    g1 = [f for f in files if "-g1-" in f.name]
+    g2 = [f for f in files if "-g2-" in f.name]
+    drill = cli("--json", "shares", "drill", g1[0], g1[2], g2[1], g2[3], g2[4])
+    assert drill.code == 0, drill.out
+    report = drill.json()
+    assert report["ok"] and report["fingerprint_ok"] and report["share_set"] == record["id"]
+    assert [g["complete"] for g in report["groups"]] == [True, True]
+
+    short = cli("--json", "shares", "drill", g1[0], g2[1], g2[3], g2[4])
+    assert short.code == 1
+    assert short.json()["missing"] == "1 more group complete (group 1 needs 1 more)"
+
+    recovered = cli("--json", "shares", "recover", g1[1], g1[2], g2[0], g2[2], g2[4], "--reveal")
+    assert recovered.code == 0, recovered.err
+    assert recovered.json()["fingerprint"] == record["fingerprint"]
+    assert len(bytes.fromhex(recovered.json()["secret"])) == 32
+
+    listing = cli("--json", "shares", "show", record["id"])
+    drills = listing.json()["drills"]
+    assert [d["ok"] for d in drills] == [True, False]
+
+
+def test_drill_reports_each_bad_share(cli: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    assert cli("shares", "create", "2of3", "--shares-dir", out, "--bits", "128").code == 0
+    files = share_files(out)
+    words = files[1].read_text().splitlines()[-1].split()
+    words[5], words[6] = words[6], words[5]
+    broken = tmp_path / "broken.txt"
+    broken.write_text(" ".join(words))
+    result = cli("--json", "shares", "drill", files[0], broken, files[0], files[2])
+    report = result.json()
+    assert result.code == 1  # the set reconstructs, but the drill names the bad shares
+    assert report["fingerprint_ok"] is True
+    reasons = {Path(s["label"]).name: s["reason"] for s in report["shares"] if not s["valid"]}
+    assert "invalid checksum" in reasons["broken.txt"]
+    assert any("duplicate of" in (r or "") for r in reasons.values())
+
+
+def test_passphrase_wrong_is_caught_by_fingerprint(cli: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    right, wrong = tmp_path / "right", tmp_path / "wrong"
+    right.write_text("correct horse")
+    wrong.write_text("battery staple")
+    assert cli("shares", "create", "2of3", "--shares-dir", out, "--passphrase-file", right).code == 0
+    files = [str(p) for p in share_files(out)[:2]]
+    bad = cli("--json", "shares", "drill", *files, "--passphrase-file", wrong)
+    assert bad.code == 1 and bad.json()["fingerprint_ok"] is False
+    assert "wrong passphrase" in bad.json()["summary"]
+    assert cli("shares", "drill", *files, "--passphrase-file", right).code == 0
+    refused = cli("shares", "recover", *files, "--passphrase-file", wrong, "--reveal")
+    assert refused.code == 1 and "passphrase is wrong" in refused.err
+    # Piped stdin cannot answer a passphrase prompt: a clear error, not a hang.
+    needed = cli("shares", "drill", *files)
+    assert needed.code == 2 and "passphrase is needed" in needed.err
+
+
+def test_guardian_envelopes_cards_and_drill(cli: CliRunner, tmp_path: Path) -> None:
+    keys = {name: add_guardian(cli, tmp_path, name) for name in ("alice", "bob", "carol")}
+    out = tmp_path / "env"
+    made = cli(
+        "--json", "shares", "create", "2of3", "--shares-dir", out, "-g", "alice", "-g", "bob", "-g", "carol"
+    )
+    assert made.code == 0, made.err
+    envelopes = sorted(out.glob("*.age"))
+    assert [e.name.rsplit("-", 1)[1] for e in envelopes] == ["alice.age", "bob.age", "carol.age"]
+
+    opened = cli("--json", "shares", "open", envelopes[1], "-i", keys["bob"])
+    assert opened.code == 0 and "share" not in opened.json()
+    assert opened.json()["guardian"] == "bob" and opened.json()["member_index"] == 2
+    wrong = cli("shares", "open", envelopes[1], "-i", keys["alice"])
+    assert wrong.code == 1 and "none of the given identities opens it" in wrong.err
+
+    drill = cli(
+        "--json", "shares", "drill", envelopes[0], envelopes[2], "-i", keys["alice"], "-i", keys["carol"]
+    )
+    assert drill.code == 0 and drill.json()["ok"], drill.out
+
+    cards = tmp_path / "cards.pdf"
+    made_cards = cli(
+        "shares", "cards", envelopes[0], envelopes[1], "-i", keys["alice"], "-i", keys["bob"], "-o", cards
+    )
+    assert made_cards.code == 0, made_cards.err
+    assert cards.read_bytes().startswith(b"%PDF") and stat.S_IMODE(cards.stat().st_mode) == 0o600
+
+    listing = cli("--json", "guardians", "list").json()["guardians"]
+    assert {g["name"]: len(g["holds"]) for g in listing} == {"alice": 1, "bob": 1, "carol": 1}
+    refused = cli("guardians", "remove", "bob")
+    assert refused.code == 1 and "reshare those sets" in refused.err
+
+
+def test_seal_existing_share_to_guardian(cli: CliRunner, tmp_path: Path) -> None:
+    key = add_guardian(cli, tmp_path, "dave")
+    out = tmp_path / "s"
+    assert cli("shares", "create", "2of3", "--shares-dir", out).code == 0
+    share = share_files(out)[0]
+    sealed = cli("--json", "shares", "seal", share, "--to", "dave")
+    assert sealed.code == 0, sealed.err
+    path = Path(sealed.json()["envelope"])
+    opened = cli("--json", "shares", "open", path, "-i", key, "--reveal")
+    assert opened.json()["share"] == share.read_text().splitlines()[-1]
+    again = cli("shares", "seal", share, "--to", "dave")
+    assert again.code == 1 and "already exists" in again.err
+
+
+def test_reshare_is_pending_until_confirmed(cli: CliRunner, tmp_path: Path) -> None:
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    old = cli("--json", "shares", "create", "2of3", "--shares-dir", old_dir).json()["share_set"]
+    old_files = share_files(old_dir)
+    new = cli(
+        "--json", "shares", "reshare", old_files[0], old_files[2], "--scheme", "3of5", "--shares-dir", new_dir
+    )
+    assert new.code == 0, new.err
+    new_set = new.json()["share_set"]
+    assert new_set["status"] == "pending" and new_set["replaces"] == old["id"]
+    assert new_set["fingerprint"] == old["fingerprint"]
+    new_files = share_files(new_dir)
+    assert len(new_files) == 5
+
+    # The old set stays active until a threshold of the new shares is entered back.
+    twice = cli(
+        "shares", "reshare", old_files[0], old_files[1], "--scheme", "2of3", "--shares-dir", tmp_path / "x"
+    )
+    assert twice.code == 2 and "pending reshare" in twice.err
+    too_few = cli("--json", "shares", "confirm", new_set["id"], new_files[0], new_files[1])
+    assert too_few.code == 1
+    state = {s["id"]: s["status"] for s in cli("--json", "shares", "list", "--all").json()["share_sets"]}
+    assert state == {old["id"]: "active", new_set["id"]: "pending"}
+    wrong_set = cli("shares", "confirm", new_set["id"], old_files[0], old_files[1])
+    assert wrong_set.code == 1
+
+    done = cli("--json", "shares", "confirm", new_set["id"], new_files[4], new_files[1], new_files[2])
+    assert done.code == 0, done.out
+    state = {s["id"]: s["status"] for s in cli("--json", "shares", "list", "--all").json()["share_sets"]}
+    assert state == {old["id"]: "retired", new_set["id"]: "active"}
+    # The new shares recover the same secret as the old ones.
+    a = cli("--json", "shares", "recover", old_files[1], old_files[2], "--reveal").json()["secret"]
+    b = cli("--json", "shares", "recover", *new_files[:3], "--reveal").json()["secret"]
+    assert a == b
+
+
+def test_bip39_entropy_and_seed_modes(cli: CliRunner, tmp_path: Path) -> None:
+    phrase = bip39.from_entropy(bytes(range(32)))
+    words = tmp_path / "words.txt"
+    words.write_text(phrase.phrase + "\n")
+    missing = cli("shares", "create", "2of3", "--from-bip39", words, "--reveal")
+    assert missing.code == 2 and "--split seed" in missing.err
+
+    entropy = cli(
+        "--json", "shares", "create", "2of3", "--from-bip39", words, "--split", "entropy", "--reveal"
+    )
+    shares = entropy.json()["shares"][0]
+    assert {len(s.split()) for s in shares} == {33}
+    back = cli("--json", "shares", "recover", "-", "--reveal", stdin="\n".join(shares[:2]))
+    assert back.code == 0, back.err
+    assert back.json()["form"] == "bip39" and back.json()["secret"] == phrase.phrase
+
+    seed = cli("--json", "shares", "create", "2of3", "--from-bip39", words, "--split", "seed", "--reveal")
+    seed_shares = seed.json()["shares"][0]
+    assert {len(s.split()) for s in seed_shares} == {59}
+    recovered = slip39.combine(seed_shares[1:])
+    assert recovered == bip39.to_seed(phrase)
+    assert bip39.master_xprv(recovered) == bip39.master_xprv(bip39.to_seed(phrase))
+
+
+def test_inspect_shows_metadata_only(cli: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    assert cli("shares", "create", "2:2of3,3of5", "--shares-dir", out).code == 0
+    files = share_files(out)
+    result = cli("--json", "shares", "inspect", files[4])
+    row = result.json()["shares"][0]
+    assert (row["group_index"], row["member_index"], row["member_threshold"], row["group_threshold"]) == (
+        2,
+        2,
+        3,
+        2,
+    )
+    secret_words = set(files[4].read_text().splitlines()[-1].split()[4:])
+    assert not secret_words & set(result.out.split())
+
+
+def test_mnemonic_commands(cli: CliRunner, tmp_path: Path) -> None:
+    refused = cli("mnemonic", "generate")
+    assert refused.code == 2 and "--reveal" in refused.err
+    made = cli("--json", "mnemonic", "generate", "--words", "12", "--language", "italian", "--reveal")
+    phrase = made.json()["phrase"]
+    assert cli("--json", "mnemonic", "check", stdin=phrase).json() == {
+        "valid": True,
+        "words": 12,
+        "language": "italian",
+    }
+    bad = cli("mnemonic", "check", stdin="abandon " * 11 + "abuot")
+    assert bad.code == 1 and "did you mean 'about'" in bad.err
+    seed = cli("--json", "mnemonic", "seed", "--reveal", stdin="abandon " * 11 + "about")
+    assert seed.json()["seed"].startswith("5eb00bbddcf069084889a8ab9155568165f5c453ccb85e70811aaed6f6da5fc1")
+    hidden = cli("mnemonic", "seed", "-o", tmp_path / "seed.hex", stdin="abandon " * 11 + "about")
+    assert hidden.code == 0 and "5eb00bbd" not in hidden.out + hidden.err
+    assert stat.S_IMODE((tmp_path / "seed.hex").stat().st_mode) == 0o600
+
+
+def test_no_secret_printed_or_logged_without_reveal(
+    cli: CliRunner, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "ab" * 32
+    secret_file = tmp_path / "secret.hex"
+    secret_file.write_text(secret)
+    out = tmp_path / "s"
+    outputs = [cli("shares", "create", "2of3", "--secret-hex-file", secret_file, "--shares-dir", out)]
+    files = share_files(out)
+    share_words = {w for f in files for w in f.read_text().splitlines()[-1].split()[4:]}
+    for json_flag in ([], ["--json"]):
+        outputs.append(cli(*json_flag, "shares", "drill", *files))
+        outputs.append(cli(*json_flag, "shares", "inspect", *files))
+        outputs.append(cli(*json_flag, "shares", "recover", *files[:2], "-o", tmp_path / f"r{len(outputs)}"))
+        outputs.append(cli(*json_flag, "shares", "list"))
+    for result in outputs:
+        assert result.code == 0, result.err
+        text = result.out + result.err + caplog.text
+        assert secret not in text
+        assert not share_words & set(text.replace('"', " ").split())
+    revealed = cli("shares", "recover", *files[:2], "--reveal")
+    assert secret in revealed.out
+
+
+def test_usage_and_user_errors_have_exit_codes(cli: CliRunner, tmp_path: Path) -> None:
+    assert cli("shares", "create", "2of3").code == 2
+    assert cli("shares", "create", "--bogus-flag").code == 2
+    assert cli("shares", "create", "1of3", "--reveal").code == 2
+    missing = cli("shares", "drill", tmp_path / "nope.txt")
+    assert missing.code == 1 and "does not exist" in missing.err
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(b"a" * (2 * 1024 * 1024))
+    assert "larger than" in cli("shares", "inspect", huge).err
+    no_parent = cli("shares", "create", "2of3", "--shares-dir", tmp_path / "a" / "b")
+    assert no_parent.code == 1 and "parent directory does not exist" in no_parent.err
+    js = cli("--json", "shares", "drill", tmp_path / "nope.txt")
+    assert js.json()["ok"] is False and js.json()["kind"] == "StorageError"
+    for command in (["shares", "show", "s-none"], ["guardians", "remove", "zed"]):
+        result = cli(*command)
+        assert result.code == 1 and result.err.count("\n") == 1
+
+
+def test_shares_dir_that_is_a_file_is_refused(cli: CliRunner, tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    result = cli("shares", "create", "2of3", "--shares-dir", blocker)
+    assert result.code == 1 and "cannot create" in result.err
+    assert blocker.read_text() == "not a directory"
+    assert cli("--json", "shares", "list").json()["share_sets"] == []
+
+
+def test_failed_write_leaves_no_files_and_no_record(
+    cli: CliRunner, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lifeboat.secrets.backup as backup
+
+    calls = {"n": 0}
+    real = backup.write_atomic  # type: ignore[attr-defined]
+
+    def flaky(path: Path, data: bytes, **kwargs: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        real(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backup, "write_atomic", flaky)
+    out = tmp_path / "s"
+    result = cli("shares", "create", "2of3", "--shares-dir", out)
+    assert result.code != 0
+    assert list(out.iterdir()) == []
+    assert cli("--json", "shares", "list").json()["share_sets"] == []
+
+
+def test_home_version_and_corruption_are_refused(cli: CliRunner, home: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "home.json").write_text(json.dumps({"format": "lifeboat-home", "version": 7}))
+    result = cli("shares", "list")
+    assert result.code == 1 and "version 7" in result.err
+    (home / "home.json").write_text("{ not json")
+    assert "not valid JSON" in cli("shares", "list").err
+
+
+def test_console_script_runs(tmp_path: Path) -> None:
+    env = {**os.environ, "LIFEBOAT_HOME": str(tmp_path / "h")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lifeboat", "--json", "shares", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {"share_sets": []}
+    bad = subprocess.run(
+        [sys.executable, "-m", "lifeboat", "shares", "drill", "/nonexistent"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 1 and bad.stderr.startswith("lifeboat: error:")
