@@ -59,7 +59,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def cli(home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+def cli(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[CliRunner]:
     """Run ``lifeboat ARGS`` in-process; ``stdin`` text is piped (not a terminal)."""
 
     def run(*args: str, stdin: str = "") -> CliResult:

@@ -1,0 +1,42 @@
+"""Test helper for tests that run an external program (pdftoppm, zbarimg, age, ...).
+
+``require_tool(name)`` returns the program's path. When the program is missing the test is
+skipped with a reason that names the Debian package to install, except when the environment
+variable ``CI`` is ``true``: there a missing tool is a broken CI image, so the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+#: Debian packages that provide the tools our tests run, for the skip/fail message.
+DEBIAN_PACKAGES: dict[str, str] = {
+    "pdftoppm": "apt-get install poppler-utils",
+    "pdftotext": "apt-get install poppler-utils",
+    "pdfinfo": "apt-get install poppler-utils",
+    "zbarimg": "apt-get install zbar-tools",
+    "age": "apt-get install age",
+    "age-keygen": "apt-get install age",
+    "shamir": "(PyPI) shamir-mnemonic[cli], part of the test extras",
+}
+
+
+def in_ci() -> bool:
+    """True when the environment variable CI is ``true`` (as GitHub Actions and others set)."""
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def require_tool(name: str) -> str:
+    """Return the path of the program ``name``; skip the test if absent (fail if CI=true)."""
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    package = DEBIAN_PACKAGES.get(name)
+    hint = f" (install: {package})" if package else ""
+    reason = f"external tool {name!r} is not installed{hint}"
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true, so a missing tool is an error", pytrace=False)
+    pytest.skip(reason)
