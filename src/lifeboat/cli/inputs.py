@@ -35,7 +35,9 @@ def passphrase(file: Path | None, ask: bool, *, confirm: bool = False, needed: b
                 "a passphrase is needed but standard input is not a terminal; "
                 f"use --passphrase-file or {ENV_PASSPHRASE}"
             )
-        return str(typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm, default=""))
+        return str(
+            typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm, default="", err=True)
+        )
     return ""
 
 
@@ -51,7 +53,7 @@ def phrase(file: Path | None, what: str) -> str:
             raise InputError(f"{what} file {file} is not UTF-8 text") from None
     if not sys.stdin.isatty():
         return sys.stdin.read(MAX_PHRASE_FILE_BYTES + 1)[:MAX_PHRASE_FILE_BYTES]
-    return str(typer.prompt(f"Enter the {what}", hide_input=True))
+    return str(typer.prompt(f"Enter the {what}", hide_input=True, err=True))
 
 
 def identities(paths: list[Path] | None) -> list[pyrage.x25519.Identity]:

@@ -294,7 +294,7 @@ def _interactive_shares() -> list[backup.LoadedShare]:
     loaded: list[backup.LoadedShare] = []
     while not recovery.is_complete():
         number = len(loaded) + 1
-        text = typer.prompt(f"Share {number}", hide_input=False, prompt_suffix=": ")
+        text = typer.prompt(f"Share {number}", hide_input=False, prompt_suffix=": ", err=True)
         label = f"share {number}"
         try:
             recovery.add(text, label)
@@ -533,7 +533,7 @@ def shares_cards(
     write_cards(cards, output, paper=paper, overwrite=force)
     emit(
         {"cards": str(output), "pages": len(cards)},
-        lambda: stdout.print(f"wrote {len(cards)} cards to {output}"),
+        lambda: stdout.print(f"wrote {len(cards)} card{'' if len(cards) == 1 else 's'} to {output}"),
     )
 
 
