@@ -153,9 +153,7 @@ def test_below_threshold_never_recovers(scheme: slip39.Scheme, data: st.DataObje
     made = slip39.split(bytes(range(16)), scheme, iteration_exponent=0)
     # Every group one share short of its threshold (groups with threshold 1 contribute nothing).
     chosen = [
-        m
-        for spec, group in zip(scheme.groups, made.groups, strict=True)
-        for m in group[: spec.threshold - 1]
+        m for spec, group in zip(scheme.groups, made.groups, strict=True) for m in group[: spec.threshold - 1]
     ]
     if not chosen:
         return

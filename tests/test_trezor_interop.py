@@ -43,7 +43,9 @@ def shamir_recover(shares: list[str], passphrase: str | None) -> str:
 
 
 def test_trezor_shares_recover_in_lifeboat(cli: CliRunner, tmp_path: Path) -> None:
-    groups = shamir_create(["custom", "-t", "2", "-g", "2", "3", "-g", "3", "5", "-S", SECRET, "-p", "TREZOR"])
+    groups = shamir_create(
+        ["custom", "-t", "2", "-g", "2", "3", "-g", "3", "5", "-S", SECRET, "-p", "TREZOR"]
+    )
     assert [len(g) for g in groups] == [3, 5]
     chosen = [groups[0][2], groups[0][0], groups[1][4], groups[1][1], groups[1][3]]
     assert slip39.combine(chosen, "TREZOR").hex() == SECRET
