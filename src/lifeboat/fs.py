@@ -73,18 +73,26 @@ def write_atomic(path: Path, data: bytes, *, mode: int = SECRET_MODE, overwrite:
         handle.write(data)
 
 
-def read_bounded(path: Path, limit: int, *, what: str = "file") -> bytes:
-    """Read a whole file, refusing one larger than ``limit`` bytes (a hostile size)."""
+def open_for_reading(path: Path, what: str = "file") -> BinaryIO:
+    """Open ``path`` for binary reading, turning every failure into a one-line StorageError."""
     path = Path(path)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+        return path.open("rb")
     except FileNotFoundError as exc:
         raise StorageError(f"{what} {path} does not exist") from exc
     except IsADirectoryError as exc:
         raise StorageError(f"{what} {path} is a directory, not a file") from exc
     except OSError as exc:
         raise StorageError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+
+def read_bounded(path: Path, limit: int, *, what: str = "file") -> bytes:
+    """Read a whole file, refusing one larger than ``limit`` bytes (a hostile size)."""
+    with open_for_reading(path, what) as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise StorageError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
     if len(data) > limit:
         raise InputError(f"{what} {path} is larger than {limit} bytes; this is not a {what}")
     return data

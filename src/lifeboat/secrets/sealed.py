@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from lifeboat.errors import InputError, SealedFileError, StorageError
-from lifeboat.fs import SECRET_MODE, atomic_writer
+from lifeboat.fs import SECRET_MODE, atomic_writer, open_for_reading
 from lifeboat.secrets.fingerprint import FINGERPRINT_BYTES, fingerprint, format_fingerprint
 
 __all__ = [
@@ -271,7 +271,7 @@ def seal_file(
     _check_chunk_log2(chunk_log2)
     _check_output(dst)
     with (
-        _open_input(src, "file to seal") as source,
+        open_for_reading(src, "file to seal") as source,
         atomic_writer(dst, mode=SECRET_MODE, overwrite=overwrite) as sink,
     ):
         return _seal(source, sink, key, chunk_log2, progress, str(src), str(dst))
@@ -296,7 +296,7 @@ def unseal_file(
     key = _check_key(key)
     _check_output(dst)
     try:
-        with _open_input(src, "sealed file") as source:
+        with open_for_reading(src, "sealed file") as source:
             header, header_bytes, aead = _open_sealed(source, key, str(src))
             with atomic_writer(dst, mode=SECRET_MODE, overwrite=overwrite) as sink:
                 _unseal_chunks(source, sink, header, header_bytes, aead, progress, str(src), str(dst))
@@ -331,18 +331,6 @@ def _check_chunk_log2(chunk_log2: int) -> None:
 def _check_output(dst: Path) -> None:
     if dst.is_dir():
         raise StorageError(f"{dst} is a directory; give the path of a file to write")
-
-
-def _open_input(path: Path, what: str) -> BinaryIO:
-    """Open ``path`` for reading, turning every failure into a one-line StorageError."""
-    try:
-        return path.open("rb")
-    except FileNotFoundError as exc:
-        raise StorageError(f"{what} {path} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise StorageError(f"{what} {path} is a directory, not a file") from exc
-    except OSError as exc:
-        raise StorageError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
 
 
 def _derive_keys(key: bytes, salt: bytes) -> tuple[bytes, bytes]:
