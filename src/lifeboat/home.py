@@ -19,7 +19,6 @@ import secrets as _random
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import platformdirs
 
@@ -202,8 +201,3 @@ class Home:
             write_atomic(self.file, state.to_json(), mode=PUBLIC_MODE, overwrite=True)
         finally:
             os.close(lock)
-
-
-def record_to_public_dict(record: ShareSetRecord) -> dict[str, Any]:
-    """A share-set record as plain JSON-able data (for ``--json`` output)."""
-    return asdict(record)

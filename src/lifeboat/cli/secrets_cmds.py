@@ -410,10 +410,9 @@ def shares_inspect(files: ShareFiles = None, identity: Identity = None) -> None:
     emit({"shares": rows}, human)
 
 
-def _record_for(state_sets: list[ShareSetRecord], set_id: str | None) -> ShareSetRecord | None:
-    if len(state_sets) == 1:
-        return state_sets[0]
-    return None
+def _record_for(candidates: list[ShareSetRecord]) -> ShareSetRecord | None:
+    """The one recorded set with a share's SLIP-39 identifier, or None if none or ambiguous."""
+    return candidates[0] if len(candidates) == 1 else None
 
 
 @shares_app.command("seal")
@@ -431,7 +430,7 @@ def shares_seal(
     who = state.guardian(to)
     [loaded] = _single(backup.load_shares([str(share_file)]))
     share_info = slip39.inspect(loaded.mnemonic, loaded.label)
-    record = _record_for(state.sets_with_identifier(share_info.identifier), None)
+    record = _record_for(state.sets_with_identifier(share_info.identifier))
     content = envelope.EnvelopeContent.for_share(
         loaded.mnemonic,
         share_set=record.id if record else None,
@@ -510,7 +509,7 @@ def shares_cards(
     cards = []
     for loaded in shares:
         share_info = slip39.inspect(loaded.mnemonic, loaded.label)
-        record = _record_for(state.sets_with_identifier(share_info.identifier), None)
+        record = _record_for(state.sets_with_identifier(share_info.identifier))
         holder = record.holder(share_info.group_index, share_info.member_index) if record else None
         guardian = holder.guardian if holder else (loaded.envelope.guardian if loaded.envelope else None)
         cards.append(
@@ -546,9 +545,9 @@ def _print_drill(report: backup.DrillReport) -> None:
         else:
             stdout.print(f"  [red]✗[/red] {check.label}: {check.reason}")
     for g in report.groups:
-        need = "?" if g.threshold is None else str(g.threshold)
+        need = "unknown" if g.threshold is None else str(g.threshold)
         mark = "[green]✓[/green]" if g.complete else "[red]✗[/red]"
-        stdout.print(f"  {mark} group {g.group_index}: {g.entered} of {need} shares")
+        stdout.print(f"  {mark} group {g.group_index}: {g.entered} entered, {need} needed")
     verdict = "[green]PASS[/green]" if report.ok else "[red]FAIL[/red]"
     stdout.print(f"{verdict} {report.summary}")
 

@@ -9,6 +9,7 @@ layer over these functions; library users call them directly.
 from __future__ import annotations
 
 import contextlib
+import secrets as _random
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,8 +68,6 @@ class MasterSecret:
 def random_secret(bits: int = 256) -> MasterSecret:
     if bits not in (128, 256):
         raise UsageError(f"a generated master secret is 128 or 256 bits, not {bits}")
-    import secrets as _random
-
     return MasterSecret(_random.token_bytes(bits // 8), KIND_RANDOM)
 
 
