@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyrage
 import pytest
@@ -293,7 +294,7 @@ def test_shares_dir_that_is_a_file_is_refused(cli: CliRunner, tmp_path: Path) ->
     blocker = tmp_path / "blocker"
     blocker.write_text("not a directory")
     result = cli("shares", "create", "2of3", "--shares-dir", blocker)
-    assert result.code == 1 and "cannot create" in result.err
+    assert result.code == 1 and "is not a directory" in result.err
     assert blocker.read_text() == "not a directory"
     assert cli("--json", "shares", "list").json()["share_sets"] == []
 
@@ -316,7 +317,7 @@ def test_failed_write_leaves_no_files_and_no_record(
     out = tmp_path / "s"
     result = cli("shares", "create", "2of3", "--shares-dir", out)
     assert result.code != 0
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # created for this command, removed again
     assert cli("--json", "shares", "list").json()["share_sets"] == []
 
 
@@ -345,3 +346,72 @@ def test_console_script_runs(tmp_path: Path) -> None:
         env=env,
     )
     assert bad.returncode == 1 and bad.stderr.startswith("lifeboat: error:")
+
+
+def test_seal_never_destroys_an_existing_file(cli: CliRunner, tmp_path: Path) -> None:
+    precious = tmp_path / "w.json"
+    precious.write_text("precious")
+    onto_itself = cli("seal", precious, "-o", precious, "--force", "--shares-dir", tmp_path / "k")
+    assert onto_itself.code == 2 and precious.read_text() == "precious"
+    existing = tmp_path / "w.json.lbx"
+    existing.write_text("older sealed file")
+    failed = cli("seal", precious, "--force", "--shares-dir", tmp_path / "k", "-g", "nobody")
+    assert failed.code == 1 and "no guardian named 'nobody'" in failed.err
+    assert existing.read_text() == "older sealed file" and precious.read_text() == "precious"
+    assert not (tmp_path / "k").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.json", "w.json.lbx"]
+
+
+def test_guardian_named_twice_is_refused(cli: CliRunner, tmp_path: Path) -> None:
+    add_guardian(cli, tmp_path, "alice")
+    result = cli("shares", "create", "2of3", "--shares-dir", tmp_path / "d", "-g", "alice", "-g", "alice")
+    assert result.code == 2 and "named more than once" in result.err
+    assert not (tmp_path / "d").exists()
+
+
+def test_non_utf8_passphrase_file_is_refused(cli: CliRunner, tmp_path: Path) -> None:
+    passfile = tmp_path / "pass"
+    passfile.write_bytes(b"caf\xe9")
+    result = cli(
+        "mnemonic", "seed", "--passphrase-file", passfile, "--reveal", stdin="abandon " * 11 + "about"
+    )
+    assert result.code == 1 and "not UTF-8" in result.err
+
+
+def test_pending_reshare_can_be_cancelled(cli: CliRunner, tmp_path: Path) -> None:
+    old = cli("--json", "shares", "create", "2of3", "--shares-dir", tmp_path / "old").json()["share_set"]
+    files = share_files(tmp_path / "old")
+    new = cli("--json", "shares", "reshare", *files[:2], "--scheme", "2of3", "--shares-dir", tmp_path / "new")
+    new_id = new.json()["share_set"]["id"]
+    assert cli("shares", "cancel", old["id"]).code == 2  # not pending
+    cancelled = cli("--json", "shares", "cancel", new_id)
+    assert cancelled.code == 0 and cancelled.json()["status"] == "retired"
+    again = cli("shares", "reshare", *files[1:], "--scheme", "3of5", "--shares-dir", tmp_path / "again")
+    assert again.code == 0, again.err
+    assert cli("shares", "confirm", new_id, *share_files(tmp_path / "new")).code == 2
+
+
+def test_json_flag_anywhere_and_on_usage_errors(cli: CliRunner) -> None:
+    assert cli("shares", "list", "--json").json() == {"share_sets": []}
+    bad = cli("--json", "shares", "drill", "--bogus")
+    assert bad.code == 2 and bad.json()["ok"] is False
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda body: body["share_sets"].update({"s-x": "ab"}),
+        lambda body: next(iter(body["share_sets"].values())).update({"fingerprint": "zz"}),
+        lambda body: next(iter(body["share_sets"].values())).update({"identifier": "12"}),
+        lambda body: body["share_sets"].update({"s-other": next(iter(body["share_sets"].values()))}),
+        lambda body: body.update({"version": True}),
+    ],
+)
+def test_malformed_home_records_are_refused(cli: CliRunner, tmp_path: Path, home: Path, mangle: Any) -> None:
+    assert cli("shares", "create", "2of3", "--shares-dir", tmp_path / "s").code == 0
+    body = json.loads((home / "home.json").read_text())
+    mangle(body)
+    (home / "home.json").write_text(json.dumps(body))
+    result = cli("--json", "shares", "drill", *share_files(tmp_path / "s"))
+    assert result.code == 1 and result.json()["kind"] == "HomeError", result.err
+    assert result.err.startswith("lifeboat: error:") and result.err.count("\n") == 1

@@ -133,3 +133,14 @@ def test_we_open_what_stock_age_encrypts(tmp_path: Path) -> None:
             [age, "-r", str(identity.to_public()), *armor, str(plain)], check=True, capture_output=True
         ).stdout
         assert envelope.open_envelope(sealed, [identity]) == content()
+
+
+def test_leading_blank_lines_and_one_line_errors(identity: pyrage.x25519.Identity) -> None:
+    sealed = envelope.seal(content(), identity.to_public())
+    assert envelope.open_envelope(b"\n\n" + sealed, [identity]) == content()
+    garbled = sealed.replace(
+        b"-----BEGIN AGE ENCRYPTED FILE-----\n", b"-----BEGIN AGE ENCRYPTED FILE-----\n!!"
+    )
+    with pytest.raises(EnvelopeError) as caught:
+        envelope.open_envelope(garbled, [identity])
+    assert "\n" not in str(caught.value)

@@ -57,7 +57,7 @@ def atomic_writer(path: Path, *, mode: int = SECRET_MODE, overwrite: bool = Fals
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path, overwrite=overwrite)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -65,6 +65,23 @@ def atomic_writer(path: Path, *, mode: int = SECRET_MODE, overwrite: bool = Fals
             raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
     _fsync_dir(directory)
+
+
+def publish(tmp: Path, path: Path, *, overwrite: bool = False) -> None:
+    """Move a finished temporary file to ``path``.
+
+    With ``overwrite`` this is an atomic rename over any existing file. Without it the file is
+    hard-linked into place, which fails if ``path`` appeared meanwhile (no check-then-replace
+    race), and the temporary name is then removed.
+    """
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise StorageError(f"{path} already exists; choose another path or remove it first") from None
+    tmp.unlink()
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = SECRET_MODE, overwrite: bool = False) -> None:

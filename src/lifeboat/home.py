@@ -23,7 +23,8 @@ from pathlib import Path
 import platformdirs
 
 from lifeboat.errors import HomeError
-from lifeboat.fs import PUBLIC_MODE, read_bounded, write_atomic
+from lifeboat.fs import SECRET_MODE, read_bounded, write_atomic
+from lifeboat.secrets.fingerprint import parse_fingerprint
 
 HOME_FORMAT = "lifeboat-home"
 HOME_VERSION = 1
@@ -126,9 +127,10 @@ class HomeState:
             raise HomeError(f"{where} is not valid JSON ({exc}); restore it from a backup") from None
         if not isinstance(body, dict) or body.get("format") != HOME_FORMAT:
             raise HomeError(f"{where} is not a Lifeboat home file")
-        if body.get("version") != HOME_VERSION:
+        version = body.get("version")
+        if type(version) is not int or version != HOME_VERSION:
             raise HomeError(
-                f"{where} has home version {body.get('version')!r}; this Lifeboat reads version "
+                f"{where} has home version {version!r}; this Lifeboat reads version "
                 f"{HOME_VERSION}; use a matching Lifeboat"
             )
         try:
@@ -140,7 +142,14 @@ class HomeState:
                 raw["holders"] = [Holder(**h) for h in raw.get("holders", [])]
                 raw["drills"] = [Drill(**d) for d in raw.get("drills", [])]
                 sets[key] = ShareSetRecord(**raw)
-        except (TypeError, KeyError, AttributeError) as exc:
+            for key, guardian in guardians.items():
+                _check_types(guardian, key == guardian.name)
+            for key, record in sets.items():
+                _check_types(record, key == record.id)
+                for item in (*record.holders, *record.drills):
+                    _check_types(item, True)
+                parse_fingerprint(record.fingerprint)
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
             raise HomeError(f"{where} has a malformed record ({exc}); restore it from a backup") from None
         return cls(guardians=guardians, share_sets=sets)
 
@@ -161,6 +170,24 @@ class HomeState:
         if name not in self.guardians:
             raise HomeError(f"no guardian named {name!r}; add one with 'lifeboat guardians add'")
         return self.guardians[name]
+
+
+_SIMPLE_TYPES = {"str": str, "int": int, "bool": bool}
+
+
+def _check_types(item: object, key_matches: bool) -> None:
+    """Every field of a record has the type its dataclass declares (str, int, bool, optional)."""
+    if not key_matches:
+        raise ValueError(f"{type(item).__name__} stored under a key that is not its own name or id")
+    for name, spec in type(item).__dataclass_fields__.items():  # type: ignore[attr-defined]
+        declared = str(spec.type)
+        optional = declared.endswith(" | None")
+        kind = _SIMPLE_TYPES.get(declared.removesuffix(" | None"))
+        value = getattr(item, name)
+        if kind is None or (optional and value is None):
+            continue
+        if type(value) is not kind:
+            raise ValueError(f"field {name!r} of {type(item).__name__} must be {kind.__name__}")
 
 
 def new_set_id() -> str:
@@ -198,6 +225,6 @@ class Home:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = self.load()
             yield state
-            write_atomic(self.file, state.to_json(), mode=PUBLIC_MODE, overwrite=True)
+            write_atomic(self.file, state.to_json(), mode=SECRET_MODE, overwrite=True)
         finally:
             os.close(lock)

@@ -24,8 +24,11 @@ def passphrase(file: Path | None, ask: bool, *, confirm: bool = False, needed: b
     ``needed`` (the home records that the set has one) prompts when nothing else gave it.
     """
     if file is not None:
-        text = read_bounded(file, MAX_PASSPHRASE_BYTES, what="passphrase file").decode("utf-8", "replace")
-        return text.rstrip("\r\n")
+        data = read_bounded(file, MAX_PASSPHRASE_BYTES, what="passphrase file")
+        try:
+            return data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise InputError(f"passphrase file {file} is not UTF-8 text; re-save it as UTF-8") from None
     env = os.environ.get(ENV_PASSPHRASE)
     if env is not None:
         return env

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -60,25 +60,42 @@ def main(
     settings.json = json_output
 
 
+def _fail(message: str, kind: str, code: int) -> int:
+    if settings.json:
+        emit({"ok": False, "error": message, "kind": kind}, lambda: None)
+    error(message)
+    return code
+
+
+def _hoist_json(argv: list[str]) -> list[str]:
+    """Let ``--json`` stand anywhere before ``--`` (``lifeboat shares list --json``)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--json" not in argv[:end]:
+        return argv
+    return ["--json", *[a for i, a in enumerate(argv) if not (a == "--json" and i < end)]]
+
+
 def main_entry(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit status (0 ok, 1 user error, 2 usage)."""
+    args = _hoist_json(list(sys.argv[1:] if argv is None else argv))
+    settings.json = "--json" in args[:1]
     try:
-        app(args=argv, prog_name="lifeboat")
+        app(args=args, prog_name="lifeboat")
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code == 2 and settings.json:
+            # The parser has printed its message on stderr; give JSON readers a result too.
+            emit(
+                {"ok": False, "error": "usage error; see standard error", "kind": "UsageError"}, lambda: None
+            )
+        return code
     except LifeboatError as exc:
-        if settings.json:
-            payload: dict[str, Any] = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
-            emit(payload, lambda: None)
-        error(str(exc))
-        return 2 if isinstance(exc, UsageError) else 1
+        return _fail(str(exc), type(exc).__name__, 2 if isinstance(exc, UsageError) else 1)
     except OSError as exc:
         # A file-system failure the library did not anticipate: still one line, still exit 1.
-        error(f"{exc.filename or 'I/O'}: {exc.strerror or exc}")
-        return 1
+        return _fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", "StorageError", 1)
     except KeyboardInterrupt:
-        error("interrupted; nothing was left half-written")
-        return 130
+        return _fail("interrupted; nothing was left half-written", "Interrupted", 130)
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import secrets
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -13,8 +15,16 @@ from rich.table import Table
 
 from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
-from lifeboat.errors import HomeError, InputError, LifeboatError, SealedFileError, StorageError, UsageError
-from lifeboat.fs import SECRET_MODE, write_atomic
+from lifeboat.errors import (
+    HomeError,
+    InputError,
+    LifeboatError,
+    SealedFileError,
+    ShareError,
+    StorageError,
+    UsageError,
+)
+from lifeboat.fs import SECRET_MODE, publish, write_atomic
 from lifeboat.home import ACTIVE, PENDING, Guardian, Holder, Home, ShareSetRecord, now
 from lifeboat.secrets import backup, bip39, envelope, slip39
 from lifeboat.secrets.fingerprint import fingerprint, format_fingerprint
@@ -89,17 +99,6 @@ def _need_destination(reveal: bool, *targets: object) -> None:
         raise UsageError(
             "the result is secret: pass --reveal to print it, or a file or directory to write it to"
         )
-
-
-def _prepare_dir(directory: Path | None) -> None:
-    if directory is None:
-        return
-    try:
-        directory.mkdir(mode=0o700, exist_ok=True)
-    except FileNotFoundError:
-        raise StorageError(f"cannot create {directory}: its parent directory does not exist") from None
-    except OSError as exc:
-        raise StorageError(f"cannot create {directory}: {exc.strerror}") from None
 
 
 # mnemonic ---------------------------------------------------------------------------------
@@ -262,7 +261,6 @@ def shares_create(
         bip39_pass = inputs.passphrase(bip39_passphrase_file, False)
     secret = _secret_source(secret_hex_file, from_bip39, split, bits, bip39_pass)
     passphrase = inputs.passphrase(passphrase_file, ask_passphrase, confirm=True)
-    _prepare_dir(shares_dir)
     created = backup.create_share_set(
         _home(),
         secret,
@@ -294,7 +292,12 @@ def _interactive_shares() -> list[backup.LoadedShare]:
     loaded: list[backup.LoadedShare] = []
     while not recovery.is_complete():
         number = len(loaded) + 1
-        text = typer.prompt(f"Share {number}", hide_input=False, prompt_suffix=": ", err=True)
+        try:
+            text = typer.prompt(f"Share {number}", hide_input=False, prompt_suffix=": ", err=True)
+        except (typer.Abort, EOFError):
+            raise ShareError(
+                f"recovery abandoned after {len(loaded)} share(s); nothing was written"
+            ) from None
         label = f"share {number}"
         try:
             recovery.add(text, label)
@@ -611,7 +614,6 @@ def shares_reshare(
     new_scheme = slip39.Scheme.parse(scheme)
     shares = _gather(files, identity)
     passphrase = inputs.passphrase(passphrase_file, ask_passphrase, needed=_needs_passphrase(set_id, shares))
-    _prepare_dir(shares_dir)
     created = backup.reshare(
         _home(),
         shares,
@@ -649,6 +651,18 @@ def shares_confirm(
     emit(_drill_json(report), lambda: _print_drill(report))
     if not report.ok:
         raise typer.Exit(1)
+
+
+@shares_app.command("cancel")
+def shares_cancel(set_id: Annotated[str, typer.Argument(help="The pending share set.")]) -> None:
+    """Abandon a pending reshare; the set it would have replaced stays active."""
+    record = backup.cancel(_home(), set_id)
+    emit(
+        {"share_set": record.id, "status": record.status, "replaces": record.replaces},
+        lambda: stdout.print(
+            f"cancelled {record.id}; {record.replaces} stays active. Destroy the shares of {record.id}."
+        ),
+    )
 
 
 @shares_app.command("list")
@@ -814,18 +828,25 @@ def seal_command(
     _need_destination(reveal, shares_dir)
     parsed = slip39.Scheme.parse(scheme)
     target = output or file.with_name(file.name + sealed.SEALED_SUFFIX)
-    if target.exists() and not force:
-        raise StorageError(f"{target} already exists; choose another --output or pass --force")
+    if target.exists():
+        if not force:
+            raise StorageError(f"{target} already exists; choose another --output or pass --force")
+        if file.exists() and target.samefile(file):
+            raise UsageError(f"{target} is the file being sealed; choose another --output")
+    home = _home()
+    backup.check_destinations(home.load(), parsed, guardian or [], shares_dir)
     passphrase = inputs.passphrase(passphrase_file, ask_passphrase, confirm=True)
-    _prepare_dir(shares_dir)
     key = sealed.generate_key()
+    # Seal to a staging name; the sealed file appears under its name only once its key shares
+    # exist and are recorded, and an existing file is never removed on failure.
+    staging = target.with_name(f".{target.name}.{secrets.token_hex(4)}.sealing")
     size = file.stat().st_size if file.is_file() else 0
-    with _progress(size, "sealing") as bar:
-        task = bar.add_task("sealing", total=size)
-        sealed.seal_file(file, target, key, overwrite=force, progress=lambda n: bar.advance(task, n))
     try:
+        with _progress(size, "sealing") as bar:
+            task = bar.add_task("sealing", total=size)
+            sealed.seal_file(file, staging, key, progress=lambda n: bar.advance(task, n))
         created = backup.create_share_set(
-            _home(),
+            home,
             backup.MasterSecret(key, backup.KIND_SEALED_FILE_KEY),
             parsed,
             passphrase=passphrase,
@@ -834,9 +855,9 @@ def seal_command(
             guardians=guardian or [],
             sealed_file=str(target),
         )
-    except BaseException:
-        backup.remove_quietly([target])
-        raise
+        publish(staging, target, overwrite=force)
+    finally:
+        backup.remove_quietly([staging])
     data = _created_json(created, reveal)
     data["sealed_file"] = str(target)
 
@@ -877,7 +898,7 @@ def unseal_command(
     for loaded in shares:
         recovery.add(loaded.mnemonic, loaded.label)
     key = recovery.recover(passphrase)
-    if format_fingerprint(fingerprint(key)) != format_fingerprint(header.key_fingerprint):
+    if not hmac.compare_digest(fingerprint(key), header.key_fingerprint):
         raise SealedFileError(
             f"the shares give a key with fingerprint {format_fingerprint(fingerprint(key))}, but {file} needs "
             f"{format_fingerprint(header.key_fingerprint)}: wrong passphrase, or shares of another file"

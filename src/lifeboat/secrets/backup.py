@@ -76,6 +76,10 @@ def hex_secret(text: str) -> MasterSecret:
         value = bytes.fromhex(text.strip())
     except ValueError:
         raise InputError("the master secret is not valid hex") from None
+    if len(value) > slip39.MAX_SECRET_BYTES:
+        raise InputError(
+            f"the master secret is {len(value)} bytes; Lifeboat splits secrets of up to 64 bytes"
+        )
     if len(value) < slip39.MIN_SECRET_BYTES or len(value) % 2:
         raise InputError(
             f"a SLIP-39 master secret is an even number of bytes, at least 16; this one has {len(value)}"
@@ -212,16 +216,7 @@ def create_share_set(
     go to ``out_dir`` as 0600 text files. Without ``out_dir`` nothing is written (the caller
     shows the shares). Either everything is written and recorded, or nothing is.
     """
-    state = home.load()
-    if len(guardians) > scheme.share_count:
-        raise UsageError(
-            f"{len(guardians)} guardians named but the scheme makes only {scheme.share_count} shares"
-        )
-    recipients = [envelope.parse_recipient(state.guardian(g).recipient) for g in guardians]
-    if guardians and out_dir is None:
-        raise UsageError("sealing shares to guardians needs --out DIR for the envelopes")
-    if out_dir is not None and not out_dir.is_dir():
-        raise StorageError(f"output directory {out_dir} does not exist; create it first")
+    recipients = check_destinations(home.load(), scheme, guardians, out_dir)
 
     share_set = slip39.split(
         secret.value,
@@ -270,7 +265,7 @@ def create_share_set(
             else:
                 planned.append((path, share_file_text(record, info, mnemonic).encode()))
         record.holders.append(holder)
-    write_all(planned)
+    write_all(planned, out_dir)
     created.files = [p for p, _ in planned]
     try:
         with home.update() as fresh:
@@ -283,11 +278,46 @@ def create_share_set(
     return created
 
 
-def write_all(planned: Sequence[tuple[Path, bytes]]) -> None:
-    """Write every file (0600, atomic) or none: on a failure the ones written are removed."""
+def check_destinations(
+    state: HomeState, scheme: slip39.Scheme, guardians: Sequence[str], out_dir: Path | None
+) -> list[pyrage.x25519.Recipient]:
+    """Check, before anything is written, where a new set's shares will go; return the recipients."""
+    if len(guardians) > scheme.share_count:
+        raise UsageError(
+            f"{len(guardians)} guardians named but the scheme makes only {scheme.share_count} shares"
+        )
+    repeated = sorted({g for g in guardians if list(guardians).count(g) > 1})
+    if repeated:
+        raise UsageError(
+            f"guardian {', '.join(repeated)} is named more than once; one person holding several shares "
+            "weakens the threshold"
+        )
+    recipients = [envelope.parse_recipient(state.guardian(g).recipient) for g in guardians]
+    if guardians and out_dir is None:
+        raise UsageError("sealing shares to guardians needs --shares-dir DIR for the envelopes")
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise StorageError(f"{out_dir} exists and is not a directory")
+        if not out_dir.exists() and not out_dir.absolute().parent.is_dir():
+            raise StorageError(f"cannot create {out_dir}: its parent directory does not exist")
+    return recipients
+
+
+def write_all(planned: Sequence[tuple[Path, bytes]], out_dir: Path | None = None) -> None:
+    """Write every file (0600, atomic) or none: on a failure the ones written are removed.
+
+    ``out_dir`` is created (0700) if missing, and removed again if the writing fails.
+    """
     for path, _ in planned:
         if path.exists():
-            raise StorageError(f"{path} already exists; choose another --out directory")
+            raise StorageError(f"{path} already exists; choose another --shares-dir")
+    created_dir = False
+    if out_dir is not None and not out_dir.exists():
+        try:
+            out_dir.mkdir(mode=0o700)
+        except OSError as exc:
+            raise StorageError(f"cannot create {out_dir}: {exc.strerror}") from None
+        created_dir = True
     written: list[Path] = []
     try:
         for path, data in planned:
@@ -295,6 +325,9 @@ def write_all(planned: Sequence[tuple[Path, bytes]]) -> None:
             written.append(path)
     except BaseException:
         remove_quietly(written)
+        if created_dir and out_dir is not None:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
         raise
 
 
@@ -513,3 +546,21 @@ def confirm(home: Home, set_id: str, shares: Sequence[LoadedShare], *, passphras
         f" and {pending.replaces} retired" if pending.replaces else ""
     )
     return report
+
+
+def cancel(home: Home, set_id: str) -> ShareSetRecord:
+    """Abandon a pending reshare (e.g. its new shares were lost before confirmation).
+
+    The pending set is retired and the set it would have replaced stays active and can be
+    reshared again. Its shares, wherever they are, should be destroyed.
+    """
+    with home.update() as state:
+        pending = state.share_set(set_id)
+        if pending.status != PENDING:
+            raise UsageError(
+                f"set {pending.id} is {pending.status}, not pending; only a pending reshare can be cancelled"
+            )
+        pending.status = RETIRED
+        if pending.replaces is not None and pending.replaces in state.share_sets:
+            state.share_sets[pending.replaces].replaced_by = None
+        return pending

@@ -173,6 +173,7 @@ def open_envelope(
     data: bytes, identities: list[pyrage.x25519.Identity], label: str = "envelope"
 ) -> EnvelopeContent:
     """Decrypt and check an envelope; errors say whether the key is wrong or the file damaged."""
+    data = data.lstrip()
     if len(data) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError(f"{label}: {len(data)} bytes is far larger than any share envelope")
     if not is_envelope(data):
@@ -182,7 +183,7 @@ def open_envelope(
     try:
         plaintext = pyrage.decrypt(data, identities)
     except pyrage.DecryptError as exc:
-        reason = str(exc)
+        reason = " ".join(str(exc).split())
         if "No matching keys" in reason:
             raise EnvelopeError(
                 f"{label}: none of the given identities opens it (sealed to another guardian, "

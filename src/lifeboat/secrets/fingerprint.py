@@ -31,7 +31,10 @@ def format_fingerprint(value: bytes) -> str:
 
 def parse_fingerprint(text: str) -> bytes:
     """Parse a fingerprint written by :func:`format_fingerprint` (dashes optional)."""
-    return bytes.fromhex(text.replace("-", "").strip())
+    value = bytes.fromhex(text.replace("-", "").strip())
+    if len(value) != FINGERPRINT_BYTES:
+        raise ValueError(f"a fingerprint is {FINGERPRINT_BYTES} bytes, not {len(value)}")
+    return value
 
 
 def matches(secret: bytes, expected: bytes) -> bool:

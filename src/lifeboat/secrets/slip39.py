@@ -28,6 +28,7 @@ from shamir_mnemonic.wordlist import WORD_INDEX_MAP
 from lifeboat.errors import MnemonicError, ShareError, UsageError
 
 MIN_SECRET_BYTES = 16
+MAX_SECRET_BYTES = 64  # 512 bits: a BIP-39 seed; 59-word shares
 MAX_GROUPS = 16
 MAX_MEMBERS = 16
 MAX_ITERATION_EXPONENT = 15
@@ -212,9 +213,9 @@ def split(
     iteration_exponent: int = DEFAULT_ITERATION_EXPONENT,
 ) -> ShareSet:
     """Split ``master_secret`` into a fresh share set with a random identifier."""
-    if len(master_secret) < MIN_SECRET_BYTES or len(master_secret) % 2:
+    if not MIN_SECRET_BYTES <= len(master_secret) <= MAX_SECRET_BYTES or len(master_secret) % 2:
         raise UsageError(
-            f"a SLIP-39 master secret is an even number of bytes, at least {MIN_SECRET_BYTES}; "
+            f"a master secret is an even number of bytes from {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES}; "
             f"got {len(master_secret)}"
         )
     if not 0 <= iteration_exponent <= MAX_ITERATION_EXPONENT:
