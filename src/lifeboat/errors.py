@@ -4,7 +4,9 @@ Every error a user can cause derives from :class:`LifeboatError`. Its message is
 line that says what went wrong and, where possible, what to do about it. The CLI prints the
 message and exits with status 1; the library lets it propagate.
 
-Messages never contain secret material (a mnemonic, a key, a passphrase).
+Messages never contain secret material (a share's words, a key, a passphrase). The one
+exception is BIP-39 validation, which names the unknown word it was given and suggests list
+words (see docs/threat-model.md).
 """
 
 from __future__ import annotations
