@@ -677,7 +677,12 @@ def shares_list(
         if not records:
             stdout.print("no share sets yet; create one with 'lifeboat shares create'")
             return
-        table = Table("set", "status", "label", "scheme", "kind", "fingerprint", "last drill")
+        table = Table()
+        table.add_column("set", no_wrap=True)
+        for heading in ("status", "label", "scheme", "kind"):
+            table.add_column(heading)
+        table.add_column("fingerprint", overflow="fold")
+        table.add_column("last drill")
         for r in records:
             last = r.drills[-1] if r.drills else None
             table.add_row(
