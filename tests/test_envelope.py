@@ -69,9 +69,12 @@ def test_tampered_truncated_oversized(identity: pyrage.x25519.Identity) -> None:
 @pytest.mark.parametrize(
     ("plaintext", "reason"),
     [
-        (b"not json", "not JSON"),
+        (b"not json", "not valid JSON"),
         (b'{"format": "something-else"}', "not a Lifeboat share envelope"),
-        (b'{"format": "lifeboat-share-envelope", "version": 99}', "version 99 is not supported"),
+        (
+            b'{"format": "lifeboat-share-envelope", "version": 99}',
+            "version 99; this Lifeboat reads version 1",
+        ),
         (b'{"format": "lifeboat-share-envelope", "version": 1, "share": 5}', "malformed"),
     ],
 )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import platformdirs
 
+from lifeboat.documents import parse_versioned
 from lifeboat.errors import HomeError
 from lifeboat.fs import SECRET_MODE, read_bounded, write_atomic
 from lifeboat.secrets.fingerprint import parse_fingerprint
@@ -121,18 +122,14 @@ class HomeState:
 
     @classmethod
     def from_json(cls, data: bytes, where: Path) -> HomeState:
-        try:
-            body = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HomeError(f"{where} is not valid JSON ({exc}); restore it from a backup") from None
-        if not isinstance(body, dict) or body.get("format") != HOME_FORMAT:
-            raise HomeError(f"{where} is not a Lifeboat home file")
-        version = body.get("version")
-        if type(version) is not int or version != HOME_VERSION:
-            raise HomeError(
-                f"{where} has home version {version!r}; this Lifeboat reads version "
-                f"{HOME_VERSION}; use a matching Lifeboat"
-            )
+        body = parse_versioned(
+            data,
+            fmt=HOME_FORMAT,
+            version=HOME_VERSION,
+            what=str(where),
+            kind="a Lifeboat home file",
+            error=HomeError,
+        )
         try:
             guardians = {k: Guardian(**v) for k, v in body.get("guardians", {}).items()}
             sets = {}

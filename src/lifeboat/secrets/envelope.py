@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import pyrage
 
+from lifeboat.documents import parse_versioned
 from lifeboat.errors import EnvelopeError, InputError
 from lifeboat.fs import read_bounded
 from lifeboat.secrets import slip39
@@ -53,18 +54,14 @@ class EnvelopeContent:
 
     @classmethod
     def from_json(cls, data: bytes, label: str) -> EnvelopeContent:
-        try:
-            body = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EnvelopeError(f"{label}: decrypts, but is not a Lifeboat envelope (not JSON)") from exc
-        if not isinstance(body, dict) or body.get("format") != ENVELOPE_FORMAT:
-            raise EnvelopeError(f"{label}: decrypts, but is not a Lifeboat share envelope")
-        version = body.get("version")
-        if version != ENVELOPE_VERSION:
-            raise EnvelopeError(
-                f"{label}: envelope version {version!r} is not supported by this Lifeboat "
-                f"(it reads version {ENVELOPE_VERSION}); upgrade Lifeboat"
-            )
+        body = parse_versioned(
+            data,
+            fmt=ENVELOPE_FORMAT,
+            version=ENVELOPE_VERSION,
+            what=f"{label} (decrypted)",
+            kind="a Lifeboat share envelope",
+            error=EnvelopeError,
+        )
         try:
             content = cls(
                 share=_field(body, "share", str),

@@ -1,0 +1,36 @@
+"""Versioned JSON documents: the one reader behind every Lifeboat JSON format.
+
+Each format (the home, a guardian envelope's plaintext) is a JSON object with ``format`` and
+``version`` fields. A reader accepts exactly its own format and version and refuses anything
+else with a message naming what it found, never guessing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lifeboat.errors import LifeboatError
+
+
+def parse_versioned(
+    data: bytes, *, fmt: str, version: int, what: str, kind: str, error: type[LifeboatError]
+) -> dict[str, Any]:
+    """The JSON object in ``data``, after checking its ``format`` and ``version`` fields.
+
+    ``what`` names the document in messages (a path); ``kind`` says what it should be
+    ("a Lifeboat home file"); ``error`` is the exception class to raise.
+    """
+    try:
+        body = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{what} is not valid JSON ({exc}); it is not {kind}") from None
+    if not isinstance(body, dict) or body.get("format") != fmt:
+        raise error(f"{what} is not {kind}")
+    found = body.get("version")
+    if type(found) is not int or found != version:
+        raise error(
+            f"{what} has {fmt} version {found!r}; this Lifeboat reads version {version}, "
+            "so use a Lifeboat that matches it"
+        )
+    return body
