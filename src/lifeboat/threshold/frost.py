@@ -1,0 +1,316 @@
+"""FROST signing, RFC 9591 sections 4 and 5, written once for every ciphersuite.
+
+Function names follow the RFC: ``nonce_generate``, ``commit`` (round one), ``sign`` (round
+two), ``compute_binding_factors``, ``compute_group_commitment``, ``compute_challenge``,
+``derive_interpolating_value``, ``verify_signature_share`` and ``aggregate``. Everything here is
+pure: values in, values out; files, nonce bookkeeping and I/O live in the layers above.
+"""
+
+from __future__ import annotations
+
+import secrets as _random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from lifeboat.threshold.group import Ciphersuite, Element, ThresholdError
+
+
+@dataclass(frozen=True)
+class SigningCommitment:
+    """A participant's round-one output: the two nonce commitments (public)."""
+
+    identifier: int
+    hiding: Element
+    binding: Element
+
+
+@dataclass(frozen=True)
+class SigningNonces:
+    """A participant's round-one secret: the two nonces. Use once, then destroy."""
+
+    identifier: int
+    hiding: int
+    binding: int
+    commitment: SigningCommitment
+
+    def __repr__(self) -> str:
+        return f"SigningNonces(identifier={self.identifier}, <secret>)"
+
+
+@dataclass(frozen=True)
+class SignatureShare:
+    identifier: int
+    share: int
+
+
+@dataclass(frozen=True)
+class KeyPackage:
+    """One participant's long-lived signing key material."""
+
+    identifier: int
+    signing_share: int
+    verifying_share: Element
+    group_public_key: Element
+    min_signers: int
+
+    def __repr__(self) -> str:
+        return f"KeyPackage(identifier={self.identifier}, <secret>)"
+
+
+@dataclass(frozen=True)
+class PublicKeyPackage:
+    """What anyone needs to verify signature shares and signatures of the group."""
+
+    verifying_shares: Mapping[int, Element]
+    group_public_key: Element
+    min_signers: int
+
+
+def check_identifier(suite: Ciphersuite, identifier: int) -> int:
+    if not isinstance(identifier, int) or not 0 < identifier < suite.group.order:
+        raise ThresholdError(f"identifier {identifier!r} must be a non-zero scalar below the group order")
+    return identifier
+
+
+def nonce_generate(suite: Ciphersuite, secret: int, random_bytes: bytes | None = None) -> int:
+    """RFC 9591 4.1: a nonce from 32 fresh random bytes and the signer's secret."""
+    if random_bytes is None:
+        random_bytes = _random.token_bytes(32)
+    return suite.H3(random_bytes + suite.group.serialize_scalar(secret))
+
+
+def commit(
+    suite: Ciphersuite,
+    key_package: KeyPackage,
+    hiding_randomness: bytes | None = None,
+    binding_randomness: bytes | None = None,
+) -> SigningNonces:
+    """Round one (RFC 9591 5.1): fresh nonces and their commitments."""
+    g = suite.group
+    hiding = nonce_generate(suite, key_package.signing_share, hiding_randomness)
+    binding = nonce_generate(suite, key_package.signing_share, binding_randomness)
+    commitment = SigningCommitment(
+        key_package.identifier, g.scalar_base_mult(hiding), g.scalar_base_mult(binding)
+    )
+    return SigningNonces(key_package.identifier, hiding, binding, commitment)
+
+
+def _sorted_commitments(
+    suite: Ciphersuite, commitments: Sequence[SigningCommitment]
+) -> list[SigningCommitment]:
+    ordered = sorted(commitments, key=lambda c: c.identifier)
+    seen: set[int] = set()
+    for c in ordered:
+        check_identifier(suite, c.identifier)
+        if c.identifier in seen:
+            raise ThresholdError(
+                f"participant {c.identifier} appears twice in the commitment list", (c.identifier,)
+            )
+        seen.add(c.identifier)
+        if suite.group.is_identity(c.hiding) or suite.group.is_identity(c.binding):
+            raise ThresholdError(f"participant {c.identifier} sent an identity commitment", (c.identifier,))
+    return ordered
+
+
+def encode_group_commitment_list(suite: Ciphersuite, commitments: Sequence[SigningCommitment]) -> bytes:
+    """RFC 9591 4.3."""
+    g = suite.group
+    return b"".join(
+        g.serialize_scalar(c.identifier) + g.serialize_element(c.hiding) + g.serialize_element(c.binding)
+        for c in _sorted_commitments(suite, commitments)
+    )
+
+
+def binding_factor_inputs(
+    suite: Ciphersuite, group_public_key: Element, commitments: Sequence[SigningCommitment], message: bytes
+) -> dict[int, bytes]:
+    """The ``rho_input`` of each participant (RFC 9591 4.4), before hashing with H1."""
+    g = suite.group
+    prefix = (
+        g.serialize_element(group_public_key)
+        + suite.H4(message)
+        + suite.H5(encode_group_commitment_list(suite, commitments))
+    )
+    return {c.identifier: prefix + g.serialize_scalar(c.identifier) for c in commitments}
+
+
+def compute_binding_factors(
+    suite: Ciphersuite, group_public_key: Element, commitments: Sequence[SigningCommitment], message: bytes
+) -> dict[int, int]:
+    """RFC 9591 4.4."""
+    inputs = binding_factor_inputs(suite, group_public_key, commitments, message)
+    return {identifier: suite.H1(rho_input) for identifier, rho_input in inputs.items()}
+
+
+def compute_group_commitment(
+    suite: Ciphersuite, commitments: Sequence[SigningCommitment], binding_factors: Mapping[int, int]
+) -> Element:
+    """RFC 9591 4.5."""
+    g = suite.group
+    total = g.identity()
+    for c in commitments:
+        total = g.add(total, g.add(c.hiding, g.scalar_mult(binding_factors[c.identifier], c.binding)))
+    return total
+
+
+def compute_challenge(
+    suite: Ciphersuite, group_commitment: Element, group_public_key: Element, message: bytes
+) -> int:
+    """RFC 9591 4.6."""
+    return suite.challenge(group_commitment, group_public_key, message)
+
+
+def derive_interpolating_value(suite: Ciphersuite, identifiers: Sequence[int], x_i: int) -> int:
+    """RFC 9591 4.2: the Lagrange coefficient of ``x_i`` at zero over ``identifiers``."""
+    order = suite.group.order
+    if x_i not in identifiers:
+        raise ThresholdError(f"participant {x_i} is not among the signers")
+    if len(set(identifiers)) != len(identifiers):
+        raise ThresholdError("duplicate identifiers among the signers")
+    numerator, denominator = 1, 1
+    for x_j in identifiers:
+        if x_j == x_i:
+            continue
+        numerator = numerator * x_j % order
+        denominator = denominator * (x_j - x_i) % order
+    return numerator * pow(denominator, -1, order) % order
+
+
+@dataclass(frozen=True)
+class _Context:
+    binding_factors: dict[int, int]
+    group_commitment: Element
+    challenge: int
+    identifiers: list[int]
+    nonce_sign: int
+    key_sign: int
+
+
+def _context(
+    suite: Ciphersuite, group_public_key: Element, commitments: Sequence[SigningCommitment], message: bytes
+) -> _Context:
+    ordered = _sorted_commitments(suite, commitments)
+    factors = compute_binding_factors(suite, group_public_key, ordered, message)
+    group_commitment = compute_group_commitment(suite, ordered, factors)
+    challenge = compute_challenge(suite, group_commitment, group_public_key, message)
+    nonce_sign, key_sign = suite.signs(group_commitment, group_public_key)
+    return _Context(
+        factors, group_commitment, challenge, [c.identifier for c in ordered], nonce_sign, key_sign
+    )
+
+
+def sign(
+    suite: Ciphersuite,
+    key_package: KeyPackage,
+    nonces: SigningNonces,
+    message: bytes,
+    commitments: Sequence[SigningCommitment],
+) -> SignatureShare:
+    """Round two (RFC 9591 5.2): this participant's signature share."""
+    own = [c for c in commitments if c.identifier == key_package.identifier]
+    if not own:
+        raise ThresholdError(
+            f"the signing package has no commitment from participant {key_package.identifier}"
+        )
+    g = suite.group
+    if not (
+        g.equal(own[0].hiding, nonces.commitment.hiding)
+        and g.equal(own[0].binding, nonces.commitment.binding)
+    ):
+        raise ThresholdError(
+            "the signing package carries a different commitment for this participant than its nonces"
+        )
+    if len(commitments) < key_package.min_signers:
+        raise ThresholdError(
+            f"{len(commitments)} signers is fewer than the threshold {key_package.min_signers}"
+        )
+    ctx = _context(suite, key_package.group_public_key, commitments, message)
+    lambda_i = derive_interpolating_value(suite, ctx.identifiers, key_package.identifier)
+    rho = ctx.binding_factors[key_package.identifier]
+    z = (
+        ctx.nonce_sign * (nonces.hiding + nonces.binding * rho)
+        + ctx.key_sign * lambda_i * key_package.signing_share * ctx.challenge
+    ) % g.order
+    return SignatureShare(key_package.identifier, z)
+
+
+def verify_signature_share(
+    suite: Ciphersuite,
+    share: SignatureShare,
+    verifying_share: Element,
+    commitments: Sequence[SigningCommitment],
+    group_public_key: Element,
+    message: bytes,
+) -> bool:
+    """RFC 9591 5.4: check one participant's signature share on its own."""
+    ctx = _context(suite, group_public_key, commitments, message)
+    return _share_is_valid(suite, ctx, share, verifying_share, commitments)
+
+
+def _share_is_valid(
+    suite: Ciphersuite,
+    ctx: _Context,
+    share: SignatureShare,
+    verifying_share: Element,
+    commitments: Sequence[SigningCommitment],
+) -> bool:
+    g = suite.group
+    own = [c for c in commitments if c.identifier == share.identifier]
+    if not own or share.identifier not in ctx.identifiers:
+        return False
+    rho = ctx.binding_factors[share.identifier]
+    commitment_share = g.add(own[0].hiding, g.scalar_mult(rho, own[0].binding))
+    if ctx.nonce_sign < 0:
+        commitment_share = g.negate(commitment_share)
+    lambda_i = derive_interpolating_value(suite, ctx.identifiers, share.identifier)
+    left = g.scalar_base_mult(share.share)
+    right = g.add(commitment_share, g.scalar_mult(ctx.key_sign * ctx.challenge * lambda_i, verifying_share))
+    return g.equal(left, right)
+
+
+def aggregate(
+    suite: Ciphersuite,
+    commitments: Sequence[SigningCommitment],
+    message: bytes,
+    shares: Sequence[SignatureShare],
+    public_key_package: PublicKeyPackage,
+) -> bytes:
+    """RFC 9591 5.3: combine the shares into a signature; name every cheater if it is invalid."""
+    committed = {c.identifier for c in commitments}
+    given = [s.identifier for s in shares]
+    if len(set(given)) != len(given):
+        raise ThresholdError("a participant sent two signature shares")
+    missing = sorted(committed - set(given))
+    if missing:
+        raise ThresholdError(f"no signature share from participant(s) {missing}", tuple(missing))
+    extra = sorted(set(given) - committed)
+    if extra:
+        raise ThresholdError(
+            f"signature share(s) from participant(s) {extra}, who did not commit", tuple(extra)
+        )
+    if len(commitments) < public_key_package.min_signers:
+        raise ThresholdError(
+            f"{len(commitments)} signers is fewer than the threshold {public_key_package.min_signers}"
+        )
+    unknown = sorted(committed - set(public_key_package.verifying_shares))
+    if unknown:
+        raise ThresholdError(f"participant(s) {unknown} are not in the public key package", tuple(unknown))
+    ctx = _context(suite, public_key_package.group_public_key, commitments, message)
+    z = sum(s.share for s in shares) % suite.group.order
+    signature = suite.encode_signature(ctx.group_commitment, z)
+    if suite.verify(public_key_package.group_public_key, message, signature):
+        return signature
+    culprits = tuple(
+        s.identifier
+        for s in sorted(shares, key=lambda s: s.identifier)
+        if not _share_is_valid(suite, ctx, s, public_key_package.verifying_shares[s.identifier], commitments)
+    )
+    raise ThresholdError(
+        f"the aggregate signature is invalid; cheating participant(s): {list(culprits) or 'none identified'}",
+        culprits,
+    )
+
+
+def verify(suite: Ciphersuite, group_public_key: Element, message: bytes, signature: bytes) -> bool:
+    """Verify a group signature (an ordinary Schnorr signature under the group key)."""
+    return suite.verify(group_public_key, message, signature)

@@ -1,0 +1,118 @@
+"""The prime-order group and ciphersuite interfaces of RFC 9591 (sections 3.1 and 4).
+
+The protocol (:mod:`lifeboat.threshold.frost`) is written once against these interfaces; each
+curve is a thin module that fills them in (:mod:`.ed25519`, :mod:`.secp256k1`, :mod:`.taproot`).
+Scalars are Python ints modulo the group order. Elements are opaque values owned by the group
+(32-byte encodings for Ed25519, library point objects for secp256k1); only the group creates,
+compares and encodes them. The identity element is a value like any other here, because the
+libraries underneath cannot represent it (coincurve) or refuse it (libsodium).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lifeboat.errors import LifeboatError
+
+Element = object
+
+
+class ThresholdError(LifeboatError):
+    """A FROST operation failed; ``culprits`` names the participants at fault, if any."""
+
+    def __init__(self, message: str, culprits: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.culprits = culprits
+
+
+class EncodingError(ThresholdError):
+    """A scalar or element encoding is invalid, non-canonical, out of range or the identity."""
+
+
+class Group(Protocol):
+    """RFC 9591 section 3.1: a prime-order group."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def order(self) -> int: ...
+    @property
+    def element_length(self) -> int: ...
+    @property
+    def scalar_length(self) -> int: ...
+
+    def identity(self) -> Element: ...
+    def generator(self) -> Element: ...
+    def is_identity(self, element: Element) -> bool: ...
+    def equal(self, a: Element, b: Element) -> bool: ...
+    def add(self, a: Element, b: Element) -> Element: ...
+    def negate(self, element: Element) -> Element: ...
+    def scalar_mult(self, scalar: int, element: Element) -> Element: ...
+    def scalar_base_mult(self, scalar: int) -> Element: ...
+    def serialize_element(self, element: Element) -> bytes: ...
+    def deserialize_element(self, data: bytes) -> Element: ...
+    def serialize_scalar(self, scalar: int) -> bytes: ...
+    def deserialize_scalar(self, data: bytes) -> int: ...
+
+
+class Ciphersuite(Protocol):
+    """RFC 9591 section 6: a group, a context string and the hash functions H1 to H5.
+
+    The three hooks after them are where a variant departs from the RFC (the BIP-340 suite);
+    :class:`RfcHooks` gives the RFC behaviour.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def context(self) -> bytes: ...
+    @property
+    def group(self) -> Group: ...
+
+    def H1(self, m: bytes) -> int: ...
+    def H2(self, m: bytes) -> int: ...
+    def H3(self, m: bytes) -> int: ...
+    def H4(self, m: bytes) -> bytes: ...
+    def H5(self, m: bytes) -> bytes: ...
+
+    def challenge(self, group_commitment: Element, group_public_key: Element, message: bytes) -> int:
+        """RFC 9591 section 4.6 compute_challenge."""
+        ...
+
+    def signs(self, group_commitment: Element, group_public_key: Element) -> tuple[int, int]:
+        """Signs (+1 or -1) applied to the nonce term and the key term of a signature share."""
+        ...
+
+    def encode_signature(self, group_commitment: Element, z: int) -> bytes: ...
+
+    def verify(self, public_key: Element, message: bytes, signature: bytes) -> bool:
+        """Verify a single-key Schnorr signature as this suite defines it."""
+        ...
+
+
+class RfcHooks:
+    """The RFC 9591 challenge, signature encoding and (trivial) sign handling."""
+
+    group: Group
+
+    def H2(self, m: bytes) -> int:
+        raise NotImplementedError
+
+    def challenge(self, group_commitment: Element, group_public_key: Element, message: bytes) -> int:
+        g = self.group
+        return self.H2(
+            g.serialize_element(group_commitment) + g.serialize_element(group_public_key) + message
+        )
+
+    def signs(self, group_commitment: Element, group_public_key: Element) -> tuple[int, int]:
+        return 1, 1
+
+    def encode_signature(self, group_commitment: Element, z: int) -> bytes:
+        return self.group.serialize_element(group_commitment) + self.group.serialize_scalar(z)
+
+
+def sum_elements(group: Group, elements: list[Element]) -> Element:
+    total = group.identity()
+    for element in elements:
+        total = group.add(total, element)
+    return total
