@@ -16,6 +16,7 @@ import typer
 
 from lifeboat import __version__
 from lifeboat.cli import inputs
+from lifeboat.cli.frost_cmds import frost_app
 from lifeboat.cli.output import emit, error, info, settings, stdout
 from lifeboat.cli.secrets_cmds import guardians_app, mnemonic_app, seal_command, shares_app, unseal_command
 from lifeboat.errors import LifeboatError, UsageError
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.add_typer(mnemonic_app, name="mnemonic")
 app.add_typer(shares_app, name="shares")
 app.add_typer(guardians_app, name="guardians")
+app.add_typer(frost_app, name="frost")
 app.command("seal")(seal_command)
 app.command("unseal")(unseal_command)
 

@@ -1,0 +1,310 @@
+"""Versioned JSON encodings of FROST objects (docs/formats.md, "FROST files").
+
+Every document is a JSON object with ``format`` (``lifeboat-frost-<kind>``), ``version`` (1)
+and ``ciphersuite`` (the RFC 9591 context string). Scalars and elements are lower-case hex of
+the suite's own serialization; identifiers are JSON integers. Decoding checks the format,
+version and suite, validates every encoding (canonical, in range, not the identity), and
+names the offending field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from lifeboat.documents import parse_versioned
+from lifeboat.threshold import suites
+from lifeboat.threshold.frost import (
+    KeyPackage,
+    PublicKeyPackage,
+    SignatureShare,
+    SigningCommitment,
+    SigningNonces,
+    check_identifier,
+)
+from lifeboat.threshold.group import Ciphersuite, Element, EncodingError, ThresholdError
+
+VERSION = 1
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+
+
+def _fmt(kind: str) -> str:
+    return f"lifeboat-frost-{kind}"
+
+
+class Codec:
+    """Hex encoders and checked decoders for one suite."""
+
+    def __init__(self, suite: Ciphersuite) -> None:
+        self.suite = suite
+        self.group = suite.group
+
+    def element(self, value: Element) -> str:
+        return self.group.serialize_element(value).hex()
+
+    def scalar(self, value: int) -> str:
+        return self.group.serialize_scalar(value).hex()
+
+    def read_element(self, body: Mapping[str, Any], field: str) -> Element:
+        return self._decode(body, field, self.group.deserialize_element)
+
+    def read_scalar(self, body: Mapping[str, Any], field: str) -> int:
+        return int(self._decode(body, field, self.group.deserialize_scalar))
+
+    def read_elements(self, body: Mapping[str, Any], field: str) -> tuple[Element, ...]:
+        values = body.get(field)
+        if not isinstance(values, list) or not values:
+            raise ThresholdError(f"field {field!r} must be a non-empty list")
+        return tuple(self.read_element({f"{field}[{i}]": v}, f"{field}[{i}]") for i, v in enumerate(values))
+
+    def _decode(self, body: Mapping[str, Any], field: str, decode: Callable[[bytes], Any]) -> Any:
+        text = body.get(field)
+        if not isinstance(text, str):
+            raise ThresholdError(f"field {field!r} is missing or not a hex string")
+        try:
+            return decode(bytes.fromhex(text))
+        except ValueError:
+            raise ThresholdError(f"field {field!r} is not hex") from None
+        except EncodingError as exc:
+            raise ThresholdError(f"field {field!r}: {exc}") from None
+
+    def read_identifier(self, body: Mapping[str, Any], field: str = "identifier") -> int:
+        value = body.get(field)
+        if type(value) is not int:
+            raise ThresholdError(f"field {field!r} must be an integer identifier")
+        return check_identifier(self.suite, value)
+
+
+def document(suite: Ciphersuite, kind: str, fields: Mapping[str, Any]) -> bytes:
+    body = {"format": _fmt(kind), "version": VERSION, "ciphersuite": suite.name, **fields}
+    return json.dumps(body, indent=1).encode() + b"\n"
+
+
+def read_document(
+    data: bytes, kind: str, what: str, expected: Ciphersuite | None = None
+) -> tuple[Codec, dict[str, Any]]:
+    """Parse a FROST document of ``kind``; return a codec for its suite and the body."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise ThresholdError(f"{what} is larger than any FROST document ({len(data)} bytes)")
+    body = parse_versioned(
+        data, fmt=_fmt(kind), version=VERSION, what=what, kind=f"a FROST {kind} file", error=ThresholdError
+    )
+    name = body.get("ciphersuite")
+    suite = suites.by_name(name if isinstance(name, str) else "")
+    if expected is not None and suite.name != expected.name:
+        raise ThresholdError(f"{what} is for ciphersuite {suite.name}, not {expected.name}")
+    return Codec(suite), body
+
+
+# -- key material ---------------------------------------------------------------------------
+
+
+def encode_key_package(suite: Ciphersuite, kp: KeyPackage) -> bytes:
+    c = Codec(suite)
+    return document(
+        suite,
+        "key-package",
+        {
+            "identifier": kp.identifier,
+            "signing_share": c.scalar(kp.signing_share),
+            "verifying_share": c.element(kp.verifying_share),
+            "group_public_key": c.element(kp.group_public_key),
+            "min_signers": kp.min_signers,
+        },
+    )
+
+
+def _min_signers(body: Mapping[str, Any]) -> int:
+    value = body.get("min_signers")
+    if type(value) is not int or value < 1:
+        raise ThresholdError("field 'min_signers' must be a positive integer")
+    return value
+
+
+def decode_key_package(data: bytes, what: str) -> tuple[Ciphersuite, KeyPackage]:
+    c, body = read_document(data, "key-package", what)
+    kp = KeyPackage(
+        identifier=c.read_identifier(body),
+        signing_share=c.read_scalar(body, "signing_share"),
+        verifying_share=c.read_element(body, "verifying_share"),
+        group_public_key=c.read_element(body, "group_public_key"),
+        min_signers=_min_signers(body),
+    )
+    if not c.group.equal(c.group.scalar_base_mult(kp.signing_share), kp.verifying_share):
+        raise ThresholdError(f"{what}: the signing share does not match the verifying share (damaged file)")
+    return c.suite, kp
+
+
+def encode_public_key_package(suite: Ciphersuite, pkp: PublicKeyPackage) -> bytes:
+    c = Codec(suite)
+    return document(
+        suite,
+        "public-key-package",
+        {
+            "group_public_key": c.element(pkp.group_public_key),
+            "min_signers": pkp.min_signers,
+            "verifying_shares": {str(i): c.element(e) for i, e in sorted(pkp.verifying_shares.items())},
+        },
+    )
+
+
+def decode_public_key_package(data: bytes, what: str) -> tuple[Ciphersuite, PublicKeyPackage]:
+    c, body = read_document(data, "public-key-package", what)
+    shares = body.get("verifying_shares")
+    if not isinstance(shares, dict) or not shares:
+        raise ThresholdError(f"{what}: 'verifying_shares' must be a non-empty object")
+    verifying: dict[int, Element] = {}
+    for key, value in shares.items():
+        try:
+            identifier = check_identifier(c.suite, int(key))
+        except ValueError:
+            raise ThresholdError(f"{what}: verifying share key {key!r} is not an identifier") from None
+        field = f"verifying_shares[{key}]"
+        verifying[identifier] = c.read_element({field: value}, field)
+    pkp = PublicKeyPackage(verifying, c.read_element(body, "group_public_key"), _min_signers(body))
+    if pkp.min_signers > len(verifying):
+        raise ThresholdError(f"{what}: threshold {pkp.min_signers} exceeds its {len(verifying)} participants")
+    return c.suite, pkp
+
+
+# -- signing ----------------------------------------------------------------------------------
+
+
+def _commitment_fields(c: Codec, commitment: SigningCommitment) -> dict[str, Any]:
+    return {
+        "identifier": commitment.identifier,
+        "hiding": c.element(commitment.hiding),
+        "binding": c.element(commitment.binding),
+    }
+
+
+def _read_commitment(c: Codec, body: Mapping[str, Any], where: str) -> SigningCommitment:
+    try:
+        return SigningCommitment(
+            c.read_identifier(body), c.read_element(body, "hiding"), c.read_element(body, "binding")
+        )
+    except ThresholdError as exc:
+        raise ThresholdError(f"{where}: {exc}") from None
+
+
+def encode_commitment(suite: Ciphersuite, commitment: SigningCommitment) -> bytes:
+    return document(suite, "commitment", _commitment_fields(Codec(suite), commitment))
+
+
+def decode_commitment(
+    data: bytes, what: str, expected: Ciphersuite | None = None
+) -> tuple[Ciphersuite, SigningCommitment]:
+    c, body = read_document(data, "commitment", what, expected)
+    return c.suite, _read_commitment(c, body, what)
+
+
+def encode_nonces(suite: Ciphersuite, nonces: SigningNonces, nonce_id: str) -> bytes:
+    c = Codec(suite)
+    return document(
+        suite,
+        "nonces",
+        {
+            "nonce_id": nonce_id,
+            "hiding_nonce": c.scalar(nonces.hiding),
+            "binding_nonce": c.scalar(nonces.binding),
+            "commitment": _commitment_fields(c, nonces.commitment),
+        },
+    )
+
+
+def decode_nonces(data: bytes, what: str) -> tuple[Ciphersuite, SigningNonces, str]:
+    c, body = read_document(data, "nonces", what)
+    nonce_id = body.get("nonce_id")
+    if not isinstance(nonce_id, str) or not nonce_id:
+        raise ThresholdError(f"{what}: 'nonce_id' is missing")
+    raw = body.get("commitment")
+    if not isinstance(raw, dict):
+        raise ThresholdError(f"{what}: 'commitment' must be an object")
+    commitment = _read_commitment(c, raw, what)
+    hiding, binding = c.read_scalar(body, "hiding_nonce"), c.read_scalar(body, "binding_nonce")
+    g = c.group
+    if not (
+        g.equal(g.scalar_base_mult(hiding), commitment.hiding)
+        and g.equal(g.scalar_base_mult(binding), commitment.binding)
+    ):
+        raise ThresholdError(f"{what}: the nonces do not match their commitment (damaged file)")
+    return c.suite, SigningNonces(commitment.identifier, hiding, binding, commitment), nonce_id
+
+
+def encode_signing_package(
+    suite: Ciphersuite, message: bytes, commitments: Sequence[SigningCommitment]
+) -> bytes:
+    c = Codec(suite)
+    return document(
+        suite,
+        "signing-package",
+        {
+            "message": message.hex(),
+            "commitments": [
+                _commitment_fields(c, x) for x in sorted(commitments, key=lambda x: x.identifier)
+            ],
+        },
+    )
+
+
+def decode_signing_package(data: bytes, what: str) -> tuple[Ciphersuite, bytes, list[SigningCommitment]]:
+    c, body = read_document(data, "signing-package", what)
+    message_hex = body.get("message")
+    if not isinstance(message_hex, str):
+        raise ThresholdError(f"{what}: 'message' must be hex")
+    try:
+        message = bytes.fromhex(message_hex)
+    except ValueError:
+        raise ThresholdError(f"{what}: 'message' is not hex") from None
+    raw = body.get("commitments")
+    if not isinstance(raw, list) or not raw:
+        raise ThresholdError(f"{what}: 'commitments' must be a non-empty list")
+    commitments = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ThresholdError(f"{what}: commitments[{i}] must be an object")
+        commitments.append(_read_commitment(c, item, f"{what}: commitments[{i}]"))
+    ids = [x.identifier for x in commitments]
+    if len(set(ids)) != len(ids):
+        raise ThresholdError(f"{what}: a participant appears twice among the commitments")
+    return c.suite, message, commitments
+
+
+def encode_signature_share(suite: Ciphersuite, share: SignatureShare) -> bytes:
+    c = Codec(suite)
+    return document(
+        suite, "signature-share", {"identifier": share.identifier, "share": c.scalar(share.share)}
+    )
+
+
+def decode_signature_share(
+    data: bytes, what: str, expected: Ciphersuite | None = None
+) -> tuple[Ciphersuite, SignatureShare]:
+    c, body = read_document(data, "signature-share", what, expected)
+    return c.suite, SignatureShare(c.read_identifier(body), c.read_scalar(body, "share"))
+
+
+def encode_signature(
+    suite: Ciphersuite, message: bytes, signature: bytes, group_public_key: Element
+) -> bytes:
+    c = Codec(suite)
+    return document(
+        suite,
+        "signature",
+        {
+            "message": message.hex(),
+            "signature": signature.hex(),
+            "group_public_key": c.element(group_public_key),
+        },
+    )
+
+
+def decode_signature(data: bytes, what: str) -> tuple[Ciphersuite, bytes, bytes, Element]:
+    c, body = read_document(data, "signature", what)
+    try:
+        message = bytes.fromhex(str(body.get("message")))
+        signature = bytes.fromhex(str(body.get("signature")))
+    except ValueError:
+        raise ThresholdError(f"{what}: 'message' and 'signature' must be hex") from None
+    return c.suite, message, signature, c.read_element(body, "group_public_key")

@@ -1,0 +1,153 @@
+"""File-based FROST ceremonies through the CLI: dealer, commit, package, sign, aggregate, verify."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import nacl.signing
+import pytest
+
+from conftest import CliRunner
+
+SUITES = ["ed25519", "secp256k1"]
+
+
+def ceremony(cli: CliRunner, tmp_path: Path, suite: str, signers: list[int], t: int = 2, n: int = 3) -> Path:
+    keys = tmp_path / "keys"
+    made = cli("--json", "frost", "dealer", "-t", t, "-n", n, "--suite", suite, "-d", keys)
+    assert made.code == 0, made.err
+    for i in signers:
+        assert (
+            cli("frost", "commit", "-k", keys / f"key-package-{i}.json", "-d", tmp_path / f"p{i}").code == 0
+        )
+    (tmp_path / "msg").write_bytes(b"transfer 100 to treasury")
+    commitments = [tmp_path / f"p{i}" / f"commitment-{i}.json" for i in signers]
+    assert (
+        cli("frost", "package", *commitments, "-m", tmp_path / "msg", "-o", tmp_path / "pkg.json").code == 0
+    )
+    for i in signers:
+        [nonces] = (tmp_path / f"p{i}").glob("nonces-*.json")
+        result = cli(
+            "frost", "sign", "-k", keys / f"key-package-{i}.json", "--nonces", nonces,
+            "-p", tmp_path / "pkg.json", "-o", tmp_path / f"share-{i}.json",
+        )  # fmt: skip
+        assert result.code == 0, result.err
+        assert not nonces.exists()
+    return keys
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_full_ceremony_verifies_independently(cli: CliRunner, tmp_path: Path, suite: str) -> None:
+    keys = ceremony(cli, tmp_path, suite, [1, 3])
+    assert stat.S_IMODE((keys / "key-package-1.json").stat().st_mode) == 0o600
+    shares = [tmp_path / "share-1.json", tmp_path / "share-3.json"]
+    out = cli(
+        "--json", "frost", "aggregate", *shares, "-p", tmp_path / "pkg.json",
+        "--public", keys / "public-key-package.json", "-o", tmp_path / "sig.json",
+    )  # fmt: skip
+    assert out.code == 0, out.err
+    verified = cli(
+        "--json",
+        "frost",
+        "verify",
+        tmp_path / "sig.json",
+        "--public",
+        keys / "public-key-package.json",
+        "-m",
+        tmp_path / "msg",
+    )
+    assert verified.json()["valid"] is True
+    doc = json.loads((tmp_path / "sig.json").read_text())
+    signature, key = bytes.fromhex(doc["signature"]), bytes.fromhex(doc["group_public_key"])
+    if suite == "ed25519":
+        nacl.signing.VerifyKey(key).verify(b"transfer 100 to treasury", signature)
+    other = tmp_path / "other"
+    other.write_bytes(b"transfer 999")
+    wrong = cli("frost", "verify", tmp_path / "sig.json", "-m", other)
+    assert wrong.code == 1 and "different message" in wrong.out
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_cheater_is_named(cli: CliRunner, tmp_path: Path, suite: str) -> None:
+    keys = ceremony(cli, tmp_path, suite, [1, 2, 3], t=2, n=3)
+    for i in (1, 3):
+        path = tmp_path / f"share-{i}.json"
+        doc = json.loads(path.read_text())
+        doc["share"] = doc["share"][:-2] + ("00" if doc["share"][-2:] != "00" else "01")
+        path.write_text(json.dumps(doc))
+    shares = [tmp_path / f"share-{i}.json" for i in (1, 2, 3)]
+    out = cli(
+        "--json", "frost", "aggregate", *shares, "-p", tmp_path / "pkg.json",
+        "--public", keys / "public-key-package.json", "-o", tmp_path / "sig.json",
+    )  # fmt: skip
+    assert out.code == 1 and "cheating participant(s): [1, 3]" in out.err
+    assert not (tmp_path / "sig.json").exists()
+
+
+def test_nonce_reuse_is_refused(cli: CliRunner, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    cli("frost", "dealer", "-t", 2, "-n", 2, "-d", keys)
+    cli("frost", "commit", "-k", keys / "key-package-1.json", "-d", tmp_path / "p1")
+    cli("frost", "commit", "-k", keys / "key-package-2.json", "-d", tmp_path / "p2")
+    [nonces] = (tmp_path / "p1").glob("nonces-*.json")
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(nonces.read_bytes())
+    commitments = [tmp_path / "p1" / "commitment-1.json", tmp_path / "p2" / "commitment-2.json"]
+    cli("frost", "package", *commitments, "--message-hex", "01", "-o", tmp_path / "a.json")
+    cli("frost", "package", *commitments, "--message-hex", "02", "-o", tmp_path / "b.json")
+    args = ["frost", "sign", "-k", keys / "key-package-1.json"]
+    assert cli(*args, "--nonces", nonces, "-p", tmp_path / "a.json", "-o", tmp_path / "s1.json").code == 0
+    again = cli(*args, "--nonces", copy, "-p", tmp_path / "b.json", "-o", tmp_path / "s2.json")
+    assert again.code == 1 and "already used" in again.err
+    assert not (tmp_path / "s2.json").exists()
+
+
+def test_bad_inputs_are_named(cli: CliRunner, tmp_path: Path) -> None:
+    keys_ed, keys_k1 = tmp_path / "ed", tmp_path / "k1"
+    cli("frost", "dealer", "-t", 2, "-n", 3, "-d", keys_ed)
+    cli("frost", "dealer", "-t", 2, "-n", 3, "--suite", "secp256k1", "-d", keys_k1)
+    cli("frost", "commit", "-k", keys_ed / "key-package-1.json", "-d", tmp_path / "e1")
+    cli("frost", "commit", "-k", keys_k1 / "key-package-2.json", "-d", tmp_path / "k2")
+    mixed = cli(
+        "frost", "package", tmp_path / "e1" / "commitment-1.json", tmp_path / "k2" / "commitment-2.json",
+        "--message-hex", "00", "-o", tmp_path / "p.json",
+    )  # fmt: skip
+    assert mixed.code == 1 and "is for ciphersuite FROST-secp256k1-SHA256-v1" in mixed.err
+
+    doc = json.loads((tmp_path / "e1" / "commitment-1.json").read_text())
+    for field, value, reason in [
+        ("hiding", "01" + "00" * 31, "identity"),
+        ("hiding", "zz", "not hex"),
+        ("binding", "ff" * 32, "field 'binding'"),
+        ("identifier", 0, "identifier"),
+    ]:
+        bad = dict(doc, **{field: value})
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(bad))
+        result = cli("frost", "package", path, "--message-hex", "00", "-o", tmp_path / "p.json")
+        assert result.code == 1 and reason in result.err, (field, result.err)
+    key = json.loads((keys_ed / "key-package-1.json").read_text())
+    key["signing_share"] = "ff" * 32
+    (tmp_path / "k.json").write_text(json.dumps(key))
+    result = cli("frost", "commit", "-k", tmp_path / "k.json", "-d", tmp_path / "x")
+    assert result.code == 1 and "signing_share" in result.err
+    assert cli("frost", "dealer", "-t", 1, "-n", 3, "-d", tmp_path / "y").code == 1
+    assert cli("frost", "dealer", "-t", 2, "-n", 3, "--suite", "p256", "-d", tmp_path / "z").code == 1
+
+
+def test_signing_package_without_own_commitment(cli: CliRunner, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    cli("frost", "dealer", "-t", 2, "-n", 3, "-d", keys)
+    for i in (1, 2, 3):
+        cli("frost", "commit", "-k", keys / f"key-package-{i}.json", "-d", tmp_path / f"p{i}")
+    commitments = [tmp_path / "p2" / "commitment-2.json", tmp_path / "p3" / "commitment-3.json"]
+    cli("frost", "package", *commitments, "--message-hex", "00", "-o", tmp_path / "pkg.json")
+    [nonces] = (tmp_path / "p1").glob("nonces-*.json")
+    result = cli(
+        "frost", "sign", "-k", keys / "key-package-1.json", "--nonces", nonces,
+        "-p", tmp_path / "pkg.json", "-o", tmp_path / "s.json",
+    )  # fmt: skip
+    assert result.code == 1 and "no commitment from participant 1" in result.err
+    assert nonces.exists()  # nothing was consumed
