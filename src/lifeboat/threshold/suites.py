@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-
+from lifeboat.threshold import taproot
 from lifeboat.threshold.ed25519 import Ed25519Sha512
 from lifeboat.threshold.group import Ciphersuite, ThresholdError
 from lifeboat.threshold.secp256k1 import Secp256k1Sha256
@@ -11,10 +10,6 @@ from lifeboat.threshold.secp256k1 import Secp256k1Sha256
 
 def _all() -> dict[str, Ciphersuite]:
     found: dict[str, Ciphersuite] = {"ed25519": Ed25519Sha512(), "secp256k1": Secp256k1Sha256()}
-    try:
-        taproot = importlib.import_module("lifeboat.threshold.taproot")
-    except ImportError:  # pragma: no cover - the Taproot suite is part of the package
-        return found
     found["secp256k1-tr"] = taproot.SUITE
     return found
 
