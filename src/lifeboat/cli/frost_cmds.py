@@ -262,3 +262,507 @@ def frost_verify(
 
 
 __all__ = ["frost_app", "info"]
+
+
+# -- DKG --------------------------------------------------------------------------------------
+
+dkg_app = typer.Typer(
+    help="Distributed key generation: no machine ever holds the group key.", no_args_is_help=True
+)
+frost_app.add_typer(dkg_app, name="dkg")
+
+IdOpt = Annotated[int, typer.Option("--id", "-i", help="Your participant identifier (1, 2, ...).")]
+ThresholdOpt = Annotated[int, typer.Option("--threshold", "-t", help="Signers needed (t).")]
+ParticipantsOpt = Annotated[int, typer.Option("--participants", "-n", help="Participants (n).")]
+SecretOpt = Annotated[
+    Path, typer.Option("--secret", "-s", help="Your secret file from the previous part.", metavar="FILE")
+]
+Round1Files = Annotated[
+    list[Path],
+    typer.Option(
+        "--round1", help="Every other participant's round-one package (repeatable).", metavar="FILE"
+    ),
+]
+
+
+def _consume(path: Path) -> None:
+    """Secret state of a finished ceremony step is deleted so it cannot be replayed."""
+    path.unlink(missing_ok=True)
+
+
+def _files(kind: str, ident: int, directory: Path, written: list[str]) -> None:
+    emit(
+        {"identifier": ident, "files": written},
+        lambda: stdout.print(f"participant {ident}, {kind}:\n" + "\n".join(f"  {w}" for w in written)),
+    )
+
+
+@dkg_app.command("part1")
+def dkg_part1(
+    identifier: IdOpt,
+    threshold: ThresholdOpt,
+    participants: ParticipantsOpt,
+    out_dir: OutDir,
+    suite_name: SuiteOpt = "ed25519",
+    force: Force = False,
+) -> None:
+    """Round one: your secret polynomial (kept, 0600) and its commitment with a proof (broadcast)."""
+    from lifeboat.threshold import dkg
+
+    suite = suites.by_name(suite_name)
+    directory = _out_dir(out_dir)
+    secret, package = dkg.part1(suite, identifier, participants, threshold)
+    written = [
+        _write(
+            directory / f"dkg-round1-secret-{identifier}.json",
+            serialize.encode_round1_secret(suite, secret),
+            secret=True,
+            force=force,
+        ),
+        _write(
+            directory / f"dkg-round1-{identifier}.json",
+            serialize.encode_round1_package(suite, package),
+            secret=False,
+            force=force,
+        ),
+    ]
+    _files("DKG part 1: broadcast the dkg-round1 file, keep the secret one", identifier, directory, written)
+
+
+@dkg_app.command("part2")
+def dkg_part2(
+    secret_file: SecretOpt,
+    round1: Annotated[
+        list[Path], typer.Argument(help="The other participants' round-one packages.", metavar="ROUND1...")
+    ],
+    out_dir: OutDir,
+    force: Force = False,
+) -> None:
+    """Round two: check everyone's proofs, then one secret share per other participant (0600)."""
+    from lifeboat.threshold import dkg
+
+    suite, secret = serialize.decode_round1_secret(_read(secret_file, "DKG secret"), str(secret_file))
+    packages = {
+        p.identifier: p
+        for p in (
+            serialize.decode_round1_package(_read(f, "round-one package"), str(f), suite) for f in round1
+        )
+    }
+    if len(packages) != len(round1):
+        raise ThresholdError("two round-one files come from the same participant")
+    round2_secret, outgoing = dkg.part2(suite, secret, packages)
+    directory = _out_dir(out_dir)
+    ident = secret.identifier
+    written = [
+        _write(
+            directory / f"dkg-round2-secret-{ident}.json",
+            serialize.encode_round2_secret(suite, round2_secret),
+            secret=True,
+            force=force,
+        )
+    ]
+    for receiver, package in sorted(outgoing.items()):
+        path = directory / f"dkg-round2-{ident}-to-{receiver}.json"
+        written.append(
+            _write(path, serialize.encode_round2_package(suite, package), secret=True, force=force)
+        )
+    _consume(secret_file)
+    _files(
+        "DKG part 2: send each dkg-round2-I-to-J file privately to participant J", ident, directory, written
+    )
+
+
+@dkg_app.command("part3")
+def dkg_part3(
+    secret_file: SecretOpt,
+    round1: Round1Files,
+    round2: Annotated[
+        list[Path], typer.Argument(help="The round-two shares sent to you.", metavar="ROUND2...")
+    ],
+    out_dir: OutDir,
+    force: Force = False,
+) -> None:
+    """Round three: check the shares sent to you; write your key package and the public key package."""
+    from lifeboat.threshold import dkg
+
+    suite, secret = serialize.decode_round2_secret(_read(secret_file, "DKG secret"), str(secret_file))
+    packages = {
+        p.identifier: p
+        for p in (
+            serialize.decode_round1_package(_read(f, "round-one package"), str(f), suite) for f in round1
+        )
+    }
+    received = [serialize.decode_round2_package(_read(f, "round-two package"), str(f), suite) for f in round2]
+    for package in received:
+        if package.receiver != secret.identifier:
+            raise ThresholdError(
+                f"a round-two share for participant {package.receiver} was given to {secret.identifier}"
+            )
+    key_package, public = dkg.part3(suite, secret, packages, {p.sender: p for p in received})
+    directory = _out_dir(out_dir)
+    ident = secret.identifier
+    written = [
+        _write(
+            directory / f"key-package-{ident}.json",
+            serialize.encode_key_package(suite, key_package),
+            secret=True,
+            force=force,
+        ),
+        _write(
+            directory / "public-key-package.json",
+            serialize.encode_public_key_package(suite, public),
+            secret=False,
+            force=force,
+        ),
+    ]
+    _consume(secret_file)
+    _files("DKG done", ident, directory, written)
+
+
+# -- repair -----------------------------------------------------------------------------------
+
+repair_app = typer.Typer(
+    help="Repair a lost share (or enrol a new participant) with t helpers.", no_args_is_help=True
+)
+frost_app.add_typer(repair_app, name="repair")
+
+ParticipantOpt = Annotated[int, typer.Option("--participant", help="The identifier whose share is repaired.")]
+
+
+@repair_app.command("step1")
+def repair_step1(
+    key: Annotated[
+        Path, typer.Option("--key", "-k", help="Your (the helper's) key package.", metavar="FILE")
+    ],
+    helpers: Annotated[
+        str, typer.Option("--helpers", help="Comma-separated helper identifiers, yours included.")
+    ],
+    participant: ParticipantOpt,
+    out_dir: OutDir,
+    force: Force = False,
+) -> None:
+    """Helper step 1: split your contribution into one delta per helper (0600, send privately)."""
+    from lifeboat.threshold import repair
+
+    suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
+    try:
+        helper_ids = [int(x) for x in helpers.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError("--helpers takes identifiers separated by commas, e.g. 1,2,4") from None
+    deltas = repair.repair_share_step_1(suite, helper_ids, kp, participant)
+    directory = _out_dir(out_dir)
+    written = [
+        _write(
+            directory / f"repair-delta-{kp.identifier}-to-{receiver}.json",
+            serialize.encode_repair_value(suite, "repair-delta", kp.identifier, receiver, participant, value),
+            secret=True,
+            force=force,
+        )
+        for receiver, value in sorted(deltas.items())
+    ]
+    _files(
+        f"repair of {participant}, step 1: send each delta to its helper", kp.identifier, directory, written
+    )
+
+
+@repair_app.command("step2")
+def repair_step2(
+    deltas: Annotated[
+        list[Path], typer.Argument(help="The deltas sent to you (one from each helper).", metavar="DELTA...")
+    ],
+    out_dir: OutDir,
+    force: Force = False,
+) -> None:
+    """Helper step 2: sum the deltas you received into one sigma for the participant (0600)."""
+    from lifeboat.threshold import repair
+
+    parsed = [serialize.decode_repair_value(_read(f, "repair delta"), str(f), "repair-delta") for f in deltas]
+    suite = parsed[0][0]
+    receivers = {p[2] for p in parsed}
+    participants = {p[3] for p in parsed}
+    if len(receivers) != 1 or len(participants) != 1 or any(p[0].name != suite.name for p in parsed):
+        raise ThresholdError("the deltas are not all for the same helper, participant and ciphersuite")
+    senders = [p[1] for p in parsed]
+    if len(set(senders)) != len(senders):
+        raise ThresholdError("two deltas come from the same helper")
+    me, participant = receivers.pop(), participants.pop()
+    sigma = repair.repair_share_step_2(suite, [p[4] for p in parsed])
+    directory = _out_dir(out_dir)
+    path = directory / f"repair-sigma-{me}-for-{participant}.json"
+    written = [
+        _write(
+            path,
+            serialize.encode_repair_value(suite, "repair-sigma", me, participant, participant, sigma),
+            secret=True,
+            force=force,
+        )
+    ]
+    _files(
+        f"repair of {participant}, step 2: send the sigma to participant {participant}",
+        me,
+        directory,
+        written,
+    )
+
+
+@repair_app.command("step3")
+def repair_step3(
+    sigmas: Annotated[list[Path], typer.Argument(help="The sigmas from every helper.", metavar="SIGMA...")],
+    public: Annotated[Path, typer.Option("--public", help="The public key package.", metavar="FILE")],
+    out_dir: OutDir,
+    force: Force = False,
+) -> None:
+    """Participant step 3: rebuild your key package from the helpers' sigmas."""
+    from lifeboat.threshold import repair
+
+    suite, pkp = serialize.decode_public_key_package(_read(public, "public key package"), str(public))
+    parsed = [
+        serialize.decode_repair_value(_read(f, "repair sigma"), str(f), "repair-sigma", suite) for f in sigmas
+    ]
+    participants = {p[3] for p in parsed}
+    if len(participants) != 1:
+        raise ThresholdError("the sigmas are for different participants")
+    senders = [p[1] for p in parsed]
+    if len(set(senders)) != len(senders):
+        raise ThresholdError("two sigmas come from the same helper")
+    participant = participants.pop()
+    key_package = repair.repair_share_step_3(suite, [p[4] for p in parsed], participant, pkp)
+    directory = _out_dir(out_dir)
+    written = [
+        _write(
+            directory / f"key-package-{participant}.json",
+            serialize.encode_key_package(suite, key_package),
+            secret=True,
+            force=force,
+        )
+    ]
+    if participant not in pkp.verifying_shares:
+        enrolled = repair.enrol(suite, pkp, participant)
+        written.append(
+            _write(
+                directory / "public-key-package.json",
+                serialize.encode_public_key_package(suite, enrolled),
+                secret=False,
+                force=force,
+            )
+        )
+    _files("repaired", participant, directory, written)
+
+
+# -- refresh ----------------------------------------------------------------------------------
+
+refresh_app = typer.Typer(
+    help="Refresh every share, keeping the group key (optionally dropping participants).",
+    no_args_is_help=True,
+)
+frost_app.add_typer(refresh_app, name="refresh")
+
+
+def _id_list(text: str | None) -> list[int]:
+    if not text:
+        return []
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError("identifiers are separated by commas, e.g. 1,2,4") from None
+
+
+@refresh_app.command("dealer")
+def refresh_dealer(
+    public: Annotated[Path, typer.Option("--public", help="The current public key package.", metavar="FILE")],
+    out_dir: OutDir,
+    remove: Annotated[
+        str | None, typer.Option("--remove", help="Identifiers to drop, comma-separated.")
+    ] = None,
+    force: Force = False,
+) -> None:
+    """Trusted dealer: one refreshing share per remaining participant (0600) and the new public package."""
+    from lifeboat.threshold import refresh
+
+    suite, pkp = serialize.decode_public_key_package(_read(public, "public key package"), str(public))
+    dropped = set(_id_list(remove))
+    unknown = sorted(dropped - set(pkp.verifying_shares))
+    if unknown:
+        raise UsageError(f"--remove names participants not in the group: {unknown}")
+    keep = sorted(set(pkp.verifying_shares) - dropped)
+    shares, new_public = refresh.compute_refreshing_shares(suite, pkp, keep)
+    directory = _out_dir(out_dir)
+    written = [
+        _write(
+            directory / f"refreshing-share-{i}.json",
+            serialize.encode_refreshing_share(suite, s),
+            secret=True,
+            force=force,
+        )
+        for i, s in sorted(shares.items())
+    ]
+    written.append(
+        _write(
+            directory / "public-key-package.json",
+            serialize.encode_public_key_package(suite, new_public),
+            secret=False,
+            force=force,
+        )
+    )
+    emit({"files": written, "participants": keep}, lambda: stdout.print("\n".join(written)))
+
+
+@refresh_app.command("apply")
+def refresh_apply(
+    key: Annotated[Path, typer.Option("--key", "-k", help="Your current key package.", metavar="FILE")],
+    share: Annotated[Path, typer.Option("--share", help="Your refreshing share.", metavar="FILE")],
+    public: Annotated[Path, typer.Option("--public", help="The NEW public key package.", metavar="FILE")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Your new key package (0600).", metavar="FILE")
+    ],
+    force: Force = False,
+) -> None:
+    """Participant: apply a dealer's refreshing share; check it against the new public package."""
+    from lifeboat.threshold import refresh
+
+    suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
+    refreshing = serialize.decode_refreshing_share(_read(share, "refreshing share"), str(share), suite)
+    public_suite, pkp = serialize.decode_public_key_package(_read(public, "public key package"), str(public))
+    _same_suite(suite, public_suite, str(public))
+    new_kp = refresh.refresh_share(suite, refreshing, kp, pkp)
+    _write(output, serialize.encode_key_package(suite, new_kp), secret=True, force=force)
+    emit(
+        {"key_package": str(output)},
+        lambda: stdout.print(f"new key package {output}; destroy {key} and {share}"),
+    )
+
+
+@refresh_app.command("part1")
+def refresh_part1(
+    key: Annotated[Path, typer.Option("--key", "-k", help="Your current key package.", metavar="FILE")],
+    participants: Annotated[
+        int, typer.Option("--participants", "-n", help="How many take part (those who stay).")
+    ],
+    out_dir: OutDir,
+    force: Force = False,
+) -> None:
+    """Distributed refresh, round one: a zero-constant polynomial (kept) and its commitment (broadcast)."""
+    from lifeboat.threshold import refresh
+
+    suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
+    secret, package = refresh.refresh_dkg_part1(suite, kp.identifier, participants, kp.min_signers)
+    directory = _out_dir(out_dir)
+    ident = kp.identifier
+    written = [
+        _write(
+            directory / f"refresh-round1-secret-{ident}.json",
+            serialize.encode_round1_secret(suite, secret, "refresh-round1-secret"),
+            secret=True,
+            force=force,
+        ),
+        _write(
+            directory / f"refresh-round1-{ident}.json",
+            serialize.encode_refresh_round1_package(suite, package),
+            secret=False,
+            force=force,
+        ),
+    ]
+    _files("refresh part 1", ident, directory, written)
+
+
+@refresh_app.command("part2")
+def refresh_part2(
+    secret_file: SecretOpt,
+    round1: Annotated[
+        list[Path], typer.Argument(help="The others' refresh round-one packages.", metavar="ROUND1...")
+    ],
+    out_dir: OutDir,
+    force: Force = False,
+) -> None:
+    """Distributed refresh, round two: one secret share per other participant (0600)."""
+    from lifeboat.threshold import refresh
+
+    suite, secret = serialize.decode_round1_secret(
+        _read(secret_file, "refresh secret"), str(secret_file), "refresh-round1-secret"
+    )
+    packages = {
+        p.identifier: p
+        for p in (
+            serialize.decode_refresh_round1_package(_read(f, "refresh package"), str(f), suite)
+            for f in round1
+        )
+    }
+    round2_secret, outgoing = refresh.refresh_dkg_part2(suite, secret, packages)
+    directory = _out_dir(out_dir)
+    ident = secret.identifier
+    written = [
+        _write(
+            directory / f"refresh-round2-secret-{ident}.json",
+            serialize.encode_round2_secret(suite, round2_secret, "refresh-round2-secret"),
+            secret=True,
+            force=force,
+        )
+    ]
+    for receiver, package in sorted(outgoing.items()):
+        path = directory / f"refresh-round2-{ident}-to-{receiver}.json"
+        written.append(
+            _write(
+                path,
+                serialize.encode_round2_package(suite, package, "refresh-round2-package"),
+                secret=True,
+                force=force,
+            )
+        )
+    _consume(secret_file)
+    _files("refresh part 2: send each refresh-round2-I-to-J file privately to J", ident, directory, written)
+
+
+@refresh_app.command("part3")
+def refresh_part3(
+    secret_file: SecretOpt,
+    key: Annotated[Path, typer.Option("--key", "-k", help="Your current key package.", metavar="FILE")],
+    public: Annotated[Path, typer.Option("--public", help="The current public key package.", metavar="FILE")],
+    round1: Round1Files,
+    round2: Annotated[
+        list[Path], typer.Argument(help="The refresh shares sent to you.", metavar="ROUND2...")
+    ],
+    out_dir: OutDir,
+    force: Force = False,
+) -> None:
+    """Distributed refresh, round three: your new key package and the new public key package."""
+    from lifeboat.threshold import refresh
+
+    suite, secret = serialize.decode_round2_secret(
+        _read(secret_file, "refresh secret"), str(secret_file), "refresh-round2-secret"
+    )
+    key_suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
+    public_suite, pkp = serialize.decode_public_key_package(_read(public, "public key package"), str(public))
+    _same_suite(suite, key_suite, str(key))
+    _same_suite(suite, public_suite, str(public))
+    packages = {
+        p.identifier: p
+        for p in (
+            serialize.decode_refresh_round1_package(_read(f, "refresh package"), str(f), suite)
+            for f in round1
+        )
+    }
+    received = [
+        serialize.decode_round2_package(_read(f, "refresh share"), str(f), suite, "refresh-round2-package")
+        for f in round2
+    ]
+    new_kp, new_public = refresh.refresh_dkg_shares(
+        suite, secret, packages, {p.sender: p for p in received}, kp, pkp
+    )
+    directory = _out_dir(out_dir)
+    ident = kp.identifier
+    written = [
+        _write(
+            directory / f"key-package-{ident}.json",
+            serialize.encode_key_package(suite, new_kp),
+            secret=True,
+            force=force,
+        ),
+        _write(
+            directory / "public-key-package.json",
+            serialize.encode_public_key_package(suite, new_public),
+            secret=False,
+            force=force,
+        ),
+    ]
+    _consume(secret_file)
+    _files("refreshed: destroy your old key package", ident, directory, written)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lifeboat.documents import parse_versioned
-from lifeboat.threshold import suites
+from lifeboat.threshold import dkg, refresh, suites
 from lifeboat.threshold.frost import (
     KeyPackage,
     PublicKeyPackage,
@@ -308,3 +308,218 @@ def decode_signature(data: bytes, what: str) -> tuple[Ciphersuite, bytes, bytes,
     except ValueError:
         raise ThresholdError(f"{what}: 'message' and 'signature' must be hex") from None
     return c.suite, message, signature, c.read_element(body, "group_public_key")
+
+
+# -- DKG, repair, refresh messages ------------------------------------------------------------
+# Element lists may hold the identity only as the constant term of a refresh commitment (a
+# polynomial with constant term zero); it is written as JSON null there and nowhere else.
+
+
+def _elements(c: Codec, values: Sequence[Element]) -> list[str | None]:
+    return [None if c.group.is_identity(v) else c.element(v) for v in values]
+
+
+def _read_element_list(
+    c: Codec, body: Mapping[str, Any], field: str, *, identity_first: bool = False
+) -> tuple[Element, ...]:
+    values = body.get(field)
+    if not isinstance(values, list) or not values:
+        raise ThresholdError(f"field {field!r} must be a non-empty list")
+    out: list[Element] = []
+    for i, value in enumerate(values):
+        name = f"{field}[{i}]"
+        if value is None and identity_first and i == 0:
+            out.append(c.group.identity())
+        else:
+            out.append(c.read_element({name: value}, name))
+    return tuple(out)
+
+
+def _read_scalar_list(c: Codec, body: Mapping[str, Any], field: str) -> tuple[int, ...]:
+    values = body.get(field)
+    if not isinstance(values, list) or not values:
+        raise ThresholdError(f"field {field!r} must be a non-empty list")
+    return tuple(c.read_scalar({f"{field}[{i}]": v}, f"{field}[{i}]") for i, v in enumerate(values))
+
+
+def _count(body: Mapping[str, Any], field: str) -> int:
+    value = body.get(field)
+    if type(value) is not int or value < 1:
+        raise ThresholdError(f"field {field!r} must be a positive integer")
+    return value
+
+
+def encode_round1_secret(
+    suite: Ciphersuite, secret: dkg.Round1SecretPackage, kind: str = "dkg-round1-secret"
+) -> bytes:
+    c = Codec(suite)
+    return document(
+        suite,
+        kind,
+        {
+            "identifier": secret.identifier,
+            "coefficients": [c.scalar(x) for x in secret.coefficients],
+            "min_signers": secret.min_signers,
+            "max_signers": secret.max_signers,
+        },
+    )
+
+
+def decode_round1_secret(
+    data: bytes, what: str, kind: str = "dkg-round1-secret"
+) -> tuple[Ciphersuite, dkg.Round1SecretPackage]:
+    c, body = read_document(data, kind, what)
+    coefficients = _read_scalar_list(c, body, "coefficients")
+    commitment = tuple(c.group.scalar_base_mult(x) for x in coefficients)
+    return c.suite, dkg.Round1SecretPackage(
+        c.read_identifier(body),
+        coefficients,
+        commitment,
+        _count(body, "min_signers"),
+        _count(body, "max_signers"),
+    )
+
+
+def encode_round1_package(suite: Ciphersuite, package: dkg.Round1Package) -> bytes:
+    c = Codec(suite)
+    r, mu = package.proof_of_knowledge
+    return document(
+        suite,
+        "dkg-round1-package",
+        {
+            "identifier": package.identifier,
+            "commitment": _elements(c, package.commitment),
+            "proof_of_knowledge": {"R": c.element(r), "mu": c.scalar(mu)},
+        },
+    )
+
+
+def decode_round1_package(data: bytes, what: str, expected: Ciphersuite) -> dkg.Round1Package:
+    c, body = read_document(data, "dkg-round1-package", what, expected)
+    proof = body.get("proof_of_knowledge")
+    if not isinstance(proof, dict):
+        raise ThresholdError(f"{what}: 'proof_of_knowledge' must be an object with R and mu")
+    return dkg.Round1Package(
+        c.read_identifier(body),
+        _read_element_list(c, body, "commitment"),
+        (c.read_element(proof, "R"), c.read_scalar(proof, "mu")),
+    )
+
+
+def encode_round2_secret(
+    suite: Ciphersuite, secret: dkg.Round2SecretPackage, kind: str = "dkg-round2-secret"
+) -> bytes:
+    c = Codec(suite)
+    return document(
+        suite,
+        kind,
+        {
+            "identifier": secret.identifier,
+            "commitment": _elements(c, secret.commitment),
+            "secret_share": c.scalar(secret.secret_share),
+            "min_signers": secret.min_signers,
+            "max_signers": secret.max_signers,
+        },
+    )
+
+
+def decode_round2_secret(
+    data: bytes, what: str, kind: str = "dkg-round2-secret"
+) -> tuple[Ciphersuite, dkg.Round2SecretPackage]:
+    c, body = read_document(data, kind, what)
+    return c.suite, dkg.Round2SecretPackage(
+        c.read_identifier(body),
+        _read_element_list(c, body, "commitment", identity_first=kind.startswith("refresh")),
+        c.read_scalar(body, "secret_share"),
+        _count(body, "min_signers"),
+        _count(body, "max_signers"),
+    )
+
+
+def encode_round2_package(
+    suite: Ciphersuite, package: dkg.Round2Package, kind: str = "dkg-round2-package"
+) -> bytes:
+    c = Codec(suite)
+    return document(
+        suite,
+        kind,
+        {
+            "sender": package.sender,
+            "receiver": package.receiver,
+            "signing_share": c.scalar(package.signing_share),
+        },
+    )
+
+
+def decode_round2_package(
+    data: bytes, what: str, expected: Ciphersuite, kind: str = "dkg-round2-package"
+) -> dkg.Round2Package:
+    c, body = read_document(data, kind, what, expected)
+    return dkg.Round2Package(
+        c.read_identifier(body, "sender"),
+        c.read_identifier(body, "receiver"),
+        c.read_scalar(body, "signing_share"),
+    )
+
+
+def encode_refresh_round1_package(suite: Ciphersuite, package: refresh.RefreshRound1Package) -> bytes:
+    c = Codec(suite)
+    return document(
+        suite,
+        "refresh-round1-package",
+        {"identifier": package.identifier, "commitment": _elements(c, package.commitment)},
+    )
+
+
+def decode_refresh_round1_package(
+    data: bytes, what: str, expected: Ciphersuite
+) -> refresh.RefreshRound1Package:
+    c, body = read_document(data, "refresh-round1-package", what, expected)
+    return refresh.RefreshRound1Package(c.read_identifier(body), _read_element_list(c, body, "commitment"))
+
+
+def encode_refreshing_share(suite: Ciphersuite, share: refresh.RefreshingShare) -> bytes:
+    c = Codec(suite)
+    return document(
+        suite,
+        "refreshing-share",
+        {
+            "identifier": share.identifier,
+            "value": c.scalar(share.value),
+            "commitment": _elements(c, share.commitment),
+        },
+    )
+
+
+def decode_refreshing_share(data: bytes, what: str, expected: Ciphersuite) -> refresh.RefreshingShare:
+    c, body = read_document(data, "refreshing-share", what, expected)
+    return refresh.RefreshingShare(
+        c.read_identifier(body),
+        c.read_scalar(body, "value"),
+        _read_element_list(c, body, "commitment", identity_first=True),
+    )
+
+
+def encode_repair_value(
+    suite: Ciphersuite, kind: str, sender: int, receiver: int, participant: int, value: int
+) -> bytes:
+    """``repair-delta`` (helper to helper) or ``repair-sigma`` (helper to the participant)."""
+    c = Codec(suite)
+    return document(
+        suite,
+        kind,
+        {"sender": sender, "receiver": receiver, "participant": participant, "value": c.scalar(value)},
+    )
+
+
+def decode_repair_value(
+    data: bytes, what: str, kind: str, expected: Ciphersuite | None = None
+) -> tuple[Ciphersuite, int, int, int, int]:
+    c, body = read_document(data, kind, what, expected)
+    return (
+        c.suite,
+        c.read_identifier(body, "sender"),
+        c.read_identifier(body, "receiver"),
+        c.read_identifier(body, "participant"),
+        c.read_scalar(body, "value"),
+    )

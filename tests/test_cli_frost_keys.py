@@ -1,0 +1,258 @@
+"""File-based DKG, repair and refresh ceremonies through the CLI, ending in a real signature."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import CliRunner
+
+
+def sign_with(
+    cli: CliRunner, tmp_path: Path, keys: dict[int, Path], public: Path, tag: str
+) -> dict[str, object]:
+    """Run commit, package, sign, aggregate, verify for the given key packages."""
+    work = tmp_path / f"sign-{tag}"
+    for i, key in keys.items():
+        assert cli("frost", "commit", "-k", key, "-d", work / f"p{i}").code == 0
+    commitments = [work / f"p{i}" / f"commitment-{i}.json" for i in keys]
+    assert cli("frost", "package", *commitments, "--message-hex", "abcd", "-o", work / "pkg.json").code == 0
+    for i, key in keys.items():
+        [nonces] = (work / f"p{i}").glob("nonces-*.json")
+        r = cli(
+            "frost", "sign", "-k", key, "--nonces", nonces, "-p", work / "pkg.json", "-o", work / f"s{i}.json"
+        )
+        assert r.code == 0, r.err
+    shares = [work / f"s{i}.json" for i in keys]
+    out = cli(
+        "--json",
+        "frost",
+        "aggregate",
+        *shares,
+        "-p",
+        work / "pkg.json",
+        "--public",
+        public,
+        "-o",
+        work / "sig.json",
+    )
+    assert out.code == 0, out.err
+    verified = cli("--json", "frost", "verify", work / "sig.json", "--public", public)
+    assert verified.code == 0, verified.out
+    result: dict[str, object] = json.loads((work / "sig.json").read_text())
+    return result
+
+
+def dkg(cli: CliRunner, tmp_path: Path, suite: str, t: int, n: int) -> tuple[dict[int, Path], Path]:
+    base = tmp_path / "dkg"
+    for i in range(1, n + 1):
+        assert (
+            cli(
+                "frost", "dkg", "part1", "--suite", suite, "-i", i, "-t", t, "-n", n, "-d", base / f"p{i}"
+            ).code
+            == 0
+        )
+    round1 = {i: base / f"p{i}" / f"dkg-round1-{i}.json" for i in range(1, n + 1)}
+    for i in range(1, n + 1):
+        others = [round1[j] for j in round1 if j != i]
+        r = cli(
+            "frost",
+            "dkg",
+            "part2",
+            "-s",
+            base / f"p{i}" / f"dkg-round1-secret-{i}.json",
+            *others,
+            "-d",
+            base / f"p{i}",
+        )
+        assert r.code == 0, r.err
+        assert not (base / f"p{i}" / f"dkg-round1-secret-{i}.json").exists()
+    keys = {}
+    for i in range(1, n + 1):
+        flags: list[str | Path] = [x for j in round1 if j != i for x in ("--round1", round1[j])]
+        received = [base / f"p{j}" / f"dkg-round2-{j}-to-{i}.json" for j in round1 if j != i]
+        r = cli(
+            "frost",
+            "dkg",
+            "part3",
+            "-s",
+            base / f"p{i}" / f"dkg-round2-secret-{i}.json",
+            *others,
+            *received,
+            "-d",
+            base / f"p{i}",
+        )
+        assert r.code == 0, r.err
+        keys[i] = base / f"p{i}" / f"key-package-{i}.json"
+    publics = {(base / f"p{i}" / "public-key-package.json").read_text() for i in keys}
+    assert len(publics) == 1  # everyone derived the same public key package
+    return keys, base / "p1" / "public-key-package.json"
+
+
+@pytest.mark.parametrize("suite", ["ed25519", "secp256k1"])
+def test_dkg_then_sign(cli: CliRunner, tmp_path: Path, suite: str) -> None:
+    keys, public = dkg(cli, tmp_path, suite, 2, 3)
+    sign_with(cli, tmp_path, {1: keys[1], 3: keys[3]}, public, "a")
+
+
+def test_dkg_names_a_bad_proof(cli: CliRunner, tmp_path: Path) -> None:
+    base = tmp_path / "d"
+    for i in (1, 2, 3):
+        cli("frost", "dkg", "part1", "-i", i, "-t", 2, "-n", 3, "-d", base)
+    doc = json.loads((base / "dkg-round1-3.json").read_text())
+    doc["proof_of_knowledge"]["mu"] = doc["proof_of_knowledge"]["mu"][:-2] + "00"
+    (base / "dkg-round1-3.json").write_text(json.dumps(doc))
+    r = cli(
+        "frost",
+        "dkg",
+        "part2",
+        "-s",
+        base / "dkg-round1-secret-1.json",
+        base / "dkg-round1-2.json",
+        base / "dkg-round1-3.json",
+        "-d",
+        base,
+    )
+    assert r.code == 1 and "3" in r.err
+    assert (base / "dkg-round1-secret-1.json").exists()  # not consumed on failure
+
+
+def test_repair_lost_share(cli: CliRunner, tmp_path: Path) -> None:
+    keys_dir = tmp_path / "keys"
+    cli("frost", "dealer", "-t", 2, "-n", 3, "-d", keys_dir)
+    lost = keys_dir / "key-package-3.json"
+    original = json.loads(lost.read_text())["signing_share"]
+    lost.unlink()
+    for helper in (1, 2):
+        r = cli(
+            "frost",
+            "repair",
+            "step1",
+            "-k",
+            keys_dir / f"key-package-{helper}.json",
+            "--helpers",
+            "1,2",
+            "--participant",
+            3,
+            "-d",
+            tmp_path / f"h{helper}",
+        )
+        assert r.code == 0, r.err
+    for helper in (1, 2):
+        deltas = [tmp_path / f"h{j}" / f"repair-delta-{j}-to-{helper}.json" for j in (1, 2)]
+        assert cli("frost", "repair", "step2", *deltas, "-d", tmp_path / f"h{helper}").code == 0
+    sigmas = [tmp_path / f"h{j}" / f"repair-sigma-{j}-for-3.json" for j in (1, 2)]
+    r = cli(
+        "frost",
+        "repair",
+        "step3",
+        *sigmas,
+        "--public",
+        keys_dir / "public-key-package.json",
+        "-d",
+        tmp_path / "p3",
+    )
+    assert r.code == 0, r.err
+    repaired = tmp_path / "p3" / "key-package-3.json"
+    assert json.loads(repaired.read_text())["signing_share"] == original
+    sign_with(
+        cli,
+        tmp_path,
+        {1: keys_dir / "key-package-1.json", 3: repaired},
+        keys_dir / "public-key-package.json",
+        "r",
+    )
+
+
+def test_refresh_dealer_removes_a_participant(cli: CliRunner, tmp_path: Path) -> None:
+    keys_dir = tmp_path / "keys"
+    made = cli("--json", "frost", "dealer", "-t", 2, "-n", 3, "-d", keys_dir).json()
+    r = cli(
+        "frost",
+        "refresh",
+        "dealer",
+        "--public",
+        keys_dir / "public-key-package.json",
+        "--remove",
+        "2",
+        "-d",
+        tmp_path / "rf",
+    )
+    assert r.code == 0, r.err
+    new_public = tmp_path / "rf" / "public-key-package.json"
+    assert set(json.loads(new_public.read_text())["verifying_shares"]) == {"1", "3"}
+    new_keys = {}
+    for i in (1, 3):
+        out = tmp_path / f"new-{i}.json"
+        a = cli(
+            "frost",
+            "refresh",
+            "apply",
+            "-k",
+            keys_dir / f"key-package-{i}.json",
+            "--share",
+            tmp_path / "rf" / f"refreshing-share-{i}.json",
+            "--public",
+            new_public,
+            "-o",
+            out,
+        )
+        assert a.code == 0, a.err
+        new_keys[i] = out
+    sig = sign_with(cli, tmp_path, new_keys, new_public, "n")
+    assert sig["group_public_key"] == made["group_public_key"]
+
+
+def test_refresh_distributed(cli: CliRunner, tmp_path: Path) -> None:
+    keys_dir = tmp_path / "keys"
+    made = cli("--json", "frost", "dealer", "-t", 2, "-n", 3, "--suite", "secp256k1", "-d", keys_dir).json()
+    public = keys_dir / "public-key-package.json"
+    base = tmp_path / "rd"
+    for i in (1, 2, 3):
+        assert (
+            cli(
+                "frost",
+                "refresh",
+                "part1",
+                "-k",
+                keys_dir / f"key-package-{i}.json",
+                "-n",
+                3,
+                "-d",
+                base / f"p{i}",
+            ).code
+            == 0
+        )
+    round1 = {i: base / f"p{i}" / f"refresh-round1-{i}.json" for i in (1, 2, 3)}
+    for i in (1, 2, 3):
+        others = [round1[j] for j in round1 if j != i]
+        r = cli(
+            "frost",
+            "refresh",
+            "part2",
+            "-s",
+            base / f"p{i}" / f"refresh-round1-secret-{i}.json",
+            *others,
+            "-d",
+            base / f"p{i}",
+        )
+        assert r.code == 0, r.err
+    new_keys = {}
+    for i in (1, 2, 3):
+        flags: list[str | Path] = [x for j in round1 if j != i for x in ("--round1", round1[j])]
+        received = [base / f"p{j}" / f"refresh-round2-{j}-to-{i}.json" for j in round1 if j != i]
+        r = cli(
+            "frost", "refresh", "part3", "-s", base / f"p{i}" / f"refresh-round2-secret-{i}.json",
+            "-k", keys_dir / f"key-package-{i}.json", "--public", public, *flags, *received, "-d", base / f"p{i}",
+        )  # fmt: skip
+        assert r.code == 0, r.err
+        new_keys[i] = base / f"p{i}" / f"key-package-{i}.json"
+    new_public = base / "p1" / "public-key-package.json"
+    sig = sign_with(cli, tmp_path, {2: new_keys[2], 3: new_keys[3]}, new_public, "d")
+    assert sig["group_public_key"] == made["group_public_key"]
+    assert (
+        json.loads(new_keys[2].read_text())["signing_share"]
+        != json.loads((keys_dir / "key-package-2.json").read_text())["signing_share"]
+    )
