@@ -79,7 +79,7 @@ def dkg(cli: CliRunner, tmp_path: Path, suite: str, t: int, n: int) -> tuple[dic
             "part3",
             "-s",
             base / f"p{i}" / f"dkg-round2-secret-{i}.json",
-            *others,
+            *flags,
             *received,
             "-d",
             base / f"p{i}",
