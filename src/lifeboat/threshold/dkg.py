@@ -315,15 +315,17 @@ def public_key_package_from_commitments(
     """The group key and every participant's verifying share, from all the dealt commitments.
 
     The group key is the sum of the constant-term commitments; participant ``j``'s verifying
-    share is the sum over dealers of their commitment evaluated at ``j``.
+    share is the sum over dealers of their commitment evaluated at ``j``. Evaluation is linear,
+    so the commitments are summed coefficient by coefficient first and the sum is evaluated
+    once per participant: about n·t group operations instead of n²·t.
     """
     g = suite.group
-    group_key = sum_elements(g, [c[0] for c in commitments.values()])
-    verifying_shares = {
-        j: sum_elements(g, [evaluate_commitment(suite, c, j) for c in commitments.values()])
-        for j in sorted(commitments)
-    }
-    return PublicKeyPackage(verifying_shares, group_key, min_signers)
+    lengths = {len(c) for c in commitments.values()}
+    if len(lengths) != 1:
+        raise ThresholdError("the dealt commitments have different lengths")
+    summed = [sum_elements(g, [c[k] for c in commitments.values()]) for k in range(lengths.pop())]
+    verifying_shares = {j: evaluate_commitment(suite, summed, j) for j in sorted(commitments)}
+    return PublicKeyPackage(verifying_shares, summed[0], min_signers)
 
 
 def check_received_shares(

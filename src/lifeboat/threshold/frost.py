@@ -8,11 +8,13 @@ pure: values in, values out; files, nonce bookkeeping and I/O live in the layers
 
 from __future__ import annotations
 
+import math
 import secrets as _random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeGuard, runtime_checkable
 
-from lifeboat.threshold.group import Ciphersuite, Element, ThresholdError
+from lifeboat.threshold.group import Ciphersuite, Element, Group, ThresholdError
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def _sorted_commitments(
     suite: Ciphersuite, commitments: Sequence[SigningCommitment]
 ) -> list[SigningCommitment]:
     ordered = sorted(commitments, key=lambda c: c.identifier)
+    g = suite.group
     seen: set[int] = set()
     for c in ordered:
         check_identifier(suite, c.identifier)
@@ -107,17 +110,30 @@ def _sorted_commitments(
                 f"participant {c.identifier} appears twice in the commitment list", (c.identifier,)
             )
         seen.add(c.identifier)
-        if suite.group.is_identity(c.hiding) or suite.group.is_identity(c.binding):
+        if g.is_identity(c.hiding) or g.is_identity(c.binding):
             raise ThresholdError(f"participant {c.identifier} sent an identity commitment", (c.identifier,))
     return ordered
 
 
+def _encode_sorted(group: Group, ordered: Sequence[SigningCommitment]) -> bytes:
+    """RFC 9591 4.3 for a list already sorted and checked by :func:`_sorted_commitments`."""
+    scalar, element = group.serialize_scalar, group.serialize_element
+    return b"".join(scalar(c.identifier) + element(c.hiding) + element(c.binding) for c in ordered)
+
+
 def encode_group_commitment_list(suite: Ciphersuite, commitments: Sequence[SigningCommitment]) -> bytes:
     """RFC 9591 4.3."""
-    g = suite.group
-    return b"".join(
-        g.serialize_scalar(c.identifier) + g.serialize_element(c.hiding) + g.serialize_element(c.binding)
-        for c in _sorted_commitments(suite, commitments)
+    return _encode_sorted(suite.group, _sorted_commitments(suite, commitments))
+
+
+def _binding_prefix(
+    suite: Ciphersuite, group_public_key: Element, ordered: Sequence[SigningCommitment], message: bytes
+) -> bytes:
+    """What every ``rho_input`` starts with: ``PK || H4(msg) || H5(encoded commitment list)``."""
+    return (
+        suite.group.serialize_element(group_public_key)
+        + suite.H4(message)
+        + suite.H5(_encode_sorted(suite.group, ordered))
     )
 
 
@@ -126,11 +142,7 @@ def binding_factor_inputs(
 ) -> dict[int, bytes]:
     """The ``rho_input`` of each participant (RFC 9591 4.4), before hashing with H1."""
     g = suite.group
-    prefix = (
-        g.serialize_element(group_public_key)
-        + suite.H4(message)
-        + suite.H5(encode_group_commitment_list(suite, commitments))
-    )
+    prefix = _binding_prefix(suite, group_public_key, _sorted_commitments(suite, commitments), message)
     return {c.identifier: prefix + g.serialize_scalar(c.identifier) for c in commitments}
 
 
@@ -142,14 +154,45 @@ def compute_binding_factors(
     return {identifier: suite.H1(rho_input) for identifier, rho_input in inputs.items()}
 
 
+@runtime_checkable
+class _MultiAdd(Protocol):
+    """A group that adds many elements in one call (libsecp256k1 does; libsodium does not)."""
+
+    def sum(self, elements: Sequence[Element]) -> Element: ...
+
+
+_MULTI_ADD: dict[type, bool] = {}
+
+
+def _has_multi_add(group: Group) -> TypeGuard[_MultiAdd]:
+    """``isinstance(group, _MultiAdd)``, remembered per class (a protocol check costs microseconds)."""
+    kind = type(group)
+    known = _MULTI_ADD.get(kind)
+    if known is None:
+        known = _MULTI_ADD[kind] = isinstance(group, _MultiAdd)
+    return known
+
+
+def _sum(group: Group, elements: Sequence[Element]) -> Element:
+    if _has_multi_add(group):
+        return group.sum(elements)
+    total = group.identity()
+    for element in elements:
+        total = group.add(total, element)
+    return total
+
+
 def compute_group_commitment(
     suite: Ciphersuite, commitments: Sequence[SigningCommitment], binding_factors: Mapping[int, int]
 ) -> Element:
     """RFC 9591 4.5."""
     g = suite.group
+    terms = [g.scalar_mult(binding_factors[c.identifier], c.binding) for c in commitments]
+    if _has_multi_add(g):
+        return g.sum([c.hiding for c in commitments] + terms)
     total = g.identity()
-    for c in commitments:
-        total = g.add(total, g.add(c.hiding, g.scalar_mult(binding_factors[c.identifier], c.binding)))
+    for c, term in zip(commitments, terms, strict=True):
+        total = g.add(total, g.add(c.hiding, term))
     return total
 
 
@@ -167,35 +210,82 @@ def derive_interpolating_value(suite: Ciphersuite, identifiers: Sequence[int], x
         raise ThresholdError(f"participant {x_i} is not among the signers")
     if len(set(identifiers)) != len(identifiers):
         raise ThresholdError("duplicate identifiers among the signers")
-    numerator, denominator = 1, 1
-    for x_j in identifiers:
-        if x_j == x_i:
-            continue
-        numerator = numerator * x_j % order
-        denominator = denominator * (x_j - x_i) % order
+    # Identifiers are usually small integers: multiplying them out in full and reducing once
+    # costs less than reducing at every step (and gives the same residues for any identifiers).
+    numerator = math.prod(x_j for x_j in identifiers if x_j != x_i) % order
+    denominator = math.prod(x_j - x_i for x_j in identifiers if x_j != x_i) % order
     return numerator * pow(denominator, -1, order) % order
+
+
+def _interpolating_values(order: int, identifiers: Sequence[int]) -> dict[int, int]:
+    """Every Lagrange coefficient at zero over ``identifiers`` (distinct), with one inversion."""
+    count = len(identifiers)
+    # Numerators: products of all the other identifiers, from prefix and suffix products.
+    prefix = [1] * (count + 1)
+    for k, x in enumerate(identifiers):
+        prefix[k + 1] = prefix[k] * x % order
+    suffix = 1
+    numerators = [0] * count
+    for k in range(count - 1, -1, -1):
+        numerators[k] = prefix[k] * suffix % order
+        suffix = suffix * identifiers[k] % order
+    denominators = [math.prod(x_j - x_i for x_j in identifiers if x_j != x_i) % order for x_i in identifiers]
+    # Montgomery's trick: invert the product once, then peel off one denominator at a time.
+    running = [1] * (count + 1)
+    for k, d in enumerate(denominators):
+        running[k + 1] = running[k] * d % order
+    inverse = pow(running[count], -1, order)
+    values = {}
+    for k in range(count - 1, -1, -1):
+        values[identifiers[k]] = numerators[k] * running[k] % order * inverse % order
+        inverse = inverse * denominators[k] % order
+    return values
 
 
 @dataclass(frozen=True)
 class _Context:
+    """Everything about one signing session that the commitments, key and message determine."""
+
+    commitments: dict[int, SigningCommitment]  # by identifier, in increasing order
     binding_factors: dict[int, int]
+    binding_terms: dict[int, Element]  # [rho_i] E_i
+    commitment_shares: dict[int, Element] | None  # D_i + [rho_i] E_i, when computed on the way
     group_commitment: Element
     challenge: int
-    identifiers: list[int]
     nonce_sign: int
     key_sign: int
+
+    @property
+    def identifiers(self) -> list[int]:
+        return list(self.commitments)
 
 
 def _context(
     suite: Ciphersuite, group_public_key: Element, commitments: Sequence[SigningCommitment], message: bytes
 ) -> _Context:
+    g = suite.group
     ordered = _sorted_commitments(suite, commitments)
-    factors = compute_binding_factors(suite, group_public_key, ordered, message)
-    group_commitment = compute_group_commitment(suite, ordered, factors)
+    prefix = _binding_prefix(suite, group_public_key, ordered, message)
+    factors = {c.identifier: suite.H1(prefix + g.serialize_scalar(c.identifier)) for c in ordered}
+    terms = {c.identifier: g.scalar_mult(factors[c.identifier], c.binding) for c in ordered}
+    shares: dict[int, Element] | None = None
+    if _has_multi_add(g):
+        group_commitment = g.sum([c.hiding for c in ordered] + list(terms.values()))
+    else:
+        # Adding one participant at a time yields each commitment share for free.
+        shares = {c.identifier: g.add(c.hiding, terms[c.identifier]) for c in ordered}
+        group_commitment = _sum(g, list(shares.values()))
     challenge = compute_challenge(suite, group_commitment, group_public_key, message)
     nonce_sign, key_sign = suite.signs(group_commitment, group_public_key)
     return _Context(
-        factors, group_commitment, challenge, [c.identifier for c in ordered], nonce_sign, key_sign
+        {c.identifier: c for c in ordered},
+        factors,
+        terms,
+        shares,
+        group_commitment,
+        challenge,
+        nonce_sign,
+        key_sign,
     )
 
 
@@ -244,25 +334,24 @@ def verify_signature_share(
 ) -> bool:
     """RFC 9591 5.4: check one participant's signature share on its own."""
     ctx = _context(suite, group_public_key, commitments, message)
-    return _share_is_valid(suite, ctx, share, verifying_share, commitments)
+    if share.identifier not in ctx.commitments:
+        return False
+    lambda_i = derive_interpolating_value(suite, ctx.identifiers, share.identifier)
+    return _share_is_valid(suite, ctx, share, verifying_share, lambda_i)
 
 
 def _share_is_valid(
-    suite: Ciphersuite,
-    ctx: _Context,
-    share: SignatureShare,
-    verifying_share: Element,
-    commitments: Sequence[SigningCommitment],
+    suite: Ciphersuite, ctx: _Context, share: SignatureShare, verifying_share: Element, lambda_i: int
 ) -> bool:
+    """``[z_i]G == R_i + [c lambda_i]Y_i`` (with the suite's signs); ``share`` must be a signer's."""
     g = suite.group
-    own = [c for c in commitments if c.identifier == share.identifier]
-    if not own or share.identifier not in ctx.identifiers:
-        return False
-    rho = ctx.binding_factors[share.identifier]
-    commitment_share = g.add(own[0].hiding, g.scalar_mult(rho, own[0].binding))
+    identifier = share.identifier
+    if ctx.commitment_shares is not None:
+        commitment_share = ctx.commitment_shares[identifier]
+    else:
+        commitment_share = g.add(ctx.commitments[identifier].hiding, ctx.binding_terms[identifier])
     if ctx.nonce_sign < 0:
         commitment_share = g.negate(commitment_share)
-    lambda_i = derive_interpolating_value(suite, ctx.identifiers, share.identifier)
     left = g.scalar_base_mult(share.share)
     right = g.add(commitment_share, g.scalar_mult(ctx.key_sign * ctx.challenge * lambda_i, verifying_share))
     return g.equal(left, right)
@@ -275,7 +364,11 @@ def aggregate(
     shares: Sequence[SignatureShare],
     public_key_package: PublicKeyPackage,
 ) -> bytes:
-    """RFC 9591 5.3: combine the shares into a signature; name every cheater if it is invalid."""
+    """RFC 9591 5.3: combine the shares into a signature; name every cheater if it is invalid.
+
+    The signing context (binding factors, group commitment, challenge) is computed once; the
+    shares are checked one by one only if the aggregate signature does not verify.
+    """
     committed = {c.identifier for c in commitments}
     given = [s.identifier for s in shares]
     if len(set(given)) != len(given):
@@ -300,10 +393,13 @@ def aggregate(
     signature = suite.encode_signature(ctx.group_commitment, z)
     if suite.verify(public_key_package.group_public_key, message, signature):
         return signature
+    lambdas = _interpolating_values(suite.group.order, ctx.identifiers)
     culprits = tuple(
         s.identifier
         for s in sorted(shares, key=lambda s: s.identifier)
-        if not _share_is_valid(suite, ctx, s, public_key_package.verifying_shares[s.identifier], commitments)
+        if not _share_is_valid(
+            suite, ctx, s, public_key_package.verifying_shares[s.identifier], lambdas[s.identifier]
+        )
     )
     raise ThresholdError(
         f"the aggregate signature is invalid; cheating participant(s): {list(culprits) or 'none identified'}",

@@ -20,6 +20,12 @@ def random_scalar(suite: Ciphersuite) -> int:
 def polynomial_evaluate(x: int, coefficients: Sequence[int], order: int) -> int:
     """RFC 9591 4.2.1 (Horner's rule): f(x) for coefficients constant-first."""
     value = 0
+    if 0 <= x < 1 << 32:
+        # Participant identifiers are small: each step then grows the value by at most 32 bits,
+        # and one reduction at the end costs less than one at every step.
+        for coefficient in reversed(coefficients):
+            value = value * x + coefficient
+        return value % order
     for coefficient in reversed(coefficients):
         value = (value * x + coefficient) % order
     return value
