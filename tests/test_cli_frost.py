@@ -8,10 +8,11 @@ from pathlib import Path
 
 import nacl.signing
 import pytest
+from coincurve import PublicKeyXOnly
 
 from conftest import CliRunner
 
-SUITES = ["ed25519", "secp256k1"]
+SUITES = ["ed25519", "secp256k1", "secp256k1-tr"]
 
 
 def ceremony(cli: CliRunner, tmp_path: Path, suite: str, signers: list[int], t: int = 2, n: int = 3) -> Path:
@@ -63,6 +64,10 @@ def test_full_ceremony_verifies_independently(cli: CliRunner, tmp_path: Path, su
     signature, key = bytes.fromhex(doc["signature"]), bytes.fromhex(doc["group_public_key"])
     if suite == "ed25519":
         nacl.signing.VerifyKey(key).verify(b"transfer 100 to treasury", signature)
+    if suite == "secp256k1-tr":
+        # An ordinary BIP-340 verifier (libsecp256k1) accepts it under the x-only group key.
+        assert len(signature) == 64
+        assert PublicKeyXOnly(key[1:]).verify(signature, b"transfer 100 to treasury")
     other = tmp_path / "other"
     other.write_bytes(b"transfer 999")
     wrong = cli("frost", "verify", tmp_path / "sig.json", "-m", other)

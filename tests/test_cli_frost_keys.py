@@ -91,7 +91,7 @@ def dkg(cli: CliRunner, tmp_path: Path, suite: str, t: int, n: int) -> tuple[dic
     return keys, base / "p1" / "public-key-package.json"
 
 
-@pytest.mark.parametrize("suite", ["ed25519", "secp256k1"])
+@pytest.mark.parametrize("suite", ["ed25519", "secp256k1", "secp256k1-tr"])
 def test_dkg_then_sign(cli: CliRunner, tmp_path: Path, suite: str) -> None:
     keys, public = dkg(cli, tmp_path, suite, 2, 3)
     sign_with(cli, tmp_path, {1: keys[1], 3: keys[3]}, public, "a")

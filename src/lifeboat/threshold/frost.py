@@ -297,6 +297,7 @@ def sign(
     commitments: Sequence[SigningCommitment],
 ) -> SignatureShare:
     """Round two (RFC 9591 5.2): this participant's signature share."""
+    key_package = suite.prepare_key_package(key_package)
     own = [c for c in commitments if c.identifier == key_package.identifier]
     if not own:
         raise ThresholdError(
@@ -333,6 +334,10 @@ def verify_signature_share(
     message: bytes,
 ) -> bool:
     """RFC 9591 5.4: check one participant's signature share on its own."""
+    prepared = suite.prepare_public_key_package(
+        PublicKeyPackage({share.identifier: verifying_share}, group_public_key, 1)
+    )
+    verifying_share, group_public_key = prepared.verifying_shares[share.identifier], prepared.group_public_key
     ctx = _context(suite, group_public_key, commitments, message)
     if share.identifier not in ctx.commitments:
         return False
@@ -369,6 +374,7 @@ def aggregate(
     The signing context (binding factors, group commitment, challenge) is computed once; the
     shares are checked one by one only if the aggregate signature does not verify.
     """
+    public_key_package = suite.prepare_public_key_package(public_key_package)
     committed = {c.identifier for c in commitments}
     given = [s.identifier for s in shares]
     if len(set(given)) != len(given):

@@ -10,9 +10,12 @@ libraries underneath cannot represent it (coincurve) or refuse it (libsodium).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lifeboat.errors import LifeboatError
+
+if TYPE_CHECKING:
+    from lifeboat.threshold.frost import KeyPackage, PublicKeyPackage
 
 Element = object
 
@@ -85,6 +88,14 @@ class Ciphersuite(Protocol):
 
     def encode_signature(self, group_commitment: Element, z: int) -> bytes: ...
 
+    def prepare_key_package(self, key_package: KeyPackage) -> KeyPackage:
+        """The form of a key package that round two signs with (ZF ``pre_sign``)."""
+        ...
+
+    def prepare_public_key_package(self, public_key_package: PublicKeyPackage) -> PublicKeyPackage:
+        """The form of a public key package that share checks and aggregation use (ZF ``pre_aggregate``)."""
+        ...
+
     def verify(self, public_key: Element, message: bytes, signature: bytes) -> bool:
         """Verify a single-key Schnorr signature as this suite defines it."""
         ...
@@ -109,6 +120,12 @@ class RfcHooks:
 
     def encode_signature(self, group_commitment: Element, z: int) -> bytes:
         return self.group.serialize_element(group_commitment) + self.group.serialize_scalar(z)
+
+    def prepare_key_package(self, key_package: KeyPackage) -> KeyPackage:
+        return key_package
+
+    def prepare_public_key_package(self, public_key_package: PublicKeyPackage) -> PublicKeyPackage:
+        return public_key_package
 
 
 def sum_elements(group: Group, elements: list[Element]) -> Element:

@@ -125,29 +125,36 @@ def tweak_key_package(package: KeyPackage, merkle_root: bytes = b"") -> KeyPacka
     even-y form again when it signs; this returns that even-y form, ready for
     :func:`lifeboat.threshold.frost.sign`. ``x(Q)`` is the same either way.
     """
+    return even_y_key_package(_tweaked_key_package(package, merkle_root))
+
+
+def _tweaked_key_package(package: KeyPackage, merkle_root: bytes) -> KeyPackage:
+    """Even-y form, then ``+ t``: the package as frost-secp256k1-tr stores it (Q may have odd y)."""
     base = even_y_key_package(package)
     t = taptweak(base.group_public_key, merkle_root)
     tweak_point = _GROUP.scalar_base_mult(t)
-    tweaked = replace(
+    return replace(
         base,
         signing_share=(base.signing_share + t) % ORDER,
         verifying_share=_GROUP.add(base.verifying_share, tweak_point),
         group_public_key=_GROUP.add(base.group_public_key, tweak_point),
     )
-    return even_y_key_package(tweaked)
 
 
 def tweak_public_key_package(package: PublicKeyPackage, merkle_root: bytes = b"") -> PublicKeyPackage:
     """The public counterpart of :func:`tweak_key_package` (also returned in even-y form)."""
+    return even_y_public_key_package(_tweaked_public_key_package(package, merkle_root))
+
+
+def _tweaked_public_key_package(package: PublicKeyPackage, merkle_root: bytes) -> PublicKeyPackage:
     base = even_y_public_key_package(package)
     t = taptweak(base.group_public_key, merkle_root)
     tweak_point = _GROUP.scalar_base_mult(t)
-    tweaked = PublicKeyPackage(
+    return PublicKeyPackage(
         {identifier: _GROUP.add(share, tweak_point) for identifier, share in base.verifying_shares.items()},
         _GROUP.add(base.group_public_key, tweak_point),
         base.min_signers,
     )
-    return even_y_public_key_package(tweaked)
 
 
 class Secp256k1TaprootSha256:
@@ -184,6 +191,23 @@ class Secp256k1TaprootSha256:
                 "even_y_key_package / even_y_public_key_package (or the tweak helpers) first"
             )
         return (1 if has_even_y(group_commitment) else -1), 1
+
+    def prepare_key_package(self, key_package: KeyPackage) -> KeyPackage:
+        """Signing uses the even-y form of the group key (and so of every share)."""
+        return even_y_key_package(key_package)
+
+    def prepare_public_key_package(self, public_key_package: PublicKeyPackage) -> PublicKeyPackage:
+        return even_y_public_key_package(public_key_package)
+
+    def post_dkg(
+        self, key_package: KeyPackage, public_key_package: PublicKeyPackage
+    ) -> tuple[KeyPackage, PublicKeyPackage]:
+        """After a DKG, commit the key to an empty script tree (BIP-341), as frost-core does.
+
+        The packages are stored as frost-core stores them (``Q`` may have odd y); signing takes
+        their even-y form through :meth:`prepare_key_package`.
+        """
+        return _tweaked_key_package(key_package, b""), _tweaked_public_key_package(public_key_package, b"")
 
     def encode_signature(self, group_commitment: Element, z: int) -> bytes:
         """BIP-340: ``x(R) || z``, 64 bytes."""
