@@ -83,6 +83,15 @@ def test_cheater_is_named(cli: CliRunner, tmp_path: Path, suite: str) -> None:
         doc["share"] = doc["share"][:-2] + ("00" if doc["share"][-2:] != "00" else "01")
         path.write_text(json.dumps(doc))
     shares = [tmp_path / f"share-{i}.json" for i in (1, 2, 3)]
+    public = keys / "public-key-package.json"
+    checks = {
+        i: cli(
+            "--json", "frost", "verify-share", shares[i - 1], "-p", tmp_path / "pkg.json", "--public", public
+        )
+        for i in (1, 2, 3)
+    }
+    assert {i: r.json()["valid"] for i, r in checks.items()} == {1: False, 2: True, 3: False}
+    assert [r.code for r in checks.values()] == [1, 0, 1]
     out = cli(
         "--json", "frost", "aggregate", *shares, "-p", tmp_path / "pkg.json",
         "--public", keys / "public-key-package.json", "-o", tmp_path / "sig.json",

@@ -225,6 +225,32 @@ def frost_aggregate(
     )
 
 
+@frost_app.command("verify-share")
+def frost_verify_share(
+    share_file: Annotated[Path, typer.Argument(help="One signature share.", metavar="SHARE")],
+    package: Annotated[Path, typer.Option("--package", "-p", help="The signing package.", metavar="FILE")],
+    public: Annotated[Path, typer.Option("--public", help="The public key package.", metavar="FILE")],
+) -> None:
+    """Check one signer's share on its own, before (or instead of) aggregating."""
+    suite, message, commitments = serialize.decode_signing_package(
+        _read(package, "signing package"), str(package)
+    )
+    public_suite, pkp = serialize.decode_public_key_package(_read(public, "public key package"), str(public))
+    _same_suite(suite, public_suite, str(public))
+    share = serialize.decode_signature_share(_read(share_file, "signature share"), str(share_file), suite)[1]
+    if share.identifier not in pkp.verifying_shares:
+        raise ThresholdError(f"participant {share.identifier} is not in {public}", (share.identifier,))
+    valid = frost.verify_signature_share(
+        suite, share, pkp.verifying_shares[share.identifier], commitments, pkp.group_public_key, message
+    )
+    emit(
+        {"identifier": share.identifier, "valid": valid},
+        lambda: stdout.print(f"participant {share.identifier}: share {'valid' if valid else 'INVALID'}"),
+    )
+    if not valid:
+        raise typer.Exit(1)
+
+
 @frost_app.command("verify")
 def frost_verify(
     signature_file: Annotated[
