@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nacl.signing
 import pytest
@@ -165,3 +167,72 @@ def test_signing_package_without_own_commitment(cli: CliRunner, tmp_path: Path) 
     )  # fmt: skip
     assert result.code == 1 and "no commitment from participant 1" in result.err
     assert nonces.exists()  # nothing was consumed
+
+
+def test_edited_nonce_copy_and_bad_outputs(cli: CliRunner, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    cli("frost", "dealer", "-t", 2, "-n", 2, "-d", keys)
+    cli("frost", "commit", "-k", keys / "key-package-1.json", "-d", tmp_path / "p1")
+    cli("frost", "commit", "-k", keys / "key-package-2.json", "-d", tmp_path / "p2")
+    [nonces] = (tmp_path / "p1").glob("nonces-*.json")
+    doc = json.loads(nonces.read_text())
+    edited = dict(doc, nonce_id="0" * 32)
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    (tmp_path / "bad-id.json").write_text(json.dumps(dict(doc, nonce_id="é")))
+    commitments = [tmp_path / "p1" / "commitment-1.json", tmp_path / "p2" / "commitment-2.json"]
+    cli("frost", "package", *commitments, "--message-hex", "01", "-o", tmp_path / "a.json")
+    cli("frost", "package", *commitments, "--message-hex", "02", "-o", tmp_path / "b.json")
+    args = ["frost", "sign", "-k", keys / "key-package-1.json"]
+    # An output that cannot be written is refused before the nonce is consumed.
+    nowhere = cli(*args, "--nonces", nonces, "-p", tmp_path / "a.json", "-o", tmp_path / "no" / "s.json")
+    assert nowhere.code == 1 and nonces.exists()
+    bad_id = cli(
+        *args, "--nonces", tmp_path / "bad-id.json", "-p", tmp_path / "a.json", "-o", tmp_path / "x.json"
+    )
+    assert bad_id.code == 1 and "nonce_id" in bad_id.err
+    assert cli(*args, "--nonces", nonces, "-p", tmp_path / "a.json", "-o", tmp_path / "s1.json").code == 0
+    # The ledger knows the nonces by their commitments, so an edited id does not help.
+    again = cli(
+        *args, "--nonces", tmp_path / "edited.json", "-p", tmp_path / "b.json", "-o", tmp_path / "s2.json"
+    )
+    assert again.code == 1 and "already used" in again.err
+
+
+def test_wrong_public_key_package_is_not_blamed_on_signers(cli: CliRunner, tmp_path: Path) -> None:
+    keys = ceremony(cli, tmp_path, "ed25519", [1, 2])
+    cli("frost", "dealer", "-t", 2, "-n", 3, "-d", tmp_path / "other")
+    shares = [tmp_path / "share-1.json", tmp_path / "share-2.json"]
+    out = cli(
+        "frost", "aggregate", *shares, "-p", tmp_path / "pkg.json",
+        "--public", tmp_path / "other" / "public-key-package.json", "-o", tmp_path / "sig.json",
+    )  # fmt: skip
+    assert out.code == 1 and "public key package is probably not this group's" in out.err
+    assert keys.exists()
+
+
+def test_malformed_public_packages_and_collisions(cli: CliRunner, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    cli("frost", "dealer", "-t", 2, "-n", 3, "-d", keys)
+    public = json.loads((keys / "public-key-package.json").read_text())
+
+    def padded_key(d: dict[str, Any]) -> None:
+        d["verifying_shares"]["01"] = d["verifying_shares"]["1"]
+
+    def threshold_one(d: dict[str, Any]) -> None:
+        d["min_signers"] = 1
+
+    manglers: list[tuple[Callable[[dict[str, Any]], None], str]] = [
+        (padded_key, "not a decimal identifier"),
+        (threshold_one, "min_signers"),
+    ]
+    for mangle, reason in manglers:
+        doc = json.loads(json.dumps(public))
+        mangle(doc)
+        (tmp_path / "p.json").write_text(json.dumps(doc))
+        r = cli("frost", "refresh", "dealer", "--public", tmp_path / "p.json", "-d", tmp_path / "r")
+        assert r.code == 1 and reason in r.err, r.err
+    # A second dealer run into the same directory refuses before writing anything.
+    before = {p.name: p.read_bytes() for p in keys.iterdir()}
+    again = cli("frost", "dealer", "-t", 2, "-n", 3, "-d", keys)
+    assert again.code == 1 and "already exist" in again.err
+    assert {p.name: p.read_bytes() for p in keys.iterdir()} == before

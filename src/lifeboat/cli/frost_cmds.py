@@ -18,7 +18,7 @@ from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, read_bounded, write_atomic
 from lifeboat.home import default_home
 from lifeboat.threshold import frost, keygen, serialize, suites
 from lifeboat.threshold.group import Ciphersuite, ThresholdError
-from lifeboat.threshold.nonces import NonceLedger
+from lifeboat.threshold.nonces import NonceLedger, ledger_key
 
 frost_app = typer.Typer(
     help="FROST threshold signatures (RFC 9591): dealer or DKG key generation, signing, repair, refresh.",
@@ -39,6 +39,15 @@ def _read(path: Path, what: str) -> bytes:
 def _write(path: Path, data: bytes, *, secret: bool, force: bool) -> str:
     write_atomic(path, data, mode=SECRET_MODE if secret else PUBLIC_MODE, overwrite=force)
     return str(path)
+
+
+def _check_free(paths: list[Path], force: bool) -> None:
+    """Refuse before writing anything if any output already exists (no half-written ceremony step)."""
+    if force:
+        return
+    taken = [str(p) for p in paths if p.exists()]
+    if taken:
+        raise StorageError(f"{', '.join(taken)} already exist(s); choose another --out-dir or pass --force")
 
 
 def _out_dir(directory: Path) -> Path:
@@ -78,6 +87,11 @@ def frost_dealer(
     suite = suites.by_name(suite_name)
     directory = _out_dir(out_dir)
     packages, public, _ = keygen.trusted_dealer_keygen(suite, threshold, participants)
+    _check_free(
+        [directory / f"key-package-{kp.identifier}.json" for kp in packages]
+        + [directory / "public-key-package.json"],
+        force,
+    )
     written = [
         _write(
             directory / f"key-package-{kp.identifier}.json",
@@ -119,6 +133,7 @@ def frost_commit(
     nonce_id = secrets.token_hex(16)
     nonce_path = directory / f"nonces-{kp.identifier}-{nonce_id[:8]}.json"
     commitment_path = directory / f"commitment-{kp.identifier}.json"
+    _check_free([nonce_path, commitment_path], force)
     _write(nonce_path, serialize.encode_nonces(suite, nonces, nonce_id), secret=True, force=False)
     _write(commitment_path, serialize.encode_commitment(suite, nonces.commitment), secret=False, force=force)
     emit(
@@ -173,7 +188,7 @@ def frost_sign(
 ) -> None:
     """Round 2: your signature share. Consumes the nonce file; a nonce is never used twice."""
     suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
-    nonce_suite, nonces, nonce_id = serialize.decode_nonces(
+    nonce_suite, nonces, _nonce_id = serialize.decode_nonces(
         _read(nonces_file, "nonce file"), str(nonces_file)
     )
     package_suite, message, commitments = serialize.decode_signing_package(
@@ -184,10 +199,18 @@ def frost_sign(
     if nonces.identifier != kp.identifier:
         raise ThresholdError(f"{nonces_file} belongs to participant {nonces.identifier}, not {kp.identifier}")
     if output.exists() and not force:
-        raise UsageError(f"{output} already exists; choose another --output")
+        raise StorageError(f"{output} already exists; choose another --output")
+    if not output.absolute().parent.is_dir():
+        raise StorageError(f"directory {output.parent} does not exist; create it first")
     # Check everything that can fail before the nonce is consumed, so a bad package wastes nothing.
     share = frost.sign(suite, kp, nonces, message, commitments)
-    NonceLedger(settings.home or default_home()).consume(nonce_id, nonces_file)
+    g = suite.group
+    entry = ledger_key(
+        suite.name,
+        g.serialize_element(nonces.commitment.hiding),
+        g.serialize_element(nonces.commitment.binding),
+    )
+    NonceLedger(settings.home or default_home()).consume(entry, nonces_file)
     _write(output, serialize.encode_signature_share(suite, share), secret=False, force=force)
     emit(
         {"identifier": kp.identifier, "signature_share": str(output), "nonces_consumed": str(nonces_file)},
@@ -338,6 +361,10 @@ def dkg_part1(
     suite = suites.by_name(suite_name)
     directory = _out_dir(out_dir)
     secret, package = dkg.part1(suite, identifier, participants, threshold)
+    _check_free(
+        [directory / f"dkg-round1-secret-{identifier}.json", directory / f"dkg-round1-{identifier}.json"],
+        force,
+    )
     written = [
         _write(
             directory / f"dkg-round1-secret-{identifier}.json",
@@ -379,6 +406,11 @@ def dkg_part2(
     round2_secret, outgoing = dkg.part2(suite, secret, packages)
     directory = _out_dir(out_dir)
     ident = secret.identifier
+    _check_free(
+        [directory / f"dkg-round2-secret-{ident}.json"]
+        + [directory / f"dkg-round2-{ident}-to-{receiver}.json" for receiver in outgoing],
+        force,
+    )
     written = [
         _write(
             directory / f"dkg-round2-secret-{ident}.json",
@@ -427,6 +459,7 @@ def dkg_part3(
     key_package, public = dkg.part3(suite, secret, packages, {p.sender: p for p in received})
     directory = _out_dir(out_dir)
     ident = secret.identifier
+    _check_free([directory / f"key-package-{ident}.json", directory / "public-key-package.json"], force)
     written = [
         _write(
             directory / f"key-package-{ident}.json",
@@ -477,6 +510,9 @@ def repair_step1(
         raise UsageError("--helpers takes identifiers separated by commas, e.g. 1,2,4") from None
     deltas = repair.repair_share_step_1(suite, helper_ids, kp, participant)
     directory = _out_dir(out_dir)
+    _check_free(
+        [directory / f"repair-delta-{kp.identifier}-to-{receiver}.json" for receiver in deltas], force
+    )
     written = [
         _write(
             directory / f"repair-delta-{kp.identifier}-to-{receiver}.json",
@@ -554,6 +590,10 @@ def repair_step3(
     participant = participants.pop()
     key_package = repair.repair_share_step_3(suite, [p[4] for p in parsed], participant, pkp)
     directory = _out_dir(out_dir)
+    outputs = [directory / f"key-package-{participant}.json"]
+    if participant not in pkp.verifying_shares:
+        outputs.append(directory / "public-key-package.json")
+    _check_free(outputs, force)
     written = [
         _write(
             directory / f"key-package-{participant}.json",
@@ -613,6 +653,10 @@ def refresh_dealer(
     keep = sorted(set(pkp.verifying_shares) - dropped)
     shares, new_public = refresh.compute_refreshing_shares(suite, pkp, keep)
     directory = _out_dir(out_dir)
+    _check_free(
+        [directory / f"refreshing-share-{i}.json" for i in shares] + [directory / "public-key-package.json"],
+        force,
+    )
     written = [
         _write(
             directory / f"refreshing-share-{i}.json",
@@ -674,6 +718,9 @@ def refresh_part1(
     secret, package = refresh.refresh_dkg_part1(suite, kp.identifier, participants, kp.min_signers)
     directory = _out_dir(out_dir)
     ident = kp.identifier
+    _check_free(
+        [directory / f"refresh-round1-secret-{ident}.json", directory / f"refresh-round1-{ident}.json"], force
+    )
     written = [
         _write(
             directory / f"refresh-round1-secret-{ident}.json",
@@ -716,6 +763,11 @@ def refresh_part2(
     round2_secret, outgoing = refresh.refresh_dkg_part2(suite, secret, packages)
     directory = _out_dir(out_dir)
     ident = secret.identifier
+    _check_free(
+        [directory / f"refresh-round2-secret-{ident}.json"]
+        + [directory / f"refresh-round2-{ident}-to-{receiver}.json" for receiver in outgoing],
+        force,
+    )
     written = [
         _write(
             directory / f"refresh-round2-secret-{ident}.json",
@@ -776,6 +828,7 @@ def refresh_part3(
     )
     directory = _out_dir(out_dir)
     ident = kp.identifier
+    _check_free([directory / f"key-package-{ident}.json", directory / "public-key-package.json"], force)
     written = [
         _write(
             directory / f"key-package-{ident}.json",

@@ -375,7 +375,8 @@ def part3(
     """
     own = round2_secret.identifier
     check_peer_identifiers(suite, own, round2_secret.max_signers, round1_packages, "round-one packages")
-    _check_round1_packages(suite, round1_packages, round2_secret.min_signers, proofs=False)
+    # Proofs are checked again: part3 may be handed other round-one files than part2 was.
+    _check_round1_packages(suite, round1_packages, round2_secret.min_signers, proofs=True)
     commitments: dict[int, Sequence[Element]] = {i: p.commitment for i, p in round1_packages.items()}
     received = check_received_shares(suite, own, commitments, round2_packages)
     signing_share = (received + round2_secret.secret_share) % suite.group.order

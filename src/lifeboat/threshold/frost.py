@@ -407,6 +407,12 @@ def aggregate(
             suite, ctx, s, public_key_package.verifying_shares[s.identifier], lambdas[s.identifier]
         )
     )
+    if len(culprits) == len(shares) > 1:
+        raise ThresholdError(
+            f"no signature share verifies: the public key package is probably not this group's "
+            f"(or all of participants {list(culprits)} cheated)",
+            culprits,
+        )
     raise ThresholdError(
         f"the aggregate signature is invalid; cheating participant(s): {list(culprits) or 'none identified'}",
         culprits,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 from pathlib import Path
 
@@ -18,6 +19,19 @@ from lifeboat.errors import StorageError
 from lifeboat.threshold.group import ThresholdError
 
 LEDGER_FILE = "frost-used-nonces"
+
+
+def ledger_key(suite_name: str, hiding_commitment: bytes, binding_commitment: bytes) -> str:
+    """The ledger's name for a pair of nonces: a hash of their commitments.
+
+    It is derived from the nonces themselves (a nonce file is refused unless its nonces match
+    its commitment), so editing any free-text field of a copied file cannot get it past the
+    ledger.
+    """
+    digest = hashlib.sha256()
+    for part in (suite_name.encode(), hiding_commitment, binding_commitment):
+        digest.update(len(part).to_bytes(2, "big") + part)
+    return digest.hexdigest()
 
 
 class NonceLedger:
@@ -28,9 +42,9 @@ class NonceLedger:
         self.path = self.home / LEDGER_FILE
 
     def consume(self, nonce_id: str, nonce_file: Path | None = None) -> None:
-        """Record ``nonce_id`` as used (refusing one already used), then delete ``nonce_file``."""
-        if not nonce_id or "\n" in nonce_id:
-            raise ThresholdError("malformed nonce id")
+        """Record ``nonce_id`` (a :func:`ledger_key`) as used, refusing a used one; delete ``nonce_file``."""
+        if len(nonce_id) != 64 or not all(c in "0123456789abcdef" for c in nonce_id):
+            raise ThresholdError("malformed nonce ledger key")
         try:
             self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
@@ -43,7 +57,7 @@ class NonceLedger:
                 used = {line.strip() for line in reader}
             if nonce_id in used:
                 raise ThresholdError(
-                    f"nonce {nonce_id} was already used for a signature; reusing it would reveal the "
+                    "these nonces were already used for a signature; reusing them would reveal the "
                     "signing share. Run 'lifeboat frost commit' again for fresh nonces"
                 )
             os.write(fd, (nonce_id + "\n").encode("ascii"))

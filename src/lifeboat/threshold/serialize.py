@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lifeboat.documents import parse_versioned
-from lifeboat.threshold import dkg, refresh, suites
+from lifeboat.threshold import dkg, keygen, refresh, suites
 from lifeboat.threshold.frost import (
     KeyPackage,
     PublicKeyPackage,
@@ -117,8 +117,8 @@ def encode_key_package(suite: Ciphersuite, kp: KeyPackage) -> bytes:
 
 def _min_signers(body: Mapping[str, Any]) -> int:
     value = body.get("min_signers")
-    if type(value) is not int or value < 1:
-        raise ThresholdError("field 'min_signers' must be a positive integer")
+    if type(value) is not int or not 2 <= value <= keygen.MAX_PARTICIPANTS:
+        raise ThresholdError(f"field 'min_signers' must be an integer from 2 to {keygen.MAX_PARTICIPANTS}")
     return value
 
 
@@ -156,10 +156,9 @@ def decode_public_key_package(data: bytes, what: str) -> tuple[Ciphersuite, Publ
         raise ThresholdError(f"{what}: 'verifying_shares' must be a non-empty object")
     verifying: dict[int, Element] = {}
     for key, value in shares.items():
-        try:
-            identifier = check_identifier(c.suite, int(key))
-        except ValueError:
-            raise ThresholdError(f"{what}: verifying share key {key!r} is not an identifier") from None
+        if not key.isdigit() or str(int(key)) != key:
+            raise ThresholdError(f"{what}: verifying share key {key!r} is not a decimal identifier")
+        identifier = check_identifier(c.suite, int(key))
         field = f"verifying_shares[{key}]"
         verifying[identifier] = c.read_element({field: value}, field)
     pkp = PublicKeyPackage(verifying, c.read_element(body, "group_public_key"), _min_signers(body))
@@ -216,8 +215,12 @@ def encode_nonces(suite: Ciphersuite, nonces: SigningNonces, nonce_id: str) -> b
 def decode_nonces(data: bytes, what: str) -> tuple[Ciphersuite, SigningNonces, str]:
     c, body = read_document(data, "nonces", what)
     nonce_id = body.get("nonce_id")
-    if not isinstance(nonce_id, str) or not nonce_id:
-        raise ThresholdError(f"{what}: 'nonce_id' is missing")
+    if (
+        not isinstance(nonce_id, str)
+        or len(nonce_id) != 32
+        or not all(ch in "0123456789abcdef" for ch in nonce_id)
+    ):
+        raise ThresholdError(f"{what}: 'nonce_id' must be 32 lower-case hex digits")
     raw = body.get("commitment")
     if not isinstance(raw, dict):
         raise ThresholdError(f"{what}: 'commitment' must be an object")
@@ -302,9 +305,12 @@ def encode_signature(
 
 def decode_signature(data: bytes, what: str) -> tuple[Ciphersuite, bytes, bytes, Element]:
     c, body = read_document(data, "signature", what)
+    message_hex, signature_hex = body.get("message"), body.get("signature")
+    if not isinstance(message_hex, str) or not isinstance(signature_hex, str):
+        raise ThresholdError(f"{what}: 'message' and 'signature' must be hex strings")
     try:
-        message = bytes.fromhex(str(body.get("message")))
-        signature = bytes.fromhex(str(body.get("signature")))
+        message = bytes.fromhex(message_hex)
+        signature = bytes.fromhex(signature_hex)
     except ValueError:
         raise ThresholdError(f"{what}: 'message' and 'signature' must be hex") from None
     return c.suite, message, signature, c.read_element(body, "group_public_key")
@@ -371,12 +377,13 @@ def decode_round1_secret(
     c, body = read_document(data, kind, what)
     coefficients = _read_scalar_list(c, body, "coefficients")
     commitment = tuple(c.group.scalar_base_mult(x) for x in coefficients)
+    min_signers = _min_signers(body)
+    if len(coefficients) != min_signers:
+        raise ThresholdError(
+            f"{what}: a t-of-n polynomial has t = {min_signers} coefficients, not {len(coefficients)}"
+        )
     return c.suite, dkg.Round1SecretPackage(
-        c.read_identifier(body),
-        coefficients,
-        commitment,
-        _count(body, "min_signers"),
-        _count(body, "max_signers"),
+        c.read_identifier(body), coefficients, commitment, min_signers, _count(body, "max_signers")
     )
 
 
@@ -431,7 +438,7 @@ def decode_round2_secret(
         c.read_identifier(body),
         _read_element_list(c, body, "commitment", identity_first=kind.startswith("refresh")),
         c.read_scalar(body, "secret_share"),
-        _count(body, "min_signers"),
+        _min_signers(body),
         _count(body, "max_signers"),
     )
 
