@@ -41,13 +41,38 @@ def _write(path: Path, data: bytes, *, secret: bool, force: bool) -> str:
     return str(path)
 
 
-def _check_free(paths: list[Path], force: bool) -> None:
-    """Refuse before writing anything if any output already exists (no half-written ceremony step)."""
-    if force:
-        return
-    taken = [str(p) for p in paths if p.exists()]
-    if taken:
-        raise StorageError(f"{', '.join(taken)} already exist(s); choose another --out-dir or pass --force")
+class _Outputs:
+    """The files one ceremony step writes: all checked before the first is written.
+
+    Without ``--force`` an existing file refuses the whole step, so a step never leaves some of
+    its files written and others not because of a name collision. A new file written before a
+    later write fails (disk full) is removed again.
+    """
+
+    def __init__(self, force: bool) -> None:
+        self.force = force
+        self.pending: list[tuple[Path, bytes, bool]] = []
+
+    def add(self, path: Path, data: bytes, *, secret: bool) -> None:
+        self.pending.append((path, data, secret))
+
+    def write(self) -> list[str]:
+        taken = [str(path) for path, _, _ in self.pending if path.exists()]
+        if taken and not self.force:
+            raise StorageError(
+                f"{', '.join(taken)} already exist(s); choose another --out-dir or pass --force"
+            )
+        written: list[Path] = []
+        try:
+            for path, data, secret in self.pending:
+                _write(path, data, secret=secret, force=self.force)
+                written.append(path)
+        except BaseException:
+            for path in written:
+                if str(path) not in taken:  # never remove a file that was there before
+                    path.unlink(missing_ok=True)
+            raise
+        return [str(path) for path in written]
 
 
 def _out_dir(directory: Path) -> Path:
@@ -87,29 +112,20 @@ def frost_dealer(
     suite = suites.by_name(suite_name)
     directory = _out_dir(out_dir)
     packages, public, _ = keygen.trusted_dealer_keygen(suite, threshold, participants)
-    _check_free(
-        [directory / f"key-package-{kp.identifier}.json" for kp in packages]
-        + [directory / "public-key-package.json"],
-        force,
-    )
-    written = [
-        _write(
+    outputs = _Outputs(force)
+    for kp in packages:
+        outputs.add(
             directory / f"key-package-{kp.identifier}.json",
             serialize.encode_key_package(suite, kp),
             secret=True,
-            force=force,
         )
-        for kp in packages
-    ]
-    written.append(
-        _write(
-            directory / "public-key-package.json",
-            serialize.encode_public_key_package(suite, public),
-            secret=False,
-            force=force,
-        )
+    outputs.add(
+        directory / "public-key-package.json",
+        serialize.encode_public_key_package(suite, public),
+        secret=False,
     )
     key = suite.group.serialize_element(public.group_public_key).hex()
+    written = outputs.write()
     emit(
         {"ciphersuite": suite.name, "group_public_key": key, "files": written},
         lambda: stdout.print(
@@ -133,9 +149,10 @@ def frost_commit(
     nonce_id = secrets.token_hex(16)
     nonce_path = directory / f"nonces-{kp.identifier}-{nonce_id[:8]}.json"
     commitment_path = directory / f"commitment-{kp.identifier}.json"
-    _check_free([nonce_path, commitment_path], force)
-    _write(nonce_path, serialize.encode_nonces(suite, nonces, nonce_id), secret=True, force=False)
-    _write(commitment_path, serialize.encode_commitment(suite, nonces.commitment), secret=False, force=force)
+    outputs = _Outputs(force)
+    outputs.add(nonce_path, serialize.encode_nonces(suite, nonces, nonce_id), secret=True)
+    outputs.add(commitment_path, serialize.encode_commitment(suite, nonces.commitment), secret=False)
+    outputs.write()
     emit(
         {"identifier": kp.identifier, "nonces": str(nonce_path), "commitment": str(commitment_path)},
         lambda: stdout.print(
@@ -361,24 +378,18 @@ def dkg_part1(
     suite = suites.by_name(suite_name)
     directory = _out_dir(out_dir)
     secret, package = dkg.part1(suite, identifier, participants, threshold)
-    _check_free(
-        [directory / f"dkg-round1-secret-{identifier}.json", directory / f"dkg-round1-{identifier}.json"],
-        force,
+    outputs = _Outputs(force)
+    outputs.add(
+        directory / f"dkg-round1-secret-{identifier}.json",
+        serialize.encode_round1_secret(suite, secret),
+        secret=True,
     )
-    written = [
-        _write(
-            directory / f"dkg-round1-secret-{identifier}.json",
-            serialize.encode_round1_secret(suite, secret),
-            secret=True,
-            force=force,
-        ),
-        _write(
-            directory / f"dkg-round1-{identifier}.json",
-            serialize.encode_round1_package(suite, package),
-            secret=False,
-            force=force,
-        ),
-    ]
+    outputs.add(
+        directory / f"dkg-round1-{identifier}.json",
+        serialize.encode_round1_package(suite, package),
+        secret=False,
+    )
+    written = outputs.write()
     _files("DKG part 1: broadcast the dkg-round1 file, keep the secret one", identifier, directory, written)
 
 
@@ -406,24 +417,16 @@ def dkg_part2(
     round2_secret, outgoing = dkg.part2(suite, secret, packages)
     directory = _out_dir(out_dir)
     ident = secret.identifier
-    _check_free(
-        [directory / f"dkg-round2-secret-{ident}.json"]
-        + [directory / f"dkg-round2-{ident}-to-{receiver}.json" for receiver in outgoing],
-        force,
+    outputs = _Outputs(force)
+    outputs.add(
+        directory / f"dkg-round2-secret-{ident}.json",
+        serialize.encode_round2_secret(suite, round2_secret),
+        secret=True,
     )
-    written = [
-        _write(
-            directory / f"dkg-round2-secret-{ident}.json",
-            serialize.encode_round2_secret(suite, round2_secret),
-            secret=True,
-            force=force,
-        )
-    ]
     for receiver, package in sorted(outgoing.items()):
         path = directory / f"dkg-round2-{ident}-to-{receiver}.json"
-        written.append(
-            _write(path, serialize.encode_round2_package(suite, package), secret=True, force=force)
-        )
+        outputs.add(path, serialize.encode_round2_package(suite, package), secret=True)
+    written = outputs.write()
     _consume(secret_file)
     _files(
         "DKG part 2: send each dkg-round2-I-to-J file privately to participant J", ident, directory, written
@@ -459,21 +462,16 @@ def dkg_part3(
     key_package, public = dkg.part3(suite, secret, packages, {p.sender: p for p in received})
     directory = _out_dir(out_dir)
     ident = secret.identifier
-    _check_free([directory / f"key-package-{ident}.json", directory / "public-key-package.json"], force)
-    written = [
-        _write(
-            directory / f"key-package-{ident}.json",
-            serialize.encode_key_package(suite, key_package),
-            secret=True,
-            force=force,
-        ),
-        _write(
-            directory / "public-key-package.json",
-            serialize.encode_public_key_package(suite, public),
-            secret=False,
-            force=force,
-        ),
-    ]
+    outputs = _Outputs(force)
+    outputs.add(
+        directory / f"key-package-{ident}.json", serialize.encode_key_package(suite, key_package), secret=True
+    )
+    outputs.add(
+        directory / "public-key-package.json",
+        serialize.encode_public_key_package(suite, public),
+        secret=False,
+    )
+    written = outputs.write()
     _consume(secret_file)
     _files("DKG done", ident, directory, written)
 
@@ -510,18 +508,14 @@ def repair_step1(
         raise UsageError("--helpers takes identifiers separated by commas, e.g. 1,2,4") from None
     deltas = repair.repair_share_step_1(suite, helper_ids, kp, participant)
     directory = _out_dir(out_dir)
-    _check_free(
-        [directory / f"repair-delta-{kp.identifier}-to-{receiver}.json" for receiver in deltas], force
-    )
-    written = [
-        _write(
+    outputs = _Outputs(force)
+    for receiver, value in sorted(deltas.items()):
+        outputs.add(
             directory / f"repair-delta-{kp.identifier}-to-{receiver}.json",
             serialize.encode_repair_value(suite, "repair-delta", kp.identifier, receiver, participant, value),
             secret=True,
-            force=force,
         )
-        for receiver, value in sorted(deltas.items())
-    ]
+    written = outputs.write()
     _files(
         f"repair of {participant}, step 1: send each delta to its helper", kp.identifier, directory, written
     )
@@ -590,28 +584,20 @@ def repair_step3(
     participant = participants.pop()
     key_package = repair.repair_share_step_3(suite, [p[4] for p in parsed], participant, pkp)
     directory = _out_dir(out_dir)
-    outputs = [directory / f"key-package-{participant}.json"]
-    if participant not in pkp.verifying_shares:
-        outputs.append(directory / "public-key-package.json")
-    _check_free(outputs, force)
-    written = [
-        _write(
-            directory / f"key-package-{participant}.json",
-            serialize.encode_key_package(suite, key_package),
-            secret=True,
-            force=force,
-        )
-    ]
+    outputs = _Outputs(force)
+    outputs.add(
+        directory / f"key-package-{participant}.json",
+        serialize.encode_key_package(suite, key_package),
+        secret=True,
+    )
     if participant not in pkp.verifying_shares:
         enrolled = repair.enrol(suite, pkp, participant)
-        written.append(
-            _write(
-                directory / "public-key-package.json",
-                serialize.encode_public_key_package(suite, enrolled),
-                secret=False,
-                force=force,
-            )
+        outputs.add(
+            directory / "public-key-package.json",
+            serialize.encode_public_key_package(suite, enrolled),
+            secret=False,
         )
+    written = outputs.write()
     _files("repaired", participant, directory, written)
 
 
@@ -653,27 +639,17 @@ def refresh_dealer(
     keep = sorted(set(pkp.verifying_shares) - dropped)
     shares, new_public = refresh.compute_refreshing_shares(suite, pkp, keep)
     directory = _out_dir(out_dir)
-    _check_free(
-        [directory / f"refreshing-share-{i}.json" for i in shares] + [directory / "public-key-package.json"],
-        force,
-    )
-    written = [
-        _write(
-            directory / f"refreshing-share-{i}.json",
-            serialize.encode_refreshing_share(suite, s),
-            secret=True,
-            force=force,
+    outputs = _Outputs(force)
+    for i, s in sorted(shares.items()):
+        outputs.add(
+            directory / f"refreshing-share-{i}.json", serialize.encode_refreshing_share(suite, s), secret=True
         )
-        for i, s in sorted(shares.items())
-    ]
-    written.append(
-        _write(
-            directory / "public-key-package.json",
-            serialize.encode_public_key_package(suite, new_public),
-            secret=False,
-            force=force,
-        )
+    outputs.add(
+        directory / "public-key-package.json",
+        serialize.encode_public_key_package(suite, new_public),
+        secret=False,
     )
+    written = outputs.write()
     emit({"files": written, "participants": keep}, lambda: stdout.print("\n".join(written)))
 
 
@@ -718,23 +694,18 @@ def refresh_part1(
     secret, package = refresh.refresh_dkg_part1(suite, kp.identifier, participants, kp.min_signers)
     directory = _out_dir(out_dir)
     ident = kp.identifier
-    _check_free(
-        [directory / f"refresh-round1-secret-{ident}.json", directory / f"refresh-round1-{ident}.json"], force
+    outputs = _Outputs(force)
+    outputs.add(
+        directory / f"refresh-round1-secret-{ident}.json",
+        serialize.encode_round1_secret(suite, secret, "refresh-round1-secret"),
+        secret=True,
     )
-    written = [
-        _write(
-            directory / f"refresh-round1-secret-{ident}.json",
-            serialize.encode_round1_secret(suite, secret, "refresh-round1-secret"),
-            secret=True,
-            force=force,
-        ),
-        _write(
-            directory / f"refresh-round1-{ident}.json",
-            serialize.encode_refresh_round1_package(suite, package),
-            secret=False,
-            force=force,
-        ),
-    ]
+    outputs.add(
+        directory / f"refresh-round1-{ident}.json",
+        serialize.encode_refresh_round1_package(suite, package),
+        secret=False,
+    )
+    written = outputs.write()
     _files("refresh part 1", ident, directory, written)
 
 
@@ -763,29 +734,18 @@ def refresh_part2(
     round2_secret, outgoing = refresh.refresh_dkg_part2(suite, secret, packages)
     directory = _out_dir(out_dir)
     ident = secret.identifier
-    _check_free(
-        [directory / f"refresh-round2-secret-{ident}.json"]
-        + [directory / f"refresh-round2-{ident}-to-{receiver}.json" for receiver in outgoing],
-        force,
+    outputs = _Outputs(force)
+    outputs.add(
+        directory / f"refresh-round2-secret-{ident}.json",
+        serialize.encode_round2_secret(suite, round2_secret, "refresh-round2-secret"),
+        secret=True,
     )
-    written = [
-        _write(
-            directory / f"refresh-round2-secret-{ident}.json",
-            serialize.encode_round2_secret(suite, round2_secret, "refresh-round2-secret"),
-            secret=True,
-            force=force,
-        )
-    ]
     for receiver, package in sorted(outgoing.items()):
         path = directory / f"refresh-round2-{ident}-to-{receiver}.json"
-        written.append(
-            _write(
-                path,
-                serialize.encode_round2_package(suite, package, "refresh-round2-package"),
-                secret=True,
-                force=force,
-            )
+        outputs.add(
+            path, serialize.encode_round2_package(suite, package, "refresh-round2-package"), secret=True
         )
+    written = outputs.write()
     _consume(secret_file)
     _files("refresh part 2: send each refresh-round2-I-to-J file privately to J", ident, directory, written)
 
@@ -828,20 +788,15 @@ def refresh_part3(
     )
     directory = _out_dir(out_dir)
     ident = kp.identifier
-    _check_free([directory / f"key-package-{ident}.json", directory / "public-key-package.json"], force)
-    written = [
-        _write(
-            directory / f"key-package-{ident}.json",
-            serialize.encode_key_package(suite, new_kp),
-            secret=True,
-            force=force,
-        ),
-        _write(
-            directory / "public-key-package.json",
-            serialize.encode_public_key_package(suite, new_public),
-            secret=False,
-            force=force,
-        ),
-    ]
+    outputs = _Outputs(force)
+    outputs.add(
+        directory / f"key-package-{ident}.json", serialize.encode_key_package(suite, new_kp), secret=True
+    )
+    outputs.add(
+        directory / "public-key-package.json",
+        serialize.encode_public_key_package(suite, new_public),
+        secret=False,
+    )
+    written = outputs.write()
     _consume(secret_file)
     _files("refreshed: destroy your old key package", ident, directory, written)
