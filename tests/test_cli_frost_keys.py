@@ -257,3 +257,47 @@ def test_refresh_distributed(cli: CliRunner, tmp_path: Path) -> None:
         json.loads(new_keys[2].read_text())["signing_share"]
         != json.loads((keys_dir / "key-package-2.json").read_text())["signing_share"]
     )
+
+
+def test_refresh_refuses_duplicate_and_misdirected_files(cli: CliRunner, tmp_path: Path) -> None:
+    keys_dir = tmp_path / "keys"
+    cli("frost", "dealer", "-t", 2, "-n", 3, "-d", keys_dir)
+    base = tmp_path / "rd"
+    for i in (1, 2, 3):
+        cli("frost", "refresh", "part1", "-k", keys_dir / f"key-package-{i}.json", "-n", 3, "-d", base)
+    secret1 = base / "refresh-round1-secret-1.json"
+    twice = cli(
+        "frost",
+        "refresh",
+        "part2",
+        "-s",
+        secret1,
+        base / "refresh-round1-2.json",
+        base / "refresh-round1-2.json",
+        "-d",
+        base,
+    )
+    assert twice.code == 1 and "two round-one files come from participant 2" in twice.err
+    assert secret1.exists()
+    for i in (1, 2, 3):
+        others = [base / f"refresh-round1-{j}.json" for j in (1, 2, 3) if j != i]
+        assert (
+            cli(
+                "frost",
+                "refresh",
+                "part2",
+                "-s",
+                base / f"refresh-round1-secret-{i}.json",
+                *others,
+                "-d",
+                base,
+            ).code
+            == 0
+        )
+    flags = [x for j in (2, 3) for x in ("--round1", base / f"refresh-round1-{j}.json")]
+    misdirected = cli(
+        "frost", "refresh", "part3", "-s", base / "refresh-round2-secret-1.json", "-k", keys_dir / "key-package-1.json",
+        "--public", keys_dir / "public-key-package.json", *flags,
+        base / "refresh-round2-2-to-1.json", base / "refresh-round2-3-to-2.json", "-d", tmp_path / "out",
+    )  # fmt: skip
+    assert misdirected.code == 1 and "not for 1" in misdirected.err

@@ -7,8 +7,9 @@ with their owner or the one receiver named in the file name). Secret files are w
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 import typer
 
@@ -16,7 +17,7 @@ from lifeboat.cli.output import emit, info, settings, stdout
 from lifeboat.errors import StorageError, UsageError
 from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, read_bounded, write_atomic
 from lifeboat.home import default_home
-from lifeboat.threshold import frost, keygen, serialize, suites
+from lifeboat.threshold import dkg, frost, keygen, serialize, suites
 from lifeboat.threshold.group import Ciphersuite, ThresholdError
 from lifeboat.threshold.nonces import NonceLedger, ledger_key
 
@@ -363,6 +364,71 @@ def _files(kind: str, ident: int, directory: Path, written: list[str]) -> None:
     )
 
 
+class _FromParticipant(Protocol):
+    @property
+    def identifier(self) -> int: ...
+
+
+P = TypeVar("P", bound=_FromParticipant)
+
+
+def _round1_packages(
+    files: list[Path], decode: Callable[[bytes, str, Ciphersuite], P], suite: Ciphersuite
+) -> dict[int, P]:
+    """Round-one packages by sender; two files from one participant are refused."""
+    packages: dict[int, P] = {}
+    for path in files:
+        package = decode(_read(path, "round-one package"), str(path), suite)
+        if package.identifier in packages:
+            raise ThresholdError(
+                f"two round-one files come from participant {package.identifier}", (package.identifier,)
+            )
+        packages[package.identifier] = package
+    return packages
+
+
+def _round2_packages(
+    files: list[Path], suite: Ciphersuite, kind: str, me: int
+) -> dict[int, dkg.Round2Package]:
+    """The round-two shares sent to ``me``, by sender; misdirected or duplicate shares are refused."""
+    packages: dict[int, dkg.Round2Package] = {}
+    for path in files:
+        package = serialize.decode_round2_package(_read(path, "round-two share"), str(path), suite, kind)
+        if package.receiver != me:
+            raise ThresholdError(f"{path} is a share for participant {package.receiver}, not for {me}")
+        if package.sender in packages:
+            raise ThresholdError(
+                f"two round-two shares come from participant {package.sender}", (package.sender,)
+            )
+        packages[package.sender] = package
+    return packages
+
+
+def _write_round2(
+    suite: Ciphersuite,
+    prefix: str,
+    round2_secret: dkg.Round2SecretPackage,
+    outgoing: dict[int, dkg.Round2Package],
+    directory: Path,
+    force: bool,
+) -> list[str]:
+    """Part two's outputs: the sender's secret state and one private share per receiver."""
+    ident = round2_secret.identifier
+    outputs = _Outputs(force)
+    outputs.add(
+        directory / f"{prefix}-round2-secret-{ident}.json",
+        serialize.encode_round2_secret(suite, round2_secret, f"{prefix}-round2-secret"),
+        secret=True,
+    )
+    for receiver, package in sorted(outgoing.items()):
+        outputs.add(
+            directory / f"{prefix}-round2-{ident}-to-{receiver}.json",
+            serialize.encode_round2_package(suite, package, f"{prefix}-round2-package"),
+            secret=True,
+        )
+    return outputs.write()
+
+
 @dkg_app.command("part1")
 def dkg_part1(
     identifier: IdOpt,
@@ -373,7 +439,6 @@ def dkg_part1(
     force: Force = False,
 ) -> None:
     """Round one: your secret polynomial (kept, 0600) and its commitment with a proof (broadcast)."""
-    from lifeboat.threshold import dkg
 
     suite = suites.by_name(suite_name)
     directory = _out_dir(out_dir)
@@ -403,30 +468,13 @@ def dkg_part2(
     force: Force = False,
 ) -> None:
     """Round two: check everyone's proofs, then one secret share per other participant (0600)."""
-    from lifeboat.threshold import dkg
 
     suite, secret = serialize.decode_round1_secret(_read(secret_file, "DKG secret"), str(secret_file))
-    packages = {
-        p.identifier: p
-        for p in (
-            serialize.decode_round1_package(_read(f, "round-one package"), str(f), suite) for f in round1
-        )
-    }
-    if len(packages) != len(round1):
-        raise ThresholdError("two round-one files come from the same participant")
+    packages = _round1_packages(round1, serialize.decode_round1_package, suite)
     round2_secret, outgoing = dkg.part2(suite, secret, packages)
     directory = _out_dir(out_dir)
     ident = secret.identifier
-    outputs = _Outputs(force)
-    outputs.add(
-        directory / f"dkg-round2-secret-{ident}.json",
-        serialize.encode_round2_secret(suite, round2_secret),
-        secret=True,
-    )
-    for receiver, package in sorted(outgoing.items()):
-        path = directory / f"dkg-round2-{ident}-to-{receiver}.json"
-        outputs.add(path, serialize.encode_round2_package(suite, package), secret=True)
-    written = outputs.write()
+    written = _write_round2(suite, "dkg", round2_secret, outgoing, directory, force)
     _consume(secret_file)
     _files(
         "DKG part 2: send each dkg-round2-I-to-J file privately to participant J", ident, directory, written
@@ -444,22 +492,11 @@ def dkg_part3(
     force: Force = False,
 ) -> None:
     """Round three: check the shares sent to you; write your key package and the public key package."""
-    from lifeboat.threshold import dkg
 
     suite, secret = serialize.decode_round2_secret(_read(secret_file, "DKG secret"), str(secret_file))
-    packages = {
-        p.identifier: p
-        for p in (
-            serialize.decode_round1_package(_read(f, "round-one package"), str(f), suite) for f in round1
-        )
-    }
-    received = [serialize.decode_round2_package(_read(f, "round-two package"), str(f), suite) for f in round2]
-    for package in received:
-        if package.receiver != secret.identifier:
-            raise ThresholdError(
-                f"a round-two share for participant {package.receiver} was given to {secret.identifier}"
-            )
-    key_package, public = dkg.part3(suite, secret, packages, {p.sender: p for p in received})
+    packages = _round1_packages(round1, serialize.decode_round1_package, suite)
+    received = _round2_packages(round2, suite, "dkg-round2-package", secret.identifier)
+    key_package, public = dkg.part3(suite, secret, packages, received)
     directory = _out_dir(out_dir)
     ident = secret.identifier
     outputs = _Outputs(force)
@@ -724,28 +761,11 @@ def refresh_part2(
     suite, secret = serialize.decode_round1_secret(
         _read(secret_file, "refresh secret"), str(secret_file), "refresh-round1-secret"
     )
-    packages = {
-        p.identifier: p
-        for p in (
-            serialize.decode_refresh_round1_package(_read(f, "refresh package"), str(f), suite)
-            for f in round1
-        )
-    }
+    packages = _round1_packages(round1, serialize.decode_refresh_round1_package, suite)
     round2_secret, outgoing = refresh.refresh_dkg_part2(suite, secret, packages)
     directory = _out_dir(out_dir)
     ident = secret.identifier
-    outputs = _Outputs(force)
-    outputs.add(
-        directory / f"refresh-round2-secret-{ident}.json",
-        serialize.encode_round2_secret(suite, round2_secret, "refresh-round2-secret"),
-        secret=True,
-    )
-    for receiver, package in sorted(outgoing.items()):
-        path = directory / f"refresh-round2-{ident}-to-{receiver}.json"
-        outputs.add(
-            path, serialize.encode_round2_package(suite, package, "refresh-round2-package"), secret=True
-        )
-    written = outputs.write()
+    written = _write_round2(suite, "refresh", round2_secret, outgoing, directory, force)
     _consume(secret_file)
     _files("refresh part 2: send each refresh-round2-I-to-J file privately to J", ident, directory, written)
 
@@ -772,20 +792,9 @@ def refresh_part3(
     public_suite, pkp = serialize.decode_public_key_package(_read(public, "public key package"), str(public))
     _same_suite(suite, key_suite, str(key))
     _same_suite(suite, public_suite, str(public))
-    packages = {
-        p.identifier: p
-        for p in (
-            serialize.decode_refresh_round1_package(_read(f, "refresh package"), str(f), suite)
-            for f in round1
-        )
-    }
-    received = [
-        serialize.decode_round2_package(_read(f, "refresh share"), str(f), suite, "refresh-round2-package")
-        for f in round2
-    ]
-    new_kp, new_public = refresh.refresh_dkg_shares(
-        suite, secret, packages, {p.sender: p for p in received}, kp, pkp
-    )
+    packages = _round1_packages(round1, serialize.decode_refresh_round1_package, suite)
+    received = _round2_packages(round2, suite, "refresh-round2-package", secret.identifier)
+    new_kp, new_public = refresh.refresh_dkg_shares(suite, secret, packages, received, kp, pkp)
     directory = _out_dir(out_dir)
     ident = kp.identifier
     outputs = _Outputs(force)
