@@ -50,3 +50,16 @@ class HomeError(LifeboatError):
 
 class StorageError(LifeboatError):
     """A file could not be read or written (permissions, missing directory, full disk)."""
+
+
+def exact_bytes(value: object, length: int, what: str) -> bytes:
+    """``value`` as ``bytes`` if it is a bytes-like value of exactly ``length`` bytes.
+
+    Otherwise :class:`InputError` naming ``what`` (``"a sealed-file key"``) and what was given.
+    """
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise InputError(f"{what} must be bytes, not {type(value).__name__}")
+    data = bytes(value)
+    if len(data) != length:
+        raise InputError(f"{what} must be {length} bytes, got {len(data)}")
+    return data

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from lifeboat.errors import InputError, SealedFileError, StorageError
+from lifeboat.errors import InputError, SealedFileError, StorageError, exact_bytes
 from lifeboat.fs import SECRET_MODE, atomic_writer, open_for_reading
 from lifeboat.secrets.fingerprint import FINGERPRINT_BYTES, fingerprint, format_fingerprint
 
@@ -309,12 +309,7 @@ def unseal_file(
 
 
 def _check_key(key: bytes) -> bytes:
-    if not isinstance(key, bytes | bytearray | memoryview):
-        raise InputError(f"a sealed-file key must be bytes, not {type(key).__name__}")
-    key = bytes(key)
-    if len(key) != KEY_BYTES:
-        raise InputError(f"a sealed-file key must be {KEY_BYTES} bytes, got {len(key)}")
-    return key
+    return exact_bytes(key, KEY_BYTES, "a sealed-file key")
 
 
 def _check_chunk_log2(chunk_log2: int) -> None:

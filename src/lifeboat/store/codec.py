@@ -44,7 +44,7 @@ import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from lifeboat.errors import InputError, LifeboatError
+from lifeboat.errors import InputError, LifeboatError, exact_bytes
 
 __all__ = [
     "CHECKSUM_BYTES",
@@ -389,21 +389,11 @@ def repair(
 
 
 def _check_key(key: bytes) -> bytes:
-    if not isinstance(key, bytes | bytearray | memoryview):
-        raise InputError(f"a repository key must be bytes, not {type(key).__name__}")
-    key = bytes(key)
-    if len(key) != KEY_BYTES:
-        raise InputError(f"a repository key must be {KEY_BYTES} bytes, got {len(key)}")
-    return key
+    return exact_bytes(key, KEY_BYTES, "a repository key")
 
 
 def _check_object_id(object_id: bytes) -> bytes:
-    if not isinstance(object_id, bytes | bytearray | memoryview):
-        raise InputError(f"an object id must be bytes, not {type(object_id).__name__}")
-    object_id = bytes(object_id)
-    if len(object_id) != OBJECT_ID_BYTES:
-        raise InputError(f"an object id must be {OBJECT_ID_BYTES} bytes, got {len(object_id)}")
-    return object_id
+    return exact_bytes(object_id, OBJECT_ID_BYTES, "an object id")
 
 
 def _blake3(key: bytes, *parts: bytes | memoryview) -> bytes:
