@@ -100,13 +100,18 @@ def _log_tail(log: Path) -> str:
     return "(no log)"
 
 
-@pytest.fixture(scope="session")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    """Start SeaweedFS with S3 on 127.0.0.1, create :data:`BUCKETS`, yield how to reach it."""
+@contextlib.contextmanager
+def run_seaweedfs(
+    base: Path, buckets: tuple[str, ...] = BUCKETS
+) -> Iterator[tuple[SeaweedS3, subprocess.Popen[bytes]]]:
+    """Start one ``weed server`` with S3 on 127.0.0.1 under ``base``; create ``buckets``.
+
+    Yields the connection details and the process (a test may kill it to take the store down);
+    on exit the server gets SIGTERM, then SIGKILL after a short grace.
+    """
     weed = require_tool("weed")
-    base = tmp_path_factory.mktemp("seaweedfs")
     data = base / "data"
-    data.mkdir()
+    data.mkdir(parents=True)
     config = base / "s3.json"
     identity = {
         "name": "lifeboat-test",
@@ -156,14 +161,24 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
 
         wait_for("S3 gateway", lambda: _s3_answers(endpoint))
         shell_master = f"127.0.0.1:{master}.{master_g}"
-        for bucket in BUCKETS:
+        for bucket in buckets:
             wait_for(f"bucket {bucket}", functools.partial(_create_bucket, weed, shell_master, bucket))
-        info = SeaweedS3(endpoint, ACCESS_KEY, SECRET_KEY, REGION, BUCKETS, 0.0)
+        info = SeaweedS3(endpoint, ACCESS_KEY, SECRET_KEY, REGION, buckets, 0.0)
         wait_for("object round trip", lambda: _round_trip(info))
-        yield SeaweedS3(endpoint, ACCESS_KEY, SECRET_KEY, REGION, BUCKETS, time.monotonic() - started)
+        yield (
+            SeaweedS3(endpoint, ACCESS_KEY, SECRET_KEY, REGION, buckets, time.monotonic() - started),
+            process,
+        )
     finally:
         _stop(process)
         _remove_sockets(dict(master=master_g, volume=volume_g, filer=filer_g, s3=s3_g), filer, s3)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """Start SeaweedFS with S3 on 127.0.0.1, create :data:`BUCKETS`, yield how to reach it."""
+    with run_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as (info, _process):
+        yield info
 
 
 def _remove_sockets(grpc_ports: dict[str, int], filer: int, s3: int) -> None:

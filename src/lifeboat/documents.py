@@ -34,3 +34,16 @@ def parse_versioned(
             "so use a Lifeboat that matches it"
         )
     return body
+
+
+def canonical_json(document: object) -> bytes:
+    """The canonical bytes of a JSON document: sorted keys, no spaces, ASCII only.
+
+    Non-ASCII characters (and the surrogate escapes ``os.fsdecode`` makes of undecodable file
+    names) are written as ``\\u`` escapes, so the same document always gives the same bytes,
+    which is what is hashed, MACed and signed.
+
+    >>> canonical_json({"b": 1, "a": "é"})
+    b'{"a":"\\\\u00e9","b":1}'
+    """
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")

@@ -87,7 +87,7 @@ class ShareSetRecord:
     scheme: str
     group_threshold: int
     groups: list[tuple[int, int]]
-    secret_kind: str  # random | hex | bip39-seed | bip39-entropy | sealed-file-key
+    secret_kind: str  # random | hex | bip39-seed | bip39-entropy | sealed-file-key | repository-key
     secret_bytes: int
     fingerprint: str
     passphrase: bool

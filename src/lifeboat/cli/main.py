@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from lifeboat import __version__
-from lifeboat.cli import inputs
+from lifeboat.cli import inputs, repo_cmds
 from lifeboat.cli.frost_cmds import frost_app
 from lifeboat.cli.output import emit, error, info, settings, stdout
 from lifeboat.cli.secrets_cmds import guardians_app, mnemonic_app, seal_command, shares_app, unseal_command
@@ -23,7 +23,7 @@ from lifeboat.errors import LifeboatError, UsageError
 
 app = typer.Typer(
     name="lifeboat",
-    help="Backup and recovery for crypto keys: SLIP-39 shares, guardian envelopes, drills, sealed files.",
+    help="Backup and recovery for crypto keys and protocol state: SLIP-39 shares, guardians, FROST, erasure-coded repositories.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -35,6 +35,7 @@ app.add_typer(guardians_app, name="guardians")
 app.add_typer(frost_app, name="frost")
 app.command("seal")(seal_command)
 app.command("unseal")(unseal_command)
+repo_cmds.register(app)
 
 
 def _version(value: bool) -> None:

@@ -51,6 +51,7 @@ KIND_HEX = "hex"
 KIND_BIP39_SEED = "bip39-seed"
 KIND_BIP39_ENTROPY = "bip39-entropy"
 KIND_SEALED_FILE_KEY = "sealed-file-key"
+KIND_REPOSITORY_KEY = "repository-key"
 
 
 @dataclass(frozen=True)

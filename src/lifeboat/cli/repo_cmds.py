@@ -1,0 +1,1044 @@
+"""CLI commands of the ``store`` and ``snapshot`` pillars: repositories, backups, restores, upkeep.
+
+Every command here names its stores with ``--store URL`` (repeatable, any order) or
+``$LIFEBOAT_STORES`` (whitespace-separated), and reads the repository passphrase from
+``--passphrase-file`` or ``$LIFEBOAT_REPO_PASSPHRASE`` (else a hidden prompt).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from lifeboat.cli.output import emit, info, settings, stderr, stdout
+from lifeboat.errors import InputError, StorageError, UsageError
+from lifeboat.fs import read_bounded
+from lifeboat.store.backends import Backend, LimitedBackend, RetryingBackend, open_backend
+from lifeboat.store.errors import RepositoryError, StoreDown
+from lifeboat.store.repository import Manifest, Repository, default_cache_dir
+
+repo_app = typer.Typer(
+    help="Repositories: n stores, any k of which restore everything (init, keys, locks, stores).",
+    no_args_is_help=True,
+)
+key_app = typer.Typer(help="The repository master key: passphrases, SLIP-39 shares.", no_args_is_help=True)
+repo_app.add_typer(key_app, name="key")
+
+ENV_STORES = "LIFEBOAT_STORES"
+ENV_REPO_PASSPHRASE = "LIFEBOAT_REPO_PASSPHRASE"  # noqa: S105 (a variable name)
+MAX_PASSPHRASE_BYTES = 4096
+
+# Shared options -----------------------------------------------------------------------------
+
+StoreOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--store",
+        "-s",
+        help=f"A store: a directory or s3://bucket/prefix?endpoint=... (repeatable; else ${ENV_STORES}).",
+        metavar="URL",
+    ),
+]
+PassFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help=f"Read the repository passphrase from this file (else ${ENV_REPO_PASSPHRASE}, else a prompt).",
+        metavar="FILE",
+    ),
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", help="Where to cache indexes (default: the user cache dir).", metavar="DIR"),
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use a local index cache.")]
+DegradedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--degraded-ok",
+        help="Write even if some stores are down (at least k must answer); run `lifeboat repair` later.",
+    ),
+]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Do not show a progress bar.")]
+
+
+def _store_urls(stores: list[str] | None) -> list[str]:
+    urls = list(stores or [])
+    if not urls:
+        urls = os.environ.get(ENV_STORES, "").split()
+    if not urls:
+        raise UsageError(f"no stores given; name every store with --store URL (or set ${ENV_STORES})")
+    return urls
+
+
+def _backends(urls: list[str], *, create: bool = False) -> list[Backend]:
+    return [
+        RetryingBackend(LimitedBackend(open_backend(url, create=create), 8), attempts=4, max_delay=1.0)
+        for url in urls
+    ]
+
+
+def _lenient_backends(urls: list[str]) -> list[Backend]:
+    """Open what can be opened; a store that fails to open is skipped (the repository says what is missing)."""
+    found: list[Backend] = []
+    for url in urls:
+        try:
+            found.extend(_backends([url]))
+        except StorageError as exc:  # reported; the repository decides whether enough stores remain
+            info(f"warning: store {url.split('?')[0]} cannot be opened: {exc}")
+    return found
+
+
+def _passphrase(file: Path | None, *, confirm: bool = False, prompt: str = "Repository passphrase") -> str:
+    if file is not None:
+        data = read_bounded(file, MAX_PASSPHRASE_BYTES, what="passphrase file")
+        try:
+            return data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise InputError(f"passphrase file {file} is not UTF-8 text; re-save it as UTF-8") from None
+    env = os.environ.get(ENV_REPO_PASSPHRASE)
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "the repository passphrase is needed but standard input is not a terminal; "
+            f"use --passphrase-file or ${ENV_REPO_PASSPHRASE}"
+        )
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True))
+
+
+def _cache(cache_dir: Path | None, no_cache: bool) -> Path | None:
+    if no_cache:
+        return None
+    return cache_dir or default_cache_dir()
+
+
+@contextmanager
+def _open(
+    stores: list[str] | None,
+    passphrase_file: Path | None,
+    *,
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
+    writable: bool = False,
+    degraded_ok: bool = False,
+    load_index: bool = True,
+) -> Iterator[Repository]:
+    backends = _lenient_backends(_store_urls(stores))
+    if not backends:
+        raise RepositoryError("none of the given stores can be opened")
+    passphrase = _passphrase(passphrase_file)
+    repo = Repository.open(
+        backends,
+        passphrase,
+        writable=writable,
+        degraded_ok=degraded_ok,
+        cache_dir=_cache(cache_dir, no_cache),
+        load_index=load_index,
+    )
+    try:
+        for name, why in repo.store_failures:
+            info(
+                f"warning: store {name.split('?')[0]} {why}"
+                if why.startswith("is empty")
+                else f"warning: {name.split('?')[0]}: {why}"
+            )
+        if repo.unavailable:
+            numbers = ", ".join(str(n) for n in sorted(repo.unavailable))
+            info(
+                f"warning: store(s) {numbers} of {repo.n} unavailable; reading from the other "
+                f"{repo.n - len(repo.unavailable)} (any {repo.k} suffice)"
+            )
+        yield repo
+    finally:
+        repo.close()
+
+
+def _progress_bar(disable: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[detail]}"),
+        console=stderr,
+        disable=disable or settings.json or not stderr.is_terminal,
+        transient=True,
+    )
+
+
+def _human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"  # pragma: no cover
+
+
+def _snapshot_json(manifest: Manifest) -> dict[str, Any]:
+    payload = manifest.payload
+    return {
+        "id": manifest.id.hex(),
+        "short_id": manifest.short_id,
+        "time": payload.get("time"),
+        "hostname": payload.get("hostname"),
+        "username": payload.get("username"),
+        "paths": payload.get("paths"),
+        "tags": payload.get("tags", []),
+        "parent": payload.get("parent"),
+        "tree": payload.get("tree"),
+        "summary": payload.get("summary", {}),
+        "degraded_stores": payload.get("degraded_stores", []),
+    }
+
+
+# repo init / info / unlock / replace-store -------------------------------------------------------
+
+
+@repo_app.command("init")
+def init_command(
+    store: StoreOpt = None,
+    data_shards: Annotated[
+        int | None,
+        typer.Option(
+            "--data-shards",
+            "-k",
+            help="k: how many stores are needed to read (default: 1 store → 1, 5 stores → 3).",
+            metavar="K",
+        ),
+    ] = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Create a repository across the given stores (each gets one shard of every object)."""
+    urls = _store_urls(store)
+    backends = _backends(urls, create=True)
+    passphrase = _passphrase(passphrase_file, confirm=True, prompt="New repository passphrase")
+    with Repository.init(backends, passphrase, k=data_shards, cache_dir=None) as repo:
+        data = {"repository": repo.id, "k": repo.k, "n": repo.n, "stores": [s.name for s in backends]}
+
+        def human() -> None:
+            stdout.print(
+                f"created repository {repo.id[:8]}: {repo.k}-of-{repo.n} "
+                f"(any {repo.k} of these {repo.n} stores restore everything)"
+            )
+            for number, backend in enumerate(backends):
+                stdout.print(f"  store {number}: {backend.name}")
+            stdout.print(
+                "Keep the passphrase safe; `lifeboat repo key split` also backs the key up as SLIP-39 shares."
+            )
+
+        emit(data, human)
+
+
+@repo_app.command("info")
+def info_command(
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Show the repository: id, k-of-n, stores, packs, snapshots."""
+    with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
+        snapshots = repo.manifests()
+        data = {
+            "repository": repo.id,
+            "k": repo.k,
+            "n": repo.n,
+            "stores": [
+                {
+                    "store": number,
+                    "name": backend.name if backend else None,
+                    "available": number not in repo.unavailable,
+                }
+                for number, backend in enumerate(repo.stores)
+            ],
+            "packs": len(repo.index.packs),
+            "blobs": len(repo.index),
+            "snapshots": len(snapshots),
+        }
+
+        def human() -> None:
+            stdout.print(f"repository {repo.id} ({repo.k}-of-{repo.n})")
+            for number in range(repo.n):
+                state = "ok" if number not in repo.unavailable else f"UNAVAILABLE: {repo.unavailable[number]}"
+                stdout.print(f"  {repo.store_name(number)}: {state}")
+            stdout.print(
+                f"{len(repo.index.packs)} packs, {len(repo.index)} blobs, {len(snapshots)} snapshots"
+            )
+
+        emit(data, human)
+
+
+@repo_app.command("unlock")
+def unlock_command(
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Remove every lock, not only stale ones (be sure nothing runs).")
+    ] = False,
+) -> None:
+    """Remove stale locks (expired, or left by a process that is gone)."""
+    with _open(store, passphrase_file, no_cache=True, load_index=False) as repo:
+        removed = repo.remove_locks(stale_only=not everything)
+        data = {
+            "removed": [
+                {"lock": lock.key, "description": lock.describe(), "reason": lock.reason} for lock in removed
+            ]
+        }
+
+        def human() -> None:
+            if not removed:
+                stdout.print("no stale locks")
+            for lock in removed:
+                stdout.print(f"removed {lock.describe()} ({lock.reason or 'forced'})")
+
+        emit(data, human)
+
+
+@repo_app.command("replace-store")
+def replace_store_command(
+    old: Annotated[str, typer.Argument(help="The store to replace (its URL, as given with --store).")],
+    new: Annotated[str, typer.Argument(help="The new, empty store.")],
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Rebuild a dead or lost store's shards onto a new store, from the others."""
+    from lifeboat.store.repair import replace_store
+
+    urls = _store_urls(store)
+    if old not in urls:
+        raise UsageError(
+            f"{old} is not among the stores given with --store; give every store of the repository"
+        )
+    if new in urls:
+        raise UsageError(f"{new} is already one of the repository's stores")
+    target = _backends([new], create=True)[0]
+    others = [url for url in urls if url != old]
+    old_backend = _lenient_backends([old])
+    with (
+        _open(
+            others + ([old] if old_backend else []), passphrase_file, no_cache=True, degraded_ok=True
+        ) as repo,
+        repo.lock(exclusive=True, operation="replace-store"),
+    ):
+        old_number = _slot_of(repo, old_backend[0] if old_backend else None)
+        with _progress_bar(no_progress) as bar:
+            task = bar.add_task("rebuilding", total=None, detail="")
+
+            def progress(what: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, detail=what)
+
+            report = replace_store(repo, old_number, target, progress=progress)
+        data = {"store": old_number, "new": target.name, "report": _as_dict(report)}
+        emit(
+            data,
+            lambda: stdout.print(
+                f"store {old_number} rebuilt onto {target.name}; from now on use --store {new} instead of {old}"
+            ),
+        )
+
+
+def _slot_of(repo: Repository, backend: Backend | None) -> int:
+    if backend is not None:
+        for number, candidate in enumerate(repo.stores):
+            if candidate is not None and candidate.name == backend.name:
+                return number
+    missing = sorted(repo.unavailable)
+    if len(missing) != 1:
+        raise UsageError(
+            "cannot tell which store number the old store had: "
+            + (f"stores {missing} are all unavailable" if missing else "every store answers")
+        )
+    return missing[0]
+
+
+def _as_dict(value: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _as_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _as_dict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_as_dict(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+# keys ---------------------------------------------------------------------------------------------
+
+
+@key_app.command("add")
+def key_add_command(
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    new_passphrase_file: Annotated[
+        Path | None,
+        typer.Option("--new-passphrase-file", help="Read the new passphrase from this file.", metavar="FILE"),
+    ] = None,
+) -> None:
+    """Add another passphrase that opens the repository (a new key file in every store)."""
+    with _open(store, passphrase_file, no_cache=True, writable=True, load_index=False) as repo:
+        if new_passphrase_file is None and not sys.stdin.isatty():
+            raise UsageError("give the new passphrase with --new-passphrase-file")
+        new = (
+            _passphrase(new_passphrase_file, confirm=True, prompt="New passphrase")
+            if new_passphrase_file
+            else str(typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True, err=True))
+        )
+        name = repo.add_key(new)
+        emit({"key": name}, lambda: stdout.print(f"added key {name}"))
+
+
+@key_app.command("split")
+def key_split_command(
+    scheme: Annotated[str, typer.Argument(help="How to split the key, e.g. 2of3 or 2:2of3,3of5.")],
+    shares_dir: Annotated[
+        Path | None,
+        typer.Option("--shares-dir", help="Write shares (0600) and guardian envelopes here.", metavar="DIR"),
+    ] = None,
+    guardian: Annotated[
+        list[str] | None,
+        typer.Option("--guardian", "-g", help="Seal the next share to this guardian (repeatable, in order)."),
+    ] = None,
+    reveal: Annotated[bool, typer.Option("--reveal", help="Print the shares on standard output.")] = False,
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Back up the repository master key as SLIP-39 shares (files, or envelopes sealed to guardians)."""
+    from lifeboat.cli import secrets_cmds
+    from lifeboat.secrets import backup, slip39
+
+    if not reveal and shares_dir is None:
+        raise UsageError("say where the shares go: --shares-dir DIR (or --reveal to print them)")
+    parsed = slip39.Scheme.parse(scheme)
+    with _open(store, passphrase_file, no_cache=True, load_index=False) as repo:
+        created = backup.create_share_set(
+            secrets_cmds._home(),
+            backup.MasterSecret(repo.master_key, backup.KIND_REPOSITORY_KEY),
+            parsed,
+            label=f"repository {repo.id}",
+            out_dir=shares_dir,
+            guardians=guardian or [],
+        )
+        data = secrets_cmds._created_json(created, reveal)
+        data["repository"] = repo.id
+
+        def human() -> None:
+            stdout.print(f"repository {repo.id[:8]}: master key split {scheme}")
+            secrets_cmds._print_created(created, reveal)
+
+        emit(data, human)
+
+
+@key_app.command("recover")
+def key_recover_command(
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(help="Share files or age envelopes ('-' for standard input).", metavar="SHARE..."),
+    ] = None,
+    identity: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--identity", "-i", help="age identity file to open envelopes (repeatable).", metavar="KEYFILE"
+        ),
+    ] = None,
+    new_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--new-passphrase-file",
+            help=f"The new repository passphrase (else ${ENV_REPO_PASSPHRASE}, else a prompt).",
+            metavar="FILE",
+        ),
+    ] = None,
+    share_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--share-passphrase-file", help="The SLIP-39 passphrase of the shares, if any.", metavar="FILE"
+        ),
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Recover the master key from SLIP-39 shares and set a new repository passphrase."""
+    from lifeboat.cli import inputs, secrets_cmds
+    from lifeboat.secrets import slip39
+
+    shares = secrets_cmds._gather(files, identity)
+    share_passphrase = inputs.passphrase(share_passphrase_file, False)
+    recovery = slip39.Recovery()
+    for loaded in shares:
+        recovery.add(loaded.mnemonic, loaded.label)
+    master_key = recovery.recover(share_passphrase)
+    backends = _lenient_backends(_store_urls(store))
+    with Repository.open(backends, master_key=master_key, load_index=False) as repo:
+        new = _passphrase(new_passphrase_file, confirm=True, prompt="New repository passphrase")
+        name = repo.add_key(new)
+        emit(
+            {"repository": repo.id, "key": name},
+            lambda: stdout.print(
+                f"repository {repo.id[:8]}: master key recovered; new passphrase added as key {name}"
+            ),
+        )
+
+
+# backup ---------------------------------------------------------------------------------------------
+
+
+def backup_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files and directories to back up.", metavar="PATH...")],
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude", "-e", help="Skip paths matching this glob (repeatable).", metavar="PATTERN"
+        ),
+    ] = None,
+    exclude_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--exclude-file", help="Read exclude patterns from this file (repeatable).", metavar="FILE"
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Tag the snapshot (repeatable).", metavar="TAG")
+    ] = None,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent",
+            help="Compare with this snapshot (default: the newest of the same paths).",
+            metavar="SNAP",
+        ),
+    ] = None,
+    hostname: Annotated[str | None, typer.Option("--host", help="Record this hostname.")] = None,
+    degraded_ok: DegradedOpt = False,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Back up files and directories into a new snapshot (content-defined chunks, deduplicated)."""
+    from lifeboat.snapshot import files
+
+    for path in paths:
+        if not os.path.lexists(path):
+            raise InputError(f"{path} does not exist; nothing was backed up")
+    with _open(
+        store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache, writable=True, degraded_ok=degraded_ok
+    ) as repo:
+        parent_ref: Any = "auto"
+        if parent is not None:
+            parent_ref = repo.find_manifest(parent)
+        with _progress_bar(no_progress) as bar:
+            task = bar.add_task("backup", total=None, detail="")
+
+            def progress(state: Any) -> None:
+                bar.update(
+                    task,
+                    completed=state.bytes_done,
+                    total=state.bytes_total,
+                    detail=f"{state.files_done} files",
+                )
+
+            result = files.backup_paths(
+                repo,
+                paths,
+                excludes=exclude or (),
+                exclude_files=exclude_file or (),
+                tags=tag or (),
+                parent=parent_ref,
+                hostname=hostname,
+                progress=progress,
+            )
+        manifest = result.manifest
+        summary = manifest.payload.get("summary", {})
+        data = {"snapshot": _snapshot_json(manifest), "summary": summary}
+
+        def human() -> None:
+            s = summary
+            stdout.print(
+                f"snapshot {manifest.short_id} saved: {s.get('files_new', 0)} new, "
+                f"{s.get('files_changed', 0)} changed, {s.get('files_unmodified', 0)} unmodified files; "
+                f"{_human_bytes(s.get('bytes_read', 0))} read, {_human_bytes(s.get('bytes_added', 0))} new data, "
+                f"{_human_bytes(s.get('bytes_stored', 0))} stored across {repo.n} stores "
+                f"in {s.get('duration_s', 0):.1f} s"
+            )
+            for problem in s.get("errors", []):
+                stderr.print(f"warning: {problem}", markup=False)
+            if manifest.payload.get("degraded_stores"):
+                stderr.print(
+                    f"warning: written degraded: stores {manifest.payload['degraded_stores']} are missing "
+                    "shards; run `lifeboat repair` when they are back",
+                    markup=False,
+                )
+
+        emit(data, human)
+        if summary.get("errors"):
+            raise typer.Exit(3)
+
+
+# snapshots / ls / diff ------------------------------------------------------------------------------
+
+
+def snapshots_command(
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """List the snapshots, oldest first."""
+    with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
+        manifests = repo.manifests()
+        data = {"snapshots": [_snapshot_json(m) for m in manifests], "unreadable": repo.bad_manifests}
+
+        def human() -> None:
+            table = Table("ID", "Time", "Host", "Tags", "Paths", "Size", box=None)
+            for m in manifests:
+                p = m.payload
+                table.add_row(
+                    m.short_id,
+                    str(p.get("time", ""))[:19].replace("T", " "),
+                    str(p.get("hostname", "")),
+                    ",".join(p.get("tags", [])),
+                    "\n".join(p.get("paths", [])),
+                    _human_bytes(
+                        p.get("summary", {}).get("bytes_total", p.get("summary", {}).get("bytes_read", 0))
+                    ),
+                )
+            stdout.print(table)
+            stdout.print(f"{len(manifests)} snapshots")
+            for key, why in repo.bad_manifests.items():
+                stderr.print(f"warning: {key} cannot be read: {why}", markup=False)
+
+        emit(data, human)
+
+
+def ls_command(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id prefix or 'latest'.", metavar="SNAP")],
+    path: Annotated[str | None, typer.Argument(help="Only this path and below.")] = None,
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """List the files of a snapshot."""
+    from lifeboat.snapshot import restore
+
+    with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
+        manifest = restore.resolve_snapshot(repo, snapshot)
+        entries = list(restore.ls(repo, manifest, path))
+        data = {
+            "snapshot": manifest.id.hex(),
+            "entries": [
+                {
+                    "path": p,
+                    "type": node.type,
+                    "mode": node.mode,
+                    "size": node.size,
+                    "mtime_ns": node.mtime_ns,
+                    **({"target": node.target} if node.target is not None else {}),
+                }
+                for p, node in entries
+            ],
+        }
+
+        def human() -> None:
+            for p, node in entries:
+                suffix = (
+                    f" -> {node.target}" if node.type == "symlink" else ("/" if node.type == "dir" else "")
+                )
+                stdout.print(
+                    f"{_mode_string(node.type, node.mode)} {node.size or 0:>12} {p}{suffix}", markup=False
+                )
+
+        emit(data, human)
+
+
+def _mode_string(kind: str, mode: int) -> str:
+    first = {"dir": "d", "symlink": "l"}.get(kind, "-")
+    bits = "".join(ch if mode & (1 << (8 - i)) else "-" for i, ch in enumerate("rwxrwxrwx"))
+    return first + bits
+
+
+def diff_command(
+    first: Annotated[str, typer.Argument(help="The older snapshot.", metavar="SNAP1")],
+    second: Annotated[str, typer.Argument(help="The newer snapshot.", metavar="SNAP2")],
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Show what changed between two snapshots (+ added, - removed, M modified, T type, U metadata)."""
+    from lifeboat.snapshot import restore
+
+    with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
+        a, b = restore.resolve_snapshot(repo, first), restore.resolve_snapshot(repo, second)
+        changes = restore.diff(repo, a, b)
+        data = {
+            "from": a.id.hex(),
+            "to": b.id.hex(),
+            "changes": [{"path": c.path, "kind": c.kind} for c in changes],
+        }
+
+        def human() -> None:
+            for change in changes:
+                stdout.print(f"{change.kind}  {change.path}", markup=False)
+            counts = {kind: sum(1 for c in changes if c.kind == kind) for kind in "+-MTU"}
+            stdout.print(
+                f"{counts['+']} added, {counts['-']} removed, {counts['M']} modified, "
+                f"{counts['T']} changed type, {counts['U']} metadata only"
+            )
+
+        emit(data, human)
+
+
+# restore ------------------------------------------------------------------------------------------------
+
+
+def restore_command(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id prefix or 'latest'.", metavar="SNAP")],
+    target: Annotated[
+        Path, typer.Option("--target", "-t", help="Restore into this directory.", metavar="DIR")
+    ],
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include", "-i", help="Restore only paths matching this (repeatable).", metavar="PATTERN"
+        ),
+    ] = None,
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Restore a snapshot: contents bit-exact, modes, mtimes, symlinks."""
+    from lifeboat.snapshot import restore
+
+    with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
+        manifest = restore.resolve_snapshot(repo, snapshot)
+        started = time.monotonic()
+        with _progress_bar(no_progress) as bar:
+            task = bar.add_task("restore", total=None, detail="")
+
+            def progress(state: Any) -> None:
+                bar.update(
+                    task,
+                    completed=state.bytes_done,
+                    total=state.bytes_total,
+                    detail=f"{state.files_done} files",
+                )
+
+            result = restore.restore(repo, manifest, target, includes=include or (), progress=progress)
+        elapsed = time.monotonic() - started
+        data = {
+            "snapshot": manifest.id.hex(),
+            "target": str(target),
+            "result": _as_dict(result),
+            "seconds": elapsed,
+        }
+
+        def human() -> None:
+            stdout.print(
+                f"restored snapshot {manifest.short_id} to {target}: {result.files} files, "
+                f"{_human_bytes(result.bytes_written)} in {elapsed:.1f} s"
+            )
+            for problem in result.errors:
+                stderr.print(f"error: {problem}", markup=False)
+
+        emit(data, human)
+        if result.errors:
+            raise typer.Exit(1)
+
+
+# check / repair --------------------------------------------------------------------------------------
+
+
+def check_command(
+    read_data: Annotated[
+        bool, typer.Option("--read-data", help="Read, authenticate and decode every shard of every object.")
+    ] = False,
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Check the repository: structure, and with --read-data every shard. Exit 0 healthy, 3 degraded, 1 damaged."""
+    from lifeboat.snapshot.reachability import reachable_blobs
+    from lifeboat.store.check import check_repository
+
+    with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
+        with _progress_bar(no_progress) as bar:
+            task = bar.add_task("check", total=None, detail="")
+
+            def progress(what: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, detail=what)
+
+            reach = reachable_blobs(repo, repo.manifests())
+            report = check_repository(
+                repo, read_data=read_data, referenced_blobs=reach.blobs, progress=progress
+            )
+        data = report.to_json()
+        data["snapshot_errors"] = reach.errors
+        data["status"] = "error" if reach.errors else report.status
+
+        def human() -> None:
+            _print_check(repo, report, reach.errors)
+
+        emit(data, human)
+        if reach.errors or report.status == "error":
+            raise typer.Exit(1)
+        if report.status == "degraded":
+            raise typer.Exit(3)
+
+
+def _print_check(repo: Repository, report: Any, snapshot_errors: list[str]) -> None:
+    table = Table("Store", "Name", "State", "Objects", "Missing", "Corrupt", box=None)
+    for health in report.stores:
+        table.add_row(
+            str(health.store),
+            str(health.name),
+            "ok" if health.reachable else f"DOWN: {health.error}",
+            str(health.objects),
+            str(health.missing),
+            str(health.corrupt),
+        )
+    stdout.print(table)
+    stdout.print(
+        f"packs: {report.packs_total} total, {report.packs_healthy} healthy, "
+        f"{report.packs_degraded} degraded, {report.packs_lost} lost"
+        + ("" if report.read_data else " (shards counted, not read; --read-data reads them)")
+    )
+    for obj in report.objects:
+        lost = len(obj.missing) + len(obj.corrupt)
+        detail = ", ".join(
+            [f"store {i} missing" for i in sorted(obj.missing)]
+            + [f"store {i} corrupt ({why})" for i, why in sorted(obj.corrupt.items())]
+        )
+        stdout.print(f"  {obj.status}: {obj.key} ({lost} of {repo.n} shards lost: {detail})", markup=False)
+    for warning in report.warnings:
+        stderr.print(f"warning: {warning}", markup=False)
+    for problem in [*report.errors, *snapshot_errors]:
+        stderr.print(f"error: {problem}", markup=False)
+    status = "error" if snapshot_errors else report.status
+    verdict = {
+        "healthy": "no errors: every object has all its shards",
+        "degraded": "degraded: everything can still be read; run `lifeboat repair` to rebuild the lost shards",
+        "error": "ERRORS: some data cannot be read (see above)",
+    }[status]
+    stdout.print(verdict)
+
+
+def repair_command(
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be rebuilt; write nothing.")
+    ] = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Rebuild missing or corrupt shards from the surviving ones onto the stores that lost them."""
+    from lifeboat.store.repair import repair_repository, replace_store
+
+    with (
+        _open(store, passphrase_file, no_cache=True, writable=True, degraded_ok=True) as repo,
+        repo.lock(exclusive=True, operation="repair"),
+    ):
+        _adopt_blank_store(repo, dry_run, replace_store)
+        with _progress_bar(no_progress) as bar:
+            task = bar.add_task("repair", total=None, detail="")
+
+            def progress(what: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, detail=what)
+
+            report = repair_repository(repo, progress=progress, dry_run=dry_run)
+        data = _as_dict(report)
+
+        def human() -> None:
+            rewritten = sum(report.shards_rewritten.values())
+            verb = "would rebuild" if dry_run else "rebuilt"
+            stdout.print(f"{verb} {rewritten} shards ({report.objects_checked} objects checked)")
+            for number, count in sorted(report.shards_rewritten.items()):
+                stdout.print(f"  {repo.store_name(number)}: {count}")
+            for key in report.objects_lost:
+                stderr.print(
+                    f"error: {key} has fewer than {repo.k} good shards and cannot be rebuilt", markup=False
+                )
+
+        emit(data, human)
+        if report.objects_lost:
+            raise typer.Exit(1)
+
+
+def _adopt_blank_store(repo: Repository, dry_run: bool, replace_store: Callable[..., Any]) -> None:
+    """A wiped store given with --store takes the one store number that nobody answers for."""
+    if not repo.unavailable:
+        return
+    missing = sorted(repo.unavailable)
+    if len(repo.blank_stores) == 1 and len(missing) == 1:
+        blank, number = repo.blank_stores[0], missing[0]
+        info(f"store {blank.name} is empty: rebuilding it as store {number}")
+        if not dry_run:
+            replace_store(repo, number, blank)
+            repo.stores[number] = blank
+            del repo.unavailable[number]
+        return
+    raise StoreDown(
+        f"store(s) {', '.join(map(str, missing))} of {repo.n} are unavailable; repair writes to every "
+        "store. Bring them back, or move one onto a new store with `lifeboat repo replace-store OLD NEW`"
+    )
+
+
+# forget / prune ------------------------------------------------------------------------------------
+
+
+def forget_command(
+    keep_last: Annotated[
+        int, typer.Option("--keep-last", help="Keep the N newest snapshots.", metavar="N")
+    ] = 0,
+    keep_hourly: Annotated[
+        int, typer.Option("--keep-hourly", metavar="N", help="Keep the newest of each of N hours.")
+    ] = 0,
+    keep_daily: Annotated[
+        int, typer.Option("--keep-daily", metavar="N", help="Keep the newest of each of N days.")
+    ] = 0,
+    keep_weekly: Annotated[int, typer.Option("--keep-weekly", metavar="N", help="... of N ISO weeks.")] = 0,
+    keep_monthly: Annotated[int, typer.Option("--keep-monthly", metavar="N", help="... of N months.")] = 0,
+    keep_yearly: Annotated[int, typer.Option("--keep-yearly", metavar="N", help="... of N years.")] = 0,
+    keep_within: Annotated[
+        str | None,
+        typer.Option("--keep-within", metavar="DURATION", help="Keep all newer than this (e.g. 7d, 1y2m)."),
+    ] = None,
+    keep_tag: Annotated[
+        list[str] | None,
+        typer.Option("--keep-tag", metavar="TAG", help="Keep snapshots with this tag (repeatable)."),
+    ] = None,
+    prune_after: Annotated[bool, typer.Option("--prune", help="Then remove data no snapshot needs.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be forgotten; change nothing.")
+    ] = False,
+    store: StoreOpt = None,
+    passphrase_file: PassFileOpt = None,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Forget snapshots by a retention policy, and with --prune remove the data they alone used."""
+    from datetime import UTC, datetime
+
+    from lifeboat.snapshot import retention
+    from lifeboat.snapshot.reachability import reachable_blobs
+    from lifeboat.store.prune import prune
+
+    for name, value in (
+        ("--keep-last", keep_last),
+        ("--keep-hourly", keep_hourly),
+        ("--keep-daily", keep_daily),
+        ("--keep-weekly", keep_weekly),
+        ("--keep-monthly", keep_monthly),
+        ("--keep-yearly", keep_yearly),
+    ):
+        if value < 0:
+            raise UsageError(f"{name} must not be negative")
+    policy = retention.RetentionPolicy(
+        last=keep_last,
+        hourly=keep_hourly,
+        daily=keep_daily,
+        weekly=keep_weekly,
+        monthly=keep_monthly,
+        yearly=keep_yearly,
+        within=retention.parse_duration(keep_within) if keep_within else None,
+        tags=frozenset(keep_tag or ()),
+    )
+    if policy.empty():
+        raise UsageError("no --keep-* option given; refusing to forget every snapshot")
+    with (
+        _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache, writable=not dry_run) as repo,
+        repo.lock(exclusive=True, operation="forget"),
+    ):
+        manifests = repo.manifests()
+        by_id = {m.id.hex(): m for m in manifests}
+        refs = [
+            retention.SnapshotRef(
+                id=m.id.hex(),
+                time=m.time,
+                tags=frozenset(m.payload.get("tags", [])),
+                group=f"{m.payload.get('hostname', '')}\0{chr(0).join(sorted(m.payload.get('paths', [])))}",
+            )
+            for m in manifests
+        ]
+        decision = retention.apply_policy(refs, policy, now=datetime.now(UTC))
+        if not dry_run:
+            for ref in decision.forget:
+                repo.delete_manifest(by_id[ref.id].id)
+        report_data: dict[str, Any] = {
+            "keep": [{"id": r.id, "reasons": decision.reasons.get(r.id, [])} for r in decision.keep],
+            "forget": [r.id for r in decision.forget],
+            "dry_run": dry_run,
+        }
+        prune_report = None
+        if prune_after:
+            kept = [by_id[r.id] for r in decision.keep]
+            reach = reachable_blobs(repo, kept)
+            if reach.errors:
+                raise RepositoryError(
+                    "refusing to prune: some kept snapshots cannot be walked ("
+                    + "; ".join(reach.errors[:3])
+                    + ")"
+                )
+            prune_report = prune(repo, reach.blobs, dry_run=dry_run)
+            report_data["prune"] = _as_dict(prune_report)
+
+        def human() -> None:
+            verb = "would forget" if dry_run else "forgot"
+            for ref in decision.keep:
+                stdout.print(
+                    f"keep    {ref.id[:8]}  {ref.time:%Y-%m-%d %H:%M:%S}  {', '.join(decision.reasons.get(ref.id, []))}"
+                )
+            for ref in decision.forget:
+                stdout.print(f"{'forget':7} {ref.id[:8]}  {ref.time:%Y-%m-%d %H:%M:%S}")
+            stdout.print(f"{verb} {len(decision.forget)} snapshots, kept {len(decision.keep)}")
+            if prune_report is not None:
+                stdout.print(
+                    f"prune: {prune_report.packs_deleted} packs deleted, {prune_report.packs_repacked} repacked, "
+                    f"{_human_bytes(prune_report.bytes_freed)} freed"
+                )
+
+        emit(report_data, human)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach these commands to the top-level ``lifeboat`` app."""
+    app.add_typer(repo_app, name="repo")
+    app.command("backup")(backup_command)
+    app.command("snapshots")(snapshots_command)
+    app.command("ls")(ls_command)
+    app.command("diff")(diff_command)
+    app.command("restore")(restore_command)
+    app.command("check")(check_command)
+    app.command("repair")(repair_command)
+    app.command("forget")(forget_command)
+
+
+ProgressFn = Callable[[str, int, int], None]

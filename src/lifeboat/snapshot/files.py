@@ -1,0 +1,572 @@
+"""Back up files and directories into a repository as one snapshot (:func:`backup_paths`).
+
+The walk
+    Each path is made absolute (``os.path.abspath``: ``..`` is resolved textually, symlinks
+    are not). The snapshot's root tree nests the paths' parent directories, like restic:
+    backing up ``/home/u/docs`` gives a root tree with a directory ``home``, holding ``u``,
+    holding ``docs``; those parent directories carry the metadata of the real directories but
+    list only the backed-up entries. A path inside another backed-up path is redundant and
+    dropped. Directory entries are visited sorted by name. Symlinks are never followed: they
+    become symlink nodes (a backed-up path that is a symlink too). Sockets, FIFOs and devices
+    are skipped with a warning. A file or directory that cannot be read is an error in the
+    result (and the manifest summary), and the backup goes on without it; a directory that
+    cannot be listed is kept, empty. The walk crosses file-system boundaries.
+
+Exclude rule
+    A pattern is an :func:`fnmatch.fnmatchcase` glob (``*``, ``?``, ``[...]``; ``*`` also
+    matches ``/``). An entry is excluded, and a directory not descended into, when a pattern
+    matches its absolute path, or its name (the last component), or — for a pattern that
+    contains ``/`` but does not start with one — the end of its path (``docs/*.tmp`` behaves
+    like ``*/docs/*.tmp``). A pattern ending in ``/`` matches directories only. Patterns apply
+    to the given paths themselves too. An exclude file holds one pattern per line; blank lines
+    and lines starting with ``#`` are ignored, surrounding whitespace is stripped.
+
+Contents
+    Files are cut into chunks by FastCDC (2020) with the repository's chunk sizes and its
+    secret seed; each chunk is a data blob, each directory a tree blob
+    (:mod:`lifeboat.snapshot.tree`), added bottom-up through one :class:`PackWriter`, which
+    dedups against the index. Files are opened with ``O_NOFOLLOW`` and read as a stream
+    (``readinto``), not memory-mapped: a file truncated while it is read must give a read
+    error, not a ``SIGBUS`` that kills the process.
+
+Parent reuse
+    With a parent snapshot (by default the newest one of this host with the same set of
+    paths), a file whose size, mtime, inode and device equal those of the same path in the
+    parent, and whose blobs are all still indexed, keeps the parent's content list without
+    being read.
+
+Crash safety
+    The manifest is written after the pack writer's final flush (every pack and index
+    stored), so a snapshot never names data that is not in the repository. The backup holds a
+    shared lock for its duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import getpass
+import os
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pyfastcdc import FastCDC
+
+from lifeboat.errors import InputError, LifeboatError
+from lifeboat.fs import read_bounded
+from lifeboat.snapshot.restore import manifest_tree_id
+from lifeboat.snapshot.tree import Node, decode_tree, encode_tree
+from lifeboat.store.repository import BLOB_DATA, BLOB_TREE, Manifest, PackWriter, Repository, now_rfc3339
+
+__all__ = [
+    "MAX_EXCLUDE_FILE_BYTES",
+    "MAX_SUMMARY_ERRORS",
+    "BackupProgress",
+    "BackupResult",
+    "Excludes",
+    "backup_paths",
+    "display_path",
+    "find_parent",
+    "load_exclude_file",
+]
+
+#: The largest exclude file read (one pattern per line).
+MAX_EXCLUDE_FILE_BYTES: Final = 1 << 20
+#: Errors listed in a manifest's summary (the count is always exact).
+MAX_SUMMARY_ERRORS: Final = 1000
+#: Seconds between two progress reports (at most about ten a second).
+PROGRESS_INTERVAL: Final = 0.1
+
+# O_NONBLOCK: a file swapped for a FIFO after lstat must not hang the open (fstat then refuses it).
+_OPEN_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_NOATIME: Final = getattr(os, "O_NOATIME", 0)
+
+
+@dataclass(frozen=True)
+class BackupProgress:
+    """How far a backup is: files and bytes done, the total if known yet, the path being read."""
+
+    files_done: int
+    bytes_done: int
+    #: Bytes of every regular file to back up; None until the background pre-scan finishes.
+    bytes_total: int | None
+    current: str
+
+
+@dataclass
+class BackupResult:
+    """What :func:`backup_paths` did: the manifest written and what it says."""
+
+    manifest: Manifest
+    parent: Manifest | None
+    summary: dict[str, Any]
+    #: Unreadable files and directories (each ``"<path>: <reason>"``); the backup skipped them.
+    errors: list[str] = field(default_factory=list)
+    #: Entries skipped on purpose (sockets, FIFOs, devices).
+    warnings: list[str] = field(default_factory=list)
+    #: Stores that did not receive every shard written (``lifeboat repair`` heals them).
+    degraded_stores: list[int] = field(default_factory=list)
+
+
+def display_path(path: str) -> str:
+    """``path`` as printable text: bytes that are not UTF-8 become ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+# --- excludes --------------------------------------------------------------------------------
+
+
+class Excludes:
+    """Exclude patterns and the rule in the module docstring."""
+
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        self._rules: list[tuple[str, bool, bool]] = []
+        for raw in patterns:
+            pattern = raw.strip()
+            if not pattern:
+                continue
+            dirs_only = pattern.endswith("/") and pattern != "/"
+            pattern = pattern.rstrip("/") or "/"
+            self._rules.append((pattern, dirs_only, "/" in pattern and not pattern.startswith("/")))
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def excluded(self, path: str, is_dir: bool) -> bool:
+        """True if an absolute ``path`` (a directory if ``is_dir``) is excluded."""
+        name = path.rsplit("/", 1)[-1]
+        for pattern, dirs_only, relative in self._rules:
+            if dirs_only and not is_dir:
+                continue
+            if fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(name, pattern):
+                return True
+            if relative and fnmatch.fnmatchcase(path, "*/" + pattern):
+                return True
+        return False
+
+
+def load_exclude_file(path: Path) -> list[str]:
+    """The patterns of an exclude file: one per line, ``#`` comments and blank lines ignored."""
+    data = read_bounded(Path(path), MAX_EXCLUDE_FILE_BYTES, what="exclude file")
+    patterns = []
+    for line in os.fsdecode(data).splitlines():
+        text = line.strip()
+        if text and not text.startswith("#"):
+            patterns.append(text)
+    return patterns
+
+
+# --- parent ------------------------------------------------------------------------------------
+
+
+def find_parent(repo: Repository, hostname: str, paths: Sequence[str]) -> Manifest | None:
+    """The newest file snapshot of ``hostname`` with exactly the set of ``paths``, or None."""
+    wanted = sorted(set(paths))
+    for manifest in reversed(repo.manifests()):
+        payload = manifest.payload
+        if payload.get("kind") != "files" or payload.get("hostname") != hostname:
+            continue
+        if isinstance(payload.get("paths"), list) and sorted(set(payload["paths"])) == wanted:
+            return manifest
+    return None
+
+
+# --- backup ----------------------------------------------------------------------------------
+
+
+def backup_paths(
+    repo: Repository,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    excludes: Sequence[str] = (),
+    exclude_files: Sequence[Path] = (),
+    tags: Sequence[str] = (),
+    parent: Manifest | Literal["auto"] | None = "auto",
+    hostname: str | None = None,
+    progress: Callable[[BackupProgress], None] | None = None,
+) -> BackupResult:
+    """Back up ``paths`` into ``repo`` as one file snapshot and return what was written.
+
+    ``parent`` is a manifest to reuse unchanged files from, None for none, or ``"auto"``
+    (:func:`find_parent`). ``progress`` is called at most about ten times a second, and once
+    at the end. A path that does not exist raises :class:`InputError` before anything is
+    written; unreadable entries below it are errors in the result (see the module docstring).
+    """
+    if not paths:
+        raise InputError("nothing to back up; give at least one path")
+    patterns = list(excludes)
+    for exclude_file in exclude_files:
+        patterns.extend(load_exclude_file(exclude_file))
+    rules = Excludes(patterns)
+    absolute = sorted({os.path.abspath(os.fsdecode(os.fspath(path))) for path in paths})
+    for path in absolute:
+        try:
+            os.lstat(path)
+        except OSError as exc:
+            raise InputError(f"cannot back up {display_path(path)}: {exc.strerror or exc}") from None
+    roots = _drop_nested(absolute)
+    shown = [display_path(path) for path in roots]
+    host = hostname if hostname is not None else socket.gethostname()
+    started = time.monotonic()
+    start_time = now_rfc3339()
+
+    with repo.lock(exclusive=False, operation="backup"):
+        parent_manifest = find_parent(repo, host, shown) if parent == "auto" else parent
+        parent_root = manifest_tree_id(parent_manifest) if parent_manifest is not None else None
+        scan = _PreScan(roots, rules)
+        scan.start()
+        try:
+            with repo.writer() as writer:
+                walker = _Walker(repo, writer, rules, scan, progress)
+                root_tree = walker.run(roots, parent_root)
+        finally:
+            scan.stop()
+        if scan.total is None:  # the walk beat the pre-scan: the total is now known exactly
+            scan.total = walker.bytes_done
+        walker.report(force=True)
+        stats = writer.stats
+        degraded = sorted({i for i in range(repo.n) if stats.missing_mask >> i & 1} | set(repo.unavailable))
+        errors = walker.errors
+        summary: dict[str, Any] = {
+            "files_new": walker.files_new,
+            "files_changed": walker.files_changed,
+            "files_unmodified": walker.files_unmodified,
+            "dirs": walker.dirs,
+            "bytes_total": walker.bytes_done,
+            "bytes_read": walker.bytes_read,
+            "bytes_added": stats.bytes_new_raw,
+            "bytes_stored": stats.bytes_stored,
+            "blobs_new": stats.blobs_new,
+            "duration_s": round(time.monotonic() - started, 3),
+            "error_count": len(errors),
+            "errors": errors[:MAX_SUMMARY_ERRORS],
+            "skipped": len(walker.warnings),
+        }
+        payload: dict[str, Any] = {
+            "kind": "files",
+            "time": start_time,
+            "hostname": host,
+            "username": _username(),
+            "paths": shown,
+            "tags": list(tags),
+            "parent": parent_manifest.id.hex() if parent_manifest is not None else None,
+            "tree": root_tree.hex(),
+            "summary": summary,
+            "degraded_stores": degraded,
+        }
+        manifest = repo.put_manifest(payload)
+    return BackupResult(
+        manifest=manifest,
+        parent=parent_manifest,
+        summary=summary,
+        errors=errors,
+        warnings=walker.warnings,
+        degraded_stores=degraded,
+    )
+
+
+def _drop_nested(paths: Sequence[str]) -> list[str]:
+    """Sorted absolute paths without those inside another one of them."""
+    kept: list[str] = []
+    for path in sorted(paths):
+        if not any(path == top or path.startswith(top.rstrip("/") + "/") for top in kept):
+            kept.append(path)
+    return kept
+
+
+def _username() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return str(os.getuid())
+
+
+class _PreScan(threading.Thread):
+    """Sums the sizes of the regular files to back up, in the background (for progress)."""
+
+    def __init__(self, roots: Sequence[str], rules: Excludes) -> None:
+        super().__init__(name="lifeboat-backup-prescan", daemon=True)
+        self._roots = list(roots)
+        self._rules = rules
+        self._halt = threading.Event()
+        self.total: int | None = None
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def run(self) -> None:
+        total = 0
+        pending = list(reversed(self._roots))
+        while pending:
+            if self._halt.is_set():
+                return
+            path = pending.pop()
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            is_dir = stat.S_ISDIR(info.st_mode)
+            if self._rules and self._rules.excluded(path, is_dir):
+                continue
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+            elif is_dir:
+                try:
+                    names = os.listdir(path)
+                except OSError:
+                    continue
+                base = path.rstrip("/")
+                pending.extend(f"{base}/{name}" for name in names)
+        self.total = total
+
+
+@dataclass
+class _Frame:
+    """A directory being backed up: the entries left to visit and the nodes made so far."""
+
+    path: str
+    name: str
+    info: os.stat_result | None
+    #: Entries left, reversed (pop() gives the next in name order): (name, subtree of the trie or None).
+    pending: list[tuple[str, dict[str, Any] | None]]
+    #: Real directory (all entries) or a parent of a backed-up path (only the listed ones).
+    parent_nodes: dict[str, Node]
+    nodes: list[Node] = field(default_factory=list)
+
+
+class _Walker:
+    """One backup walk: visits the tree depth first with an explicit stack (no recursion limit)."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        writer: PackWriter,
+        rules: Excludes,
+        scan: _PreScan,
+        progress: Callable[[BackupProgress], None] | None,
+    ) -> None:
+        self.repo = repo
+        self.writer = writer
+        self.rules = rules
+        self.scan = scan
+        self.progress = progress
+        chunker = repo.config.chunker
+        self.chunker = FastCDC(
+            avg_size=chunker.avg_size,
+            min_size=chunker.min_size,
+            max_size=chunker.max_size,
+            seed=repo.chunker_seed,
+        )
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.files_new = 0
+        self.files_changed = 0
+        self.files_unmodified = 0
+        self.dirs = 0
+        self.bytes_read = 0
+        self.files_done = 0
+        self.bytes_done = 0
+        self.current = ""
+        self._last_report = 0.0
+
+    # progress
+
+    def report(self, *, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_report < PROGRESS_INTERVAL:
+            return
+        self._last_report = now
+        self.progress(
+            BackupProgress(self.files_done, self.bytes_done, self.scan.total, display_path(self.current))
+        )
+
+    def error(self, path: str, exc: BaseException | str) -> None:
+        reason = exc if isinstance(exc, str) else (getattr(exc, "strerror", None) or str(exc))
+        self.errors.append(f"{display_path(path)}: {reason}")
+
+    # the walk
+
+    def run(self, roots: Sequence[str], parent_root: bytes | None) -> bytes:
+        """Back up ``roots``; return the root tree id."""
+        trie: dict[str, Any] = {}
+        whole_root = False
+        for root in roots:
+            parts = [part for part in root.split("/") if part]
+            if not parts:
+                whole_root = True
+                continue
+            level = trie
+            for part in parts[:-1]:  # no ancestor is itself backed up (see _drop_nested)
+                level = level.setdefault(part, {})
+            level[parts[-1]] = None
+        parent_nodes = self._parent_nodes(parent_root)
+        if whole_root:
+            pending: list[tuple[str, dict[str, Any] | None]] = self._listing("/")
+        else:
+            pending = [(name, trie[name]) for name in sorted(trie, reverse=True)]
+        stack = [_Frame("/", "", None, pending, parent_nodes)]
+        root_id = b""
+        while stack:
+            frame = stack[-1]
+            if frame.pending:
+                name, subtrie = frame.pending.pop()
+                child = self._visit(frame, name, subtrie)
+                if child is not None:
+                    stack.append(child)
+                continue
+            stack.pop()
+            tree_id, _ = self.writer.add_blob(BLOB_TREE, encode_tree(frame.nodes))
+            if not stack:
+                root_id = tree_id
+                continue
+            assert frame.info is not None
+            stack[-1].nodes.append(
+                Node(
+                    frame.name,
+                    "dir",
+                    stat.S_IMODE(frame.info.st_mode),
+                    frame.info.st_mtime_ns,
+                    subtree=tree_id,
+                )
+            )
+        return root_id
+
+    def _listing(self, path: str) -> list[tuple[str, dict[str, Any] | None]]:
+        """The entries of a real directory, reversed name order; an unreadable one is an error."""
+        try:
+            names = os.listdir(path)
+        except OSError as exc:
+            self.error(path, exc)
+            return []
+        return [(name, None) for name in sorted(names, reverse=True)]
+
+    def _parent_nodes(self, tree_id: bytes | None) -> dict[str, Node]:
+        if tree_id is None:
+            return {}
+        try:
+            return {node.name: node for node in decode_tree(self.repo.load_blob(tree_id))}
+        except LifeboatError:
+            return {}  # a damaged parent only costs re-reading
+
+    def _visit(self, frame: _Frame, name: str, subtrie: dict[str, Any] | None) -> _Frame | None:
+        path = f"{frame.path.rstrip('/')}/{name}"
+        self.current = path
+        try:
+            info = os.lstat(path)
+        except OSError as exc:
+            self.error(path, exc)
+            return None
+        mode = info.st_mode
+        is_dir = stat.S_ISDIR(mode)
+        virtual = subtrie is not None
+        if not virtual and self.rules and self.rules.excluded(path, is_dir):
+            return None
+        old = frame.parent_nodes.get(name)
+        if virtual and not is_dir:
+            self.error(path, "is no longer a directory")
+            return None
+        if is_dir:
+            self.dirs += 0 if virtual else 1
+            parent_nodes = self._parent_nodes(old.subtree if old is not None and old.type == "dir" else None)
+            if virtual:
+                assert subtrie is not None
+                pending = [(child, subtrie[child]) for child in sorted(subtrie, reverse=True)]
+            else:
+                pending = self._listing(path)
+            return _Frame(path, name, info, pending, parent_nodes)
+        if stat.S_ISLNK(mode):
+            try:
+                target = os.readlink(path)
+            except OSError as exc:
+                self.error(path, exc)
+                return None
+            frame.nodes.append(Node(name, "symlink", stat.S_IMODE(mode), info.st_mtime_ns, target=target))
+            return None
+        if stat.S_ISREG(mode):
+            node = self._file(path, name, info, old)
+            if node is not None:
+                frame.nodes.append(node)
+            self.files_done += 1
+            self.report()
+            return None
+        kind = (
+            "socket" if stat.S_ISSOCK(mode) else "FIFO" if stat.S_ISFIFO(mode) else "device or special file"
+        )
+        self.warnings.append(f"{display_path(path)}: skipped ({kind})")
+        return None
+
+    def _file(self, path: str, name: str, info: os.stat_result, old: Node | None) -> Node | None:
+        if (
+            old is not None
+            and old.type == "file"
+            and old.size == info.st_size
+            and old.mtime_ns == info.st_mtime_ns
+            and old.inode == info.st_ino
+            and old.device == info.st_dev
+            and all(blob_id in self.repo.index for blob_id in old.content)
+        ):
+            self.files_unmodified += 1
+            self.bytes_done += old.size
+            return Node(
+                name,
+                "file",
+                stat.S_IMODE(info.st_mode),
+                info.st_mtime_ns,
+                old.size,
+                info.st_ino,
+                info.st_dev,
+                old.content,
+            )
+        try:
+            fd = _open_file(path)
+        except OSError as exc:
+            self.error(path, exc)
+            return None
+        content: list[bytes] = []
+        size = 0
+        try:
+            with open(fd, "rb", buffering=0, closefd=True) as handle:
+                opened = os.fstat(fd)
+                if not stat.S_ISREG(opened.st_mode):
+                    self.error(path, "changed into something else than a file while being backed up")
+                    return None
+                for chunk in self.chunker.cut_stream(handle):
+                    blob_id, _ = self.writer.add_blob(BLOB_DATA, chunk.data)
+                    content.append(blob_id)
+                    size += chunk.length
+                    self.bytes_read += chunk.length
+                    self.bytes_done += chunk.length
+                    self.report()
+        except OSError as exc:
+            self.error(path, exc)
+            return None
+        if old is not None and old.type == "file":
+            self.files_changed += 1
+        else:
+            self.files_new += 1
+        return Node(
+            name,
+            "file",
+            stat.S_IMODE(opened.st_mode),
+            opened.st_mtime_ns,
+            size,
+            opened.st_ino,
+            opened.st_dev,
+            tuple(content),
+        )
+
+
+def _open_file(path: str) -> int:
+    """Open a regular file for reading without following a symlink (and without touching atime if allowed)."""
+    if _NOATIME:
+        with contextlib.suppress(PermissionError):
+            return os.open(path, _OPEN_FLAGS | _NOATIME)
+    return os.open(path, _OPEN_FLAGS)

@@ -1,0 +1,249 @@
+"""Indexes: which pack holds each blob, and where in it.
+
+This module is pure: no files, no network, no threads. An index object's plaintext lists packs
+and their blobs::
+
+    b"LBINDEX" | version (u8 = 1) | pack count (u32)
+    per pack:  pack id (32) | missing-shard mask (u32) | blob count (u32)
+               per blob: type (u8) | offset (u32) | length (u32) | blob id (32)
+
+All integers are big-endian. Bit ``i`` of the missing-shard mask is set when store ``i`` did not
+receive its shard of the pack when it was written (a degraded write, which ``repair`` heals). An
+index object never changes once written; pruning writes new ones and deletes the old.
+
+:class:`Index` is the union, in memory, of every index object of a repository.
+
+>>> blob = BlobEntry(type=0, id=bytes(32), offset=0, length=5)
+>>> data = encode_index([PackEntry(pack=bytes([7]) * 32, missing=0b100, blobs=(blob,))])
+>>> decode_index(data) == [PackEntry(pack=bytes([7]) * 32, missing=4, blobs=(blob,))]
+True
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from lifeboat.errors import InputError
+from lifeboat.store.errors import FormatError
+from lifeboat.store.packs import BLOB_TYPES
+
+__all__ = [
+    "INDEX_BLOB_BYTES",
+    "INDEX_HEADER_BYTES",
+    "INDEX_MAGIC",
+    "INDEX_PACK_BYTES",
+    "INDEX_VERSION",
+    "BlobEntry",
+    "BlobLocation",
+    "Index",
+    "PackEntry",
+    "decode_index",
+    "encode_index",
+]
+
+INDEX_MAGIC: Final = b"LBINDEX"
+INDEX_VERSION: Final = 1
+#: magic (7) + version (1) + pack count (4)
+INDEX_HEADER_BYTES: Final = 12
+#: pack id (32) + missing-shard mask (4) + blob count (4)
+INDEX_PACK_BYTES: Final = 40
+#: type (1) + offset (4) + length (4) + blob id (32)
+INDEX_BLOB_BYTES: Final = 41
+
+_ID_BYTES: Final = 32
+_U32_MAX: Final = (1 << 32) - 1
+_HEADER: Final = struct.Struct(">7sBI")
+_PACK: Final = struct.Struct(">32sII")
+_BLOB: Final = struct.Struct(">BII32s")
+assert (_HEADER.size, _PACK.size, _BLOB.size) == (INDEX_HEADER_BYTES, INDEX_PACK_BYTES, INDEX_BLOB_BYTES)
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    """One blob as an index lists it: type, id, and its place in the pack plaintext."""
+
+    type: int
+    id: bytes
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    """One pack as an index lists it: id, which stores lack their shard (bit mask), and its blobs."""
+
+    pack: bytes
+    missing: int
+    blobs: tuple[BlobEntry, ...]
+
+    @property
+    def size(self) -> int:
+        """The sum of the pack's blob lengths (its blob area, without table and trailer)."""
+        return sum(blob.length for blob in self.blobs)
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    """Where a blob is: its pack, its type, and its place in the pack plaintext."""
+
+    pack: bytes
+    type: int
+    offset: int
+    length: int
+
+
+def encode_index(packs: Iterable[PackEntry]) -> bytes:
+    """The index plaintext listing ``packs`` in the order given.
+
+    Raises :class:`InputError` for a pack or blob id that is not 32 bytes, a pack listed twice,
+    an unknown blob type, or a mask, offset, length or count that does not fit in a u32.
+    """
+    parts: list[bytes] = []
+    seen: set[bytes] = set()
+    for entry in packs:
+        if not isinstance(entry.pack, bytes) or len(entry.pack) != _ID_BYTES:
+            raise InputError(f"a pack id must be {_ID_BYTES} bytes")
+        if entry.pack in seen:
+            raise InputError(f"pack {entry.pack.hex()} is listed twice in one index")
+        seen.add(entry.pack)
+        _check_u32(entry.missing, "missing-shard mask")
+        _check_u32(len(entry.blobs), "blob count")
+        parts.append(_PACK.pack(entry.pack, entry.missing, len(entry.blobs)))
+        for blob in entry.blobs:
+            if type(blob.type) is not int or blob.type not in BLOB_TYPES:
+                raise InputError(f"unknown blob type {blob.type!r}")
+            if not isinstance(blob.id, bytes) or len(blob.id) != _ID_BYTES:
+                raise InputError(f"a blob id must be {_ID_BYTES} bytes")
+            _check_u32(blob.offset, "blob offset")
+            _check_u32(blob.length, "blob length")
+            parts.append(_BLOB.pack(blob.type, blob.offset, blob.length, blob.id))
+    _check_u32(len(seen), "pack count")
+    return b"".join((_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, len(seen)), *parts))
+
+
+def decode_index(data: bytes | memoryview) -> list[PackEntry]:
+    """The packs listed in index plaintext ``data``, in order.
+
+    Every count is checked against the bytes that remain before anything is allocated for it.
+    Raises :class:`FormatError` for a wrong magic, a newer or unknown version, a truncated
+    index, trailing bytes, an unknown blob type or a pack listed twice.
+    """
+    view = memoryview(data).cast("B")
+    size = len(view)
+    head = bytes(view[: len(INDEX_MAGIC)])
+    if head != INDEX_MAGIC[: len(head)] or not head:
+        raise FormatError("not a Lifeboat index: its first bytes are not LBINDEX")
+    if size > len(INDEX_MAGIC):
+        version = view[len(INDEX_MAGIC)]
+        if version > INDEX_VERSION:
+            raise FormatError(
+                f"index written by a newer Lifeboat (index version {version}, this Lifeboat reads version "
+                f"{INDEX_VERSION}); upgrade Lifeboat to read it"
+            )
+        if version != INDEX_VERSION:
+            raise FormatError(f"index header is damaged: index version {version} was never used")
+    if size < INDEX_HEADER_BYTES:
+        raise FormatError(f"truncated index: {size} bytes, shorter than its {INDEX_HEADER_BYTES}-byte header")
+    _, _, pack_count = _HEADER.unpack_from(view, 0)
+    position = INDEX_HEADER_BYTES
+    if pack_count * INDEX_PACK_BYTES > size - position:
+        raise FormatError(f"index claims {pack_count} packs, too many for its {size} bytes")
+    packs: list[PackEntry] = []
+    seen: set[bytes] = set()
+    for number in range(pack_count):
+        if size - position < INDEX_PACK_BYTES:
+            raise FormatError(f"truncated index: pack {number} of {pack_count} is cut short")
+        pack_id, missing, blob_count = _PACK.unpack_from(view, position)
+        position += INDEX_PACK_BYTES
+        if pack_id in seen:
+            raise FormatError(f"index lists pack {pack_id.hex()} twice")
+        seen.add(pack_id)
+        end = position + blob_count * INDEX_BLOB_BYTES
+        if end > size:
+            raise FormatError(
+                f"truncated index: pack {number} claims {blob_count} blobs, more than the remaining bytes hold"
+            )
+        blobs: list[BlobEntry] = []
+        for blob_type, offset, length, blob_id in _BLOB.iter_unpack(view[position:end]):
+            if blob_type not in BLOB_TYPES:
+                raise FormatError(f"index entry for pack {pack_id.hex()} has unknown blob type {blob_type}")
+            blobs.append(BlobEntry(blob_type, blob_id, offset, length))
+        position = end
+        packs.append(PackEntry(pack_id, missing, tuple(blobs)))
+    if position != size:
+        raise FormatError(f"index has {size - position} trailing bytes after its last pack")
+    return packs
+
+
+class Index:
+    """Union of index objects: blob id -> location, pack id -> PackEntry, which index objects hold each pack.
+
+    A blob (or pack) listed more than once keeps the location (or entry) added first, so lookups
+    are deterministic for a given order of :meth:`add` calls. Adding an index id a second time
+    does nothing: index objects never change.
+
+    >>> index = Index()
+    >>> index.add(b"i" * 32, [PackEntry(b"p" * 32, 0, (BlobEntry(1, b"b" * 32, 0, 9),))])
+    >>> index.lookup(b"b" * 32)
+    BlobLocation(pack=b'pppppppppppppppppppppppppppppppp', type=1, offset=0, length=9)
+    >>> b"b" * 32 in index, len(index)
+    (True, 1)
+    """
+
+    def __init__(self) -> None:
+        self._locations: dict[bytes, BlobLocation] = {}
+        self._packs: dict[bytes, PackEntry] = {}
+        self._index_packs: dict[bytes, list[bytes]] = {}
+
+    def add(self, index_id: bytes, packs: Iterable[PackEntry]) -> None:
+        """Add the packs listed by index object ``index_id``."""
+        if index_id in self._index_packs:
+            return
+        listed: list[bytes] = []
+        for entry in packs:
+            listed.append(entry.pack)
+            if entry.pack in self._packs:
+                continue
+            self._packs[entry.pack] = entry
+            for blob in entry.blobs:
+                if blob.id not in self._locations:
+                    self._locations[blob.id] = BlobLocation(entry.pack, blob.type, blob.offset, blob.length)
+        self._index_packs[index_id] = listed
+
+    def lookup(self, blob_id: bytes) -> BlobLocation | None:
+        """Where blob ``blob_id`` is, or None if no index lists it."""
+        return self._locations.get(blob_id)
+
+    def __contains__(self, blob_id: object) -> bool:
+        return isinstance(blob_id, bytes) and blob_id in self._locations
+
+    def __len__(self) -> int:
+        """The number of distinct blobs."""
+        return len(self._locations)
+
+    @property
+    def packs(self) -> Mapping[bytes, PackEntry]:
+        """Every pack listed by any index (read-only view)."""
+        return MappingProxyType(self._packs)
+
+    @property
+    def index_ids(self) -> set[bytes]:
+        """The ids of the index objects added (a copy)."""
+        return set(self._index_packs)
+
+    def packs_of_index(self, index_id: bytes) -> list[bytes]:
+        """The pack ids that index object ``index_id`` lists, in its order (empty for an unknown index)."""
+        return list(self._index_packs.get(index_id, ()))
+
+    def blobs(self) -> Iterator[tuple[bytes, BlobLocation]]:
+        """Every ``(blob id, location)``, in the order they were added."""
+        return iter(list(self._locations.items()))
+
+
+def _check_u32(value: int, what: str) -> None:
+    if type(value) is not int or not 0 <= value <= _U32_MAX:
+        raise InputError(f"{what} {value!r} does not fit in an unsigned 32-bit integer")

@@ -1,0 +1,371 @@
+"""``repair`` and ``replace-store``: put back every shard, config and key file a store should hold.
+
+:func:`repair_repository` works on a repository whose stores all answer. For every object in any
+store (packs, indexes, manifests; locks are transient and skipped) it reads the shards from all
+``n`` stores and lets :func:`lifeboat.store.codec.repair` rebuild, byte for byte, the shards that
+are missing, damaged or misplaced, then writes each to its store. A store without a valid config
+gets its config back, and a store without a key file gets a copy. An object with fewer than ``k``
+valid shards cannot be rebuilt: it is reported as lost and nothing is written for it. Running
+repair twice rewrites nothing the second time.
+
+:func:`replace_store` rebuilds one store from the others onto a new, empty backend: the old
+store may be gone entirely (dead disk, deleted bucket). It writes the config first, so an
+interrupted replacement resumes where it stopped, skipping the shards already in place.
+
+Both change the stores, so the caller should hold the repository's exclusive lock while they run
+(a backup writing at the same time could make its half-written packs look lost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lifeboat.errors import InputError, StorageError
+from lifeboat.store import codec
+from lifeboat.store.backends.base import Backend
+from lifeboat.store.check import (
+    CODEC_KINDS,
+    PACKS_IN_FLIGHT,
+    Progress,
+    StoreReader,
+    best_key_file,
+    bounded_map,
+    config_problem,
+    object_id_of,
+    survey_shards,
+)
+from lifeboat.store.codec import CodecParams, ShardError
+from lifeboat.store.config import CONFIG_KEY, encode_config
+from lifeboat.store.errors import RepositoryError, StoreDown
+
+if TYPE_CHECKING:
+    from lifeboat.store.repository import Repository
+
+__all__ = ["RepairReport", "repair_repository", "replace_store"]
+
+
+@dataclass
+class RepairReport:
+    """What :func:`repair_repository` or :func:`replace_store` did (or, with ``dry_run``, would do)."""
+
+    #: Codec objects looked at (packs, indexes, manifests).
+    objects_checked: int = 0
+    #: store number -> shards written to it.
+    shards_rewritten: dict[int, int] = field(default_factory=dict)
+    #: Keys of the objects with fewer than ``k`` valid shards (nothing can rebuild them); never written.
+    objects_lost: list[str] = field(default_factory=list)
+    #: key -> why, for every lost object (and key file without a well-formed copy).
+    problems: dict[str, str] = field(default_factory=dict)
+    #: Stores whose config was missing or damaged and was written again.
+    configs_rewritten: int = 0
+    #: Key files copied to stores that lacked them (or held a damaged copy).
+    key_files_copied: int = 0
+    #: Objects left alone because their names are not object ids.
+    objects_skipped: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def shards_total(self) -> int:
+        """Shards written to all stores."""
+        return sum(self.shards_rewritten.values())
+
+    @property
+    def changed(self) -> bool:
+        """True if anything was (or, with ``dry_run``, would be) written."""
+        return bool(self.shards_total or self.configs_rewritten or self.key_files_copied)
+
+    def lost(self, key: str, why: str) -> None:
+        """Record ``key`` as lost, for the reason ``why``."""
+        self.objects_lost.append(key)
+        self.problems[key] = why
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready description (``lifeboat repair --json``)."""
+        return {
+            "dry_run": self.dry_run,
+            "objects_checked": self.objects_checked,
+            "shards_rewritten": {str(store): count for store, count in sorted(self.shards_rewritten.items())},
+            "objects_lost": list(self.objects_lost),
+            "problems": dict(self.problems),
+            "configs_rewritten": self.configs_rewritten,
+            "key_files_copied": self.key_files_copied,
+            "objects_skipped": list(self.objects_skipped),
+        }
+
+
+def _tick(progress: Progress | None, phase: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(phase, done, total)
+
+
+def _put(reader: StoreReader, store: int, key: str, data: bytes) -> None:
+    backend = reader.stores[store]
+    if backend is None:  # pragma: no cover - callers only write to reachable stores
+        raise StoreDown(f"{reader.name(store)} is not available")
+    try:
+        backend.put(key, data)
+    except StorageError as exc:
+        raise StoreDown(
+            f"{reader.name(store)}: writing {key} failed ({exc}); what was repaired so far stays "
+            "repaired: run the command again when the store answers"
+        ) from exc
+
+
+def _copy_key_files(
+    repo: Repository,
+    reader: StoreReader,
+    sources: Iterable[int],
+    targets: Iterable[int],
+    report: RepairReport,
+) -> None:
+    """Give every store in ``targets`` the good copy of every key file that ``sources`` hold."""
+    sources = list(sources)
+    for key in reader.keys_of("keys"):
+        holders = reader.holders(key) & set(sources)
+        shards, _ = reader.read_many(key, holders | (reader.holders(key) & set(targets)))
+        best = best_key_file(
+            repo.id, (data for store, data in shards.items() if data is not None and store in holders)
+        )
+        if best is None:
+            if holders:
+                report.lost(key, "no well-formed copy of this key file")
+            continue
+        for store in targets:
+            if shards.get(store) != best:
+                if not report.dry_run:
+                    _put(reader, store, key, best)
+                report.key_files_copied += 1
+
+
+# --- repair ---------------------------------------------------------------------------------
+
+
+def repair_repository(
+    repo: Repository, *, progress: Progress | None = None, dry_run: bool = False
+) -> RepairReport:
+    """Rebuild every missing, damaged or misplaced shard, config and key file in ``repo``'s stores.
+
+    Every store must answer: repair reads all ``n`` shards of every object and writes the ones
+    that are wrong; :class:`StoreDown` names a store that does not (bring it back, or rebuild it
+    elsewhere with :func:`replace_store`). ``dry_run`` reads and decodes everything but writes
+    nothing; the report says what would be written. ``progress(phase, done, total)`` is called
+    with the phases ``list``, ``config``, ``keys`` and ``objects``.
+    """
+    down = {
+        store: repo.unavailable.get(store, "not available")
+        for store in range(repo.n)
+        if repo.stores[store] is None or store in repo.unavailable
+    }
+    with StoreReader(repo.stores, down) as reader:
+        reader.list_stores(range(repo.n))
+        _tick(progress, "list", repo.n, repo.n)
+        if reader.errors:
+            raise StoreDown(
+                "repair writes to every store, and "
+                + "; ".join(
+                    f"{reader.name(store)} is down: {why}" for store, why in sorted(reader.errors.items())
+                )
+                + ". Bring it back and run repair again, or rebuild it on a new store with "
+                "`lifeboat repo replace-store`"
+            )
+        report = RepairReport(dry_run=dry_run)
+        _repair_configs(repo, reader, report)
+        _tick(progress, "config", 1, 1)
+        _copy_key_files(repo, reader, range(repo.n), range(repo.n), report)
+        _tick(progress, "keys", 1, 1)
+        _repair_objects(repo, reader, report, progress)
+        return report
+
+
+def _repair_configs(repo: Repository, reader: StoreReader, report: RepairReport) -> None:
+    holders = reader.holders(CONFIG_KEY)
+    shards, _ = reader.read_many(CONFIG_KEY, holders)
+    for store in range(repo.n):
+        data = shards.get(store)
+        if data is not None:
+            problem = config_problem(repo, store, data)
+            if problem is None:
+                continue
+            if "another repository" in problem:
+                raise RepositoryError(
+                    f"{reader.name(store)} holds the {problem}; it is not a store of repository "
+                    f"{repo.id}, and repair will not overwrite it"
+                )
+        if not report.dry_run:
+            _put(reader, store, CONFIG_KEY, encode_config(repo.config.for_store(store), repo.master_key))
+        report.configs_rewritten += 1
+
+
+def _repair_objects(
+    repo: Repository, reader: StoreReader, report: RepairReport, progress: Progress | None
+) -> None:
+    key = repo.master_key
+    params = CodecParams(repo.k, repo.n)
+    work = [(kind, name) for kind in CODEC_KINDS for name in reader.keys_of(kind)]
+
+    def repair_one(item: tuple[str, str]) -> tuple[str, list[int] | str | None]:
+        kind, name = item
+        object_id = object_id_of(kind, name)
+        if object_id is None:
+            return name, None
+        shards, _ = reader.read_many(name, reader.holders(name))
+        present = {store: data for store, data in shards.items() if data is not None}
+        try:
+            rebuilt = codec.repair(key, present, params, object_id=object_id)
+        except ShardError as exc:
+            return name, str(exc)
+        # The codec also rebuilds a good shard shadowed by a misplaced copy of it: nothing to write there.
+        changed = sorted(store for store, shard in rebuilt.items() if present.get(store) != shard)
+        del shards, present
+        if not report.dry_run:
+            for store in changed:
+                _put(reader, store, name, rebuilt[store])
+        return name, changed
+
+    with ThreadPoolExecutor(max_workers=PACKS_IN_FLIGHT, thread_name_prefix="lifeboat-repair") as pool:
+        for done, (name, outcome) in enumerate(bounded_map(pool, repair_one, work, PACKS_IN_FLIGHT), 1):
+            if outcome is None:
+                report.objects_skipped.append(name)
+            elif isinstance(outcome, str):
+                report.objects_checked += 1
+                report.lost(name, outcome)
+            else:
+                report.objects_checked += 1
+                for store in outcome:
+                    report.shards_rewritten[store] = report.shards_rewritten.get(store, 0) + 1
+            _tick(progress, "objects", done, len(work))
+
+
+# --- replace-store --------------------------------------------------------------------------
+
+
+def replace_store(
+    repo: Repository, old: int, new: Backend, *, progress: Progress | None = None
+) -> RepairReport:
+    """Rebuild store number ``old`` on the backend ``new`` from the other stores.
+
+    ``old`` may be unreachable or empty: nothing is read from it. ``new`` must be empty, or hold
+    what an interrupted replacement of the same store left (its config says: this repository,
+    store ``old``); shards already there and valid are kept. The config and key files are written
+    first, then every pack, index and manifest's shard ``old``, rebuilt from ``k`` of the other
+    stores. Afterwards use ``new`` in place of the old store. Raises :class:`StoreDown` if fewer
+    than ``k`` other stores answer, :class:`RepositoryError` if ``new`` holds anything else.
+    """
+    if isinstance(old, bool) or not isinstance(old, int) or not 0 <= old < repo.n:
+        raise InputError(f"store number must be from 0 to {repo.n - 1}, got {old!r}")
+    for number, store in enumerate(repo.stores):
+        if number != old and store is not None and (store is new or store.name == new.name):
+            raise InputError(f"{new.name} is already store {number} of this repository; give an empty store")
+    stores: list[Backend | None] = list(repo.stores)
+    stores[old] = new
+    down = {store: why for store, why in repo.unavailable.items() if store != old}
+    down.update({store: "not available" for store in range(repo.n) if stores[store] is None})
+    with StoreReader(stores, down) as reader:
+        reader.list_stores(range(repo.n))
+        _tick(progress, "list", repo.n, repo.n)
+        if old in reader.errors:
+            raise StoreDown(f"the new store {new.name} cannot be listed: {reader.errors[old]}")
+        _check_new_store(repo, reader, old, new)
+        sources = sorted(set(reader.listings) - {old})
+        if len(sources) < repo.k:
+            raise StoreDown(
+                f"only {len(sources)} other store(s) answer and {repo.k} are needed to rebuild store {old}: "
+                + "; ".join(f"{reader.name(store)}: {why}" for store, why in sorted(reader.errors.items()))
+            )
+        report = RepairReport()
+        config = encode_config(repo.config.for_store(old), repo.master_key)
+        shards, _ = reader.read_many(CONFIG_KEY, {old} & reader.holders(CONFIG_KEY))
+        if shards.get(old) != config:
+            _put(reader, old, CONFIG_KEY, config)
+            report.configs_rewritten += 1
+        _tick(progress, "config", 1, 1)
+        _copy_key_files(repo, reader, sources, [old], report)
+        _tick(progress, "keys", 1, 1)
+        _rebuild_slot(repo, reader, old, sources, report, progress)
+        return report
+
+
+def _check_new_store(repo: Repository, reader: StoreReader, old: int, new: Backend) -> None:
+    listing = reader.listings[old]
+    if not listing:
+        return
+    if CONFIG_KEY not in listing:
+        example = sorted(listing)[0]
+        raise RepositoryError(
+            f"{new.name} is not empty ({len(listing)} objects, e.g. {example!r}); "
+            "replace-store needs an empty store"
+        )
+    data = reader.read(old, CONFIG_KEY)
+    if not isinstance(data, bytes):
+        raise RepositoryError(f"{new.name}: cannot read its config ({data or 'vanished'})")
+    problem = config_problem(repo, old, data)
+    if problem is not None:
+        raise RepositoryError(
+            f"{new.name} is not empty and is not an interrupted replacement of store {old} ({problem}); "
+            "replace-store needs an empty store"
+        )
+
+
+def _rebuild_slot(
+    repo: Repository,
+    reader: StoreReader,
+    old: int,
+    sources: list[int],
+    report: RepairReport,
+    progress: Progress | None,
+) -> None:
+    key = repo.master_key
+    params = CodecParams(repo.k, repo.n)
+    on_new = reader.listings[old]
+    names: set[str] = set()
+    for store in sources:
+        names.update(name for name in reader.listings[store] if name.split("/")[0] in CODEC_KINDS)
+    work = [(name.split("/")[0], name) for name in sorted(names)]
+
+    def rebuild(item: tuple[str, str]) -> tuple[str, bool | str | None]:
+        kind, name = item
+        object_id = object_id_of(kind, name)
+        if object_id is None:
+            return name, None
+        if name in on_new:
+            present = reader.read(old, name)
+            if (
+                isinstance(present, bytes)
+                and old in survey_shards(key, {old: present}, object_id, params).good
+            ):
+                return name, False
+        holders = [store for store in sources if name in reader.listings[store]]
+        shards, _ = reader.read_many(name, holders[: repo.k])
+        try:
+            rebuilt = _repair_from(key, shards, params, object_id)
+        except ShardError:
+            more, _ = reader.read_many(name, holders[repo.k :])
+            shards.update(more)
+            try:
+                rebuilt = _repair_from(key, shards, params, object_id)
+            except ShardError as exc:
+                return name, str(exc)
+        _put(reader, old, name, rebuilt[old])
+        return name, True
+
+    with ThreadPoolExecutor(max_workers=PACKS_IN_FLIGHT, thread_name_prefix="lifeboat-replace") as pool:
+        for done, (name, outcome) in enumerate(bounded_map(pool, rebuild, work, PACKS_IN_FLIGHT), 1):
+            if outcome is None:
+                report.objects_skipped.append(name)
+            else:
+                report.objects_checked += 1
+                if isinstance(outcome, str):
+                    report.lost(name, outcome)
+                elif outcome:
+                    report.shards_rewritten[old] = report.shards_rewritten.get(old, 0) + 1
+            _tick(progress, "objects", done, len(work))
+
+
+def _repair_from(
+    key: bytes, shards: dict[int, bytes | None], params: CodecParams, object_id: bytes
+) -> dict[int, bytes]:
+    present = {store: data for store, data in shards.items() if data is not None}
+    return codec.repair(key, present, params, object_id=object_id)

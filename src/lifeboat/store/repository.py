@@ -1,0 +1,1161 @@
+"""A repository: ``n`` stores, each holding shard ``i`` of every object, any ``k`` of which suffice.
+
+This is the layer above the codec and the backends, and the only one the snapshot layer talks
+to. It owns the repository's key, its objects and their placement:
+
+* every object (pack, index, manifest, lock) is encoded with :func:`lifeboat.store.codec.encode`
+  into ``n`` shards, and shard ``i`` is written to store ``i`` under the same key;
+* blobs (file chunks, trees) are content-addressed by a keyed BLAKE3 id and gathered into packs
+  of about 16 MiB by a :class:`PackWriter`; index objects map blob ids to packs;
+* manifests are signed with an Ed25519 key derived from the master key and are written last;
+* locks are objects too: shared for backups, exclusive for prune, with an expiry.
+
+Each store also holds a plaintext ``config`` (its store number, ``k``, ``n``, the repository
+id; authenticated by a MAC) and the key files (the master key wrapped by a passphrase). The
+formats are in ``docs/formats.md``. Stores may be given in any order: each knows its number.
+
+Writes need every store unless the repository was opened with ``degraded_ok``: then a store
+that fails is dropped for the rest of the session, as long as ``k`` stores remain, and the
+index records which shards each pack is missing so that ``repair`` can rebuild them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import socket
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import nacl.exceptions
+import nacl.signing
+import platformdirs
+
+from lifeboat.documents import canonical_json
+from lifeboat.errors import InputError, StorageError
+from lifeboat.fs import write_atomic
+from lifeboat.store import codec
+from lifeboat.store.backends.base import Backend, ObjectNotFound
+from lifeboat.store.codec import CodecParams, ShardError
+from lifeboat.store.config import (
+    CONFIG_KEY,
+    MAX_CONFIG_BYTES,
+    ChunkerParams,
+    RepoConfig,
+    chunker_seed,
+    encode_config,
+    parse_config,
+    signing_seed,
+    verify_config,
+)
+from lifeboat.store.errors import (
+    FormatError,
+    LockedError,
+    RepositoryError,
+    RepositoryKeyError,
+    StoreDown,
+)
+from lifeboat.store.index import BlobEntry, BlobLocation, Index, PackEntry, decode_index, encode_index
+from lifeboat.store.keyfile import (
+    DEFAULT_KDF,
+    MAX_KEY_FILE_BYTES,
+    KdfParams,
+    unwrap_master_key,
+    wrap_master_key,
+)
+from lifeboat.store.packs import BLOB_DATA, BLOB_TREE, build_pack, parse_pack
+
+__all__ = [
+    "BLOB_DATA",
+    "BLOB_TREE",
+    "DEFAULT_PACK_SIZE",
+    "BlobLocation",
+    "LockInfo",
+    "Manifest",
+    "PackWriter",
+    "Repository",
+    "WriterStats",
+    "default_cache_dir",
+    "default_data_shards",
+    "now_rfc3339",
+]
+
+DEFAULT_PACK_SIZE: Final = 16 * 1024 * 1024
+MANIFEST_FORMAT: Final = "lifeboat-manifest"
+MANIFEST_VERSION: Final = 1
+LOCK_FORMAT: Final = "lifeboat-lock"
+LOCK_VERSION: Final = 1
+#: Largest manifest or lock object accepted (they are small JSON documents).
+MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
+#: Packs written before the writer stores an index of them (so an interrupted backup's data is reusable).
+INDEX_EVERY_PACKS: Final = 64
+_KINDS: Final = ("data", "index", "snapshots", "locks")
+_BLANK: Final = "is empty: no repository config and no objects (a wiped or new store)"
+
+T = TypeVar("T")
+
+
+def now_rfc3339() -> str:
+    """The current UTC time as RFC 3339 with microseconds (``2026-11-24T05:00:00.123456Z``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse a time written by :func:`now_rfc3339` (FormatError if it is not one)."""
+    try:
+        value = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except (TypeError, ValueError):
+        raise FormatError(f"time {text!r} is not RFC 3339 UTC (YYYY-MM-DDTHH:MM:SS.ffffffZ)") from None
+    return value.replace(tzinfo=UTC)
+
+
+def default_cache_dir() -> Path:
+    """Where index caches live unless ``--cache-dir`` says otherwise."""
+    return Path(platformdirs.user_cache_dir("lifeboat"))
+
+
+def default_data_shards(n: int) -> int:
+    """The default ``k`` for ``n`` stores: ``ceil(3n/5)``, except that two stores mirror (k=1).
+
+    >>> [default_data_shards(n) for n in range(1, 8)]
+    [1, 1, 2, 3, 3, 4, 5]
+    """
+    if n == 2:
+        return 1
+    return max(1, math.ceil(3 * n / 5))
+
+
+def _object_key(kind: str, object_id: bytes) -> str:
+    hexid = object_id.hex()
+    return f"data/{hexid[:2]}/{hexid}" if kind == "data" else f"{kind}/{hexid}"
+
+
+def _id_of_key(key: str) -> bytes:
+    name = key.rsplit("/", 1)[-1]
+    try:
+        object_id = bytes.fromhex(name)
+    except ValueError:
+        raise FormatError(f"object key {key!r} does not end in a hex id") from None
+    if len(object_id) != codec.OBJECT_ID_BYTES:
+        raise FormatError(f"object key {key!r} does not end in a 64-hex-digit id")
+    return object_id
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A signed snapshot manifest: its id and its verified JSON payload."""
+
+    id: bytes
+    payload: dict[str, Any]
+
+    @property
+    def time(self) -> datetime:
+        return parse_time(str(self.payload["time"]))
+
+    @property
+    def short_id(self) -> str:
+        return self.id.hex()[:8]
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """A lock object as found in the stores."""
+
+    key: str
+    exclusive: bool
+    operation: str
+    hostname: str
+    pid: int
+    created: str
+    expires: str
+    stale: bool
+    #: Why the lock is stale ("expired", "process gone", "unreadable: ..."), or "".
+    reason: str = ""
+
+    def describe(self) -> str:
+        kind = "exclusive" if self.exclusive else "shared"
+        return (
+            f"{kind} lock for {self.operation} by pid {self.pid} on {self.hostname}, expires {self.expires}"
+        )
+
+
+@dataclass
+class WriterStats:
+    """What a :class:`PackWriter` wrote."""
+
+    blobs_new: int = 0
+    blobs_known: int = 0
+    bytes_new_raw: int = 0
+    packs_written: int = 0
+    indexes_written: int = 0
+    #: Shard bytes written to all stores (what the repository grew by).
+    bytes_stored: int = 0
+    #: OR of every pack's missing-shard mask: bit i = store i missed at least one shard.
+    missing_mask: int = 0
+
+
+class Repository:
+    """An open repository. Use :meth:`init` or :meth:`open`; close it (or use ``with``)."""
+
+    #: Seconds a lock stays valid without a refresh, and how often a held lock is refreshed.
+    lock_ttl: float = 30 * 60
+    lock_refresh: float = 5 * 60
+
+    def __init__(
+        self,
+        stores: list[Backend | None],
+        config: RepoConfig,
+        master_key: bytes,
+        *,
+        unavailable: dict[int, str],
+        degraded_ok: bool,
+        cache_dir: Path | None,
+    ) -> None:
+        self.stores = stores
+        self.config = config
+        self.k = config.k
+        self.n = config.n
+        self.id = config.repository
+        self._key = master_key
+        self.params = CodecParams(config.k, config.n)
+        #: Store number → why it is not in use (not given, not answering, failed during a write).
+        self.unavailable = dict(unavailable)
+        self.degraded_ok = degraded_ok
+        self.cache_dir = cache_dir / self.id if cache_dir is not None else None
+        self.chunker_seed = chunker_seed(master_key)
+        self._signer = nacl.signing.SigningKey(signing_seed(master_key))
+        if bytes(self._signer.verify_key) != config.signing_key:
+            raise RepositoryKeyError("the manifest signing key in the config does not match this master key")
+        self.index = Index()
+        self.bad_indexes: dict[str, str] = {}
+        self.incomplete_indexes: set[str] = set()
+        #: Stores given that answer but hold no config and nothing else (wiped or new).
+        self.blank_stores: list[Backend] = []
+        #: Stores given that could not be used: (name, why).
+        self.store_failures: list[tuple[str, str]] = []
+        #: Manifests that could not be read or verified: key → reason (filled by :meth:`manifests`).
+        self.bad_manifests: dict[str, str] = {}
+        self._state_lock = threading.Lock()
+        self._io = ThreadPoolExecutor(max_workers=max(4, 2 * config.n), thread_name_prefix="lifeboat-io")
+        self._cpu = ThreadPoolExecutor(
+            max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="lifeboat-cpu"
+        )
+        self._pack_cache: OrderedDict[bytes, dict[bytes, bytes]] = OrderedDict()
+        self._closed = False
+
+    # --- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        stores: Sequence[Backend],
+        passphrase: str,
+        *,
+        k: int | None = None,
+        kdf: KdfParams = DEFAULT_KDF,
+        pack_size: int = DEFAULT_PACK_SIZE,
+        chunker: ChunkerParams | None = None,
+        cache_dir: Path | None = None,
+    ) -> Repository:
+        """Create a repository on ``stores`` (all must be empty) and return it open.
+
+        ``k`` defaults to :func:`default_data_shards`. The master key is random; a key file
+        wraps it under ``passphrase`` (argon2id with ``kdf``) in every store. The config is
+        written last in each store, so a store without one was never fully initialised.
+        """
+        n = len(stores)
+        if n == 0:
+            raise InputError("a repository needs at least one store (--store)")
+        if n > codec.MAX_SHARDS:
+            raise InputError(f"a repository has at most {codec.MAX_SHARDS} stores, got {n}")
+        if k is None:
+            k = default_data_shards(n)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
+            raise InputError(f"--data-shards must be between 1 and the number of stores ({n}), got {k}")
+        if not passphrase:
+            raise InputError("the repository passphrase is empty; choose one (it protects every store)")
+        names = [store.name for store in stores]
+        if len(set(names)) != n:
+            raise InputError(
+                "the same store is given twice: "
+                + ", ".join(sorted({x for x in names if names.count(x) > 1}))
+            )
+        with ThreadPoolExecutor(max_workers=max(4, n)) as pool:
+            listings = list(pool.map(lambda s: s.list(""), stores))
+        for store, listing in zip(stores, listings, strict=True):
+            if listing:
+                raise RepositoryError(
+                    f"store {store.name} is not empty ({len(listing)} objects, e.g. {listing[0]!r}); "
+                    "a new repository needs empty stores"
+                )
+        master_key = secrets.token_bytes(codec.KEY_BYTES)
+        repository = secrets.token_hex(16)
+        created = now_rfc3339()
+        signing = bytes(nacl.signing.SigningKey(signing_seed(master_key)).verify_key)
+        config = RepoConfig(
+            repository=repository,
+            k=k,
+            n=n,
+            store=0,
+            created=created,
+            chunker=chunker or ChunkerParams(),
+            pack_size=pack_size,
+            signing_key=signing,
+        )
+        name, key_file = wrap_master_key(master_key, passphrase, repository, kdf=kdf, created=created)
+
+        def initialise(number: int) -> None:
+            store = stores[number]
+            store.put(f"keys/{name}", key_file)
+            store.put(CONFIG_KEY, encode_config(config.for_store(number), master_key))
+
+        with ThreadPoolExecutor(max_workers=max(4, n)) as pool:
+            for future in [pool.submit(initialise, number) for number in range(n)]:
+                future.result()
+        return cls(list(stores), config, master_key, unavailable={}, degraded_ok=False, cache_dir=cache_dir)
+
+    @classmethod
+    def open(
+        cls,
+        stores: Sequence[Backend],
+        passphrase: str | None = None,
+        *,
+        master_key: bytes | None = None,
+        degraded_ok: bool = False,
+        writable: bool = False,
+        cache_dir: Path | None = None,
+        load_index: bool = True,
+    ) -> Repository:
+        """Open the repository held by ``stores`` (any order; missing or dead ones allowed).
+
+        Give either ``passphrase`` (tried against every key file) or ``master_key``. Stores that
+        do not answer or hold no config are left out; at least ``k`` must remain. With
+        ``writable`` every store must answer unless ``degraded_ok`` is set (then at least
+        ``k``). Raises :class:`RepositoryError` when stores belong to different repositories
+        or claim the same number, :class:`RepositoryKeyError` when the key does not open,
+        :class:`StoreDown` when too few stores answer.
+        """
+        if not stores:
+            raise InputError("no stores given; name them with --store (or $LIFEBOAT_STORES)")
+        if (passphrase is None) == (master_key is None):
+            raise InputError("open a repository with a passphrase or a master key, not both or neither")
+        names = [store.name for store in stores]
+        if len(set(names)) != len(names):
+            raise InputError(
+                "the same store is given twice: "
+                + ", ".join(sorted({x for x in names if names.count(x) > 1}))
+            )
+
+        def read_config(store: Backend) -> tuple[bytes | None, str]:
+            try:
+                data = store.get(CONFIG_KEY)
+            except ObjectNotFound:
+                try:
+                    empty = not store.list("")
+                except StorageError as exc:
+                    return None, str(exc)
+                if empty:
+                    return None, _BLANK
+                return None, "holds no repository config (not a Lifeboat store, or its config was lost)"
+            except StorageError as exc:
+                return None, str(exc)
+            if len(data) > MAX_CONFIG_BYTES:
+                return None, f"config is {len(data)} bytes, over the {MAX_CONFIG_BYTES}-byte limit"
+            return data, ""
+
+        with ThreadPoolExecutor(max_workers=max(4, len(stores))) as pool:
+            answers = list(pool.map(read_config, stores))
+
+        parsed: list[tuple[Backend, RepoConfig, bytes]] = []
+        failed: list[str] = []
+        failures: list[tuple[str, str]] = []
+        blank: list[Backend] = []
+        for store, (data, why) in zip(stores, answers, strict=True):
+            if data is None:
+                failed.append(f"{store.name}: {why}")
+                failures.append((store.name, why))
+                if why == _BLANK:
+                    blank.append(store)
+                continue
+            try:
+                parsed.append((store, parse_config(data), data))
+            except FormatError as exc:
+                raise FormatError(f"store {store.name}: {exc}") from None
+        if not parsed:
+            raise StoreDown("no store answers with a repository config: " + "; ".join(failed))
+        by_repo: dict[str, list[str]] = {}
+        for store, config, _ in parsed:
+            by_repo.setdefault(config.repository, []).append(store.name)
+        if len(by_repo) > 1:
+            groups = "; ".join(
+                f"repository {rid[:8]}: {', '.join(ns)}" for rid, ns in sorted(by_repo.items())
+            )
+            raise RepositoryError(
+                f"the stores belong to different repositories ({groups}); give only the stores of one"
+            )
+        first = parsed[0][1]
+        slots: list[Backend | None] = [None] * first.n
+        raw: dict[int, bytes] = {}
+        for store, config, data in parsed:
+            if (config.k, config.n) != (first.k, first.n):
+                raise RepositoryError(
+                    f"store {store.name} says the repository is {config.k}-of-{config.n}, "
+                    f"another store says {first.k}-of-{first.n}; one config is damaged"
+                )
+            if slots[config.store] is not None:
+                other = slots[config.store]
+                assert other is not None
+                raise RepositoryError(
+                    f"stores {other.name} and {store.name} both claim to be store {config.store}; "
+                    "one is a copy of the other; give only one of them"
+                )
+            slots[config.store] = store
+            raw[config.store] = data
+        unavailable = {
+            number: "no store given answers as this one" + (" (see the warnings above)" if failed else "")
+            for number in range(first.n)
+            if slots[number] is None
+        }
+        present = first.n - len(unavailable)
+        if present < first.k:
+            raise StoreDown(
+                f"only {present} of {first.n} stores answer and {first.k} are needed: "
+                + "; ".join(failed or ["give every store with --store"])
+            )
+        if writable and unavailable and not degraded_ok:
+            raise StoreDown(
+                f"store(s) {', '.join(map(str, sorted(unavailable)))} of {first.n} not available "
+                f"({'; '.join(failed) or 'not given'}); writing needs every store. Rerun with "
+                f"--degraded-ok to write to the {present} that answer (at least {first.k}) and "
+                "run `lifeboat repair` when the store is back"
+            )
+
+        if master_key is None:
+            assert passphrase is not None
+            master_key = _unlock(slots, first.repository, passphrase)
+        for number, data in raw.items():
+            try:
+                verify_config(data, master_key)
+            except RepositoryKeyError:
+                holder = slots[number]
+                assert holder is not None
+                raise RepositoryKeyError(
+                    f"the config of store {holder.name} does not match the repository key: it was "
+                    "tampered with, or the key belongs to another repository"
+                ) from None
+        repo = cls(
+            slots,
+            first.for_store(0),
+            master_key,
+            unavailable=unavailable,
+            degraded_ok=degraded_ok,
+            cache_dir=cache_dir,
+        )
+        repo.blank_stores = blank
+        repo.store_failures = failures
+        if load_index:
+            try:
+                repo.reload_index()
+            except BaseException:
+                repo.close()
+                raise
+        return repo
+
+    def close(self) -> None:
+        """Shut down the thread pools (waiting for running work)."""
+        if not self._closed:
+            self._closed = True
+            self._cpu.shutdown(wait=True)
+            self._io.shutdown(wait=True)
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def master_key(self) -> bytes:
+        """The 32-byte master key (secret: never print or log it)."""
+        return self._key
+
+    def store_name(self, number: int) -> str:
+        """A store's name for messages (``store 2 (local:/mnt/b)``)."""
+        store = self.stores[number]
+        return f"store {number} ({store.name})" if store is not None else f"store {number} (unavailable)"
+
+    def live_stores(self) -> list[int]:
+        """Store numbers in use (answering and not dropped after a failure)."""
+        return [i for i, store in enumerate(self.stores) if store is not None and i not in self.unavailable]
+
+    # --- generic objects --------------------------------------------------------------------
+
+    def _map(self, function: Callable[[int], T], numbers: Iterable[int]) -> dict[int, Future[T]]:
+        return {number: self._io.submit(function, number) for number in numbers}
+
+    def _store(self, number: int) -> Backend:
+        store = self.stores[number]
+        if store is None:
+            raise StoreDown(f"store {number} is not available")
+        return store
+
+    def list_objects(self, kind: str) -> dict[str, set[int]]:
+        """Every object key of ``kind`` (data, index, snapshots, locks) → the stores that hold a shard."""
+        if kind not in _KINDS:
+            raise InputError(f"unknown object kind {kind!r}; one of {', '.join(_KINDS)}")
+        futures = self._map(lambda i: self._store(i).list(f"{kind}/"), self.live_stores())
+        found: dict[str, set[int]] = {}
+        for number, future in futures.items():
+            for key in future.result():
+                found.setdefault(key, set()).add(number)
+        return found
+
+    def read_shard(self, number: int, key: str) -> bytes:
+        """Shard ``number`` of ``key`` as stored (backend errors propagate)."""
+        return self._store(number).get(key)
+
+    def read_shards(self, key: str, stores: Iterable[int] | None = None) -> dict[int, bytes | None]:
+        """Read shard ``i`` of ``key`` from each store ``i``; None where it is missing or unreadable."""
+        numbers = self.live_stores() if stores is None else list(stores)
+
+        def read(number: int) -> bytes | None:
+            try:
+                return self._store(number).get(key)
+            except StorageError:
+                return None
+
+        futures = self._map(read, numbers)
+        return {number: future.result() for number, future in futures.items()}
+
+    def write_shard(self, number: int, key: str, data: bytes) -> None:
+        """Write one shard to one store (for repair; backend errors propagate)."""
+        self._store(number).put(key, data)
+
+    def get_object(self, key: str) -> bytes:
+        """Decode ``key`` from its shards: the data shards first, the others only if needed."""
+        object_id = _id_of_key(key)
+        live = self.live_stores()
+        if len(live) < self.k:
+            raise StoreDown(f"only {len(live)} stores are available and {self.k} are needed to read {key}")
+        first, rest = live[: self.k], live[self.k :]
+        shards: dict[int, bytes | None] = self.read_shards(key, first)
+        try:
+            return codec.decode(self._key, list_slots(shards, self.n), object_id=object_id)
+        except ShardError:
+            if not rest:
+                raise
+        shards.update(self.read_shards(key, rest))
+        try:
+            return codec.decode(self._key, list_slots(shards, self.n), object_id=object_id)
+        except ShardError as exc:
+            raise ShardError(f"{key}: {exc}") from None
+
+    def put_object(self, key: str, object_id: bytes, plaintext: bytes | memoryview) -> tuple[int, int]:
+        """Encode and write an object to every live store; return (missing-shard mask, bytes written).
+
+        A store that fails is an error (:class:`StoreDown` naming it) unless the repository
+        was opened with ``degraded_ok``: then it is dropped for the rest of the session, and
+        the write succeeds while at least ``k`` stores took their shard.
+        """
+        shards = codec.encode(self._key, object_id, bytes(plaintext), self.params)
+        return self._put_shards(key, shards)
+
+    def _put_shards(self, key: str, shards: list[bytes]) -> tuple[int, int]:
+        numbers = self.live_stores()
+        futures = self._map(lambda i: self._store(i).put(key, shards[i]), numbers)
+        missing = 0
+        written = 0
+        failures: list[str] = []
+        for number in range(self.n):
+            future = futures.get(number)
+            if future is None:
+                missing |= 1 << number
+                continue
+            try:
+                future.result()
+                written += len(shards[number])
+            except StorageError as exc:
+                missing |= 1 << number
+                failures.append(f"{self.store_name(number)}: {exc}")
+                with self._state_lock:
+                    self.unavailable[number] = f"failed while writing {key}: {exc}"
+        if failures and not self.degraded_ok:
+            raise StoreDown(
+                f"writing {key} failed on " + "; ".join(failures) + ". Nothing refers to the partial "
+                f"data yet. Rerun with --degraded-ok to write to the stores that answer (at least "
+                f"{self.k}) and run `lifeboat repair` later"
+            )
+        good = self.n - bin(missing).count("1")
+        if good < self.k:
+            raise StoreDown(
+                f"writing {key}: only {good} of {self.n} stores took their shard and {self.k} are "
+                "needed; " + ("; ".join(failures) or "too many stores unavailable")
+            )
+        return missing, written
+
+    def delete_object(self, key: str) -> None:
+        """Delete every shard of ``key`` from the live stores (missing shards are fine)."""
+        futures = self._map(lambda i: self._store(i).delete(key), self.live_stores())
+        failures = []
+        for number, future in futures.items():
+            try:
+                future.result()
+            except StorageError as exc:
+                failures.append(f"{self.store_name(number)}: {exc}")
+        if failures:
+            raise StoreDown(f"deleting {key} failed on " + "; ".join(failures))
+
+    # --- blobs --------------------------------------------------------------------------------
+
+    def blob_id(self, data: bytes | memoryview) -> bytes:
+        """The keyed content id of a blob (and of any object stored under its content)."""
+        return codec.content_id(self._key, data)  # type: ignore[arg-type]
+
+    def has_blob(self, blob_id: bytes) -> bool:
+        return blob_id in self.index
+
+    def load_pack(self, pack_id: bytes) -> dict[bytes, bytes]:
+        """Every blob of a pack, each checked against its content id (raises ShardError/RepositoryError)."""
+        with self._state_lock:
+            cached = self._pack_cache.get(pack_id)
+            if cached is not None:
+                self._pack_cache.move_to_end(pack_id)
+                return cached
+        plaintext = self.get_object(_object_key("data", pack_id))
+        view = memoryview(plaintext)
+        blobs: dict[bytes, bytes] = {}
+        for blob in parse_pack(view):
+            data = bytes(view[blob.offset : blob.offset + blob.length])
+            if self.blob_id(data) != blob.id:
+                raise RepositoryError(
+                    f"pack {pack_id.hex()[:16]}: blob {blob.id.hex()[:16]} does not match its id; "
+                    "the pack is damaged (run `lifeboat check --read-data`)"
+                )
+            blobs[blob.id] = data
+        with self._state_lock:
+            self._pack_cache[pack_id] = blobs
+            while len(self._pack_cache) > 2:
+                self._pack_cache.popitem(last=False)
+        return blobs
+
+    def load_blob(self, blob_id: bytes) -> bytes:
+        """One blob, read through its pack (the two most recent packs are kept decoded)."""
+        location = self.index.lookup(blob_id)
+        if location is None:
+            raise RepositoryError(
+                f"blob {blob_id.hex()[:16]} is in no index; the repository is damaged (run `lifeboat check`)"
+            )
+        blobs = self.load_pack(location.pack)
+        data = blobs.get(blob_id)
+        if data is None:
+            raise RepositoryError(
+                f"blob {blob_id.hex()[:16]} is not in pack {location.pack.hex()[:16]} as the index says; "
+                "run `lifeboat check --read-data`"
+            )
+        return data
+
+    def writer(self, *, index_every: int = INDEX_EVERY_PACKS, dedup: bool = True) -> PackWriter:
+        """A :class:`PackWriter` for new blobs (use it as a context manager)."""
+        return PackWriter(self, index_every=index_every, dedup=dedup)
+
+    # --- indexes --------------------------------------------------------------------------------
+
+    def reload_index(self) -> None:
+        """Read every index object (through the local cache when there is one)."""
+        listing = self.list_objects("index")
+        keys = sorted(listing)
+        index = Index()
+
+        def load(key: str) -> tuple[bytes, list[PackEntry]] | str:
+            try:
+                index_id = _id_of_key(key)
+                data = self._cached_index(index_id)
+                if data is None:
+                    data = self.get_object(key)
+                    if self.blob_id(data) != index_id:
+                        raise FormatError("it does not match its id")
+                    self._cache_index(index_id, data)
+                return index_id, decode_index(data)
+            except (ShardError, RepositoryError) as exc:
+                return str(exc)
+
+        bad: dict[str, str] = {}
+        incomplete: set[str] = set()
+        for key, result in zip(keys, self._cpu.map(load, keys), strict=True):
+            if isinstance(result, str):
+                bad[key] = result
+                if len(listing[key]) < self.k and not self.unavailable:
+                    incomplete.add(key)
+            else:
+                index.add(*result)
+        self.index = index
+        #: Index objects that could not be read: key → reason. Their packs look unindexed.
+        self.bad_indexes = bad
+        #: The subset of :attr:`bad_indexes` with fewer than ``k`` shards in stores that all
+        #: answer: the residue of a write that was interrupted (no snapshot can depend on them).
+        self.incomplete_indexes = incomplete
+
+    def _cached_index(self, index_id: bytes) -> bytes | None:
+        if self.cache_dir is None:
+            return None
+        path = self.cache_dir / "index" / index_id.hex()
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if self.blob_id(data) != index_id:
+            path.unlink(missing_ok=True)
+            return None
+        return data
+
+    def _cache_index(self, index_id: bytes, data: bytes) -> None:
+        if self.cache_dir is None:
+            return
+        try:
+            directory = self.cache_dir / "index"
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_atomic(directory / index_id.hex(), data, overwrite=True)
+        except OSError:
+            pass  # the cache is an optimisation; a read-only or full cache dir must not fail a backup
+
+    def write_index(self, packs: Sequence[PackEntry]) -> bytes:
+        """Store an index object of ``packs``, add it to the in-memory index, return its id."""
+        data = encode_index(packs)
+        index_id = self.blob_id(data)
+        self.put_object(_object_key("index", index_id), index_id, data)
+        self._cache_index(index_id, data)
+        self.index.add(index_id, packs)
+        return index_id
+
+    def delete_index(self, index_id: bytes) -> None:
+        """Delete an index object (prune: only after a replacement index is stored)."""
+        self.delete_object(_object_key("index", index_id))
+        if self.cache_dir is not None:
+            (self.cache_dir / "index" / index_id.hex()).unlink(missing_ok=True)
+
+    def delete_pack(self, pack_id: bytes) -> None:
+        self.delete_object(_object_key("data", pack_id))
+
+    @staticmethod
+    def pack_key(pack_id: bytes) -> str:
+        return _object_key("data", pack_id)
+
+    @staticmethod
+    def index_key(index_id: bytes) -> str:
+        return _object_key("index", index_id)
+
+    @staticmethod
+    def manifest_key(manifest_id: bytes) -> str:
+        return _object_key("snapshots", manifest_id)
+
+    @staticmethod
+    def id_of_key(key: str) -> bytes:
+        return _id_of_key(key)
+
+    # --- manifests ------------------------------------------------------------------------------
+
+    def put_manifest(self, payload: Mapping[str, Any]) -> Manifest:
+        """Sign and store a manifest (written last: after every blob it names is indexed)."""
+        body = dict(payload)
+        for reserved in ("format", "version", "signature"):
+            body.pop(reserved, None)
+        body["format"] = MANIFEST_FORMAT
+        body["version"] = MANIFEST_VERSION
+        body.setdefault("time", now_rfc3339())
+        parse_time(str(body["time"]))
+        signature = self._signer.sign(canonical_json(body)).signature
+        body["signature"] = {
+            "algorithm": "ed25519",
+            "key": bytes(self._signer.verify_key).hex(),
+            "value": signature.hex(),
+        }
+        data = canonical_json(body)
+        manifest_id = self.blob_id(data)
+        self.put_object(_object_key("snapshots", manifest_id), manifest_id, data)
+        return Manifest(manifest_id, body)
+
+    def _verify_manifest(self, manifest_id: bytes, data: bytes) -> Manifest:
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise FormatError(f"manifest is {len(data)} bytes, over the limit")
+        if self.blob_id(data) != manifest_id:
+            raise FormatError("manifest does not match its id")
+        try:
+            body = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"manifest is not JSON: {exc}") from None
+        if not isinstance(body, dict) or body.get("format") != MANIFEST_FORMAT:
+            raise FormatError("not a Lifeboat manifest")
+        version = body.get("version")
+        if version != MANIFEST_VERSION:
+            raise FormatError(
+                f"manifest format version {version!r}; this Lifeboat reads version {MANIFEST_VERSION}"
+                + (" (upgrade Lifeboat)" if isinstance(version, int) and version > MANIFEST_VERSION else "")
+            )
+        signature = body.pop("signature", None)
+        if not isinstance(signature, dict) or signature.get("algorithm") != "ed25519":
+            raise FormatError("manifest has no Ed25519 signature")
+        try:
+            value = bytes.fromhex(str(signature.get("value")))
+            self._signer.verify_key.verify(canonical_json(body), value)
+        except (ValueError, nacl.exceptions.BadSignatureError):
+            raise FormatError("manifest signature does not verify with this repository's key") from None
+        parse_time(str(body.get("time")))
+        body["signature"] = signature
+        return Manifest(manifest_id, body)
+
+    def load_manifest(self, manifest_id: bytes) -> Manifest:
+        key = _object_key("snapshots", manifest_id)
+        return self._verify_manifest(manifest_id, self.get_object(key))
+
+    def manifests(self) -> list[Manifest]:
+        """Every readable, verified manifest, oldest first; the others go to :attr:`bad_manifests`."""
+        keys = sorted(self.list_objects("snapshots"))
+        self.bad_manifests = {}
+
+        def load(key: str) -> Manifest | str:
+            try:
+                return self._verify_manifest(_id_of_key(key), self.get_object(key))
+            except (ShardError, RepositoryError) as exc:
+                return str(exc)
+
+        found: list[Manifest] = []
+        for key, result in zip(keys, self._cpu.map(load, keys), strict=True):
+            if isinstance(result, Manifest):
+                found.append(result)
+            else:
+                self.bad_manifests[key] = result
+        found.sort(key=lambda m: (m.time, m.id))
+        return found
+
+    def find_manifest(self, ref: str) -> Manifest:
+        """A manifest by id prefix (at least 4 hex digits) or ``latest``."""
+        everything = self.manifests()
+        if ref == "latest":
+            if not everything:
+                raise InputError("the repository has no snapshots yet")
+            return everything[-1]
+        ref = ref.lower()
+        if len(ref) < 4 or any(c not in "0123456789abcdef" for c in ref):
+            raise InputError(f"snapshot {ref!r}: give 'latest' or at least 4 hex digits of its id")
+        matches = [m for m in everything if m.id.hex().startswith(ref)]
+        if not matches:
+            raise InputError(f"no snapshot with id {ref!r}; `lifeboat snapshots` lists them")
+        if len(matches) > 1:
+            raise InputError(f"snapshot id {ref!r} is ambiguous ({len(matches)} match); give more digits")
+        return matches[0]
+
+    def delete_manifest(self, manifest_id: bytes) -> None:
+        self.delete_object(_object_key("snapshots", manifest_id))
+
+    # --- locks ----------------------------------------------------------------------------------
+
+    def locks(self) -> list[LockInfo]:
+        """Every lock object, with whether it is stale (expired, or its process is gone on this host)."""
+        keys = sorted(self.list_objects("locks"))
+        host = socket.gethostname()
+        now = datetime.now(UTC)
+
+        def load(key: str) -> LockInfo:
+            try:
+                body = json.loads(self.get_object(key))
+                if not isinstance(body, dict) or body.get("format") != LOCK_FORMAT:
+                    raise FormatError("not a lock object")
+                if body.get("version") != LOCK_VERSION:
+                    raise FormatError(f"lock version {body.get('version')!r}")
+                expires = parse_time(str(body["expires"]))
+                info = LockInfo(
+                    key=key,
+                    exclusive=bool(body["exclusive"]),
+                    operation=str(body["operation"]),
+                    hostname=str(body["hostname"]),
+                    pid=int(body["pid"]),
+                    created=str(body["created"]),
+                    expires=str(body["expires"]),
+                    stale=False,
+                )
+            except (ShardError, RepositoryError, ValueError, KeyError, TypeError) as exc:
+                return LockInfo(key, False, "?", "?", 0, "?", "?", stale=True, reason=f"unreadable: {exc}")
+            if expires < now:
+                return LockInfo(**{**info.__dict__, "stale": True, "reason": "expired"})
+            if info.hostname == host and not _pid_alive(info.pid):
+                return LockInfo(**{**info.__dict__, "stale": True, "reason": "its process is gone"})
+            return info
+
+        return list(self._cpu.map(load, keys))
+
+    def remove_locks(self, *, stale_only: bool = True) -> list[LockInfo]:
+        """Delete stale locks (or every lock); return the ones removed."""
+        removed = [lock for lock in self.locks() if lock.stale or not stale_only]
+        for lock in removed:
+            self.delete_object(lock.key)
+        return removed
+
+    @contextmanager
+    def lock(self, *, exclusive: bool, operation: str) -> Iterator[None]:
+        """Hold a shared or exclusive lock for the duration of the ``with`` block.
+
+        The lock is written first, then the other locks are read: if one conflicts (an
+        exclusive one, or any live one when this one is exclusive), this lock is removed and
+        :class:`LockedError` names the holder. A daemon thread refreshes the lock's expiry.
+        """
+        lock_id = secrets.token_bytes(32)
+        key = _object_key("locks", lock_id)
+        created = now_rfc3339()
+
+        def write() -> None:
+            expires = (datetime.now(UTC) + timedelta(seconds=self.lock_ttl)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            body = {
+                "format": LOCK_FORMAT,
+                "version": LOCK_VERSION,
+                "exclusive": exclusive,
+                "operation": operation,
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+                "created": created,
+                "expires": expires,
+            }
+            self.put_object(key, lock_id, canonical_json(body))
+
+        write()
+        try:
+            for other in self.locks():
+                if other.key == key or other.stale:
+                    continue
+                if exclusive or other.exclusive:
+                    raise LockedError(
+                        f"the repository is locked: {other.describe()}. Wait for it to finish; if "
+                        "that process is gone, `lifeboat repo unlock` removes stale locks "
+                        "(`--all` removes every lock)"
+                    )
+        except BaseException:
+            self._quietly_delete(key)
+            raise
+        stop = threading.Event()
+
+        def refresh() -> None:
+            while not stop.wait(self.lock_refresh):
+                try:
+                    write()
+                except StorageError:
+                    continue
+
+        refresher = threading.Thread(target=refresh, name="lifeboat-lock-refresh", daemon=True)
+        refresher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            refresher.join()
+            self._quietly_delete(key)
+
+    def _quietly_delete(self, key: str) -> None:
+        with suppress(StorageError):  # an orphaned lock expires; `repo unlock` removes it
+            self.delete_object(key)
+
+    # --- keys -----------------------------------------------------------------------------------
+
+    def add_key(self, passphrase: str, kdf: KdfParams = DEFAULT_KDF) -> str:
+        """Wrap the master key under another passphrase, in every live store; return the key name."""
+        if not passphrase:
+            raise InputError("the new passphrase is empty")
+        name, data = wrap_master_key(self._key, passphrase, self.id, kdf=kdf, created=now_rfc3339())
+        futures = self._map(lambda i: self._store(i).put(f"keys/{name}", data), self.live_stores())
+        for future in futures.values():
+            future.result()
+        return name
+
+
+def list_slots(shards: Mapping[int, bytes | None], n: int) -> list[bytes | None]:
+    """Shards by store number as the sequence the codec takes (None where missing)."""
+    return [shards.get(number) for number in range(n)]
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unlock(stores: Sequence[Backend | None], repository: str, passphrase: str) -> bytes:
+    """Try the passphrase against the key files of the first store that lists any."""
+    seen: dict[str, bytes] = {}
+    for store in stores:
+        if store is None:
+            continue
+        try:
+            for key in store.list("keys/"):
+                if key not in seen:
+                    data = store.get(key)
+                    if len(data) <= MAX_KEY_FILE_BYTES:
+                        seen[key] = data
+        except StorageError:
+            continue
+        if seen:
+            break
+    if not seen:
+        raise RepositoryKeyError(
+            f"repository {repository[:8]} has no readable key file in any store; "
+            "recover the key with `lifeboat repo key recover`"
+        )
+    errors: list[str] = []
+    for key, data in sorted(seen.items()):
+        try:
+            return unwrap_master_key(data, passphrase, repository=repository)
+        except RepositoryKeyError:
+            continue
+        except FormatError as exc:
+            errors.append(f"{key}: {exc}")
+    detail = f" ({'; '.join(errors)})" if errors else ""
+    raise RepositoryKeyError(
+        f"wrong passphrase for repository {repository[:8]}: no key file opens with it{detail}"
+    )
+
+
+class PackWriter:
+    """Gathers new blobs into packs, encodes and stores them on worker threads, then indexes them.
+
+    ``add_blob`` returns at once for a known blob. A pack is sealed when it reaches the
+    config's ``pack_size`` and handed to the CPU pool (encode) which hands its shards to the
+    I/O pool; at most two packs are in flight, so memory stays near ``3 × pack_size``. Index
+    objects are written every ``index_every`` packs and at :meth:`flush`; a blob is only in a
+    stored index after its pack's shards are stored, so a crash never indexes missing data.
+    """
+
+    def __init__(self, repo: Repository, *, index_every: int, dedup: bool) -> None:
+        self.repo = repo
+        self.stats = WriterStats()
+        self._dedup = dedup
+        self._index_every = index_every
+        self._open: dict[int, list[tuple[int, bytes, bytes]]] = {BLOB_DATA: [], BLOB_TREE: []}
+        self._open_size: dict[int, int] = {BLOB_DATA: 0, BLOB_TREE: 0}
+        self._queued: set[bytes] = set()
+        self._in_flight: list[Future[PackEntry]] = []
+        self._slots = threading.BoundedSemaphore(2)
+        self._done: list[PackEntry] = []
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> PackWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.flush()
+        else:
+            self._drain(raise_errors=False)
+
+    def known(self, blob_id: bytes) -> bool:
+        """True if the blob is already stored, indexed, or queued in this writer."""
+        return blob_id in self._queued or (self._dedup and blob_id in self.repo.index)
+
+    def add_blob(
+        self, blob_type: int, data: bytes | memoryview, blob_id: bytes | None = None
+    ) -> tuple[bytes, bool]:
+        """Add a blob; return (its id, True if it will be stored now, False if already known)."""
+        if blob_type not in (BLOB_DATA, BLOB_TREE):
+            raise InputError(f"unknown blob type {blob_type}")
+        if self._error is not None:
+            raise self._error
+        if blob_id is None:
+            blob_id = self.repo.blob_id(data)
+        if self.known(blob_id):
+            self.stats.blobs_known += 1
+            return blob_id, False
+        payload = bytes(data)
+        self._queued.add(blob_id)
+        self._open[blob_type].append((blob_type, blob_id, payload))
+        self._open_size[blob_type] += len(payload)
+        self.stats.blobs_new += 1
+        self.stats.bytes_new_raw += len(payload)
+        if self._open_size[blob_type] >= self.repo.config.pack_size:
+            self._seal(blob_type)
+        return blob_id, True
+
+    def _seal(self, blob_type: int) -> None:
+        blobs = self._open[blob_type]
+        if not blobs:
+            return
+        self._open[blob_type] = []
+        self._open_size[blob_type] = 0
+        self._reap()
+        self._slots.acquire()
+        try:
+            future = self.repo._cpu.submit(self._store_pack, blobs)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        self._in_flight.append(future)
+
+    def _store_pack(self, blobs: list[tuple[int, bytes, bytes]]) -> PackEntry:
+        plaintext = build_pack(blobs)
+        pack_id = self.repo.blob_id(plaintext)
+        shards = codec.encode(self.repo.master_key, pack_id, plaintext, self.repo.params)
+        del plaintext
+        missing, written = self.repo._put_shards(_object_key("data", pack_id), shards)
+        entries = []
+        offset = 0
+        for blob_type, blob_id, payload in blobs:
+            entries.append(BlobEntry(blob_type, blob_id, offset, len(payload)))
+            offset += len(payload)
+        with self.repo._state_lock:
+            self.stats.bytes_stored += written
+            self.stats.packs_written += 1
+            self.stats.missing_mask |= missing
+        return PackEntry(pack_id, missing, tuple(entries))
+
+    def _reap(self) -> None:
+        """Collect finished packs; write an index every ``index_every`` packs."""
+        still: list[Future[PackEntry]] = []
+        for future in self._in_flight:
+            if future.done():
+                self._collect(future)
+            else:
+                still.append(future)
+        self._in_flight = still
+        if len(self._done) >= self._index_every:
+            self._write_index()
+
+    def _collect(self, future: Future[PackEntry]) -> None:
+        try:
+            self._done.append(future.result())
+        except BaseException as exc:
+            if self._error is None:
+                self._error = exc
+
+    def _drain(self, *, raise_errors: bool) -> None:
+        for future in self._in_flight:
+            self._collect(future)
+        self._in_flight = []
+        if raise_errors and self._error is not None:
+            raise self._error
+
+    def _write_index(self) -> None:
+        if self._done:
+            self.repo.write_index(self._done)
+            self.stats.indexes_written += 1
+            self._done = []
+
+    def flush(self) -> None:
+        """Seal the open packs, wait for every pack to be stored, and index them."""
+        if self._error is not None:
+            self._drain(raise_errors=False)
+            raise self._error
+        for blob_type in (BLOB_DATA, BLOB_TREE):
+            self._seal(blob_type)
+        self._drain(raise_errors=True)
+        self._write_index()

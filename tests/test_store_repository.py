@@ -1,0 +1,335 @@
+"""The repository layer: opening across stores, objects, blobs, manifests, locks, degraded writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from lifeboat.store.backends import FaultyBackend, LocalBackend, MemoryBackend
+from lifeboat.store.codec import ShardError
+from lifeboat.store.config import CONFIG_KEY
+from lifeboat.store.errors import FormatError, LockedError, RepositoryError, RepositoryKeyError, StoreDown
+from lifeboat.store.keyfile import TEST_KDF
+from lifeboat.store.repository import (
+    BLOB_DATA,
+    BLOB_TREE,
+    Repository,
+    default_data_shards,
+)
+
+MiB = 1 << 20
+
+
+def _stores(n: int = 5) -> list[MemoryBackend]:
+    return [MemoryBackend(f"mem{i}") for i in range(n)]
+
+
+def _init(stores: list[MemoryBackend] | list[FaultyBackend], **kw: object) -> Repository:
+    kw.setdefault("kdf", TEST_KDF)
+    kw.setdefault("k", 3 if len(stores) == 5 else None)
+    return Repository.init(stores, "correct horse", pack_size=1 * MiB, **kw)  # type: ignore[arg-type]
+
+
+def _blobs(count: int, size: int = 200_000, seed: int = 1) -> list[bytes]:
+    rng = random.Random(seed)
+    return [rng.randbytes(size) for _ in range(count)]
+
+
+def test_default_data_shards_gives_parity_from_three_stores() -> None:
+    assert default_data_shards(1) == 1
+    assert default_data_shards(2) == 1
+    assert default_data_shards(5) == 3
+    for n in range(3, 33):
+        assert 1 <= default_data_shards(n) < n
+
+
+def test_blobs_round_trip_through_packs_and_a_reopen_in_any_store_order() -> None:
+    stores = _stores()
+    blobs = _blobs(30)
+    with _init(stores) as repo, repo.writer() as writer:
+        ids = [writer.add_blob(BLOB_DATA, blob)[0] for blob in blobs]
+        again = writer.add_blob(BLOB_DATA, blobs[0])
+    assert again == (ids[0], False)
+    assert writer.stats.blobs_new == 30 and writer.stats.packs_written >= 5
+    shuffled = list(stores)
+    random.Random(3).shuffle(shuffled)
+    with Repository.open(shuffled, "correct horse") as repo:
+        assert [s.name if s else None for s in repo.stores] == [f"mem{i}" for i in range(5)]
+        assert len(repo.index) == 30
+        for blob_id, blob in zip(ids, blobs, strict=True):
+            assert repo.load_blob(blob_id) == blob
+
+
+def test_every_store_holds_one_shard_of_each_object_and_no_plaintext() -> None:
+    stores = _stores()
+    marker = b"very-recognisable-plaintext-" * 1000
+    with _init(stores) as repo, repo.writer() as writer:
+        writer.add_blob(BLOB_DATA, marker)
+    keys = [set(store.list("data/")) for store in stores]
+    assert all(k == keys[0] and len(k) == 1 for k in keys)
+    for store in stores:
+        for key in store.list(""):
+            assert b"recognisable" not in store.get(key)
+
+
+def test_any_k_stores_read_everything() -> None:
+    stores = _stores()
+    blobs = _blobs(8)
+    with _init(stores) as repo, repo.writer() as writer:
+        ids = [writer.add_blob(BLOB_DATA, b)[0] for b in blobs]
+    for survivors in ([0, 1, 2], [2, 3, 4], [0, 2, 4], [1, 3, 4]):
+        with Repository.open([stores[i] for i in survivors], "correct horse") as repo:
+            assert sorted(repo.unavailable) == sorted(set(range(5)) - set(survivors))
+            assert [repo.load_blob(i) for i in ids] == blobs
+    with pytest.raises(StoreDown, match="only 2 of 5 stores answer and 3 are needed"):
+        Repository.open([stores[0], stores[4]], "correct horse")
+
+
+def test_wrong_passphrase_and_master_key_errors() -> None:
+    stores = _stores(3)
+    _init(stores).close()
+    with pytest.raises(RepositoryKeyError, match="wrong passphrase"):
+        Repository.open(stores, "not it")
+    with pytest.raises(RepositoryKeyError):
+        Repository.open(stores, master_key=bytes(32))
+
+
+def test_a_store_of_another_repository_is_named() -> None:
+    ours, theirs = _stores(3), _stores(3)
+    for i, store in enumerate(theirs):
+        store.name = f"other{i}"
+    _init(ours).close()
+    _init(theirs).close()
+    with pytest.raises(RepositoryError, match="different repositories.*other0"):
+        Repository.open([ours[0], ours[1], theirs[0]], "correct horse")
+
+
+def test_two_stores_claiming_one_number_are_refused() -> None:
+    stores = _stores(3)
+    _init(stores).close()
+    copy = MemoryBackend("copy-of-mem1")
+    for key in stores[1].list(""):
+        copy.put(key, stores[1].get(key))
+    with pytest.raises(RepositoryError, match="both claim to be store 1"):
+        Repository.open([*stores, copy], "correct horse")
+
+
+def test_init_refuses_non_empty_stores_and_bad_k() -> None:
+    stores = _stores(3)
+    stores[2].put("something", b"x")
+    with pytest.raises(RepositoryError, match="not empty"):
+        _init(stores)
+    with pytest.raises(Exception, match="between 1 and the number of stores"):
+        _init(_stores(3), k=4)
+
+
+def test_tampered_config_is_refused_after_unlock() -> None:
+    stores = _stores(3)
+    _init(stores).close()
+    body = json.loads(stores[1].get(CONFIG_KEY))
+    body["pack_size"] = 2 * MiB
+    stores[1].put(CONFIG_KEY, json.dumps(body).encode())
+    with pytest.raises(RepositoryKeyError, match="config of store mem1"):
+        Repository.open(stores, "correct horse")
+
+
+def test_newer_config_version_asks_for_an_upgrade() -> None:
+    stores = _stores(3)
+    _init(stores).close()
+    body = json.loads(stores[0].get(CONFIG_KEY))
+    body["version"] = 9
+    stores[0].put(CONFIG_KEY, json.dumps(body).encode())
+    with pytest.raises(FormatError, match="(?i)upgrade"):
+        Repository.open(stores, "correct horse")
+
+
+def test_manifests_are_signed_and_a_forged_one_is_set_aside() -> None:
+    stores = _stores()
+    with _init(stores) as repo:
+        manifest = repo.put_manifest({"kind": "files", "tree": "00" * 32, "paths": ["/x"]})
+        assert repo.find_manifest("latest").id == manifest.id
+        assert repo.find_manifest(manifest.id.hex()[:6]).id == manifest.id
+        with pytest.raises(Exception, match="no snapshot"):
+            repo.find_manifest("ffff")
+    # Re-encode the manifest with a changed payload under the same key: the codec accepts it,
+    # the signature does not.
+    with Repository.open(stores, "correct horse") as repo:
+        body = dict(manifest.payload)
+        body["paths"] = ["/elsewhere"]
+        data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        forged_id = repo.blob_id(data)
+        repo.put_object(repo.manifest_key(forged_id), forged_id, data)
+        found = repo.manifests()
+        assert [m.id for m in found] == [manifest.id]
+        assert list(repo.bad_manifests) == [repo.manifest_key(forged_id)]
+        assert "signature" in repo.bad_manifests[repo.manifest_key(forged_id)]
+
+
+def test_shared_locks_coexist_and_exclusive_excludes() -> None:
+    stores = _stores(3)
+    with _init(stores) as repo:
+        with repo.lock(exclusive=False, operation="backup"), repo.lock(exclusive=False, operation="backup"):
+            assert len(repo.locks()) == 2
+            with (
+                pytest.raises(LockedError, match="shared lock for backup"),
+                repo.lock(exclusive=True, operation="prune"),
+            ):
+                pass
+        assert repo.locks() == []
+        with repo.lock(exclusive=True, operation="prune"):
+            with (
+                pytest.raises(LockedError, match="exclusive lock for prune"),
+                repo.lock(exclusive=False, operation="backup"),
+            ):
+                pass
+            assert len(repo.locks()) == 1
+
+
+def test_stale_locks_are_ignored_and_removed() -> None:
+    stores = _stores(3)
+    with _init(stores) as repo:
+        repo.lock_ttl = -1  # every lock written from now on is already expired
+        with repo.lock(exclusive=True, operation="prune"):
+            repo.lock_ttl = 60
+            assert [lock.reason for lock in repo.locks()] == ["expired"]
+            with repo.lock(exclusive=True, operation="prune"):  # the stale one does not block
+                pass
+            assert len(repo.remove_locks()) == 1
+            assert repo.locks() == []
+
+
+def test_a_lock_of_a_dead_process_on_this_host_is_stale() -> None:
+    stores = _stores(3)
+    with _init(stores) as repo:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child exits at once
+            os._exit(0)
+        os.waitpid(pid, 0)
+        real_getpid = os.getpid
+        try:
+            os.getpid = lambda: pid
+            with repo.lock(exclusive=False, operation="backup"):
+                os.getpid = real_getpid
+                assert [lock.reason for lock in repo.locks()] == ["its process is gone"]
+                with repo.lock(exclusive=True, operation="prune"):
+                    pass
+        finally:
+            os.getpid = real_getpid
+
+
+def test_write_refused_when_a_store_is_down_unless_degraded_ok() -> None:
+    stores = _stores()
+    _init(stores).close()
+    with pytest.raises(StoreDown, match="writing needs every store.*--degraded-ok"):
+        Repository.open(stores[:4], "correct horse", writable=True)
+    blob = _blobs(1)[0]
+    with Repository.open(stores[:4], "correct horse", writable=True, degraded_ok=True) as repo:
+        with repo.writer() as writer:
+            blob_id = writer.add_blob(BLOB_DATA, blob)[0]
+        assert writer.stats.missing_mask == 1 << 4
+        (entry,) = repo.index.packs.values()
+        assert entry.missing == 1 << 4
+    with Repository.open(stores, "correct horse") as repo:
+        assert repo.load_blob(blob_id) == blob
+
+
+def test_a_store_failing_mid_write_names_the_store_and_degraded_ok_carries_on() -> None:
+    inner = _stores()
+    _init(inner).close()
+    faulty = [
+        FaultyBackend(s, fail_puts=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10] if i == 2 else ())
+        for i, s in enumerate(inner)
+    ]
+    with (
+        Repository.open(faulty, "correct horse", writable=True) as repo,
+        pytest.raises(StoreDown, match=r"store 2 \(mem2\).*--degraded-ok"),
+        repo.writer() as writer,
+    ):
+        writer.add_blob(BLOB_DATA, _blobs(1)[0])
+    with Repository.open(faulty, "correct horse", writable=True, degraded_ok=True) as repo:
+        with repo.writer() as writer:
+            blob_id = writer.add_blob(BLOB_DATA, _blobs(1, seed=2)[0])[0]
+        assert 2 in repo.unavailable
+    with Repository.open(inner, "correct horse") as repo:
+        assert repo.load_blob(blob_id) == _blobs(1, seed=2)[0]
+
+
+def test_too_few_stores_answering_a_degraded_write_fails() -> None:
+    inner = _stores()
+    _init(inner).close()
+    faulty = [FaultyBackend(s, fail_puts=1.0 if i < 3 else 0.0) for i, s in enumerate(inner)]
+    with (
+        Repository.open(faulty, "correct horse", writable=True, degraded_ok=True) as repo,
+        pytest.raises(StoreDown, match="only 2 of 5 stores took their shard"),
+        repo.writer() as writer,
+    ):
+        writer.add_blob(BLOB_DATA, b"x" * 1000)
+
+
+def test_corrupt_shards_beyond_parity_fail_loudly_never_silently() -> None:
+    stores = _stores()
+    blob = _blobs(1)[0]
+    with _init(stores) as repo, repo.writer() as writer:
+        blob_id = writer.add_blob(BLOB_DATA, blob)[0]
+    (key,) = stores[0].list("data/")
+    for store in stores[:2]:
+        data = bytearray(store.get(key))
+        data[-5] ^= 0xFF
+        store.put(key, bytes(data))
+    with Repository.open(stores, "correct horse") as repo:
+        assert repo.load_blob(blob_id) == blob
+    data = bytearray(stores[2].get(key))
+    data[-5] ^= 0xFF
+    stores[2].put(key, bytes(data))
+    with Repository.open(stores, "correct horse") as repo, pytest.raises(ShardError, match="need 3"):
+        repo.load_blob(blob_id)
+
+
+def test_index_cache_is_used_and_a_tampered_cache_entry_is_ignored(tmp_path: Path) -> None:
+    stores = _stores(3)
+    blobs = _blobs(3)
+    with _init(stores, cache_dir=tmp_path) as repo, repo.writer() as writer:
+        ids = [writer.add_blob(BLOB_DATA, b)[0] for b in blobs]
+    with Repository.open(stores, "correct horse", cache_dir=tmp_path) as repo:
+        cached = list((tmp_path / repo.id / "index").iterdir())
+        assert len(cached) == 1
+        assert oct(cached[0].stat().st_mode & 0o777) == "0o600"
+    cached[0].write_bytes(b"garbage")
+    with Repository.open(stores, "correct horse", cache_dir=tmp_path) as repo:
+        assert [repo.load_blob(i) for i in ids] == blobs
+    assert cached[0].read_bytes() != b"garbage"
+
+
+def test_tree_and_data_blobs_go_to_separate_packs() -> None:
+    stores = _stores(3)
+    with _init(stores) as repo:
+        with repo.writer() as writer:
+            data_id = writer.add_blob(BLOB_DATA, b"d" * 100)[0]
+            tree_id = writer.add_blob(BLOB_TREE, b'{"t": 1}')[0]
+        data_at, tree_at = repo.index.lookup(data_id), repo.index.lookup(tree_id)
+        assert data_at is not None and tree_at is not None
+        assert data_at.pack != tree_at.pack
+        assert tree_at.type == BLOB_TREE
+
+
+def test_add_key_opens_with_either_passphrase(tmp_path: Path) -> None:
+    stores = [LocalBackend(tmp_path / f"s{i}", create=True) for i in range(3)]
+    with Repository.init(stores, "first", kdf=TEST_KDF) as repo:
+        repo.add_key("second", kdf=TEST_KDF)
+    for passphrase in ("first", "second"):
+        Repository.open(stores, passphrase).close()
+    assert len(stores[0].list("keys/")) == 2
+
+
+def test_missing_store_directory_is_reported_as_down(tmp_path: Path) -> None:
+    stores = [LocalBackend(tmp_path / f"s{i}", create=True) for i in range(3)]
+    Repository.init(stores, "pw", kdf=TEST_KDF).close()
+    stores[1].root.rename(tmp_path / "gone")
+    with Repository.open(stores, "pw") as repo:
+        assert list(repo.unavailable) == [1]
+    with pytest.raises(StoreDown, match="store\\(s\\) 1 of 3 not available"):
+        Repository.open(stores, "pw", writable=True)
