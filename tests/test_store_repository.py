@@ -333,3 +333,35 @@ def test_missing_store_directory_is_reported_as_down(tmp_path: Path) -> None:
         assert list(repo.unavailable) == [1]
     with pytest.raises(StoreDown, match="store\\(s\\) 1 of 3 not available"):
         Repository.open(stores, "pw", writable=True)
+
+
+def test_residue_of_an_interrupted_write_is_a_warning_and_prune_removes_it() -> None:
+    from lifeboat.store.check import check_repository
+    from lifeboat.store.prune import prune
+
+    stores = _stores()
+    with _init(stores) as repo:
+        with repo.writer() as writer:
+            live = writer.add_blob(BLOB_DATA, _blobs(1)[0])[0]
+        manifest = repo.put_manifest({"kind": "files", "tree": live.hex()})
+        # A crash after two of five shards of an index and of a manifest were written:
+        before = set(repo.index.index_ids)
+        with repo.writer() as writer:
+            writer.add_blob(BLOB_DATA, b"orphaned by the crash" * 100)
+        (new_index,) = set(repo.index.index_ids) - before
+        half_index = repo.index_key(new_index)
+        half_manifest = repo.put_manifest({"kind": "files", "tree": live.hex(), "note": "never finished"})
+        for key in (half_index, repo.manifest_key(half_manifest.id)):
+            for store in stores[2:]:
+                store.delete(key)
+    with Repository.open(stores, "correct horse", writable=True) as repo:
+        assert set(repo.incomplete_indexes) == {half_index}
+        assert [m.id for m in repo.manifests()] == [manifest.id]
+        report = check_repository(repo, referenced_blobs={live})
+        assert report.status == "healthy", report.errors
+        assert sum("incomplete" in w for w in report.warnings) == 2
+        with repo.lock(exclusive=True, operation="prune"):
+            prune(repo, {live})
+        assert all(half_index not in store.list("") for store in stores)
+        assert repo.load_blob(live) == _blobs(1)[0]
+        assert check_repository(repo, referenced_blobs={live}).warnings == []

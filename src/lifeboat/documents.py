@@ -8,6 +8,7 @@ else with a message naming what it found, never guessing.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from lifeboat.errors import LifeboatError
@@ -47,3 +48,35 @@ def canonical_json(document: object) -> bytes:
     b'{"a":"\\\\u00e9","b":1}'
     """
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def strict_json(data: bytes, what: str, error: type[LifeboatError]) -> Any:
+    """Parse JSON that must not repeat a field (a repeated field could hide one value from a check).
+
+    Raises ``error`` naming ``what``: "<what> repeats the field 'x'", or "<what> is not valid JSON".
+    """
+
+    def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise error(f"{what} repeats the field {key!r}")
+            result[key] = value
+        return result
+
+    try:
+        return json.loads(bytes(data), object_pairs_hook=no_repeats)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise error(f"{what} is not valid JSON") from None
+
+
+def check_fields(
+    body: Mapping[str, Any], expected: frozenset[str], what: str, error: type[LifeboatError]
+) -> None:
+    """Refuse a JSON object with a missing or an unknown field, naming them."""
+    missing = sorted(expected - body.keys())
+    if missing:
+        raise error(f"{what} lacks {', '.join(repr(name) for name in missing)}")
+    unknown = sorted(body.keys() - expected)
+    if unknown:
+        raise error(f"{what} has unknown field {', '.join(repr(name) for name in unknown)}")

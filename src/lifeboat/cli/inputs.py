@@ -18,8 +18,16 @@ MAX_PASSPHRASE_BYTES = 4096
 MAX_PHRASE_FILE_BYTES = 64 * 1024
 
 
-def passphrase(file: Path | None, ask: bool, *, confirm: bool = False, needed: bool = False) -> str:
-    """The passphrase from ``--passphrase-file``, ``LIFEBOAT_PASSPHRASE``, or a hidden prompt.
+def passphrase(
+    file: Path | None,
+    ask: bool,
+    *,
+    confirm: bool = False,
+    needed: bool = False,
+    env: str = ENV_PASSPHRASE,
+    prompt: str = "Passphrase",
+) -> str:
+    """The passphrase from ``--passphrase-file``, the variable ``env``, or a hidden prompt.
 
     ``needed`` (the home records that the set has one) prompts when nothing else gave it.
     """
@@ -29,18 +37,16 @@ def passphrase(file: Path | None, ask: bool, *, confirm: bool = False, needed: b
             return data.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise InputError(f"passphrase file {file} is not UTF-8 text; re-save it as UTF-8") from None
-    env = os.environ.get(ENV_PASSPHRASE)
-    if env is not None:
-        return env
+    value = os.environ.get(env)
+    if value is not None:
+        return value
     if ask or needed:
         if not sys.stdin.isatty():
             raise UsageError(
                 "a passphrase is needed but standard input is not a terminal; "
-                f"use --passphrase-file or {ENV_PASSPHRASE}"
+                f"use --passphrase-file or ${env}"
             )
-        return str(
-            typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm, default="", err=True)
-        )
+        return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, default="", err=True))
     return ""
 
 

@@ -27,9 +27,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
 from lifeboat.errors import InputError, StorageError, UsageError
-from lifeboat.fs import read_bounded
 from lifeboat.store.backends import Backend, LimitedBackend, RetryingBackend, open_backend
 from lifeboat.store.errors import RepositoryError, StoreDown
 from lifeboat.store.repository import Manifest, Repository, default_cache_dir
@@ -43,7 +43,6 @@ repo_app.add_typer(key_app, name="key")
 
 ENV_STORES = "LIFEBOAT_STORES"
 ENV_REPO_PASSPHRASE = "LIFEBOAT_REPO_PASSPHRASE"  # noqa: S105 (a variable name)
-MAX_PASSPHRASE_BYTES = 4096
 
 # Shared options -----------------------------------------------------------------------------
 
@@ -107,21 +106,7 @@ def _lenient_backends(urls: list[str]) -> list[Backend]:
 
 
 def _passphrase(file: Path | None, *, confirm: bool = False, prompt: str = "Repository passphrase") -> str:
-    if file is not None:
-        data = read_bounded(file, MAX_PASSPHRASE_BYTES, what="passphrase file")
-        try:
-            return data.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise InputError(f"passphrase file {file} is not UTF-8 text; re-save it as UTF-8") from None
-    env = os.environ.get(ENV_REPO_PASSPHRASE)
-    if env is not None:
-        return env
-    if not sys.stdin.isatty():
-        raise UsageError(
-            "the repository passphrase is needed but standard input is not a terminal; "
-            f"use --passphrase-file or ${ENV_REPO_PASSPHRASE}"
-        )
-    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True))
+    return inputs.passphrase(file, True, confirm=confirm, env=ENV_REPO_PASSPHRASE, prompt=prompt)
 
 
 def _cache(cache_dir: Path | None, no_cache: bool) -> Path | None:
@@ -171,8 +156,10 @@ def _open(
         repo.close()
 
 
-def _progress_bar(disable: bool) -> Progress:
-    return Progress(
+@contextmanager
+def _transfer_progress(no_progress: bool, label: str) -> Iterator[Callable[[Any], None]]:
+    """A bar in bytes, with throughput and ETA, fed by BackupProgress / RestoreProgress states."""
+    bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
@@ -181,9 +168,40 @@ def _progress_bar(disable: bool) -> Progress:
         TimeRemainingColumn(),
         TextColumn("{task.fields[detail]}"),
         console=stderr,
-        disable=disable or settings.json or not stderr.is_terminal,
+        disable=no_progress or settings.json or not stderr.is_terminal,
         transient=True,
     )
+    with bar:
+        task = bar.add_task(label, total=None, detail="")
+
+        def update(state: Any) -> None:
+            bar.update(
+                task, completed=state.bytes_done, total=state.bytes_total, detail=f"{state.files_done} files"
+            )
+
+        yield update
+
+
+@contextmanager
+def _phase_progress(no_progress: bool, label: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A bar in objects for check, repair and replace-store: (phase, done, total) updates."""
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed}/{task.total} {task.fields[detail]}"),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=no_progress or settings.json or not stderr.is_terminal,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task(label, total=None, detail="")
+
+        def update(what: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, detail=what)
+
+        yield update
 
 
 def _human_bytes(count: float) -> str:
@@ -342,12 +360,7 @@ def replace_store_command(
         repo.lock(exclusive=True, operation="replace-store"),
     ):
         old_number = _slot_of(repo, old_backend[0] if old_backend else None)
-        with _progress_bar(no_progress) as bar:
-            task = bar.add_task("rebuilding", total=None, detail="")
-
-            def progress(what: str, done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total, detail=what)
-
+        with _phase_progress(no_progress, "rebuilding") as progress:
             report = replace_store(repo, old_number, target, progress=progress)
         data = {"store": old_number, "new": target.name, "report": _as_dict(report)}
         emit(
@@ -481,7 +494,7 @@ def key_recover_command(
     store: StoreOpt = None,
 ) -> None:
     """Recover the master key from SLIP-39 shares and set a new repository passphrase."""
-    from lifeboat.cli import inputs, secrets_cmds
+    from lifeboat.cli import secrets_cmds
     from lifeboat.secrets import slip39
 
     shares = secrets_cmds._gather(files, identity)
@@ -550,17 +563,7 @@ def backup_command(
         parent_ref: Any = "auto"
         if parent is not None:
             parent_ref = repo.find_manifest(parent)
-        with _progress_bar(no_progress) as bar:
-            task = bar.add_task("backup", total=None, detail="")
-
-            def progress(state: Any) -> None:
-                bar.update(
-                    task,
-                    completed=state.bytes_done,
-                    total=state.bytes_total,
-                    detail=f"{state.files_done} files",
-                )
-
+        with _transfer_progress(no_progress, "backup") as progress:
             result = files.backup_paths(
                 repo,
                 paths,
@@ -739,17 +742,7 @@ def restore_command(
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         manifest = restore.resolve_snapshot(repo, snapshot)
         started = time.monotonic()
-        with _progress_bar(no_progress) as bar:
-            task = bar.add_task("restore", total=None, detail="")
-
-            def progress(state: Any) -> None:
-                bar.update(
-                    task,
-                    completed=state.bytes_done,
-                    total=state.bytes_total,
-                    detail=f"{state.files_done} files",
-                )
-
+        with _transfer_progress(no_progress, "restore") as progress:
             result = restore.restore(repo, manifest, target, includes=include or (), progress=progress)
         elapsed = time.monotonic() - started
         data = {
@@ -790,12 +783,7 @@ def check_command(
     from lifeboat.store.check import check_repository
 
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
-        with _progress_bar(no_progress) as bar:
-            task = bar.add_task("check", total=None, detail="")
-
-            def progress(what: str, done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total, detail=what)
-
+        with _phase_progress(no_progress, "check") as progress:
             reach = reachable_blobs(repo, repo.manifests())
             report = check_repository(
                 repo, read_data=read_data, referenced_blobs=reach.blobs, progress=progress
@@ -867,12 +855,7 @@ def repair_command(
         repo.lock(exclusive=True, operation="repair"),
     ):
         _adopt_blank_store(repo, dry_run, replace_store)
-        with _progress_bar(no_progress) as bar:
-            task = bar.add_task("repair", total=None, detail="")
-
-            def progress(what: str, done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total, detail=what)
-
+        with _phase_progress(no_progress, "repair") as progress:
             report = repair_repository(repo, progress=progress, dry_run=dry_run)
         data = _as_dict(report)
 

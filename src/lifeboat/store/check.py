@@ -216,7 +216,7 @@ class CheckReport:
         """``error`` if anything is lost or wrong, ``degraded`` if repair has work to do, else ``healthy``."""
         if self.errors or any(item.status == "lost" and not item.orphan for item in self.objects):
             return "error"
-        if any(not store.reachable for store in self.stores) or self.objects:
+        if any(not store.reachable for store in self.stores) or any(not item.orphan for item in self.objects):
             return "degraded"
         return "healthy"
 
@@ -656,14 +656,21 @@ class _Check:
         health.settle(self.k)
         return health, plaintext
 
-    def _incomplete(self, health: ObjectHealth) -> bool:
-        """Fewer than k shards were ever written (all stores answer, none holds a bad one).
+    def _unreadable(self, what: str, key: str, health: ObjectHealth, consequence: str) -> None:
+        """Report an index or snapshot object that does not decode.
 
-        That is what a write interrupted by a crash leaves; an object that lost shards to
-        damage has corrupt ones, or had its shards on stores that are now unavailable.
+        With every store answering and no shard corrupt, fewer than k shards means the write
+        was interrupted (a crash): nothing depends on the object, and it is a warning. Anything
+        else is damage, and an error.
         """
-        health.orphan = True
-        return not self.repo.unavailable and not health.corrupt and len(health.good) < self.k
+        if not self.repo.unavailable and not health.corrupt and len(health.good) < self.k:
+            health.orphan = True
+            self.report.warnings.append(
+                f"{what} {key} is incomplete ({health.describe()}): left by an interrupted write, "
+                "nothing depends on it; prune removes it"
+            )
+        else:
+            self.report.errors.append(f"{what} {key} cannot be read ({health.describe()}); {consequence}")
 
     def _check_indexes(self) -> dict[bytes, _PackExpectation]:
         """Decode every index object; return what each pack should hold, by pack id."""
@@ -674,15 +681,11 @@ class _Check:
             self.health.append(health)
             self._tick("index", done, len(keys))
             if plaintext is None:
-                if self._incomplete(health):
-                    self.report.warnings.append(
-                        f"index {key} is incomplete ({health.describe()}): left by an interrupted write, "
-                        "no snapshot depends on it; prune removes it"
-                    )
-                    continue
-                self.report.errors.append(
-                    f"index {key} cannot be read ({health.describe()}); the packs it lists look like "
-                    "orphans until it is repaired: do not prune"
+                self._unreadable(
+                    "index",
+                    key,
+                    health,
+                    "the packs it lists look like orphans until it is repaired: do not prune",
                 )
                 continue
             try:
@@ -712,13 +715,7 @@ class _Check:
             self.health.append(health)
             self._tick("snapshots", done, len(keys))
             if plaintext is None:
-                if self._incomplete(health):
-                    self.report.warnings.append(
-                        f"snapshot {key} is incomplete ({health.describe()}): left by an interrupted backup "
-                        "and never listed; prune removes it"
-                    )
-                    continue
-                self.report.errors.append(f"snapshot {key} cannot be read ({health.describe()})")
+                self._unreadable("snapshot", key, health, "its files cannot be restored")
                 continue
             manifest_id = object_id_of("snapshots", key)
             assert manifest_id is not None

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import Any, Final
 
 import blake3
 
-from lifeboat.documents import canonical_json
+from lifeboat.documents import canonical_json, check_fields, strict_json
 from lifeboat.errors import InputError, exact_bytes
 from lifeboat.store.codec import MAX_SHARDS
 from lifeboat.store.errors import FormatError, RepositoryKeyError
@@ -301,24 +300,6 @@ def _mac(master_key: bytes, body: Mapping[str, Any]) -> str:
     return digest
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise FormatError(f"config repeats the field {key!r}")
-        result[key] = value
-    return result
-
-
-def _check_fields(body: Mapping[str, Any], expected: frozenset[str], what: str) -> None:
-    missing = sorted(expected - body.keys())
-    if missing:
-        raise FormatError(f"{what} lacks {', '.join(repr(name) for name in missing)}")
-    unknown = sorted(body.keys() - expected)
-    if unknown:
-        raise FormatError(f"{what} has unknown field {', '.join(repr(name) for name in unknown)}")
-
-
 def _int_field(body: Mapping[str, Any], name: str, label: str | None = None) -> int:
     value = body[name]
     if type(value) is not int:
@@ -333,8 +314,10 @@ def _parse(data: bytes) -> tuple[RepoConfig, str]:
     if len(data) > MAX_CONFIG_BYTES:
         raise FormatError(f"config is {len(data)} bytes, over the {MAX_CONFIG_BYTES}-byte limit")
     try:
-        body = json.loads(bytes(data), object_pairs_hook=_reject_duplicates)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        body = strict_json(data, "config", FormatError)
+    except FormatError as exc:
+        if "repeats" in str(exc):
+            raise
         raise FormatError("config is not valid JSON; it is not a Lifeboat repository config") from None
     if not isinstance(body, dict) or body.get("format") != CONFIG_FORMAT:
         raise FormatError("not a Lifeboat repository config (its 'format' is not lifeboat-repository)")
@@ -346,7 +329,7 @@ def _parse(data: bytes) -> tuple[RepoConfig, str]:
             f"repository config version {version} is newer than this Lifeboat reads "
             f"(version {CONFIG_VERSION}); upgrade Lifeboat to use this repository"
         )
-    _check_fields(body, _FIELDS, "config")
+    check_fields(body, _FIELDS, "config", FormatError)
 
     repository = body["repository"]
     if not isinstance(repository, str) or not _HEX32.fullmatch(repository):
@@ -374,7 +357,7 @@ def _parse(data: bytes) -> tuple[RepoConfig, str]:
     chunker_body = body["chunker"]
     if not isinstance(chunker_body, dict):
         raise FormatError("config field 'chunker' is not an object")
-    _check_fields(chunker_body, _CHUNKER_FIELDS, "config field 'chunker'")
+    check_fields(chunker_body, _CHUNKER_FIELDS, "config field 'chunker'", FormatError)
     if chunker_body["algorithm"] != CHUNKER_ALGORITHM:
         raise FormatError(
             f"config field 'chunker.algorithm' names {chunker_body['algorithm']!r}; this Lifeboat knows "

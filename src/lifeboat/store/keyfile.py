@@ -28,11 +28,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import re
 import secrets
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,7 +38,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from lifeboat.documents import canonical_json
+from lifeboat.documents import canonical_json, check_fields, strict_json
 from lifeboat.errors import InputError, exact_bytes
 from lifeboat.store.errors import FormatError, RepositoryError, RepositoryKeyError
 
@@ -228,7 +226,7 @@ def parse_key_file(data: bytes) -> KeyFileInfo:
     kdf_body = body["kdf"]
     if not isinstance(kdf_body, dict):
         raise FormatError("key file field 'kdf' is not an object")
-    _check_fields(kdf_body, _KDF_FIELDS, "key file field 'kdf'")
+    check_fields(kdf_body, _KDF_FIELDS, "key file field 'kdf'", FormatError)
     if kdf_body["name"] != KDF_NAME:
         raise FormatError(
             f"key file field 'kdf.name' names {kdf_body['name']!r}; this Lifeboat knows {KDF_NAME!r}"
@@ -312,24 +310,6 @@ def _unb64(value: object, length: int, field: str) -> bytes:
     return raw
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise FormatError(f"key file repeats the field {key!r}")
-        result[key] = value
-    return result
-
-
-def _check_fields(body: Mapping[str, Any], expected: frozenset[str], what: str) -> None:
-    missing = sorted(expected - body.keys())
-    if missing:
-        raise FormatError(f"{what} lacks {', '.join(repr(name) for name in missing)}")
-    unknown = sorted(body.keys() - expected)
-    if unknown:
-        raise FormatError(f"{what} has unknown field {', '.join(repr(name) for name in unknown)}")
-
-
 def _load_document(data: bytes) -> dict[str, Any]:
     """The key file's JSON object after size, format, version and field-name checks."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -337,8 +317,10 @@ def _load_document(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_KEY_FILE_BYTES:
         raise FormatError(f"key file is {len(data)} bytes, over the {MAX_KEY_FILE_BYTES}-byte limit")
     try:
-        body = json.loads(bytes(data), object_pairs_hook=_reject_duplicates)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        body = strict_json(data, "key file", FormatError)
+    except FormatError as exc:
+        if "repeats" in str(exc):
+            raise
         raise FormatError("key file is not valid JSON; it is not a Lifeboat repository key file") from None
     if not isinstance(body, dict) or body.get("format") != KEY_FILE_FORMAT:
         raise FormatError("not a Lifeboat repository key file (its 'format' is not lifeboat-repository-key)")
@@ -350,5 +332,5 @@ def _load_document(data: bytes) -> dict[str, Any]:
             f"key file version {version} is newer than this Lifeboat reads (version {KEY_FILE_VERSION}); "
             "upgrade Lifeboat to open it"
         )
-    _check_fields(body, _TOP_FIELDS, "key file")
+    check_fields(body, _TOP_FIELDS, "key file", FormatError)
     return body

@@ -96,6 +96,10 @@ LOCK_FORMAT: Final = "lifeboat-lock"
 LOCK_VERSION: Final = 1
 #: Largest manifest or lock object accepted (they are small JSON documents).
 MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
+#: Packs being encoded and stored while the caller fills the next one. One keeps both cores
+#: busy (the caller chunks and hashes, a worker encodes, the I/O pool writes) and memory near
+#: four packs' worth; more only adds memory on two cores.
+PACKS_IN_FLIGHT: Final = 1
 #: Packs written before the writer stores an index of them (so an interrupted backup's data is reusable).
 INDEX_EVERY_PACKS: Final = 64
 _KINDS: Final = ("data", "index", "snapshots", "locks")
@@ -1031,7 +1035,9 @@ class PackWriter:
 
     ``add_blob`` returns at once for a known blob. A pack is sealed when it reaches the
     config's ``pack_size`` and handed to the CPU pool (encode) which hands its shards to the
-    I/O pool; at most two packs are in flight, so memory stays near ``3 × pack_size``. Index
+    I/O pool; at most :data:`PACKS_IN_FLIGHT` packs are in flight while the caller fills the
+    next, so memory stays within a few packs' worth (a pack being encoded briefly needs its
+    plaintext, its ciphertext and its shards at once). Index
     objects are written every ``index_every`` packs and at :meth:`flush`; a blob is only in a
     stored index after its pack's shards are stored, so a crash never indexes missing data.
     """
@@ -1045,7 +1051,7 @@ class PackWriter:
         self._open_size: dict[int, int] = {BLOB_DATA: 0, BLOB_TREE: 0}
         self._queued: set[bytes] = set()
         self._in_flight: list[Future[PackEntry]] = []
-        self._slots = threading.BoundedSemaphore(2)
+        self._slots = threading.BoundedSemaphore(PACKS_IN_FLIGHT)
         self._done: list[PackEntry] = []
         self._error: BaseException | None = None
 
@@ -1103,15 +1109,17 @@ class PackWriter:
 
     def _store_pack(self, blobs: list[tuple[int, bytes, bytes]]) -> PackEntry:
         plaintext = build_pack(blobs)
-        pack_id = self.repo.blob_id(plaintext)
-        shards = codec.encode(self.repo.master_key, pack_id, plaintext, self.repo.params)
-        del plaintext
-        missing, written = self.repo._put_shards(_object_key("data", pack_id), shards)
         entries = []
         offset = 0
         for blob_type, blob_id, payload in blobs:
             entries.append(BlobEntry(blob_type, blob_id, offset, len(payload)))
             offset += len(payload)
+        blobs.clear()  # the payloads now live in the plaintext only
+        pack_id = self.repo.blob_id(plaintext)
+        shards = codec.encode(self.repo.master_key, pack_id, plaintext, self.repo.params)
+        del plaintext
+        missing, written = self.repo._put_shards(_object_key("data", pack_id), shards)
+        del shards
         with self.repo._state_lock:
             self.stats.bytes_stored += written
             self.stats.packs_written += 1
