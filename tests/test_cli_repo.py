@@ -315,3 +315,15 @@ def test_no_stores_is_a_usage_error(
     result = cli("snapshots")
     assert result.code == 2
     assert "--store" in result.err
+
+
+def test_repair_rebuilds_a_wiped_store_in_place(cli: CliRunner, repo: dict[str, Path]) -> None:
+    shutil.rmtree(repo["s1"])
+    repo["s1"].mkdir()
+    check = cli("--json", "check", "--no-progress")
+    assert check.code == 3, check.out + check.err
+    result = cli("repair", "--no-progress")
+    assert result.code == 0, result.err
+    assert "rebuilding it as store 1" in result.err
+    again = cli("--json", "check", "--read-data", "--no-progress")
+    assert again.code == 0, again.out + again.err

@@ -101,7 +101,7 @@ def _lenient_backends(urls: list[str]) -> list[Backend]:
         try:
             found.extend(_backends([url]))
         except StorageError as exc:  # reported; the repository decides whether enough stores remain
-            info(f"warning: store {url.split('?')[0]} cannot be opened: {exc}")
+            info(f"warning: {exc}")
     return found
 
 

@@ -41,7 +41,7 @@ class LocalBackend:
             if not create:
                 raise BackendUnavailable(
                     f"{self.name}: directory {self.root} does not exist "
-                    "(is the disk mounted? create it, or pass create=True)"
+                    "(is the disk mounted? a new store is created by `lifeboat repo init`)"
                 )
             try:
                 self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
