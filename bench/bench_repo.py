@@ -32,7 +32,8 @@ resident memory comes from ``os.wait4`` (``ru_maxrss`` of that child alone):
 2. second backup, after the mutation;
 3. restore of the second snapshot into an empty directory (restic ``restore``, borg
    ``extract``, ``lifeboat restore``); afterwards, outside the timing, a hash walk of the
-   restored tree is compared with the mutated source (every path, type, size and SHA-256);
+   restored tree is compared with the mutated source (every path, type, size and SHA-256;
+   permission bits and file modification times are compared too, and reported apart);
 4. check with data verification (``restic check --read-data``, ``borg check --verify-data``,
    ``lifeboat check --read-data``).
 
@@ -107,7 +108,10 @@ TOOL_CHOICES = ("lifeboat", "restic", "borg")
 
 
 class BenchError(Exception):
-    """A step of the benchmark failed (a tool exited non-zero, a dataset could not be built)."""
+    """The benchmark cannot run (a Lifeboat command is missing, the dataset generator is not found).
+
+    A tool that fails a step does not raise: the failure is recorded and shown in the results.
+    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -545,9 +549,14 @@ def mutate(live: Path, generator: Path, log: Path) -> None:
 # Verification and sizes
 
 
-def hash_tree(root: Path) -> dict[str, tuple[str, int, str, int]]:
-    """relative path -> (type, size, SHA-256 or link target, permission bits); root excluded."""
-    entries: dict[str, tuple[str, int, str, int]] = {}
+#: what the hash walk records per path: type, size, SHA-256 (or link target), permission bits,
+#: modification time in ns (files only; 0 for directories and symlinks)
+Entry = tuple[str, int, str, int, int]
+
+
+def hash_tree(root: Path) -> dict[str, Entry]:
+    """relative path -> :data:`Entry`, for everything under ``root`` (``root`` itself left out)."""
+    entries: dict[str, Entry] = {}
     for directory, dirs, names in os.walk(root):
         for name in [*dirs, *names]:
             path = os.path.join(directory, name)
@@ -555,13 +564,13 @@ def hash_tree(root: Path) -> dict[str, tuple[str, int, str, int]]:
             info = os.lstat(path)
             mode = info.st_mode & 0o7777
             if os.path.islink(path):
-                entries[relative] = ("symlink", 0, os.readlink(path), mode)
+                entries[relative] = ("symlink", 0, os.readlink(path), mode, 0)
             elif os.path.isdir(path):
-                entries[relative] = ("dir", 0, "", mode)
+                entries[relative] = ("dir", 0, "", mode, 0)
             else:
                 with open(path, "rb") as handle:
                     digest = hashlib.file_digest(handle, "sha256").hexdigest()
-                entries[relative] = ("file", info.st_size, digest, mode)
+                entries[relative] = ("file", info.st_size, digest, mode, info.st_mtime_ns)
     return entries
 
 
@@ -573,14 +582,18 @@ def locate_restored(target: Path, source: Path) -> Path:
     return target
 
 
-def compare_trees(
-    expected: dict[str, tuple[str, int, str, int]], actual: dict[str, tuple[str, int, str, int]]
-) -> dict[str, Any]:
-    """Content differences (missing, extra, changed paths) and permission-only differences."""
+def compare_trees(expected: dict[str, Entry], actual: dict[str, Entry]) -> dict[str, Any]:
+    """Content differences (missing, extra, changed paths), then metadata-only differences.
+
+    ``identical`` is about content: the set of paths, their types, sizes and bytes. Permission
+    bits and file modification times are counted apart (a tool may round times).
+    """
     missing = sorted(set(expected) - set(actual))
     extra = sorted(set(actual) - set(expected))
-    changed = sorted(path for path in set(expected) & set(actual) if expected[path][:3] != actual[path][:3])
-    modes = sorted(path for path in set(expected) & set(actual) if expected[path][3] != actual[path][3])
+    common = set(expected) & set(actual)
+    changed = sorted(path for path in common if expected[path][:3] != actual[path][:3])
+    modes = sorted(path for path in common if expected[path][3] != actual[path][3])
+    mtimes = sorted(path for path in common if expected[path][4] != actual[path][4])
     return {
         "identical": not (missing or extra or changed),
         "entries": len(expected),
@@ -592,6 +605,8 @@ def compare_trees(
         "changed_count": len(changed),
         "mode_differences": modes[:10],
         "mode_difference_count": len(modes),
+        "mtime_differences": mtimes[:10],
+        "mtime_difference_count": len(mtimes),
     }
 
 
@@ -678,7 +693,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                     f"repeat {repeat} init: exit {sample.returncode}\n{tail(sample.log)}"
                 )
 
-        reference: dict[str, tuple[str, int, str, int]] = {}
+        reference: dict[str, Entry] = {}
         for step in STEPS:
             if step == "backup2":
                 print("  mutating the dataset ...", file=sys.stderr)
@@ -862,7 +877,9 @@ def table(result: dict[str, Any]) -> str:
                 same = all(v["identical"] for v in tool["verification"])
                 note = "  restored tree identical" if same else "  RESTORED TREE DIFFERS"
                 if any(v["mode_difference_count"] for v in tool["verification"]):
-                    note += " (permission bits differ)"
+                    note += "; permission bits differ"
+                if any(v["mtime_difference_count"] for v in tool["verification"]):
+                    note += "; file mtimes differ"
             if values is None:
                 verdict = "FAILED" if tool["samples"][step] else "n/a"
                 lines.append(

@@ -29,6 +29,7 @@ from rich.table import Table
 
 from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
+from lifeboat.cli.process import tune_allocator
 from lifeboat.errors import InputError, StorageError, UsageError
 from lifeboat.store.backends import Backend, LimitedBackend, RetryingBackend, open_backend
 from lifeboat.store.errors import RepositoryError, StoreDown
@@ -126,6 +127,7 @@ def _open(
     degraded_ok: bool = False,
     load_index: bool = True,
 ) -> Iterator[Repository]:
+    tune_allocator()
     backends = _lenient_backends(_store_urls(stores))
     if not backends:
         raise RepositoryError("none of the given stores can be opened")
@@ -865,6 +867,11 @@ def repair_command(
             stdout.print(f"{verb} {rewritten} shards ({report.objects_checked} objects checked)")
             for number, count in sorted(report.shards_rewritten.items()):
                 stdout.print(f"  {repo.store_name(number)}: {count}")
+            if report.objects_incomplete:
+                stdout.print(
+                    f"{len(report.objects_incomplete)} incomplete objects left by interrupted writes "
+                    "(nothing refers to them): `lifeboat forget --prune` removes them"
+                )
             for key in report.objects_lost:
                 stderr.print(
                     f"error: {key} has fewer than {repo.k} good shards and cannot be rebuilt", markup=False

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from lifeboat.errors import InputError, StorageError
 from lifeboat.store import codec
@@ -63,6 +63,9 @@ class RepairReport:
     configs_rewritten: int = 0
     #: Key files copied to stores that lacked them (or held a damaged copy).
     key_files_copied: int = 0
+    #: Objects with fewer than ``k`` shards, all valid, while every store answers: the residue
+    #: of a write that was interrupted (nothing refers to them); left for prune to remove.
+    objects_incomplete: list[str] = field(default_factory=list)
     #: Objects left alone because their names are not object ids.
     objects_skipped: list[str] = field(default_factory=list)
     dry_run: bool = False
@@ -89,6 +92,7 @@ class RepairReport:
             "objects_checked": self.objects_checked,
             "shards_rewritten": {str(store): count for store, count in sorted(self.shards_rewritten.items())},
             "objects_lost": list(self.objects_lost),
+            "objects_incomplete": list(self.objects_incomplete),
             "problems": dict(self.problems),
             "configs_rewritten": self.configs_rewritten,
             "key_files_copied": self.key_files_copied,
@@ -199,12 +203,35 @@ def _repair_configs(repo: Repository, reader: StoreReader, report: RepairReport)
         report.configs_rewritten += 1
 
 
+#: The outcome of an object that is the residue of an interrupted write (compared by identity).
+_INCOMPLETE: Final = "incomplete: left by an interrupted write"
+
+
 def _repair_objects(
     repo: Repository, reader: StoreReader, report: RepairReport, progress: Progress | None
 ) -> None:
     key = repo.master_key
     params = CodecParams(repo.k, repo.n)
     work = [(kind, name) for kind in CODEC_KINDS for name in reader.keys_of(kind)]
+
+    everyone_answers = not repo.unavailable and not reader.errors
+
+    def interrupted(kind: str, object_id: bytes, present: dict[int, bytes]) -> bool:
+        """Fewer than k shards were ever written, all intact, and (for a pack) no index names it."""
+        if (
+            not everyone_answers
+            or len(present) >= repo.k
+            or (kind == "data" and object_id in repo.index.packs)
+        ):
+            return False
+        for store, data in present.items():
+            try:
+                info = codec.verify_shard(key, data)
+            except ShardError:
+                return False
+            if info.object_id != object_id or info.index != store:
+                return False
+        return True
 
     def repair_one(item: tuple[str, str]) -> tuple[str, list[int] | str | None]:
         kind, name = item
@@ -216,6 +243,8 @@ def _repair_objects(
         try:
             rebuilt = codec.repair(key, present, params, object_id=object_id)
         except ShardError as exc:
+            if interrupted(kind, object_id, present):
+                return name, _INCOMPLETE
             return name, str(exc)
         # The codec also rebuilds a good shard shadowed by a misplaced copy of it: nothing to write there.
         changed = sorted(store for store, shard in rebuilt.items() if present.get(store) != shard)
@@ -229,6 +258,9 @@ def _repair_objects(
         for done, (name, outcome) in enumerate(bounded_map(pool, repair_one, work, PACKS_IN_FLIGHT), 1):
             if outcome is None:
                 report.objects_skipped.append(name)
+            elif outcome is _INCOMPLETE:
+                report.objects_checked += 1
+                report.objects_incomplete.append(name)
             elif isinstance(outcome, str):
                 report.objects_checked += 1
                 report.lost(name, outcome)

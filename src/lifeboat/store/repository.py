@@ -96,10 +96,10 @@ LOCK_FORMAT: Final = "lifeboat-lock"
 LOCK_VERSION: Final = 1
 #: Largest manifest or lock object accepted (they are small JSON documents).
 MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
-#: Packs being encoded and stored while the caller fills the next one. One keeps both cores
-#: busy (the caller chunks and hashes, a worker encodes, the I/O pool writes) and memory near
-#: four packs' worth; more only adds memory on two cores.
-PACKS_IN_FLIGHT: Final = 1
+#: A pack job builds, encodes, then writes its shards. One pack is encoded at a time while the
+#: caller chunks and hashes the next; the shards of up to PACK_WORKERS - 1 earlier packs are
+#: still being written meanwhile. That keeps two cores busy and bounds memory to a few packs.
+PACK_WORKERS: Final = 3
 #: Packs written before the writer stores an index of them (so an interrupted backup's data is reusable).
 INDEX_EVERY_PACKS: Final = 64
 _KINDS: Final = ("data", "index", "snapshots", "locks")
@@ -253,6 +253,7 @@ class Repository:
         self._cpu = ThreadPoolExecutor(
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="lifeboat-cpu"
         )
+        self._packs = ThreadPoolExecutor(max_workers=PACK_WORKERS, thread_name_prefix="lifeboat-pack")
         self._pack_cache: OrderedDict[bytes, dict[bytes, bytes]] = OrderedDict()
         self._closed = False
 
@@ -478,6 +479,7 @@ class Repository:
         """Shut down the thread pools (waiting for running work)."""
         if not self._closed:
             self._closed = True
+            self._packs.shutdown(wait=True)
             self._cpu.shutdown(wait=True)
             self._io.shutdown(wait=True)
 
@@ -1035,8 +1037,9 @@ class PackWriter:
 
     ``add_blob`` returns at once for a known blob. A pack is sealed when it reaches the
     config's ``pack_size`` and handed to the CPU pool (encode) which hands its shards to the
-    I/O pool; at most :data:`PACKS_IN_FLIGHT` packs are in flight while the caller fills the
-    next, so memory stays within a few packs' worth (a pack being encoded briefly needs its
+    I/O pool; one pack is encoded at a time while the caller fills the next and the shards of
+    up to two earlier packs are written (:data:`PACK_WORKERS`), so memory stays within a few
+    packs' worth (a pack being encoded briefly needs its
     plaintext, its ciphertext and its shards at once). Index
     objects are written every ``index_every`` packs and at :meth:`flush`; a blob is only in a
     stored index after its pack's shards are stored, so a crash never indexes missing data.
@@ -1051,7 +1054,7 @@ class PackWriter:
         self._open_size: dict[int, int] = {BLOB_DATA: 0, BLOB_TREE: 0}
         self._queued: set[bytes] = set()
         self._in_flight: list[Future[PackEntry]] = []
-        self._slots = threading.BoundedSemaphore(PACKS_IN_FLIGHT)
+        self._encoding = threading.BoundedSemaphore(1)
         self._done: list[PackEntry] = []
         self._error: BaseException | None = None
 
@@ -1098,26 +1101,30 @@ class PackWriter:
         self._open[blob_type] = []
         self._open_size[blob_type] = 0
         self._reap()
-        self._slots.acquire()
+        # The encoding slot is taken here and given back by the job once its pack is encoded:
+        # the caller never runs more than one pack ahead of the encoder.
+        self._encoding.acquire()
         try:
-            future = self.repo._cpu.submit(self._store_pack, blobs)
+            future = self.repo._packs.submit(self._store_pack, blobs)
         except BaseException:
-            self._slots.release()
+            self._encoding.release()
             raise
-        future.add_done_callback(lambda _: self._slots.release())
         self._in_flight.append(future)
 
     def _store_pack(self, blobs: list[tuple[int, bytes, bytes]]) -> PackEntry:
-        plaintext = build_pack(blobs)
-        entries = []
-        offset = 0
-        for blob_type, blob_id, payload in blobs:
-            entries.append(BlobEntry(blob_type, blob_id, offset, len(payload)))
-            offset += len(payload)
-        blobs.clear()  # the payloads now live in the plaintext only
-        pack_id = self.repo.blob_id(plaintext)
-        shards = codec.encode(self.repo.master_key, pack_id, plaintext, self.repo.params)
-        del plaintext
+        try:
+            plaintext = build_pack(blobs)
+            entries = []
+            offset = 0
+            for blob_type, blob_id, payload in blobs:
+                entries.append(BlobEntry(blob_type, blob_id, offset, len(payload)))
+                offset += len(payload)
+            blobs.clear()  # the payloads now live in the plaintext only
+            pack_id = self.repo.blob_id(plaintext)
+            shards = codec.encode(self.repo.master_key, pack_id, plaintext, self.repo.params)
+            del plaintext
+        finally:
+            self._encoding.release()
         missing, written = self.repo._put_shards(_object_key("data", pack_id), shards)
         del shards
         with self.repo._state_lock:
