@@ -327,3 +327,11 @@ def test_repair_rebuilds_a_wiped_store_in_place(cli: CliRunner, repo: dict[str, 
     assert "rebuilding it as store 1" in result.err
     again = cli("--json", "check", "--read-data", "--no-progress")
     assert again.code == 0, again.out + again.err
+
+
+def test_the_entry_point_finds_the_subcommand_after_global_options() -> None:
+    from lifeboat.cli.process import command_of
+
+    assert command_of(["backup", "x"]) == "backup"
+    assert command_of(["--json", "--home", "backup", "forget", "--keep-last", "1"]) == "forget"
+    assert command_of(["--version"]) is None

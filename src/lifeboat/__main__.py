@@ -1,3 +1,3 @@
-from lifeboat.cli.main import run
+from lifeboat.cli.process import run
 
 run()

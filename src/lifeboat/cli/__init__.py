@@ -1,0 +1,1 @@
+"""The ``lifeboat`` command line: a thin shell over the library (entry point in :mod:`.process`)."""

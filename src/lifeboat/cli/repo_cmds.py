@@ -29,7 +29,6 @@ from rich.table import Table
 
 from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
-from lifeboat.cli.process import tune_allocator
 from lifeboat.errors import InputError, StorageError, UsageError
 from lifeboat.store.backends import Backend, LimitedBackend, RetryingBackend, open_backend
 from lifeboat.store.errors import RepositoryError, StoreDown
@@ -127,7 +126,6 @@ def _open(
     degraded_ok: bool = False,
     load_index: bool = True,
 ) -> Iterator[Repository]:
-    tune_allocator()
     backends = _lenient_backends(_store_urls(stores))
     if not backends:
         raise RepositoryError("none of the given stores can be opened")

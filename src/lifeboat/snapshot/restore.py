@@ -15,11 +15,11 @@ Restore, in three steps:
 2. **Write.** Directories are created (``mkdirat``) and opened one component at a time with
    ``O_NOFOLLOW | O_DIRECTORY`` relative to their parent's descriptor, so neither a symlink in
    the restored tree nor one already in the target is ever followed, and every name has passed
-   :func:`~lifeboat.snapshot.tree.check_name`. Packs are then loaded one at a time (two ahead,
+   :func:`~lifeboat.snapshot.tree.check_name`. Packs are then loaded one at a time (one ahead,
    on a small thread pool), in the order the files first need them; each pack's blobs are
    written with ``pwrite`` into files created ``O_EXCL | O_NOFOLLOW`` under a temporary name in
    their directory. A file whose last blob is written gets its mode and mtime and is renamed
-   to its real name. Memory stays near three decoded packs whatever the snapshot's size.
+   to its real name. Memory stays near two decoded packs whatever the snapshot's size.
 3. **Finish.** Symlinks are created (as links, under a temporary name, then renamed), then
    directories get their mode and mtime, deepest first (after everything inside them).
 
@@ -70,7 +70,7 @@ ChangeKind = Literal["+", "-", "M", "T", "U"]
 #: Seconds between two progress reports.
 PROGRESS_INTERVAL: Final = 0.1
 #: Packs loaded ahead of the one being written.
-PREFETCH_PACKS: Final = 2
+PREFETCH_PACKS: Final = 1
 _OPEN_DIRS: Final = 64
 _OPEN_FILES: Final = 64
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
