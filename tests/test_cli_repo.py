@@ -335,3 +335,23 @@ def test_the_entry_point_finds_the_subcommand_after_global_options() -> None:
     assert command_of(["backup", "x"]) == "backup"
     assert command_of(["--json", "--home", "backup", "forget", "--keep-last", "1"]) == "forget"
     assert command_of(["--version"]) is None
+
+
+def test_markup_characters_in_tags_and_paths_are_printed_as_they_are(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    odd = repo["src"] / "[red]x"
+    odd.mkdir()
+    (odd / "f").write_text("x\n")
+    assert cli("backup", repo["src"], "--tag", "[/]", "--tag", "[bold]", "--no-progress").code == 0
+    listed = cli("snapshots")
+    assert listed.code == 0, listed.err
+    assert "[/],[bold]" in listed.out
+    assert "[red]x/" in cli("ls", "latest").out
+
+
+def test_replace_store_never_prints_credentials(cli: CliRunner, repo: dict[str, Path]) -> None:
+    secret = "s3://bucket/p?endpoint=http://127.0.0.1:9&secret_access_key=TOPSECRET123"
+    result = cli("repo", "replace-store", secret, repo["root"] / "new")
+    assert result.code == 2
+    assert "TOPSECRET123" not in result.out + result.err

@@ -75,3 +75,42 @@ def test_prune_is_refused_while_a_backup_holds_its_lock(tmp_path: Path) -> None:
         (manifest,) = repo.manifests()
         assert restore(repo, manifest, tmp_path / "out").errors == []
         assert_same_tree(source, restored_root(tmp_path / "out", source))
+
+
+def test_a_backup_opened_before_a_prune_does_not_trust_the_old_index(tmp_path: Path) -> None:
+    stores = [MemoryBackend(f"m{i}") for i in range(5)]
+    Repository.init(stores, "pw", k=3, kdf=TEST_KDF).close()
+    source = make_tree(tmp_path / "src")
+    with Repository.open(stores, "pw", writable=True) as first:
+        backup_paths(first, [source])
+    with Repository.open(stores, "pw", writable=True) as late:  # reads the index now
+        with (
+            Repository.open(stores, "pw", writable=True) as pruner,
+            pruner.lock(exclusive=True, operation="prune"),
+        ):
+            for manifest in pruner.manifests():
+                pruner.delete_manifest(manifest.id)
+            prune(pruner, set())
+        result = backup_paths(late, [source])  # same files: must store them again
+    with Repository.open(stores, "pw") as repo:
+        reach = reachable_blobs(repo, repo.manifests())
+        assert check_repository(repo, referenced_blobs=reach.blobs).status == "healthy"
+        assert restore(repo, repo.load_manifest(result.manifest.id), tmp_path / "out").errors == []
+        assert_same_tree(source, restored_root(tmp_path / "out", source))
+
+
+def test_a_refreshed_lock_is_never_missed_by_an_exclusive_locker() -> None:
+    stores = [MemoryBackend(f"m{i}") for i in range(4)]  # 3-of-4: a half-rewritten lock would not decode
+    Repository.init(stores, "pw", k=3, kdf=TEST_KDF).close()
+    with Repository.open(stores, "pw", writable=True) as holder, Repository.open(stores, "pw") as other:
+        holder.lock_refresh = 0.001
+        granted = 0
+        with holder.lock(exclusive=False, operation="backup"):
+            for _ in range(40):
+                try:
+                    with other.lock(exclusive=True, operation="prune"):
+                        granted += 1
+                except LockedError:
+                    pass
+        assert granted == 0
+        assert holder.locks() == []

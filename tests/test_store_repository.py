@@ -365,3 +365,32 @@ def test_residue_of_an_interrupted_write_is_a_warning_and_prune_removes_it() -> 
         assert all(half_index not in store.list("") for store in stores)
         assert repo.load_blob(live) == _blobs(1)[0]
         assert check_repository(repo, referenced_blobs={live}).warnings == []
+
+
+def test_a_failed_write_without_degraded_ok_does_not_drop_the_store() -> None:
+    inner = _stores()
+    _init(inner).close()
+    faulty = [FaultyBackend(s, fail_puts=[1] if i == 1 else ()) for i, s in enumerate(inner)]
+    with Repository.open(faulty, "correct horse", writable=True) as repo:
+        with pytest.raises(StoreDown, match=r"store 1 \(mem1\)"):
+            repo.put_object(repo.index_key(bytes(32)), bytes(32), b"first")
+        assert repo.unavailable == {}
+        assert repo.put_object(repo.index_key(bytes(31) + b"\1"), bytes(31) + b"\1", b"second")[0] == 0
+
+
+def test_a_passphrase_added_while_a_store_was_down_opens_the_whole_repository() -> None:
+    stores = _stores()
+    _init(stores).close()
+    with Repository.open(stores[1:], "correct horse", writable=True, degraded_ok=True) as repo:
+        repo.add_key("added later", kdf=TEST_KDF)
+    assert len(stores[0].list("keys/")) == 1
+    Repository.open(stores, "added later").close()
+
+
+def test_a_key_file_of_another_repository_does_not_block_opening() -> None:
+    stores, other = _stores(3), _stores(3)
+    _init(stores).close()
+    _init(other).close()
+    (foreign,) = other[0].list("keys/")
+    stores[0].put(foreign, other[0].get(foreign))
+    Repository.open(stores, "correct horse").close()

@@ -2,7 +2,8 @@
 
 Conventions for every command: ``--json`` prints one JSON document; exit status 0 on success,
 1 on a user error (one line on stderr that says what to do), 2 on a usage error (unknown
-option, contradictory or missing choices); secrets are
+option, contradictory or missing choices), 3 for a result that needs a look (``check``: degraded
+but readable; ``backup``: saved, but some files could not be read); secrets are
 printed only with ``--reveal`` and written only to files created 0600 atomically.
 """
 

@@ -38,7 +38,7 @@ def emit(data: dict[str, Any], human: Callable[[], None]) -> None:
 def info(text: str) -> None:
     """A note for people (stderr, so stdout stays parseable); silent under ``--json``."""
     if not settings.json:
-        stderr.print(text)
+        stderr.print(text, markup=False)
 
 
 def error(text: str) -> None:

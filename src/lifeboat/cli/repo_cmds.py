@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +26,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
@@ -76,6 +77,34 @@ DegradedOpt = Annotated[
     ),
 ]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Do not show a progress bar.")]
+
+
+def _printable(text: str) -> str:
+    """File names that are not UTF-8 (kept as surrogate escapes) shown with ``\\xNN`` escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    return text
+
+
+def _say(text: str) -> None:
+    """Print a line as it is: paths, tags and host names may contain rich markup characters."""
+    stdout.print(_printable(text), markup=False)
+
+
+def _public(url: str) -> str:
+    """A store URL without its query, which may carry credentials (shown only this way)."""
+    return url.split("?", 1)[0]
+
+
+def _warn(text: str) -> None:
+    """A warning or error line on stderr, printed as it is."""
+    stderr.print(_printable(text), markup=False)
+
+
+def _cell(value: object) -> Text:
+    return Text(_printable(str(value)))
 
 
 def _store_urls(stores: list[str] | None) -> list[str]:
@@ -254,13 +283,13 @@ def init_command(
         data = {"repository": repo.id, "k": repo.k, "n": repo.n, "stores": [s.name for s in backends]}
 
         def human() -> None:
-            stdout.print(
+            _say(
                 f"created repository {repo.id[:8]}: {repo.k}-of-{repo.n} "
                 f"(any {repo.k} of these {repo.n} stores restore everything)"
             )
             for number, backend in enumerate(backends):
-                stdout.print(f"  store {number}: {backend.name}")
-            stdout.print(
+                _say(f"  store {number}: {backend.name}")
+            _say(
                 "Keep the passphrase safe; `lifeboat repo key split` also backs the key up as SLIP-39 shares."
             )
 
@@ -295,13 +324,11 @@ def info_command(
         }
 
         def human() -> None:
-            stdout.print(f"repository {repo.id} ({repo.k}-of-{repo.n})")
+            _say(f"repository {repo.id} ({repo.k}-of-{repo.n})")
             for number in range(repo.n):
                 state = "ok" if number not in repo.unavailable else f"UNAVAILABLE: {repo.unavailable[number]}"
-                stdout.print(f"  {repo.store_name(number)}: {state}")
-            stdout.print(
-                f"{len(repo.index.packs)} packs, {len(repo.index)} blobs, {len(snapshots)} snapshots"
-            )
+                _say(f"  {repo.store_name(number)}: {state}")
+            _say(f"{len(repo.index.packs)} packs, {len(repo.index)} blobs, {len(snapshots)} snapshots")
 
         emit(data, human)
 
@@ -325,9 +352,9 @@ def unlock_command(
 
         def human() -> None:
             if not removed:
-                stdout.print("no stale locks")
+                _say("no stale locks")
             for lock in removed:
-                stdout.print(f"removed {lock.describe()} ({lock.reason or 'forced'})")
+                _say(f"removed {lock.describe()} ({lock.reason or 'forced'})")
 
         emit(data, human)
 
@@ -346,10 +373,10 @@ def replace_store_command(
     urls = _store_urls(store)
     if old not in urls:
         raise UsageError(
-            f"{old} is not among the stores given with --store; give every store of the repository"
+            f"{_public(old)} is not among the stores given with --store; give every store of the repository"
         )
     if new in urls:
-        raise UsageError(f"{new} is already one of the repository's stores")
+        raise UsageError(f"{_public(new)} is already one of the repository's stores")
     target = _backends([new], create=True)[0]
     others = [url for url in urls if url != old]
     old_backend = _lenient_backends([old])
@@ -365,8 +392,9 @@ def replace_store_command(
         data = {"store": old_number, "new": target.name, "report": _as_dict(report)}
         emit(
             data,
-            lambda: stdout.print(
-                f"store {old_number} rebuilt onto {target.name}; from now on use --store {new} instead of {old}"
+            lambda: _say(
+                f"store {old_number} rebuilt onto {target.name}; from now on give it with --store "
+                f"instead of {_public(old)}"
             ),
         )
 
@@ -421,7 +449,7 @@ def key_add_command(
             else str(typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True, err=True))
         )
         name = repo.add_key(new)
-        emit({"key": name}, lambda: stdout.print(f"added key {name}"))
+        emit({"key": name}, lambda: _say(f"added key {name}"))
 
 
 @key_app.command("split")
@@ -459,7 +487,7 @@ def key_split_command(
         data["repository"] = repo.id
 
         def human() -> None:
-            stdout.print(f"repository {repo.id[:8]}: master key split {scheme}")
+            _say(f"repository {repo.id[:8]}: master key split {scheme}")
             secrets_cmds._print_created(created, reveal)
 
         emit(data, human)
@@ -509,7 +537,7 @@ def key_recover_command(
         name = repo.add_key(new)
         emit(
             {"repository": repo.id, "key": name},
-            lambda: stdout.print(
+            lambda: _say(
                 f"repository {repo.id[:8]}: master key recovered; new passphrase added as key {name}"
             ),
         )
@@ -558,7 +586,13 @@ def backup_command(
         if not os.path.lexists(path):
             raise InputError(f"{path} does not exist; nothing was backed up")
     with _open(
-        store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache, writable=True, degraded_ok=degraded_ok
+        store,
+        passphrase_file,
+        cache_dir=cache_dir,
+        no_cache=no_cache,
+        writable=True,
+        degraded_ok=degraded_ok,
+        load_index=False,  # the backup reads it under its lock
     ) as repo:
         parent_ref: Any = "auto"
         if parent is not None:
@@ -580,7 +614,7 @@ def backup_command(
 
         def human() -> None:
             s = summary
-            stdout.print(
+            _say(
                 f"snapshot {manifest.short_id} saved: {s.get('files_new', 0)} new, "
                 f"{s.get('files_changed', 0)} changed, {s.get('files_unmodified', 0)} unmodified files; "
                 f"{_human_bytes(s.get('bytes_read', 0))} read, {_human_bytes(s.get('bytes_added', 0))} new data, "
@@ -588,12 +622,11 @@ def backup_command(
                 f"in {s.get('duration_s', 0):.1f} s"
             )
             for problem in s.get("errors", []):
-                stderr.print(f"warning: {problem}", markup=False)
+                _warn(f"warning: {problem}")
             if manifest.payload.get("degraded_stores"):
-                stderr.print(
+                _warn(
                     f"warning: written degraded: stores {manifest.payload['degraded_stores']} are missing "
-                    "shards; run `lifeboat repair` when they are back",
-                    markup=False,
+                    "shards; run `lifeboat repair` when they are back"
                 )
 
         emit(data, human)
@@ -620,19 +653,26 @@ def snapshots_command(
             for m in manifests:
                 p = m.payload
                 table.add_row(
-                    m.short_id,
-                    str(p.get("time", ""))[:19].replace("T", " "),
-                    str(p.get("hostname", "")),
-                    ",".join(p.get("tags", [])),
-                    "\n".join(p.get("paths", [])),
-                    _human_bytes(
-                        p.get("summary", {}).get("bytes_total", p.get("summary", {}).get("bytes_read", 0))
-                    ),
+                    *map(
+                        _cell,
+                        (
+                            m.short_id,
+                            str(p.get("time", ""))[:19].replace("T", " "),
+                            p.get("hostname", ""),
+                            ",".join(p.get("tags", [])),
+                            "\n".join(p.get("paths", [])),
+                            _human_bytes(
+                                p.get("summary", {}).get(
+                                    "bytes_total", p.get("summary", {}).get("bytes_read", 0)
+                                )
+                            ),
+                        ),
+                    )
                 )
             stdout.print(table)
-            stdout.print(f"{len(manifests)} snapshots")
+            _say(f"{len(manifests)} snapshots")
             for key, why in repo.bad_manifests.items():
-                stderr.print(f"warning: {key} cannot be read: {why}", markup=False)
+                _warn(f"warning: {key} cannot be read: {why}")
 
         emit(data, human)
 
@@ -671,9 +711,7 @@ def ls_command(
                 suffix = (
                     f" -> {node.target}" if node.type == "symlink" else ("/" if node.type == "dir" else "")
                 )
-                stdout.print(
-                    f"{_mode_string(node.type, node.mode)} {node.size or 0:>12} {p}{suffix}", markup=False
-                )
+                _say(f"{_mode_string(node.type, node.mode)} {node.size or 0:>12} {p}{suffix}")
 
         emit(data, human)
 
@@ -706,9 +744,9 @@ def diff_command(
 
         def human() -> None:
             for change in changes:
-                stdout.print(f"{change.kind}  {change.path}", markup=False)
+                _say(f"{change.kind}  {change.path}")
             counts = {kind: sum(1 for c in changes if c.kind == kind) for kind in "+-MTU"}
-            stdout.print(
+            _say(
                 f"{counts['+']} added, {counts['-']} removed, {counts['M']} modified, "
                 f"{counts['T']} changed type, {counts['U']} metadata only"
             )
@@ -753,12 +791,12 @@ def restore_command(
         }
 
         def human() -> None:
-            stdout.print(
+            _say(
                 f"restored snapshot {manifest.short_id} to {target}: {result.files} files, "
                 f"{_human_bytes(result.bytes_written)} in {elapsed:.1f} s"
             )
             for problem in result.errors:
-                stderr.print(f"error: {problem}", markup=False)
+                _warn(f"error: {problem}")
 
         emit(data, human)
         if result.errors:
@@ -806,15 +844,20 @@ def _print_check(repo: Repository, report: Any, snapshot_errors: list[str]) -> N
     table = Table("Store", "Name", "State", "Objects", "Missing", "Corrupt", box=None)
     for health in report.stores:
         table.add_row(
-            str(health.store),
-            str(health.name),
-            "ok" if health.reachable else f"DOWN: {health.error}",
-            str(health.objects),
-            str(health.missing),
-            str(health.corrupt),
+            *map(
+                _cell,
+                (
+                    health.store,
+                    health.name,
+                    "ok" if health.reachable else f"DOWN: {health.error}",
+                    health.objects,
+                    health.missing,
+                    health.corrupt,
+                ),
+            )
         )
     stdout.print(table)
-    stdout.print(
+    _say(
         f"packs: {report.packs_total} total, {report.packs_healthy} healthy, "
         f"{report.packs_degraded} degraded, {report.packs_lost} lost"
         + ("" if report.read_data else " (shards counted, not read; --read-data reads them)")
@@ -825,18 +868,18 @@ def _print_check(repo: Repository, report: Any, snapshot_errors: list[str]) -> N
             [f"store {i} missing" for i in sorted(obj.missing)]
             + [f"store {i} corrupt ({why})" for i, why in sorted(obj.corrupt.items())]
         )
-        stdout.print(f"  {obj.status}: {obj.key} ({lost} of {repo.n} shards lost: {detail})", markup=False)
+        _say(f"  {obj.status}: {obj.key} ({lost} of {repo.n} shards lost: {detail})")
     for warning in report.warnings:
-        stderr.print(f"warning: {warning}", markup=False)
+        _warn(f"warning: {warning}")
     for problem in [*report.errors, *snapshot_errors]:
-        stderr.print(f"error: {problem}", markup=False)
+        _warn(f"error: {problem}")
     status = "error" if snapshot_errors else report.status
     verdict = {
         "healthy": "no errors: every object has all its shards",
         "degraded": "degraded: everything can still be read; run `lifeboat repair` to rebuild the lost shards",
         "error": "ERRORS: some data cannot be read (see above)",
     }[status]
-    stdout.print(verdict)
+    _say(verdict)
 
 
 def repair_command(
@@ -862,18 +905,16 @@ def repair_command(
         def human() -> None:
             rewritten = sum(report.shards_rewritten.values())
             verb = "would rebuild" if dry_run else "rebuilt"
-            stdout.print(f"{verb} {rewritten} shards ({report.objects_checked} objects checked)")
+            _say(f"{verb} {rewritten} shards ({report.objects_checked} objects checked)")
             for number, count in sorted(report.shards_rewritten.items()):
-                stdout.print(f"  {repo.store_name(number)}: {count}")
+                _say(f"  {repo.store_name(number)}: {count}")
             if report.objects_incomplete:
-                stdout.print(
+                _say(
                     f"{len(report.objects_incomplete)} incomplete objects left by interrupted writes "
                     "(nothing refers to them): `lifeboat forget --prune` removes them"
                 )
             for key in report.objects_lost:
-                stderr.print(
-                    f"error: {key} has fewer than {repo.k} good shards and cannot be rebuilt", markup=False
-                )
+                _warn(f"error: {key} has fewer than {repo.k} good shards and cannot be rebuilt")
 
         emit(data, human)
         if report.objects_lost:
@@ -963,7 +1004,7 @@ def forget_command(
         raise UsageError("no --keep-* option given; refusing to forget every snapshot")
     with (
         _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache, writable=not dry_run) as repo,
-        repo.lock(exclusive=True, operation="forget"),
+        nullcontext() if dry_run else repo.lock(exclusive=True, operation="forget"),
     ):
         manifests = repo.manifests()
         by_id = {m.id.hex(): m for m in manifests}
@@ -1001,14 +1042,14 @@ def forget_command(
         def human() -> None:
             verb = "would forget" if dry_run else "forgot"
             for ref in decision.keep:
-                stdout.print(
+                _say(
                     f"keep    {ref.id[:8]}  {ref.time:%Y-%m-%d %H:%M:%S}  {', '.join(decision.reasons.get(ref.id, []))}"
                 )
             for ref in decision.forget:
-                stdout.print(f"{'forget':7} {ref.id[:8]}  {ref.time:%Y-%m-%d %H:%M:%S}")
-            stdout.print(f"{verb} {len(decision.forget)} snapshots, kept {len(decision.keep)}")
+                _say(f"{'forget':7} {ref.id[:8]}  {ref.time:%Y-%m-%d %H:%M:%S}")
+            _say(f"{verb} {len(decision.forget)} snapshots, kept {len(decision.keep)}")
             if prune_report is not None:
-                stdout.print(
+                _say(
                     f"prune: {prune_report.packs_deleted} packs deleted, {prune_report.packs_repacked} repacked, "
                     f"{_human_bytes(prune_report.bytes_freed)} freed"
                 )

@@ -217,6 +217,9 @@ def backup_paths(
     start_time = now_rfc3339()
 
     with repo.lock(exclusive=False, operation="backup"):
+        # Deduplicate only against indexes read under the lock: a prune that finished before it
+        # was taken may have deleted packs that an index read earlier still lists.
+        repo.reload_index()
         parent_manifest = find_parent(repo, host, shown) if parent == "auto" else parent
         parent_root = manifest_tree_id(parent_manifest) if parent_manifest is not None else None
         scan = _PreScan(roots, rules)

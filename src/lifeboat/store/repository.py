@@ -190,6 +190,8 @@ class LockInfo:
     reason: str = ""
 
     def describe(self) -> str:
+        if self.operation == "?":
+            return f"lock {self.key} ({self.reason})"
         kind = "exclusive" if self.exclusive else "shared"
         return (
             f"{kind} lock for {self.operation} by pid {self.pid} on {self.hostname}, expires {self.expires}"
@@ -596,8 +598,9 @@ class Repository:
             except StorageError as exc:
                 missing |= 1 << number
                 failures.append(f"{self.store_name(number)}: {exc}")
-                with self._state_lock:
-                    self.unavailable[number] = f"failed while writing {key}: {exc}"
+                if self.degraded_ok:  # otherwise the store stays in use and the next write fails too
+                    with self._state_lock:
+                        self.unavailable[number] = f"failed while writing {key}: {exc}"
         if failures and not self.degraded_ok:
             raise StoreDown(
                 f"writing {key} failed on " + "; ".join(failures) + ". Nothing refers to the partial "
@@ -869,12 +872,19 @@ class Repository:
     # --- locks ----------------------------------------------------------------------------------
 
     def locks(self) -> list[LockInfo]:
-        """Every lock object, with whether it is stale (expired, or its process is gone on this host)."""
-        keys = sorted(self.list_objects("locks"))
+        """Every lock object, with whether it is stale.
+
+        Stale: expired; or its process is gone on this host; or fewer than ``k`` of its shards
+        exist while every store answers (a write interrupted by a crash: a lock whose write is
+        still going on belongs to a locker that reads the others only after writing, so it will
+        see ours). A lock that has shards enough but cannot be read is *not* stale: it might be
+        live, so it blocks exclusive lockers until ``repo unlock --all``. A lock that vanished
+        between listing and reading was replaced by its refresh, so the listing is read again.
+        """
         host = socket.gethostname()
         now = datetime.now(UTC)
 
-        def load(key: str) -> LockInfo:
+        def load(key: str, holders: int) -> LockInfo | None:
             try:
                 body = json.loads(self.get_object(key))
                 if not isinstance(body, dict) or body.get("format") != LOCK_FORMAT:
@@ -893,14 +903,26 @@ class Repository:
                     stale=False,
                 )
             except (ShardError, RepositoryError, ValueError, KeyError, TypeError) as exc:
-                return LockInfo(key, False, "?", "?", 0, "?", "?", stale=True, reason=f"unreadable: {exc}")
+                present = sum(1 for data in self.read_shards(key).values() if data is not None)
+                if present == 0:
+                    return None  # deleted since it was listed
+                partial = present < self.k and holders < self.k and not self.unavailable
+                reason = "incomplete: left by an interrupted write" if partial else f"unreadable: {exc}"
+                return LockInfo(key, True, "?", "?", 0, "?", "?", stale=partial, reason=reason)
             if expires < now:
                 return LockInfo(**{**info.__dict__, "stale": True, "reason": "expired"})
             if info.hostname == host and not _pid_alive(info.pid):
                 return LockInfo(**{**info.__dict__, "stale": True, "reason": "its process is gone"})
             return info
 
-        return list(self._cpu.map(load, keys))
+        found: list[LockInfo | None] = []
+        for _ in range(5):
+            listing = self.list_objects("locks")
+            keys = sorted(listing)
+            found = list(self._cpu.map(load, keys, [len(listing[key]) for key in keys]))
+            if all(info is not None for info in found):
+                break
+        return [info for info in found if info is not None]
 
     def remove_locks(self, *, stale_only: bool = True) -> list[LockInfo]:
         """Delete stale locks (or every lock); return the ones removed."""
@@ -917,11 +939,11 @@ class Repository:
         exclusive one, or any live one when this one is exclusive), this lock is removed and
         :class:`LockedError` names the holder. A daemon thread refreshes the lock's expiry.
         """
-        lock_id = secrets.token_bytes(32)
-        key = _object_key("locks", lock_id)
         created = now_rfc3339()
 
-        def write() -> None:
+        def write() -> str:
+            lock_id = secrets.token_bytes(32)
+            key = _object_key("locks", lock_id)
             expires = (datetime.now(UTC) + timedelta(seconds=self.lock_ttl)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             body = {
                 "format": LOCK_FORMAT,
@@ -934,11 +956,12 @@ class Repository:
                 "expires": expires,
             }
             self.put_object(key, lock_id, canonical_json(body))
+            return key
 
-        write()
+        current = write()
         try:
             for other in self.locks():
-                if other.key == key or other.stale:
+                if other.key == current or other.stale:
                     continue
                 if exclusive or other.exclusive:
                     raise LockedError(
@@ -947,16 +970,21 @@ class Repository:
                         "(`--all` removes every lock)"
                     )
         except BaseException:
-            self._quietly_delete(key)
+            self._quietly_delete(current)
             raise
         stop = threading.Event()
 
         def refresh() -> None:
+            # A lock object is never rewritten in place (a reader could meet a mix of old and
+            # new shards): the refreshed lock is a new object, complete before the old one goes.
+            nonlocal current
             while not stop.wait(self.lock_refresh):
                 try:
-                    write()
+                    fresh = write()
                 except StorageError:
                     continue
+                old, current = current, fresh
+                self._quietly_delete(old)
 
         refresher = threading.Thread(target=refresh, name="lifeboat-lock-refresh", daemon=True)
         refresher.start()
@@ -965,7 +993,7 @@ class Repository:
         finally:
             stop.set()
             refresher.join()
-            self._quietly_delete(key)
+            self._quietly_delete(current)
 
     def _quietly_delete(self, key: str) -> None:
         with suppress(StorageError):  # an orphaned lock expires; `repo unlock` removes it
@@ -1002,7 +1030,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _unlock(stores: Sequence[Backend | None], repository: str, passphrase: str) -> bytes:
-    """Try the passphrase against the key files of the first store that lists any."""
+    """Try the passphrase against every key file found in any store."""
     seen: dict[str, bytes] = {}
     for store in stores:
         if store is None:
@@ -1015,8 +1043,6 @@ def _unlock(stores: Sequence[Backend | None], repository: str, passphrase: str) 
                         seen[key] = data
         except StorageError:
             continue
-        if seen:
-            break
     if not seen:
         raise RepositoryKeyError(
             f"repository {repository[:8]} has no readable key file in any store; "
@@ -1028,7 +1054,7 @@ def _unlock(stores: Sequence[Backend | None], repository: str, passphrase: str) 
             return unwrap_master_key(data, passphrase, repository=repository)
         except RepositoryKeyError:
             continue
-        except FormatError as exc:
+        except RepositoryError as exc:  # FormatError, or a key file of another repository
             errors.append(f"{key}: {exc}")
     detail = f" ({'; '.join(errors)})" if errors else ""
     raise RepositoryKeyError(
@@ -1089,6 +1115,8 @@ class PackWriter:
             self.stats.blobs_known += 1
             return blob_id, False
         payload = bytes(data)
+        if len(payload) >= self.repo.config.pack_size:
+            self._seal(blob_type)  # a blob of pack size gets a pack of its own
         self._queued.add(blob_id)
         self._open[blob_type].append((blob_type, blob_id, payload))
         self._open_size[blob_type] += len(payload)
@@ -1105,6 +1133,8 @@ class PackWriter:
         self._open[blob_type] = []
         self._open_size[blob_type] = 0
         self._reap()
+        if self._error is not None:
+            raise self._error
         # The encoding slot is taken here and given back by the job once its pack is encoded:
         # the caller never runs more than one pack ahead of the encoder.
         self._encoding.acquire()
