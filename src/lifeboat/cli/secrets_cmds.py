@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
@@ -204,7 +205,8 @@ def _print_created(created: backup.CreatedSet, reveal: bool) -> None:
     record = created.record
     stdout.print(
         f"share set [bold]{record.id}[/bold] ({record.status}): {record.scheme}, "
-        f"SLIP-39 identifier {record.identifier}, fingerprint {record.fingerprint}"
+        f"SLIP-39 identifier {record.identifier}, fingerprint {record.fingerprint}",
+        markup=True,
     )
     for path in created.files:
         stdout.print(f"  {path}")
@@ -280,10 +282,10 @@ def _print_status(recovery: slip39.Recovery) -> None:
         stderr.print(f"{recovery.groups_complete()} of {recovery.group_threshold} groups complete")
     for g in recovery.status():
         if g.threshold is None:
-            stderr.print(f"  [red]✗[/red] group {g.group_index}: no share yet")
+            stderr.print(f"  [red]✗[/red] group {g.group_index}: no share yet", markup=True)
         else:
             mark = "[green]✓[/green]" if g.complete else "[yellow]●[/yellow]"
-            stderr.print(f"  {mark} group {g.group_index}: {g.entered} of {g.threshold} shares")
+            stderr.print(f"  {mark} group {g.group_index}: {g.entered} of {g.threshold} shares", markup=True)
 
 
 def _interactive_shares() -> list[backup.LoadedShare]:
@@ -302,7 +304,7 @@ def _interactive_shares() -> list[backup.LoadedShare]:
         try:
             recovery.add(text, label)
         except LifeboatError as exc:
-            stderr.print(f"[red]✗[/red] {exc}; try again", markup=True)
+            stderr.print(f"[red]✗[/red] {escape(str(exc))}; try again", markup=True)
             continue
         loaded.append(backup.LoadedShare(label, text))
         _print_status(recovery)
@@ -375,7 +377,7 @@ def shares_recover(
 
     def human() -> None:
         verdict = f"matches set {record.id}" if record else "no recorded set to check it against"
-        stderr.print(f"[green]recovered[/green]: fingerprint {fp} ({verdict})")
+        stderr.print(f"[green]recovered[/green]: fingerprint {fp} ({escape(verdict)})", markup=True)
         if reveal:
             print(text)
 
@@ -543,16 +545,18 @@ def _print_drill(report: backup.DrillReport) -> None:
     for check in report.shares:
         if check.valid:
             stdout.print(
-                f"  [green]✓[/green] {check.label}: group {check.group_index}, member {check.member_index}"
+                f"  [green]✓[/green] {escape(check.label)}: group {check.group_index}, "
+                f"member {check.member_index}",
+                markup=True,
             )
         else:
-            stdout.print(f"  [red]✗[/red] {check.label}: {check.reason}")
+            stdout.print(f"  [red]✗[/red] {escape(check.label)}: {escape(check.reason or '')}", markup=True)
     for g in report.groups:
         need = "unknown" if g.threshold is None else str(g.threshold)
         mark = "[green]✓[/green]" if g.complete else "[red]✗[/red]"
-        stdout.print(f"  {mark} group {g.group_index}: {g.entered} entered, {need} needed")
+        stdout.print(f"  {mark} group {g.group_index}: {g.entered} entered, {need} needed", markup=True)
     verdict = "[green]PASS[/green]" if report.ok else "[red]FAIL[/red]"
-    stdout.print(f"{verdict} {report.summary}")
+    stdout.print(f"{verdict} {escape(report.summary)}", markup=True)
 
 
 def _drill_json(report: backup.DrillReport) -> dict[str, Any]:
@@ -707,7 +711,7 @@ def shares_show(
     record = _home().load().share_set(set_id)
 
     def human() -> None:
-        stdout.print(f"[bold]{record.id}[/bold] {record.status}  {record.label or ''}")
+        stdout.print(f"[bold]{record.id}[/bold] {record.status}  {escape(record.label or '')}", markup=True)
         stdout.print(
             f"  scheme {record.scheme}, SLIP-39 identifier {record.identifier}, {record.secret_kind}"
         )
