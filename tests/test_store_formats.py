@@ -525,7 +525,7 @@ def test_pack_layout() -> None:
 
 
 def test_malformed_packs() -> None:
-    good = build_pack([(BLOB_DATA, bytes(32), b"x" * 10)])
+    good = bytes(build_pack([(BLOB_DATA, bytes(32), b"x" * 10)]))
     cases = [
         (good[:10], "truncated pack: 10 bytes"),
         (good[:-7] + b"LBPACX\x01", "not a Lifeboat pack"),

@@ -191,10 +191,11 @@ def content_id(key: bytes, data: bytes) -> bytes:
 def encode(
     key: bytes,
     object_id: bytes,
-    data: bytes,
+    data: bytes | bytearray | memoryview,
     params: CodecParams,
     *,
     level: int = DEFAULT_LEVEL,
+    consume: bool = False,
 ) -> list[bytes]:
     """Encode ``data`` into ``params.n`` shards, any ``params.k`` of which give it back.
 
@@ -204,6 +205,11 @@ def encode(
     of the returned list carries index ``i``. A fresh random salt makes every call produce
     different shards, even for the same data. Raises :class:`InputError` for a key or id of
     the wrong length, an object over :data:`MAX_OBJECT_BYTES` or a bad ``level``.
+
+    With ``consume=True`` and a ``bytearray``, ``data`` is emptied as soon as the codec no longer
+    needs it (after compression, or after encryption when it is stored uncompressed), so that
+    a caller encoding large objects on several threads does not hold every plaintext until its
+    shards are assembled.
     """
     key = _check_key(key)
     object_id = _check_object_id(object_id)
@@ -215,23 +221,36 @@ def encode(
     if len(view) > MAX_OBJECT_BYTES:
         raise InputError(f"object is {len(view)} bytes; the largest the store takes is {MAX_OBJECT_BYTES}")
 
+    plaintext_length = len(view)
     flags = 0
     payload: bytes | memoryview = view
-    if len(view):
+    if plaintext_length:
         packed = zstandard.ZstdCompressor(level=level, write_checksum=False).compress(view)
-        if len(packed) < len(view):
+        if len(packed) < plaintext_length:
             payload, flags = packed, FLAG_ZSTD
+            view = _consumed(view, data, consume)
+        del packed
 
     salt = secrets.token_bytes(SALT_BYTES)
     ciphertext_length = len(payload) + TAG_BYTES
-    header = _object_header(flags, params.k, params.n, object_id, salt, len(view), ciphertext_length)
+    header = _object_header(flags, params.k, params.n, object_id, salt, plaintext_length, ciphertext_length)
     aead, nonce = _object_aead(key, object_id, salt)
     blocks = _encrypt_into_blocks(aead, nonce, payload, header, params.k)
     del payload
+    view = _consumed(view, data, consume)
 
     coded: list[bytes | memoryview] = list(zfec.Encoder(params.k, params.n).encode(blocks))
     shard_key = _subkey(key, _CONTEXT_SHARD_KEY)
     return [_assemble(shard_key, header, index, body) for index, body in enumerate(coded)]
+
+
+def _consumed(view: memoryview, data: object, consume: bool) -> memoryview:
+    """Release ``view`` and empty ``data`` when the caller gave it up (``consume``)."""
+    if consume and isinstance(data, bytearray):
+        view.release()
+        del data[:]
+        return memoryview(b"")
+    return view
 
 
 def decode(

@@ -87,8 +87,11 @@ class BlobSpan(Protocol):
     def length(self) -> int: ...
 
 
-def build_pack(blobs: Sequence[tuple[int, bytes, bytes | memoryview]]) -> bytes:
+def build_pack(blobs: Sequence[tuple[int, bytes, bytes | memoryview]]) -> bytearray:
     """The pack plaintext holding ``blobs``, each ``(type, 32-byte id, data)``, in that order.
+
+    It is a ``bytearray`` so that the encoder can empty it as soon as it has compressed it
+    (``codec.encode(..., consume=True)``).
 
     Raises :class:`InputError` for an unknown type, an id that is not 32 bytes, a repeated id,
     blobs of more than one type, or a blob over :data:`MAX_BLOB_BYTES`.
@@ -116,10 +119,10 @@ def build_pack(blobs: Sequence[tuple[int, bytes, bytes | memoryview]]) -> bytes:
     if len(types) > 1:
         raise InputError("a pack holds blobs of one type only")
     trailer = _COUNT.pack(len(table)) + PACK_MAGIC + bytes((PACK_VERSION,))
-    return b"".join((*parts, *table, trailer))
+    return bytearray().join((*parts, *table, trailer))
 
 
-def parse_pack(data: bytes | memoryview) -> list[PackBlob]:
+def parse_pack(data: bytes | bytearray | memoryview) -> list[PackBlob]:
     """The blobs of pack plaintext ``data``, in order, after checking that the table fits exactly.
 
     Raises :class:`FormatError` for a pack too short for its trailer, a wrong magic, a newer or
@@ -157,7 +160,7 @@ def parse_pack(data: bytes | memoryview) -> list[PackBlob]:
     return blobs
 
 
-def blob_view(data: bytes | memoryview, blob: BlobSpan) -> memoryview:
+def blob_view(data: bytes | bytearray | memoryview, blob: BlobSpan) -> memoryview:
     """The bytes of ``blob`` in pack plaintext ``data``, without copying.
 
     Raises :class:`FormatError` if the blob does not lie within the pack's blob area (as the

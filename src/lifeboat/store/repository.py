@@ -96,11 +96,13 @@ LOCK_FORMAT: Final = "lifeboat-lock"
 LOCK_VERSION: Final = 1
 #: Largest manifest or lock object accepted (they are small JSON documents).
 MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
-#: A pack job builds, encodes, then writes its shards. One pack is encoded at a time while the
-#: caller chunks and hashes the next, and the shards of the previous pack are still being
-#: written. Measured on the 1 GiB benchmark (2 cores): two encoders were 15% faster but took
-#: 40% more memory; a third worker bought nothing.
+#: A pack job builds, encodes, then writes its shards, on one of PACK_WORKERS threads; at most
+#: PACK_ENCODERS packs are sealed and not yet encoded, so the caller (chunking and hashing the
+#: next pack) never runs further ahead. The encoder empties a pack's plaintext as soon as it has
+#: compressed it (``consume=True``), which is what lets two encoders fit the memory budget:
+#: measured on the 1 GiB benchmark, one encoder 188-200 MiB, two 210-226 MiB and faster.
 PACK_WORKERS: Final = 2
+PACK_ENCODERS: Final = 2
 #: zstd level for every object: on the benchmark's ledger data level 1 compresses both faster
 #: (22 against 48 ms per 16 MiB pack) and smaller (0.29 against 0.33) than level 3.
 ZSTD_LEVEL: Final = 1
@@ -629,7 +631,7 @@ class Repository:
 
     # --- blobs --------------------------------------------------------------------------------
 
-    def blob_id(self, data: bytes | memoryview) -> bytes:
+    def blob_id(self, data: bytes | bytearray | memoryview) -> bytes:
         """The keyed content id of a blob (and of any object stored under its content)."""
         return codec.content_id(self._key, data)  # type: ignore[arg-type]
 
@@ -1067,9 +1069,9 @@ class PackWriter:
 
     ``add_blob`` returns at once for a known blob. A pack is sealed when it reaches the
     config's ``pack_size`` and handed to the CPU pool (encode) which hands its shards to the
-    I/O pool; one pack is encoded at a time while the caller fills the next and the shards of
-    the previous pack are written (:data:`PACK_WORKERS`), so memory stays within a few
-    packs' worth (a pack being encoded briefly needs its
+    I/O pool; at most :data:`PACK_ENCODERS` packs wait or are being encoded while the caller
+    fills the next (:data:`PACK_WORKERS` threads also write the shards), so memory stays within
+    a few packs' worth (a pack being encoded briefly needs its
     plaintext, its ciphertext and its shards at once). Index
     objects are written every ``index_every`` packs and at :meth:`flush`; a blob is only in a
     stored index after its pack's shards are stored, so a crash never indexes missing data.
@@ -1084,7 +1086,7 @@ class PackWriter:
         self._open_size: dict[int, int] = {BLOB_DATA: 0, BLOB_TREE: 0}
         self._queued: set[bytes] = set()
         self._in_flight: list[Future[PackEntry]] = []
-        self._encoding = threading.BoundedSemaphore(1)
+        self._encoding = threading.BoundedSemaphore(PACK_ENCODERS)
         self._done: list[PackEntry] = []
         self._error: BaseException | None = None
 
@@ -1135,8 +1137,8 @@ class PackWriter:
         self._reap()
         if self._error is not None:
             raise self._error
-        # The encoding slot is taken here and given back by the job once its pack is encoded:
-        # the caller never runs more than one pack ahead of the encoder.
+        # An encoding slot is taken here and given back by the job once its pack is encoded:
+        # the caller never runs more than PACK_ENCODERS packs ahead of the encoders.
         self._encoding.acquire()
         try:
             future = self.repo._packs.submit(self._store_pack, blobs)
@@ -1156,7 +1158,7 @@ class PackWriter:
             blobs.clear()  # the payloads now live in the plaintext only
             pack_id = self.repo.blob_id(plaintext)
             shards = codec.encode(
-                self.repo.master_key, pack_id, plaintext, self.repo.params, level=ZSTD_LEVEL
+                self.repo.master_key, pack_id, plaintext, self.repo.params, level=ZSTD_LEVEL, consume=True
             )
             del plaintext
         finally:
