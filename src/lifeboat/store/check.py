@@ -640,11 +640,13 @@ class _Check:
         health.corrupt.update(unreadable)
         plaintext: bytes | None = None
         if len(survey.good) >= self.k:
-            good = {store: shards[store] for store in survey.good}
+            # Every shard was verified above; decoding needs k of them (the data shards first,
+            # which need no erasure decoding), and the AEAD authenticates the result.
+            chosen = sorted(survey.good)[: self.k]
             try:
                 plaintext = codec.decode(
                     self.key,
-                    {store: data for store, data in good.items() if data is not None},
+                    {store: data for store in chosen if (data := shards[store]) is not None},
                     object_id=object_id,
                 )
             except ShardError as exc:
