@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from lifeboat.errors import LifeboatError
+from lifeboat.errors import InputError, LifeboatError
 
 
 def parse_versioned(
@@ -50,10 +50,11 @@ def canonical_json(document: object) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-def strict_json(data: bytes, what: str, error: type[LifeboatError]) -> Any:
+def strict_json(data: bytes, what: str, error: type[LifeboatError], *, invalid: str | None = None) -> Any:
     """Parse JSON that must not repeat a field (a repeated field could hide one value from a check).
 
-    Raises ``error`` naming ``what``: "<what> repeats the field 'x'", or "<what> is not valid JSON".
+    Raises ``error`` naming ``what``: "<what> repeats the field 'x'", or ``invalid`` (default
+    "<what> is not valid JSON").
     """
 
     def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def strict_json(data: bytes, what: str, error: type[LifeboatError]) -> Any:
     try:
         return json.loads(bytes(data), object_pairs_hook=no_repeats)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise error(f"{what} is not valid JSON") from None
+        raise error(invalid or f"{what} is not valid JSON") from None
 
 
 def check_fields(
@@ -80,3 +81,39 @@ def check_fields(
     unknown = sorted(body.keys() - expected)
     if unknown:
         raise error(f"{what} has unknown field {', '.join(repr(name) for name in unknown)}")
+
+
+def parse_strict_versioned(
+    data: bytes | bytearray | memoryview,
+    *,
+    fmt: str,
+    version: int,
+    limit: int,
+    what: str,
+    kind: str,
+    error: type[LifeboatError],
+) -> dict[str, Any]:
+    """A document read from an untrusted place (a store): bounded, strict, versioned.
+
+    Checks the size against ``limit``, parses with :func:`strict_json`, then the ``format`` and
+    the ``version``: older versions than ``version`` are accepted for the caller to read (none
+    exist yet), newer ones are refused with "upgrade Lifeboat". ``what`` names the document in
+    messages ("key file"), ``kind`` says what it should be ("a Lifeboat repository key file").
+    The caller checks the fields (:func:`check_fields`).
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InputError(f"a {what} must be bytes, not {type(data).__name__}")
+    if len(data) > limit:
+        raise error(f"{what} is {len(data)} bytes, over the {limit}-byte limit")
+    body = strict_json(bytes(data), what, error, invalid=f"{what} is not valid JSON; it is not {kind}")
+    if not isinstance(body, dict) or body.get("format") != fmt:
+        raise error(f"not {kind} (its 'format' is not {fmt})")
+    found = body.get("version")
+    if type(found) is not int or found < 1:
+        raise error(f"{what} field 'version' is {found!r}, not a format version")
+    if found > version:
+        raise error(
+            f"{what} version {found} is newer than this Lifeboat reads (version {version}); "
+            "upgrade Lifeboat to read it"
+        )
+    return body

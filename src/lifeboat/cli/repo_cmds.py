@@ -168,12 +168,8 @@ def _open(
         load_index=load_index,
     )
     try:
-        for name, why in repo.store_failures:
-            info(
-                f"warning: store {name.split('?')[0]} {why}"
-                if why.startswith("is empty")
-                else f"warning: {name.split('?')[0]}: {why}"
-            )
+        for failure in repo.store_failures:
+            info(f"warning: {failure}")
         if repo.unavailable:
             numbers = ", ".join(str(n) for n in sorted(repo.unavailable))
             info(

@@ -665,7 +665,7 @@ class _Check:
         was interrupted (a crash): nothing depends on the object, and it is a warning. Anything
         else is damage, and an error.
         """
-        if not self.repo.unavailable and not health.corrupt and len(health.good) < self.k:
+        if not health.corrupt and self.repo.interrupted_write(len(health.good)):
             health.orphan = True
             self.report.warnings.append(
                 f"{what} {key} is incomplete ({health.describe()}): left by an interrupted write, "
@@ -722,7 +722,7 @@ class _Check:
             manifest_id = object_id_of("snapshots", key)
             assert manifest_id is not None
             try:
-                self.repo.load_manifest(manifest_id)
+                self.repo.verify_manifest(manifest_id, plaintext)
             except LifeboatError as exc:
                 self.report.errors.append(f"snapshot {key}: {exc}")
                 continue

@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import blake3
 
-from lifeboat.documents import canonical_json, check_fields, strict_json
+from lifeboat.documents import canonical_json, check_fields, parse_strict_versioned
 from lifeboat.errors import InputError, exact_bytes
 from lifeboat.store.codec import MAX_SHARDS
 from lifeboat.store.errors import FormatError, RepositoryKeyError
@@ -309,26 +309,15 @@ def _int_field(body: Mapping[str, Any], name: str, label: str | None = None) -> 
 
 def _parse(data: bytes) -> tuple[RepoConfig, str]:
     """The config and its MAC (64 hex), after every structural check."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise InputError(f"a config must be bytes, not {type(data).__name__}")
-    if len(data) > MAX_CONFIG_BYTES:
-        raise FormatError(f"config is {len(data)} bytes, over the {MAX_CONFIG_BYTES}-byte limit")
-    try:
-        body = strict_json(data, "config", FormatError)
-    except FormatError as exc:
-        if "repeats" in str(exc):
-            raise
-        raise FormatError("config is not valid JSON; it is not a Lifeboat repository config") from None
-    if not isinstance(body, dict) or body.get("format") != CONFIG_FORMAT:
-        raise FormatError("not a Lifeboat repository config (its 'format' is not lifeboat-repository)")
-    version = body.get("version")
-    if type(version) is not int or version < 1:
-        raise FormatError(f"config field 'version' is {version!r}, not a format version")
-    if version > CONFIG_VERSION:
-        raise FormatError(
-            f"repository config version {version} is newer than this Lifeboat reads "
-            f"(version {CONFIG_VERSION}); upgrade Lifeboat to use this repository"
-        )
+    body = parse_strict_versioned(
+        data,
+        fmt=CONFIG_FORMAT,
+        version=CONFIG_VERSION,
+        limit=MAX_CONFIG_BYTES,
+        what="repository config",
+        kind="a Lifeboat repository config",
+        error=FormatError,
+    )
     check_fields(body, _FIELDS, "config", FormatError)
 
     repository = body["repository"]

@@ -38,7 +38,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from lifeboat.documents import canonical_json, check_fields, strict_json
+from lifeboat.documents import canonical_json, check_fields, parse_strict_versioned
 from lifeboat.errors import InputError, exact_bytes
 from lifeboat.store.errors import FormatError, RepositoryError, RepositoryKeyError
 
@@ -312,25 +312,14 @@ def _unb64(value: object, length: int, field: str) -> bytes:
 
 def _load_document(data: bytes) -> dict[str, Any]:
     """The key file's JSON object after size, format, version and field-name checks."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise InputError(f"a key file must be bytes, not {type(data).__name__}")
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise FormatError(f"key file is {len(data)} bytes, over the {MAX_KEY_FILE_BYTES}-byte limit")
-    try:
-        body = strict_json(data, "key file", FormatError)
-    except FormatError as exc:
-        if "repeats" in str(exc):
-            raise
-        raise FormatError("key file is not valid JSON; it is not a Lifeboat repository key file") from None
-    if not isinstance(body, dict) or body.get("format") != KEY_FILE_FORMAT:
-        raise FormatError("not a Lifeboat repository key file (its 'format' is not lifeboat-repository-key)")
-    version = body.get("version")
-    if type(version) is not int or version < 1:
-        raise FormatError(f"key file field 'version' is {version!r}, not a format version")
-    if version > KEY_FILE_VERSION:
-        raise FormatError(
-            f"key file version {version} is newer than this Lifeboat reads (version {KEY_FILE_VERSION}); "
-            "upgrade Lifeboat to open it"
-        )
+    body = parse_strict_versioned(
+        data,
+        fmt=KEY_FILE_FORMAT,
+        version=KEY_FILE_VERSION,
+        limit=MAX_KEY_FILE_BYTES,
+        what="key file",
+        kind="a Lifeboat repository key file",
+        error=FormatError,
+    )
     check_fields(body, _TOP_FIELDS, "key file", FormatError)
     return body

@@ -365,11 +365,9 @@ def prune(
 
 def _incomplete_manifests(repo: Repository) -> set[str]:
     """Snapshot objects with fewer than k shards while every store answers, that do not decode."""
-    if repo.unavailable:
-        return set()
     found = set()
     for key, stores in repo.list_objects("snapshots").items():
-        if len(stores) < repo.k:
+        if repo.interrupted_write(len(stores)):
             try:
                 repo.get_object(key)
             except (ShardError, RepositoryError):

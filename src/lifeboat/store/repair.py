@@ -214,13 +214,11 @@ def _repair_objects(
     params = CodecParams(repo.k, repo.n)
     work = [(kind, name) for kind in CODEC_KINDS for name in reader.keys_of(kind)]
 
-    everyone_answers = not repo.unavailable and not reader.errors
-
     def interrupted(kind: str, object_id: bytes, present: dict[int, bytes]) -> bool:
         """Fewer than k shards were ever written, all intact, and (for a pack) no index names it."""
         if (
-            not everyone_answers
-            or len(present) >= repo.k
+            reader.errors
+            or not repo.interrupted_write(len(present))
             or (kind == "data" and object_id in repo.index.packs)
         ):
             return False

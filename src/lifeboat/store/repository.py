@@ -252,8 +252,8 @@ class Repository:
         self.incomplete_indexes: set[str] = set()
         #: Stores given that answer but hold no config and nothing else (wiped or new).
         self.blank_stores: list[Backend] = []
-        #: Stores given that could not be used: (name, why).
-        self.store_failures: list[tuple[str, str]] = []
+        #: Stores given that could not be used: one sentence each, naming the store.
+        self.store_failures: list[str] = []
         #: Manifests that could not be read or verified: key → reason (filled by :meth:`manifests`).
         self.bad_manifests: dict[str, str] = {}
         self._state_lock = threading.Lock()
@@ -368,35 +368,42 @@ class Repository:
                 + ", ".join(sorted({x for x in names if names.count(x) > 1}))
             )
 
-        def read_config(store: Backend) -> tuple[bytes | None, str]:
+        def read_config(store: Backend) -> tuple[bytes | None, str, bool]:
+            """(config bytes, or None and a sentence naming the store saying why; blank store?)"""
             try:
                 data = store.get(CONFIG_KEY)
             except ObjectNotFound:
                 try:
                     empty = not store.list("")
                 except StorageError as exc:
-                    return None, str(exc)
+                    return None, str(exc), False
                 if empty:
-                    return None, _BLANK
-                return None, "holds no repository config (not a Lifeboat store, or its config was lost)"
+                    return None, f"store {store.name} {_BLANK}", True
+                return (
+                    None,
+                    f"store {store.name} holds no repository config (not a Lifeboat store, or its config was lost)",
+                    False,
+                )
             except StorageError as exc:
-                return None, str(exc)
+                return None, str(exc), False
             if len(data) > MAX_CONFIG_BYTES:
-                return None, f"config is {len(data)} bytes, over the {MAX_CONFIG_BYTES}-byte limit"
-            return data, ""
+                return (
+                    None,
+                    f"store {store.name}: config is {len(data)} bytes, over the {MAX_CONFIG_BYTES}-byte limit",
+                    False,
+                )
+            return data, "", False
 
         with ThreadPoolExecutor(max_workers=max(4, len(stores))) as pool:
             answers = list(pool.map(read_config, stores))
 
         parsed: list[tuple[Backend, RepoConfig, bytes]] = []
         failed: list[str] = []
-        failures: list[tuple[str, str]] = []
         blank: list[Backend] = []
-        for store, (data, why) in zip(stores, answers, strict=True):
+        for store, (data, why, is_blank) in zip(stores, answers, strict=True):
             if data is None:
-                failed.append(f"{store.name}: {why}")
-                failures.append((store.name, why))
-                if why == _BLANK:
+                failed.append(why)
+                if is_blank:
                     blank.append(store)
                 continue
             try:
@@ -474,7 +481,7 @@ class Repository:
             cache_dir=cache_dir,
         )
         repo.blank_stores = blank
-        repo.store_failures = failures
+        repo.store_failures = failed
         if load_index:
             try:
                 repo.reload_index()
@@ -506,6 +513,16 @@ class Repository:
         """A store's name for messages (``store 2 (local:/mnt/b)``)."""
         store = self.stores[number]
         return f"store {number} ({store.name})" if store is not None else f"store {number} (unavailable)"
+
+    def interrupted_write(self, shards: int) -> bool:
+        """Whether an object held by ``shards`` stores is the residue of an interrupted write.
+
+        Fewer than ``k`` shards while every store answers can only come from a write that
+        stopped part-way (a crash): nothing refers to such an object, and prune removes it.
+        With a store unavailable, missing shards may simply be out of reach, so never.
+        Callers that read the shards also require the ones present to be intact.
+        """
+        return not self.unavailable and shards < self.k
 
     def live_stores(self) -> list[int]:
         """Store numbers in use (answering and not dropped after a failure)."""
@@ -708,7 +725,7 @@ class Repository:
         for key, result in zip(keys, self._cpu.map(load, keys), strict=True):
             if isinstance(result, str):
                 bad[key] = result
-                if len(listing[key]) < self.k and not self.unavailable:
+                if self.interrupted_write(len(listing[key])):
                     incomplete.add(key)
             else:
                 index.add(*result)
@@ -798,7 +815,8 @@ class Repository:
         self.put_object(_object_key("snapshots", manifest_id), manifest_id, data)
         return Manifest(manifest_id, body)
 
-    def _verify_manifest(self, manifest_id: bytes, data: bytes) -> Manifest:
+    def verify_manifest(self, manifest_id: bytes, data: bytes) -> Manifest:
+        """The manifest in ``data`` (a decoded ``snapshots/`` object) after every check: id, format, signature."""
         if len(data) > MAX_MANIFEST_BYTES:
             raise FormatError(f"manifest is {len(data)} bytes, over the limit")
         if self.blob_id(data) != manifest_id:
@@ -829,7 +847,7 @@ class Repository:
 
     def load_manifest(self, manifest_id: bytes) -> Manifest:
         key = _object_key("snapshots", manifest_id)
-        return self._verify_manifest(manifest_id, self.get_object(key))
+        return self.verify_manifest(manifest_id, self.get_object(key))
 
     def manifests(self) -> list[Manifest]:
         """Every readable, verified manifest, oldest first; the others go to :attr:`bad_manifests`."""
@@ -838,7 +856,7 @@ class Repository:
 
         def load(key: str) -> Manifest | str:
             try:
-                return self._verify_manifest(_id_of_key(key), self.get_object(key))
+                return self.verify_manifest(_id_of_key(key), self.get_object(key))
             except (ShardError, RepositoryError) as exc:
                 return str(exc)
 
@@ -908,7 +926,7 @@ class Repository:
                 present = sum(1 for data in self.read_shards(key).values() if data is not None)
                 if present == 0:
                     return None  # deleted since it was listed
-                partial = present < self.k and holders < self.k and not self.unavailable
+                partial = self.interrupted_write(max(present, holders))
                 reason = "incomplete: left by an interrupted write" if partial else f"unreadable: {exc}"
                 return LockInfo(key, True, "?", "?", 0, "?", "?", stale=partial, reason=reason)
             if expires < now:
