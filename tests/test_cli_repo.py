@@ -355,3 +355,20 @@ def test_replace_store_never_prints_credentials(cli: CliRunner, repo: dict[str, 
     result = cli("repo", "replace-store", secret, repo["root"] / "new")
     assert result.code == 2
     assert "TOPSECRET123" not in result.out + result.err
+
+
+def test_a_store_with_a_damaged_config_is_left_out_and_repair_gives_it_back(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    (repo["s3"] / "config").write_text("{not json")
+    listed = cli("snapshots")
+    assert listed.code == 0, listed.err
+    assert f"{repo['s3']}: repository config is not valid JSON" in listed.err
+    code, target, err = _restore(cli, repo, "out")
+    assert code == 0, err
+    assert_same_tree(repo["src"], restored_root(target, repo["src"]))
+    assert cli("check", "--no-progress").code == 3
+    repaired = cli("repair", "--no-progress")
+    assert repaired.code == 0, repaired.err
+    assert "has a damaged config: rebuilding it as store 3" in repaired.err
+    assert cli("check", "--read-data", "--no-progress").code == 0

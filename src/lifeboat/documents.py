@@ -92,6 +92,7 @@ def parse_strict_versioned(
     what: str,
     kind: str,
     error: type[LifeboatError],
+    newer: type[LifeboatError] | None = None,
 ) -> dict[str, Any]:
     """A document read from an untrusted place (a store): bounded, strict, versioned.
 
@@ -99,7 +100,8 @@ def parse_strict_versioned(
     the ``version``: older versions than ``version`` are accepted for the caller to read (none
     exist yet), newer ones are refused with "upgrade Lifeboat". ``what`` names the document in
     messages ("key file"), ``kind`` says what it should be ("a Lifeboat repository key file").
-    The caller checks the fields (:func:`check_fields`).
+    A newer version raises ``newer`` (default ``error``), so a caller can tell "damaged" from
+    "written by a newer Lifeboat". The caller checks the fields (:func:`check_fields`).
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise InputError(f"a {what} must be bytes, not {type(data).__name__}")
@@ -112,7 +114,7 @@ def parse_strict_versioned(
     if type(found) is not int or found < 1:
         raise error(f"{what} field 'version' is {found!r}, not a format version")
     if found > version:
-        raise error(
+        raise (newer or error)(
             f"{what} version {found} is newer than this Lifeboat reads (version {version}); "
             "upgrade Lifeboat to read it"
         )

@@ -32,6 +32,7 @@ from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
 from lifeboat.errors import InputError, StorageError, UsageError
 from lifeboat.store.backends import Backend, LimitedBackend, RetryingBackend, open_backend
+from lifeboat.store.config import CONFIG_KEY, encode_config
 from lifeboat.store.errors import RepositoryError, StoreDown
 from lifeboat.store.repository import Manifest, Repository, default_cache_dir
 
@@ -918,16 +919,26 @@ def repair_command(
 
 
 def _adopt_blank_store(repo: Repository, dry_run: bool, replace_store: Callable[..., Any]) -> None:
-    """A wiped store given with --store takes the one store number that nobody answers for."""
+    """A wiped store, or one whose config is damaged, takes the one store number nobody answers for.
+
+    A damaged store must hold this repository's key files (so it is ours, not a stranger); it
+    gets its config back and keeps every valid shard it has (replace-store resumes on it).
+    """
     if not repo.unavailable:
         return
     missing = sorted(repo.unavailable)
-    if len(repo.blank_stores) == 1 and len(missing) == 1:
-        blank, number = repo.blank_stores[0], missing[0]
-        info(f"store {blank.name} is empty: rebuilding it as store {number}")
+    ours = set(next(s for s in repo.stores if s is not None).list("keys/"))
+    damaged = [store for store in repo.damaged_stores if ours & set(store.list("keys/"))]
+    candidates = repo.blank_stores + damaged
+    if len(candidates) == 1 and len(missing) == 1:
+        store, number = candidates[0], missing[0]
+        state = "is empty" if store in repo.blank_stores else "has a damaged config"
+        info(f"store {store.name} {state}: rebuilding it as store {number}")
         if not dry_run:
-            replace_store(repo, number, blank)
-            repo.stores[number] = blank
+            if store not in repo.blank_stores:
+                store.put(CONFIG_KEY, encode_config(repo.config.for_store(number), repo.master_key))
+            replace_store(repo, number, store)
+            repo.stores[number] = store
             del repo.unavailable[number]
         return
     raise StoreDown(

@@ -34,7 +34,7 @@ import blake3
 from lifeboat.documents import canonical_json, check_fields, parse_strict_versioned
 from lifeboat.errors import InputError, exact_bytes
 from lifeboat.store.codec import MAX_SHARDS
-from lifeboat.store.errors import FormatError, RepositoryKeyError
+from lifeboat.store.errors import FormatError, NewerVersionError, RepositoryKeyError
 
 __all__ = [
     "CHUNKER_ALGORITHM",
@@ -317,6 +317,7 @@ def _parse(data: bytes) -> tuple[RepoConfig, str]:
         what="repository config",
         kind="a Lifeboat repository config",
         error=FormatError,
+        newer=NewerVersionError,
     )
     check_fields(body, _FIELDS, "config", FormatError)
 

@@ -22,6 +22,10 @@ class FormatError(RepositoryError):
     """A config, key file, pack, index, manifest, lock or tree that is malformed or of an unknown version."""
 
 
+class NewerVersionError(FormatError):
+    """A document written by a newer Lifeboat (its format version is above the one this reads)."""
+
+
 class LockedError(RepositoryError):
     """Another process holds a lock that conflicts with this operation."""
 
@@ -30,4 +34,11 @@ class StoreDown(RepositoryError):
     """A store did not answer and the operation may not go ahead without it."""
 
 
-__all__ = ["FormatError", "LockedError", "RepositoryError", "RepositoryKeyError", "StoreDown"]
+__all__ = [
+    "FormatError",
+    "LockedError",
+    "NewerVersionError",
+    "RepositoryError",
+    "RepositoryKeyError",
+    "StoreDown",
+]

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from lifeboat.documents import canonical_json, check_fields, parse_strict_versioned
 from lifeboat.errors import InputError, exact_bytes
-from lifeboat.store.errors import FormatError, RepositoryError, RepositoryKeyError
+from lifeboat.store.errors import FormatError, NewerVersionError, RepositoryError, RepositoryKeyError
 
 __all__ = [
     "DEFAULT_KDF",
@@ -320,6 +320,7 @@ def _load_document(data: bytes) -> dict[str, Any]:
         what="key file",
         kind="a Lifeboat repository key file",
         error=FormatError,
+        newer=NewerVersionError,
     )
     check_fields(body, _TOP_FIELDS, "key file", FormatError)
     return body

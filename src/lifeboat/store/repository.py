@@ -60,6 +60,7 @@ from lifeboat.store.config import (
 from lifeboat.store.errors import (
     FormatError,
     LockedError,
+    NewerVersionError,
     RepositoryError,
     RepositoryKeyError,
     StoreDown,
@@ -252,6 +253,8 @@ class Repository:
         self.incomplete_indexes: set[str] = set()
         #: Stores given that answer but hold no config and nothing else (wiped or new).
         self.blank_stores: list[Backend] = []
+        #: Stores given whose config is damaged (not readable as a config of any version).
+        self.damaged_stores: list[Backend] = []
         #: Stores given that could not be used: one sentence each, naming the store.
         self.store_failures: list[str] = []
         #: Manifests that could not be read or verified: key → reason (filled by :meth:`manifests`).
@@ -400,6 +403,7 @@ class Repository:
         parsed: list[tuple[Backend, RepoConfig, bytes]] = []
         failed: list[str] = []
         blank: list[Backend] = []
+        damaged: list[Backend] = []
         for store, (data, why, is_blank) in zip(stores, answers, strict=True):
             if data is None:
                 failed.append(why)
@@ -408,8 +412,11 @@ class Repository:
                 continue
             try:
                 parsed.append((store, parse_config(data), data))
-            except FormatError as exc:
-                raise FormatError(f"store {store.name}: {exc}") from None
+            except NewerVersionError as exc:
+                raise NewerVersionError(f"store {store.name}: {exc}") from None
+            except FormatError as exc:  # a damaged config: the store is out of use, like a dead one
+                failed.append(f"store {store.name}: {exc}")
+                damaged.append(store)
         if not parsed:
             raise StoreDown("no store answers with a repository config: " + "; ".join(failed))
         by_repo: dict[str, list[str]] = {}
@@ -481,6 +488,7 @@ class Repository:
             cache_dir=cache_dir,
         )
         repo.blank_stores = blank
+        repo.damaged_stores = damaged
         repo.store_failures = failed
         if load_index:
             try:
