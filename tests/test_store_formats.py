@@ -544,7 +544,7 @@ def test_malformed_packs() -> None:
 
 def test_build_pack_refuses_bad_blobs() -> None:
     with pytest.raises(InputError, match="unknown blob type"):
-        build_pack([(2, bytes(32), b"")])
+        build_pack([(9, bytes(32), b"")])
     with pytest.raises(InputError, match="32 bytes"):
         build_pack([(BLOB_DATA, bytes(31), b"")])
     with pytest.raises(InputError, match="appears twice"):
@@ -639,7 +639,7 @@ def test_malformed_indexes() -> None:
         (good[:48] + b"\x00\x01\x00\x00" + good[52:], "claims 65536 blobs"),
         (good[:-1], "pack 0 claims 1 blobs"),
         (good + b"\x00", "1 trailing bytes"),
-        (good[:52] + b"\x02" + good[53:], "unknown blob type 2"),
+        (good[:52] + b"\x09" + good[53:], "unknown blob type 9"),
         (twice, "lists pack 7070.* twice"),
     ]
     for data, message in cases:

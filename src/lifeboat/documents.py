@@ -50,6 +50,30 @@ def canonical_json(document: object) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
+def json_kind(value: object) -> str:
+    """What kind of JSON value ``value`` is, for messages: "null", "a boolean", "an integer",
+    "not an integer" (any other JSON number), "a string", "a list", "an object".
+
+    >>> json_kind(1.5), json_kind("x"), json_kind(None)
+    ('not an integer', 'a string', 'null')
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "not an integer"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
 def strict_json(data: bytes, what: str, error: type[LifeboatError], *, invalid: str | None = None) -> Any:
     """Parse JSON that must not repeat a field (a repeated field could hide one value from a check).
 

@@ -63,3 +63,13 @@ def exact_bytes(value: object, length: int, what: str) -> bytes:
     if len(data) != length:
         raise InputError(f"{what} must be {length} bytes, got {len(data)}")
     return data
+
+
+class RecordError(InputError):
+    """A record source that cannot be snapshotted as given: a missing or duplicate key, keys out
+    of order, a sum field that is not a non-negative integer, an unreadable line or row."""
+
+
+class StateError(LifeboatError):
+    """A state snapshot that does not verify: a bad signature, a broken hash chain, a proof for
+    another root, a statement or journal of an unknown version."""

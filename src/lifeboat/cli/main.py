@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from lifeboat import __version__
-from lifeboat.cli import inputs, repo_cmds
+from lifeboat.cli import inputs, repo_cmds, state_cmds
 from lifeboat.cli.frost_cmds import frost_app
 from lifeboat.cli.output import emit, error, info, settings, stdout
 from lifeboat.cli.secrets_cmds import guardians_app, mnemonic_app, seal_command, shares_app, unseal_command
@@ -37,6 +37,7 @@ app.add_typer(frost_app, name="frost")
 app.command("seal")(seal_command)
 app.command("unseal")(unseal_command)
 repo_cmds.register(app)
+state_cmds.register(app)
 
 
 def _version(value: bool) -> None:

@@ -302,7 +302,7 @@ def info_command(
 ) -> None:
     """Show the repository: id, k-of-n, stores, packs, snapshots."""
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
-        snapshots = repo.manifests()
+        snapshots = repo.manifests("files")
         data = {
             "repository": repo.id,
             "k": repo.k,
@@ -593,7 +593,7 @@ def backup_command(
     ) as repo:
         parent_ref: Any = "auto"
         if parent is not None:
-            parent_ref = repo.find_manifest(parent)
+            parent_ref = repo.find_manifest(parent, "files")
         with _transfer_progress(no_progress, "backup") as progress:
             result = files.backup_paths(
                 repo,
@@ -642,7 +642,7 @@ def snapshots_command(
 ) -> None:
     """List the snapshots, oldest first."""
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
-        manifests = repo.manifests()
+        manifests = repo.manifests("files")
         data = {"snapshots": [_snapshot_json(m) for m in manifests], "unreadable": repo.bad_manifests}
 
         def human() -> None:
@@ -814,6 +814,7 @@ def check_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Check the repository: structure, and with --read-data every shard. Exit 0 healthy, 3 degraded, 1 damaged."""
+    from lifeboat.snapshot import prolly
     from lifeboat.snapshot.reachability import reachable_blobs
     from lifeboat.store.check import check_repository
 
@@ -821,7 +822,11 @@ def check_command(
         with _phase_progress(no_progress, "check") as progress:
             reach = reachable_blobs(repo, repo.manifests())
             report = check_repository(
-                repo, read_data=read_data, referenced_blobs=reach.blobs, progress=progress
+                repo,
+                read_data=read_data,
+                referenced_blobs=reach.blobs,
+                progress=progress,
+                node_id=lambda data: prolly.decode_node(data).node_id,
             )
         data = report.to_json()
         data["snapshot_errors"] = reach.errors
@@ -1013,7 +1018,10 @@ def forget_command(
         _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache, writable=not dry_run) as repo,
         nullcontext() if dry_run else repo.lock(exclusive=True, operation="forget"),
     ):
-        manifests = repo.manifests()
+        everything = repo.manifests()
+        # forget applies to file snapshots; record snapshots and journals are always kept
+        manifests = [m for m in everything if m.payload.get("kind") == "files"]
+        others = [m for m in everything if m.payload.get("kind") != "files"]
         by_id = {m.id.hex(): m for m in manifests}
         refs = [
             retention.SnapshotRef(
@@ -1035,7 +1043,7 @@ def forget_command(
         }
         prune_report = None
         if prune_after:
-            kept = [by_id[r.id] for r in decision.keep]
+            kept = [by_id[r.id] for r in decision.keep] + others
             reach = reachable_blobs(repo, kept)
             if reach.errors:
                 raise RepositoryError(

@@ -122,7 +122,8 @@ def _show(path: str) -> str:
 
 def resolve_snapshot(repo: Repository, ref: str) -> Manifest:
     """The file snapshot ``ref`` names (an id prefix of at least 4 hex digits, or ``latest``)."""
-    manifest = repo.find_manifest(ref)
+    # "latest" is the newest file snapshot; an id may name a record snapshot, refused by name
+    manifest = repo.find_manifest(ref, "files" if ref == "latest" else None)
     kind = manifest.payload.get("kind")
     if kind != "files":
         raise InputError(f"snapshot {manifest.short_id} is a {kind!r} snapshot, not a file snapshot")

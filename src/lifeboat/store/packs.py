@@ -4,7 +4,7 @@ This module is pure: no files, no network, no threads. A pack's plaintext (what 
 as one object) is the blobs back to back, then a table, then a fixed trailer::
 
     blob_0 || ... || blob_{m-1}
-    table      m entries of 37 bytes: type (u8: 0 data, 1 tree) | length (u32) | blob id (32)
+    table      m entries of 37 bytes: type (u8: 0 data, 1 tree, 2 state node) | length (u32) | blob id (32)
     trailer    m (u32) | b"LBPACK" | version (u8 = 1)
 
 All integers are big-endian. Offsets are not stored: blob ``i`` starts where blob ``i - 1``
@@ -32,6 +32,7 @@ from lifeboat.store.errors import FormatError
 __all__ = [
     "BLOB_DATA",
     "BLOB_ID_BYTES",
+    "BLOB_STATE",
     "BLOB_TREE",
     "BLOB_TYPES",
     "MAX_BLOB_BYTES",
@@ -50,7 +51,11 @@ __all__ = [
 BLOB_DATA: Final = 0
 #: A directory listing of the snapshot layer.
 BLOB_TREE: Final = 1
-BLOB_TYPES: Final = frozenset({BLOB_DATA, BLOB_TREE})
+#: A node of a record snapshot's prolly tree. Its id is the node's own id (a Merkle commitment
+#: that proofs verify without the repository key), not the keyed content id of the other types;
+#: the snapshot layer checks it when it reads the node.
+BLOB_STATE: Final = 2
+BLOB_TYPES: Final = frozenset({BLOB_DATA, BLOB_TREE, BLOB_STATE})
 BLOB_ID_BYTES: Final = 32
 #: Blob lengths are stored as u32.
 MAX_BLOB_BYTES: Final = (1 << 32) - 1

@@ -73,10 +73,11 @@ from lifeboat.store.keyfile import (
     unwrap_master_key,
     wrap_master_key,
 )
-from lifeboat.store.packs import BLOB_DATA, BLOB_TREE, build_pack, parse_pack
+from lifeboat.store.packs import BLOB_DATA, BLOB_STATE, BLOB_TREE, BLOB_TYPES, build_pack, parse_pack
 
 __all__ = [
     "BLOB_DATA",
+    "BLOB_STATE",
     "BLOB_TREE",
     "DEFAULT_PACK_SIZE",
     "BlobLocation",
@@ -517,6 +518,20 @@ class Repository:
         """The 32-byte master key (secret: never print or log it)."""
         return self._key
 
+    @property
+    def signing_seed(self) -> bytes:
+        """The seed of the repository's Ed25519 manifest key (derived from the master key).
+
+        Record snapshots use it as their default signer, so a statement verifies against the
+        repository's public key (:attr:`signing_key`) without a key of its own.
+        """
+        return bytes(self._signer)
+
+    @property
+    def signing_key(self) -> bytes:
+        """The repository's Ed25519 public key (it signs manifests)."""
+        return bytes(self._signer.verify_key)
+
     def store_name(self, number: int) -> str:
         """A store's name for messages (``store 2 (local:/mnt/b)``)."""
         store = self.stores[number]
@@ -675,7 +690,8 @@ class Repository:
         blobs: dict[bytes, bytes] = {}
         for blob in parse_pack(view):
             data = bytes(view[blob.offset : blob.offset + blob.length])
-            if self.blob_id(data) != blob.id:
+            # A state node's id is its own Merkle id, checked by the snapshot layer on every read.
+            if blob.type != BLOB_STATE and self.blob_id(data) != blob.id:
                 raise RepositoryError(
                     f"pack {pack_id.hex()[:16]}: blob {blob.id.hex()[:16]} does not match its id; "
                     "the pack is damaged (run `lifeboat check --read-data`)"
@@ -857,8 +873,12 @@ class Repository:
         key = _object_key("snapshots", manifest_id)
         return self.verify_manifest(manifest_id, self.get_object(key))
 
-    def manifests(self) -> list[Manifest]:
-        """Every readable, verified manifest, oldest first; the others go to :attr:`bad_manifests`."""
+    def manifests(self, kind: str | None = None) -> list[Manifest]:
+        """Every readable, verified manifest, oldest first; the others go to :attr:`bad_manifests`.
+
+        ``kind`` keeps only the manifests whose payload has that ``kind`` (``"files"`` for file
+        snapshots, ``"state"`` and ``"state-journal"`` for record snapshots).
+        """
         keys = sorted(self.list_objects("snapshots"))
         self.bad_manifests = {}
 
@@ -875,11 +895,13 @@ class Repository:
             else:
                 self.bad_manifests[key] = result
         found.sort(key=lambda m: (m.time, m.id))
+        if kind is not None:
+            found = [m for m in found if m.payload.get("kind") == kind]
         return found
 
-    def find_manifest(self, ref: str) -> Manifest:
-        """A manifest by id prefix (at least 4 hex digits) or ``latest``."""
-        everything = self.manifests()
+    def find_manifest(self, ref: str, kind: str | None = None) -> Manifest:
+        """A manifest (of ``kind``, if given) by id prefix (at least 4 hex digits) or ``latest``."""
+        everything = self.manifests(kind)
         if ref == "latest":
             if not everything:
                 raise InputError("the repository has no snapshots yet")
@@ -1108,8 +1130,8 @@ class PackWriter:
         self.stats = WriterStats()
         self._dedup = dedup
         self._index_every = index_every
-        self._open: dict[int, list[tuple[int, bytes, bytes]]] = {BLOB_DATA: [], BLOB_TREE: []}
-        self._open_size: dict[int, int] = {BLOB_DATA: 0, BLOB_TREE: 0}
+        self._open: dict[int, list[tuple[int, bytes, bytes]]] = {kind: [] for kind in sorted(BLOB_TYPES)}
+        self._open_size: dict[int, int] = dict.fromkeys(sorted(BLOB_TYPES), 0)
         self._queued: set[bytes] = set()
         self._in_flight: list[Future[PackEntry]] = []
         self._encoding = threading.BoundedSemaphore(PACK_ENCODERS)
@@ -1133,8 +1155,10 @@ class PackWriter:
         self, blob_type: int, data: bytes | memoryview, blob_id: bytes | None = None
     ) -> tuple[bytes, bool]:
         """Add a blob; return (its id, True if it will be stored now, False if already known)."""
-        if blob_type not in (BLOB_DATA, BLOB_TREE):
+        if blob_type not in BLOB_TYPES:
             raise InputError(f"unknown blob type {blob_type}")
+        if blob_type == BLOB_STATE and blob_id is None:
+            raise InputError("a state node is stored under its own node id; pass it")
         if self._error is not None:
             raise self._error
         if blob_id is None:
@@ -1234,7 +1258,7 @@ class PackWriter:
         if self._error is not None:
             self._drain(raise_errors=False)
             raise self._error
-        for blob_type in (BLOB_DATA, BLOB_TREE):
+        for blob_type in sorted(BLOB_TYPES):
             self._seal(blob_type)
         self._drain(raise_errors=True)
         self._write_index()

@@ -1,0 +1,1326 @@
+"""Record sources and sinks for state snapshots: JSON Lines, CSV, SQLite and PostgreSQL.
+
+A record set is a sorted map ``key -> value``. A :class:`Source` reads one from a location and
+yields :class:`SourceRecord` objects in key order; a :class:`Sink` writes one back, replacing
+what the location held. :class:`RecordSpec` says which field is the key and which fields are
+summed (the ``sums`` a prolly tree commits to).
+
+Keys
+    The key field is a top-level field (a column). Its value must be a string (the key is its
+    UTF-8) or an integer (its decimal digits); anything else, or no key field, is a
+    :class:`RecordError`. Keys are compared as bytes and must strictly increase: a repeat is a
+    "duplicate key", a step back "keys out of order"; both messages name the line or row and the
+    keys. A key is at most :data:`~lifeboat.snapshot.prolly.MAX_KEY_BYTES` bytes.
+
+Sums
+    Each sum field is a dotted path into the record (``balances.USDC``, ``amount``). The value
+    there must be a non-negative integer below ``2**128``: a JSON integer, or a string of ASCII
+    decimal digits (``"123"``). A path that is absent counts 0; ``null``, a boolean, a fraction,
+    a negative number, other text, an object or a list is a :class:`RecordError` naming the
+    line or row, the key and the field, as is a path that runs through something that is not an
+    object. When a record has no field at the path's first step, a top-level field named by the
+    whole dotted path is used instead, so a CSV column called ``balances.USDC`` works too.
+
+Values
+    JSON Lines: the line's bytes exactly as read, without its ``\\n`` (a ``\\r`` before it
+    stays). CSV and SQL: ``orjson.dumps`` of the row as an object, columns in source order. So
+    a sorted JSON Lines file restores bit-exact; CSV and SQL restore the same rows.
+
+JSON Lines (``*.jsonl``, ``*.ndjson`` or ``jsonl:PATH``)
+    The file is read in large chunks and split on ``\\n``; every line must be a JSON object
+    (blank lines are errors). The document handed to callers is orjson's reading of the line,
+    in which integer literals outside the 64-bit range are floats; the sums are always exact
+    (a line with such a number at a sum path is read again with the standard library, whose
+    reading then becomes the document). The stored value is the raw line either way.
+
+CSV (``*.csv`` or ``csv:PATH``)
+    UTF-8 (a byte-order mark is skipped), a header row of unique column names that includes
+    the key column, then rows with exactly as many fields. Every value is a string. The sink
+    writes the header and the rows with ``\\n`` line ends.
+
+SQL (``sqlite:///PATH``, ``postgresql://...``)
+    Through SQLAlchemy Core; ``postgresql://`` URLs use the psycopg 3 driver. A source reads
+    a ``table`` or the rows of a ``query`` ordered by ``CAST(key AS TEXT)`` (``COLLATE "C"`` on
+    PostgreSQL), which is bytewise UTF-8 order, through a streaming cursor. Row values become
+    JSON: integers, text, booleans and nulls as they are; integers outside the 64-bit range as
+    decimal strings; exact numerics as integers when integral, else as their decimal string;
+    floats as they are (not NaN or infinities); bytes as ``{"$hex": "..."}``; dates, times and
+    timestamps as ISO 8601 text; UUIDs as text; JSON column values as they are. A table name
+    is one identifier, always quoted, never pasted into SQL; a ``query`` is the operator's own
+    SQL and runs as given. The sink writes in one transaction: create the table if it is
+    missing, delete every row, insert the records in batches, commit; on any failure the
+    transaction rolls back and the table keeps its old rows.
+
+Atomicity
+    File sinks write a temporary file in the destination directory, fsync it and rename it
+    over the destination (:func:`lifeboat.fs.atomic_writer`). A new file is created 0600 (the
+    records may be private); an existing file keeps its permissions.
+
+Nothing here puts a password into a message or a description: URLs are shown with the password
+masked and without query parameters that look like credentials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import decimal
+import io
+import itertools
+import json
+import os
+import stat
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, BinaryIO, Final, NamedTuple, NoReturn
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+from lifeboat.documents import json_kind
+from lifeboat.errors import RecordError, StorageError, UsageError
+from lifeboat.fs import SECRET_MODE, atomic_writer, open_for_reading
+from lifeboat.snapshot.prolly import MAX_KEY_BYTES, MAX_SUM_FIELDS, MAX_VALUE_BYTES
+
+__all__ = [
+    "COLUMN_TYPES",
+    "KINDS",
+    "LOCATION_FORMS",
+    "RecordSpec",
+    "Sink",
+    "Source",
+    "SourceRecord",
+    "document_of",
+    "open_sink",
+    "open_source",
+]
+
+#: The kinds of source and sink, as :attr:`Source.kind` and ``describe()["kind"]`` name them.
+KINDS: Final = ("jsonl", "csv", "sqlite", "postgresql")
+#: The column types a SQL source reports and a SQL sink creates.
+COLUMN_TYPES: Final = ("integer", "numeric", "text", "boolean", "float", "bytes", "timestamp", "json")
+#: The accepted locations, for messages.
+LOCATION_FORMS: Final = (
+    "a path ending in .jsonl, .ndjson or .csv, jsonl:PATH, csv:PATH, sqlite:///PATH or postgresql://..."
+)
+
+#: Bytes read from a JSON Lines or CSV file at a time.
+READ_CHUNK: Final = 8 << 20
+#: Rows fetched from a SQL cursor at a time, and inserted per statement by a SQL sink.
+SQL_BATCH: Final = 5000
+#: Bytes of records a JSON Lines or CSV sink collects before one write.
+WRITE_CHUNK: Final = 4 << 20
+
+_SUM_LIMIT: Final = 1 << 128
+#: A string of at most this many decimal digits is always below 2**128 (which has 39).
+_SAFE_DIGITS: Final = 38
+_INT64_MIN: Final = -(1 << 63)
+_UINT64_LIMIT: Final = 1 << 64
+_CREDENTIAL_HINTS: Final = ("pass", "secret", "token", "key", "cert")
+
+
+class _Missing:
+    """The marker of a path that is absent (distinct from a JSON ``null``)."""
+
+
+_MISSING: Final = _Missing()
+
+
+def _show_key(key: bytes) -> str:
+    text = repr(key.decode("utf-8", "backslashreplace"))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _show_value(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- the record spec ------------------------------------------------------------------------
+
+
+class _SumPlan:
+    """The sum paths compiled for a fast reading of ordinary records.
+
+    Paths are grouped by their parent (``balances.USDC`` and ``balances.DAI`` share
+    ``balances``), so one record costs one walk per parent and one look at each entry of the
+    smaller of the parent object and the group. :attr:`fast` returns None for anything out of
+    the ordinary (a value of another type, an over-long string, an absent parent that a
+    dotted top-level name might stand for); the caller then takes the precise path, which
+    either finds the sums or raises the error that names the problem.
+    """
+
+    def __init__(self, paths: tuple[str, ...]) -> None:
+        self.count = len(paths)
+        groups: dict[tuple[str, ...], dict[str, int]] = {}
+        for index, path in enumerate(paths):
+            parts = tuple(path.split("."))
+            groups.setdefault(parts[:-1], {})[parts[-1]] = index
+        self.groups = [
+            (parent, leaves, tuple(".".join((*parent, leaf)) for leaf in leaves))
+            for parent, leaves in groups.items()
+        ]
+        self.fast: Callable[[dict[str, Any]], tuple[int, ...] | None] = self._general
+        if len(self.groups) == 1 and len(self.groups[0][0]) == 1:
+            self.fast = self._one_parent()
+
+    def _general(self, document: dict[str, Any]) -> tuple[int, ...] | None:
+        out = [0] * self.count
+        for parent, leaves, full_names in self.groups:
+            node: Any = document
+            for part in parent:
+                node = node.get(part, _MISSING)
+                if type(node) is not dict:
+                    if node is _MISSING and not any(name in document for name in full_names):
+                        break  # the whole group is absent: zeros
+                    return None
+            else:
+                if not _take(node, leaves, out):
+                    return None
+        return tuple(out)
+
+    def _one_parent(self) -> Callable[[dict[str, Any]], tuple[int, ...] | None]:
+        """:attr:`fast` for the common shape: every path is ``parent.<name>`` for one parent."""
+        (parent,), leaves, full_names = self.groups[0]
+        size = len(leaves)
+        zeros = (0,) * self.count
+
+        def fast(document: dict[str, Any]) -> tuple[int, ...] | None:
+            node = document.get(parent, _MISSING)
+            if type(node) is not dict:
+                if node is _MISSING and not any(name in document for name in full_names):
+                    return zeros
+                return None
+            out = list(zeros)
+            if len(node) <= size:  # look at what the record has (usually a few of the fields)
+                for name, value in node.items():
+                    index = leaves.get(name)
+                    if index is None:
+                        continue
+                    if (
+                        type(value) is str
+                        and len(value) <= _SAFE_DIGITS
+                        and value.isdigit()
+                        and value.isascii()
+                    ):
+                        out[index] = int(value)
+                    elif type(value) is int and 0 <= value < _SUM_LIMIT:
+                        out[index] = value
+                    else:
+                        return None
+            elif not _take(node, leaves, out):
+                return None
+            return tuple(out)
+
+        return fast
+
+
+def _take(node: dict[str, Any], leaves: dict[str, int], out: list[int]) -> bool:
+    """Put the amounts of ``node``'s fields named in ``leaves`` into ``out``; False if one is unusual."""
+    for name, index in leaves.items():
+        value = node.get(name, _MISSING)
+        if value is _MISSING:
+            continue
+        if type(value) is str and len(value) <= _SAFE_DIGITS and value.isdigit() and value.isascii():
+            out[index] = int(value)
+        elif type(value) is int and 0 <= value < _SUM_LIMIT:
+            out[index] = value
+        else:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """Which field of a record is its key, and which dotted paths are summed (module docstring)."""
+
+    key_field: str
+    sum_fields: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key_field, str) or not self.key_field:
+            raise UsageError("the key field must be a non-empty field name")
+        fields = self.sum_fields
+        if isinstance(fields, str) or not isinstance(fields, Iterable):
+            raise UsageError("sum fields must be a sequence of dotted paths")
+        fields = tuple(fields)
+        object.__setattr__(self, "sum_fields", fields)
+        if len(fields) > MAX_SUM_FIELDS:
+            raise UsageError(f"at most {MAX_SUM_FIELDS} sum fields are allowed, not {len(fields)}")
+        seen: set[str] = set()
+        for path in fields:
+            if not isinstance(path, str) or not path or "" in path.split("."):
+                raise UsageError(f"sum field {path!r} is not a dotted path like balances.USDC")
+            if path in seen:
+                raise UsageError(f"sum field {path!r} is given twice")
+            seen.add(path)
+
+    @cached_property
+    def _plan(self) -> _SumPlan:
+        return _SumPlan(self.sum_fields)
+
+    @cached_property
+    def _parts(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(path.split(".")) for path in self.sum_fields)
+
+    def key_of(self, document: Mapping[str, Any], where: str) -> bytes:
+        """The key of ``document`` as bytes; ``where`` ("ledger.jsonl line 5") prefixes errors."""
+        value = document.get(self.key_field, _MISSING)
+        if type(value) is str:
+            try:
+                key = value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise RecordError(f"{where}: the key field {self.key_field!r} is not valid text") from None
+        elif type(value) is int:
+            key = str(value).encode("ascii")
+        elif value is _MISSING:
+            raise RecordError(f"{where}: the record has no key field {self.key_field!r}")
+        else:
+            shown = "" if value is None else f" ({_show_value(value)})"
+            raise RecordError(
+                f"{where}: the key field {self.key_field!r} is {json_kind(value)}{shown}; "
+                "a key must be a string or an integer"
+            )
+        if len(key) > MAX_KEY_BYTES:
+            raise RecordError(
+                f"{where}: the key {_show_key(key)} is {len(key)} bytes, over the {MAX_KEY_BYTES}-byte limit"
+            )
+        return key
+
+    def sums_of(self, document: Mapping[str, Any], where: str, key: bytes) -> tuple[int, ...]:
+        """The sum fields of ``document`` (absent paths count 0); RecordError for a bad amount."""
+        if type(document) is dict:
+            sums = self._plan.fast(document)
+            if sums is not None:
+                return sums
+        return tuple(
+            _amount(_lookup(document, parts, path, where, key), where, key, path)
+            for parts, path in zip(self._parts, self.sum_fields, strict=True)
+        )
+
+
+def _lookup(document: Mapping[str, Any], parts: tuple[str, ...], path: str, where: str, key: bytes) -> Any:
+    """The value at a dotted path, or ``_MISSING``; RecordError if the path runs into a non-object."""
+    node: Any = document
+    for depth, part in enumerate(parts):
+        if not isinstance(node, Mapping):
+            prefix = ".".join(parts[:depth])
+            raise RecordError(
+                f"{where}, key {_show_key(key)}: sum field {path!r} runs through {prefix!r}, which is "
+                f"{json_kind(node)}, not an object"
+            )
+        if part not in node:
+            if depth == 0 and len(parts) > 1 and path in document:
+                return document[path]
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _amount(value: Any, where: str, key: bytes, path: str) -> int:
+    """A sum field's value as an int, or RecordError saying why it is not an amount."""
+    if value is _MISSING:
+        return 0
+    problem: str
+    if isinstance(value, bool):
+        problem = f"is a boolean ({_show_value(value)})"
+    elif isinstance(value, int):
+        if 0 <= value < _SUM_LIMIT:
+            return value
+        problem = f"is negative ({value})" if value < 0 else "is 2**128 or more"
+    elif isinstance(value, str):
+        digits = value[1:] if value.startswith("-") else value
+        if digits and digits.isascii() and digits.isdigit():
+            if value.startswith("-"):
+                problem = f"is negative ({_show_value(value)})"
+            else:
+                try:
+                    number = int(value)
+                except ValueError:  # more digits than Python converts
+                    number = _SUM_LIMIT
+                if number < _SUM_LIMIT:
+                    return number
+                problem = "is 2**128 or more"
+        else:
+            problem = f"is not a decimal integer ({_show_value(value)})"
+    elif value is None:
+        problem = "is null"
+    else:
+        problem = f"is {json_kind(value)} ({_show_value(value)})"
+    raise RecordError(
+        f"{where}, key {_show_key(key)}: sum field {path!r} {problem}; sum fields must be "
+        "non-negative integers below 2**128 (JSON integers or strings of digits)"
+    )
+
+
+def _check_order(key: bytes, previous: bytes | None, where: str) -> None:
+    """RecordError unless ``key`` comes strictly after ``previous`` (bytewise)."""
+    if previous is None or key > previous:
+        return
+    if key == previous:
+        raise RecordError(
+            f"{where}: duplicate key {_show_key(key)} (the record before has the key {_show_key(previous)} "
+            "too); keys must be unique"
+        )
+    raise RecordError(
+        f"{where}: keys out of order: {_show_key(key)} comes after {_show_key(previous)}; "
+        "sort the records by key (bytewise UTF-8 order)"
+    )
+
+
+# --- sources ----------------------------------------------------------------------------------
+
+
+class SourceRecord(NamedTuple):
+    """One record read from a source: its key, stored value, sums and parsed document."""
+
+    key: bytes
+    value: bytes
+    sums: tuple[int, ...]
+    #: The parsed record (invariants read it); for SQL the row as a JSON-able dict.
+    document: dict[str, Any]
+
+
+class Source:
+    """A record set to read once, in key order; a context manager (``close`` on exit)."""
+
+    #: "jsonl", "csv", "sqlite" or "postgresql".
+    kind: str
+    #: Progress: bytes consumed for files, rows read for SQL.
+    bytes_read: int
+    #: The file's size, or None (SQL).
+    total: int | None
+
+    def __init__(self, kind: str, spec: RecordSpec, total: int | None) -> None:
+        self.kind = kind
+        self.spec = spec
+        self.bytes_read = 0
+        self.total = total
+        self.records = 0
+        self._started = False
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[SourceRecord]:
+        if self._started:
+            raise UsageError(f"this {self.kind} source has been read already; open it again to re-read it")
+        self._started = True
+        return self._records()
+
+    def _records(self) -> Iterator[SourceRecord]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What was read, as JSON-able data without credentials (call after iterating)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file or the database connection (also when iteration stopped early)."""
+
+
+def _record(key: bytes, value: bytes, sums: tuple[int, ...], document: dict[str, Any]) -> SourceRecord:
+    return tuple.__new__(SourceRecord, (key, value, sums, document))
+
+
+class _JsonLinesSource(Source):
+    def __init__(self, path: Path, spec: RecordSpec) -> None:
+        self._path = path
+        self._handle: BinaryIO = open_for_reading(path, "record file")
+        try:
+            size: int | None = os.fstat(self._handle.fileno()).st_size
+        except OSError:
+            size = None
+        super().__init__("jsonl", spec, size)
+        self._final_newline = True
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "jsonl",
+            "path": str(self._path),
+            "final_newline": self._final_newline,
+            "records": self.records,
+            "bytes": self.bytes_read,
+        }
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def _batches(self) -> Iterator[list[bytes]]:
+        """The file's lines, a chunk's worth at a time; progress advances as each batch is done."""
+        rest = b""
+        consumed = 0
+        first_line = 1
+        while True:
+            try:
+                chunk = self._handle.read(READ_CHUNK)
+            except OSError as exc:
+                raise StorageError(f"cannot read record file {self._path}: {exc.strerror or exc}") from exc
+            if not chunk:
+                break
+            lines = chunk.split(b"\n")
+            if rest:
+                lines[0] = rest + lines[0]
+                if len(lines[0]) > MAX_VALUE_BYTES:
+                    self._too_long(first_line)
+            rest = lines.pop()
+            if len(rest) > MAX_VALUE_BYTES:
+                self._too_long(first_line + len(lines))
+            consumed += len(chunk)
+            first_line += len(lines)
+            yield lines
+            self.bytes_read = consumed - len(rest)
+        if rest:
+            self._final_newline = False
+            yield [rest]
+            self.bytes_read = consumed
+
+    def _records(self) -> Iterator[SourceRecord]:
+        spec = self.spec
+        key_field = spec.key_field
+        fast_sums = spec._plan.fast
+        no_sums = spec._plan.count == 0
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        make = tuple.__new__
+        previous = b""
+        line_number = 0
+        for lines in self._batches():
+            for line in lines:
+                line_number += 1
+                try:
+                    document = loads(line)
+                except decode_error:
+                    self._bad_line(line_number, line)
+                if type(document) is not dict:
+                    self._bad_line(line_number, line, document)
+                raw_key = document.get(key_field)
+                if type(raw_key) is str and len(raw_key) <= MAX_KEY_BYTES // 4:
+                    key = raw_key.encode()
+                else:
+                    key = spec.key_of(document, self._where(line_number))
+                if key <= previous and line_number > 1:
+                    _check_order(key, previous, self._where(line_number))
+                if no_sums:
+                    sums: tuple[int, ...] | None = ()
+                else:
+                    sums = fast_sums(document)
+                    if sums is None:
+                        document, sums = self._exact(line, line_number, key)
+                previous = key
+                yield make(SourceRecord, (key, line, sums, document))
+            self.records = line_number
+
+    def _where(self, line_number: int) -> str:
+        return f"{self._path} line {line_number}"
+
+    def _exact(self, line: bytes, line_number: int, key: bytes) -> tuple[dict[str, Any], tuple[int, ...]]:
+        """The precise reading of a line whose sums the fast path did not take."""
+        try:
+            document: dict[str, Any] = json.loads(line)  # exact integers beyond 64 bits
+        except (ValueError, RecursionError):
+            self._bad_line(line_number, line)
+        return document, self.spec.sums_of(document, self._where(line_number), key)
+
+    def _too_long(self, line_number: int) -> NoReturn:
+        raise RecordError(
+            f"{self._where(line_number)} is longer than {MAX_VALUE_BYTES} bytes, the largest record value"
+        )
+
+    def _bad_line(self, line_number: int, line: bytes, document: object = _MISSING) -> NoReturn:
+        where = self._where(line_number)
+        if not line.strip():
+            raise RecordError(f"{where} is blank; every line must be one JSON object")
+        if document is _MISSING:
+            raise RecordError(f"{where} is not valid JSON; every line must be one JSON object")
+        raise RecordError(
+            f"{where} is {json_kind(document)}, not a JSON object; every line must be one object"
+        )
+
+
+class _CsvSource(Source):
+    def __init__(self, path: Path, spec: RecordSpec) -> None:
+        self._path = path
+        self._handle: BinaryIO = open_for_reading(path, "record file")
+        try:
+            size: int | None = os.fstat(self._handle.fileno()).st_size
+        except OSError:
+            size = None
+        super().__init__("csv", spec, size)
+        self._columns: list[str] = []
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "csv",
+            "path": str(self._path),
+            "columns": list(self._columns),
+            "records": self.records,
+            "bytes": self.bytes_read,
+        }
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def _records(self) -> Iterator[SourceRecord]:
+        text = io.TextIOWrapper(self._handle, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, strict=True)
+        spec = self.spec
+        try:
+            yield from self._rows(reader, spec)
+        except UnicodeDecodeError:
+            raise RecordError(f"{self._path} line {reader.line_num + 1} is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise RecordError(f"{self._path} line {reader.line_num}: {exc}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read record file {self._path}: {exc.strerror or exc}") from exc
+        finally:
+            text.detach()
+        self.bytes_read = self.total if self.total is not None else self.bytes_read
+
+    def _rows(self, reader: Any, spec: RecordSpec) -> Iterator[SourceRecord]:
+        header = next(reader, None)
+        if not header:
+            raise RecordError(f"{self._path} has no header row; the first line must name the columns")
+        seen: set[str] = set()
+        for name in header:
+            if name in seen:
+                raise RecordError(f"{self._path} line 1: the column {name!r} appears twice")
+            seen.add(name)
+        if spec.key_field not in seen:
+            raise RecordError(
+                f"{self._path} line 1: there is no key column {spec.key_field!r} "
+                f"(columns: {', '.join(map(repr, header))})"
+            )
+        self._columns = list(header)
+        width = len(header)
+        previous: bytes | None = None
+        dumps = orjson.dumps
+        tell = self._handle.tell
+        for row in reader:
+            where = f"{self._path} line {reader.line_num}"
+            if len(row) != width:
+                if not row:
+                    raise RecordError(f"{where} is blank; every row must have {width} fields")
+                raise RecordError(f"{where} has {len(row)} fields; the header has {width}")
+            document = dict(zip(header, row, strict=True))
+            key = spec.key_of(document, where)
+            _check_order(key, previous, where)
+            sums = spec.sums_of(document, where, key)
+            previous = key
+            self.records += 1
+            if self.records % 4096 == 0:
+                self.bytes_read = tell()
+            yield _record(key, dumps(document), sums, document)
+
+
+# --- SQL --------------------------------------------------------------------------------------
+
+#: PostgreSQL type OIDs (a query's cursor description) and the column type each stands for.
+_PG_TYPES: Final = {
+    16: "boolean",
+    17: "bytes",
+    20: "integer",
+    21: "integer",
+    23: "integer",
+    26: "integer",
+    114: "json",
+    3802: "json",
+    700: "float",
+    701: "float",
+    1700: "numeric",
+    1082: "timestamp",
+    1083: "timestamp",
+    1114: "timestamp",
+    1184: "timestamp",
+    1266: "timestamp",
+}
+
+
+def _type_name(column_type: Any) -> str:
+    """One of :data:`COLUMN_TYPES` for a SQLAlchemy column type (text when unsure)."""
+    checks: tuple[tuple[type[Any], str], ...] = (
+        (sa.Boolean, "boolean"),
+        (sa.Integer, "integer"),
+        (sa.Float, "float"),
+        (sa.Numeric, "numeric"),
+        (sa.LargeBinary, "bytes"),
+        (sa.DateTime, "timestamp"),
+        (sa.Date, "timestamp"),
+        (sa.Time, "timestamp"),
+        (sa.JSON, "json"),
+    )
+    for cls, name in checks:
+        if isinstance(column_type, cls):
+            return name
+    type_name = type(column_type).__name__.upper()
+    if type_name in ("JSONB", "JSON"):
+        return "json"
+    if type_name in ("BYTEA", "BLOB"):
+        return "bytes"
+    return "text"
+
+
+def _value_type(value: Any) -> str | None:
+    """The column type a JSON-converted value suggests (SQLite reports none for a query)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, dict) and value.keys() == {"$hex"}:
+        return "bytes"
+    if isinstance(value, dict | list):
+        return "json"
+    return "text"
+
+
+def _json_value(value: Any, where: str, column: str) -> Any:
+    """A SQL value as JSON (module docstring); RecordError for a type that has no JSON form."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool:
+        return value
+    if kind is int:
+        return value if _INT64_MIN <= value < _UINT64_LIMIT else str(value)
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise RecordError(f"{where}: column {column!r} is {value}, which JSON cannot hold")
+        return value
+    if isinstance(value, decimal.Decimal):
+        if value.is_finite() and value == value.to_integral_value():
+            return _json_value(int(value), where, column)
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$hex": bytes(value).hex()}
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict | list):
+        return value
+    if isinstance(value, int):  # an int subclass (an enum)
+        return _json_value(int(value), where, column)
+    if isinstance(value, str):
+        return str(value)
+    raise RecordError(
+        f"{where}: column {column!r} holds a {type(value).__name__}, which has no JSON form here; "
+        "select it as text (CAST(... AS TEXT)) in a query"
+    )
+
+
+def _safe_url(url: URL) -> str:
+    """The URL as text with the password masked and credential-like query parameters removed."""
+    query = {name: value for name, value in url.query.items() if not _looks_secret(name)}
+    return url.set(query=query).render_as_string(hide_password=True)
+
+
+def _looks_secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(hint in lowered for hint in _CREDENTIAL_HINTS)
+
+
+def _db_reason(exc: BaseException) -> str:
+    """The first line of a database error (the driver's message when there is one)."""
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _engine(url: URL, *, transactional_ddl: bool = False) -> sa.Engine:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    if transactional_ddl and url.get_backend_name() == "sqlite":
+        # pysqlite opens transactions itself, and only before data changes; take control so that
+        # CREATE TABLE, DELETE and the INSERTs share one transaction and roll back together.
+        def no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        def begin(connection: sa.Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        sa.event.listen(engine, "connect", no_implicit_transactions)
+        sa.event.listen(engine, "begin", begin)
+    return engine
+
+
+class _SqlSource(Source):
+    def __init__(
+        self, url: URL, shown: str, kind: str, spec: RecordSpec, table: str | None, query: str | None
+    ) -> None:
+        super().__init__(kind, spec, None)
+        self._url = url
+        self._shown = shown
+        self._table = table
+        self._query = query
+        self._engine = _engine(url)
+        self._columns: list[dict[str, str]] = []
+        self._iterator: Iterator[SourceRecord] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        description: dict[str, Any] = {"kind": self.kind, "url": self._shown}
+        if self._table is not None:
+            description["table"] = self._table
+        else:
+            description["query"] = self._query
+        description["columns"] = [dict(column) for column in self._columns]
+        description["records"] = self.records
+        return description
+
+    def close(self) -> None:
+        if self._iterator is not None:
+            close = getattr(self._iterator, "close", None)
+            if close is not None:
+                close()
+            self._iterator = None
+        self._engine.dispose()
+
+    def __iter__(self) -> Iterator[SourceRecord]:
+        self._iterator = super().__iter__()
+        return self._iterator
+
+    def _records(self) -> Iterator[SourceRecord]:
+        try:
+            connection = self._engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StorageError(f"cannot connect to {self._shown}: {_db_reason(exc)}") from None
+        with connection:
+            yield from self._read(connection)
+
+    def _read(self, connection: sa.Connection) -> Iterator[SourceRecord]:
+        preparer = connection.dialect.identifier_preparer
+        key_column = self.spec.key_field
+        label = f"table {self._table!r}" if self._table is not None else "the query"
+        declared: dict[str, str] = {}
+        try:
+            if self._table is not None:
+                inspector = sa.inspect(connection)
+                if not inspector.has_table(self._table):
+                    raise RecordError(f"{self._shown} has no table {self._table!r}")
+                for column in inspector.get_columns(self._table):
+                    declared[column["name"]] = _type_name(column["type"])
+                source = preparer.quote_identifier(self._table)
+            else:
+                assert self._query is not None
+                # text() reads ":name" as a parameter; escaping every colon passes the SQL through.
+                source = "(" + self._query.replace(":", "\\:") + ") AS q"
+                probe = connection.execute(sa.text(f"SELECT * FROM {source} LIMIT 0"))  # noqa: S608
+                description = probe.cursor.description or ()
+                probe.close()
+                for entry in description:
+                    type_code = entry[1]
+                    if isinstance(type_code, int) and type_code in _PG_TYPES:
+                        declared[entry[0]] = _PG_TYPES[type_code]
+                names = [entry[0] for entry in description]
+                _check_unique(names, f"{label} on {self._shown}")
+                if key_column not in names:
+                    raise RecordError(
+                        f"{label} on {self._shown} has no key column {key_column!r} "
+                        f"(columns: {', '.join(map(repr, names))})"
+                    )
+            if self._table is not None and key_column not in declared:
+                raise RecordError(
+                    f"{label} on {self._shown} has no key column {key_column!r} "
+                    f"(columns: {', '.join(map(repr, declared))})"
+                )
+            order = f"CAST({preparer.quote_identifier(key_column)} AS TEXT)"
+            if connection.dialect.name == "postgresql":
+                order += ' COLLATE "C"'
+            result = connection.execute(
+                sa.text(f"SELECT * FROM {source} ORDER BY {order}"),  # noqa: S608
+                execution_options={"stream_results": True, "yield_per": SQL_BATCH},
+            )
+        except sa.exc.SQLAlchemyError as exc:
+            raise RecordError(f"reading {label} on {self._shown} failed: {_db_reason(exc)}") from None
+        names = list(result.keys())
+        _check_unique(names, f"{label} on {self._shown}")
+        inferred: dict[str, str] = {}
+        spec = self.spec
+        dumps = orjson.dumps
+        previous: bytes | None = None
+        try:
+            for row in result:
+                self.bytes_read += 1
+                where = f"{label} row {self.bytes_read}"
+                document = {
+                    name: _json_value(value, where, name) for name, value in zip(names, row, strict=True)
+                }
+                key = spec.key_of(document, where)
+                _check_order(key, previous, f"{where} (key {_show_key(key)})")
+                sums = spec.sums_of(document, where, key)
+                try:
+                    value = dumps(document)
+                except TypeError as exc:
+                    raise RecordError(f"{where}: the row has no JSON form ({exc})") from None
+                for name in names:
+                    if name not in declared and name not in inferred:
+                        guess = _value_type(document[name])
+                        if guess is not None:
+                            inferred[name] = guess
+                previous = key
+                self.records += 1
+                yield _record(key, value, sums, document)
+        except sa.exc.SQLAlchemyError as exc:
+            raise RecordError(f"reading {label} on {self._shown} failed: {_db_reason(exc)}") from None
+        finally:
+            self._columns = [
+                {"name": name, "type": declared.get(name) or inferred.get(name, "text")} for name in names
+            ]
+            result.close()
+
+
+def _check_unique(names: list[str], what: str) -> None:
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise RecordError(f"{what} returns the column {twice[0]!r} twice; give the columns distinct names")
+
+
+# --- locations --------------------------------------------------------------------------------
+
+
+class _Location(NamedTuple):
+    kind: str
+    path: Path | None
+    url: URL | None
+    shown: str
+
+
+def _parse_location(location: str, kind: str | None = None) -> _Location:
+    if not isinstance(location, str | os.PathLike):
+        raise UsageError(f"a record location is a path or a URL, not {type(location).__name__}")
+    text = os.fspath(location)
+    if "://" in text:
+        return _parse_url(text, kind)
+    for prefix in ("jsonl", "csv"):
+        if text.startswith(prefix + ":") and len(text) > len(prefix) + 1:
+            found = prefix
+            text = text[len(prefix) + 1 :]
+            break
+    else:
+        lowered = text.lower()
+        if lowered.endswith((".jsonl", ".ndjson")):
+            found = "jsonl"
+        elif lowered.endswith(".csv"):
+            found = "csv"
+        elif kind in ("jsonl", "csv"):
+            found = kind
+        else:
+            raise UsageError(f"unknown record location {text!r}; give {LOCATION_FORMS}")
+    if kind is not None and kind != found:
+        raise UsageError(f"the location {text!r} is a {found} file, not {kind}")
+    return _Location(found, Path(text), None, text)
+
+
+def _parse_url(text: str, kind: str | None) -> _Location:
+    try:
+        url = make_url(text)
+    except sa.exc.ArgumentError:
+        raise UsageError(f"{text.split('://', 1)[0]}://... is not a valid database URL") from None
+    backend, _, driver = url.drivername.partition("+")
+    shown = _safe_url(url)
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        found = "sqlite"
+        if not url.database:
+            raise UsageError(f"{shown} names no database file; write sqlite:///PATH")
+    elif backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        found = "postgresql"
+        url = url.set(drivername="postgresql+psycopg")
+    else:
+        raise UsageError(
+            f"unknown record location {shown}; give {LOCATION_FORMS} (PostgreSQL through psycopg 3)"
+        )
+    if kind is not None and kind != found:
+        raise UsageError(f"the location {shown} is a {found} database, not {kind}")
+    return _Location(found, None, url, shown)
+
+
+def open_source(
+    location: str, spec: RecordSpec, *, table: str | None = None, query: str | None = None
+) -> Source:
+    """Open the record set at ``location`` for one pass in key order (see the module docstring).
+
+    SQL locations need exactly one of ``table`` and ``query``; files take neither. A file that
+    is missing is a StorageError; bad records surface as RecordError while iterating.
+    """
+    if not isinstance(spec, RecordSpec):
+        raise UsageError("open_source needs a RecordSpec")
+    where = _parse_location(location)
+    if where.url is None:
+        if table is not None or query is not None:
+            raise UsageError(f"{where.shown} is a {where.kind} file; --table and --query are for databases")
+        assert where.path is not None
+        if where.kind == "jsonl":
+            return _JsonLinesSource(where.path, spec)
+        return _CsvSource(where.path, spec)
+    if (table is None) == (query is None):
+        raise UsageError(f"reading {where.shown} needs exactly one of a table and a query")
+    if table is not None:
+        _check_table_name(table)
+    elif not isinstance(query, str) or not query.strip():
+        raise UsageError("the query is empty")
+    return _SqlSource(where.url, where.shown, where.kind, spec, table, query)
+
+
+def _check_table_name(table: object) -> None:
+    if not isinstance(table, str) or not table or "\x00" in table:
+        raise UsageError(f"{table!r} is not a table name")
+
+
+# --- sinks ------------------------------------------------------------------------------------
+
+
+class Sink:
+    """Where a record set is written back, replacing the whole content atomically."""
+
+    #: "jsonl", "csv", "sqlite" or "postgresql".
+    kind: str
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def write(
+        self,
+        records: Iterable[tuple[bytes, bytes]],
+        description: Mapping[str, Any],
+        *,
+        key_field: str | None = None,
+    ) -> int:
+        """Replace the content with ``records`` (``(key, value)`` in key order); the number written.
+
+        ``description`` is the source's :meth:`Source.describe` (its ``final_newline`` and
+        ``columns`` shape the output). ``key_field`` names the key column of a table a SQL sink
+        creates; without it the first column whose value is the key is taken.
+        """
+        raise NotImplementedError
+
+
+def _ordered(records: Iterable[tuple[bytes, bytes]], what: str) -> Iterator[tuple[bytes, bytes]]:
+    """The records, checking that keys increase and values are bytes."""
+    previous: bytes | None = None
+    for number, (key, value) in enumerate(records, 1):
+        if not isinstance(key, bytes) or not isinstance(value, bytes):
+            raise UsageError(f"record {number} for {what} is not a pair of bytes")
+        _check_order(key, previous, f"record {number} for {what}")
+        previous = key
+        yield key, value
+
+
+def _file_mode(path: Path) -> int:
+    with contextlib.suppress(OSError):
+        return stat.S_IMODE(os.stat(path).st_mode)
+    return SECRET_MODE
+
+
+class _JsonLinesSink(Sink):
+    def __init__(self, path: Path) -> None:
+        super().__init__("jsonl")
+        self._path = path
+
+    def write(
+        self,
+        records: Iterable[tuple[bytes, bytes]],
+        description: Mapping[str, Any],
+        *,
+        key_field: str | None = None,
+    ) -> int:
+        final_newline = description.get("final_newline", True) is not False
+        count = 0
+        with atomic_writer(self._path, mode=_file_mode(self._path), overwrite=True) as handle:
+            pending: list[bytes] = []
+            size = 0
+            for key, value in _ordered(records, str(self._path)):
+                if b"\n" in value:
+                    raise RecordError(
+                        f"the value of key {_show_key(key)} holds a line break; it cannot be a JSON Lines record"
+                    )
+                if count:
+                    pending.append(b"\n")
+                pending.append(value)
+                count += 1
+                size += len(value) + 1
+                if size >= WRITE_CHUNK:
+                    handle.write(b"".join(pending))
+                    pending.clear()
+                    size = 0
+            if count and final_newline:
+                pending.append(b"\n")
+            handle.write(b"".join(pending))
+        return count
+
+
+def _column_names(description: Mapping[str, Any]) -> list[str] | None:
+    """The column names a description lists (CSV: names; SQL: {"name", "type"} objects)."""
+    columns = description.get("columns")
+    if columns is None:
+        return None
+    if not isinstance(columns, list):
+        raise UsageError("the description's 'columns' is not a list")
+    return [column["name"] if isinstance(column, Mapping) else column for column in columns]
+
+
+def _csv_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return orjson.dumps(value).decode()
+
+
+class _CsvSink(Sink):
+    def __init__(self, path: Path) -> None:
+        super().__init__("csv")
+        self._path = path
+
+    def write(
+        self,
+        records: Iterable[tuple[bytes, bytes]],
+        description: Mapping[str, Any],
+        *,
+        key_field: str | None = None,
+    ) -> int:
+        source_kind = str(description.get("kind", "csv"))
+        columns = _column_names(description)
+        count = 0
+        with atomic_writer(self._path, mode=_file_mode(self._path), overwrite=True) as handle:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            for key, value in _ordered(records, str(self._path)):
+                document = _parse_document(source_kind, value, key)
+                if columns is None:
+                    columns = list(document)
+                if count == 0:
+                    writer.writerow(columns)
+                extra = document.keys() - set(columns)
+                if extra:
+                    raise RecordError(
+                        f"the record {_show_key(key)} has the field {sorted(extra)[0]!r}, which is not a column "
+                        f"({', '.join(map(repr, columns))})"
+                    )
+                writer.writerow([_csv_text(document.get(name)) for name in columns])
+                count += 1
+                if buffer.tell() >= WRITE_CHUNK:
+                    handle.write(buffer.getvalue().encode("utf-8"))
+                    buffer.seek(0)
+                    buffer.truncate()
+            if count == 0 and columns is not None:
+                writer.writerow(columns)
+            handle.write(buffer.getvalue().encode("utf-8"))
+        return count
+
+
+def _key_text(value: Any) -> bytes | None:
+    if type(value) is str:
+        return value.encode("utf-8", "surrogatepass")
+    if type(value) is int:
+        return str(value).encode("ascii")
+    return None
+
+
+class _SqlSink(Sink):
+    def __init__(self, url: URL, shown: str, kind: str, table: str) -> None:
+        super().__init__(kind)
+        self._url = url
+        self._shown = shown
+        self._table = table
+
+    def write(
+        self,
+        records: Iterable[tuple[bytes, bytes]],
+        description: Mapping[str, Any],
+        *,
+        key_field: str | None = None,
+    ) -> int:
+        source_kind = str(description.get("kind", self.kind))
+        what = f"table {self._table!r} on {self._shown}"
+        iterator = _ordered(records, what)
+        first: list[tuple[bytes, dict[str, Any]]] = []
+        for key, value in iterator:
+            first.append((key, _parse_document(source_kind, value, key)))
+            if len(first) >= SQL_BATCH:
+                break
+        columns = self._columns(description, first)
+        names = [name for name, _ in columns]
+        types = dict(columns)
+        if key_field is None and first:
+            key, document = first[0]
+            key_field = next((name for name in names if _key_text(document.get(name)) == key), None)
+        engine = _engine(self._url, transactional_ddl=True)
+        count = 0
+        try:
+            with engine.begin() as connection:
+                postgres = connection.dialect.name == "postgresql"
+                samples = {
+                    name: next((d[name] for _, d in first if d.get(name) is not None), None) for name in names
+                }
+                metadata = sa.MetaData()
+                ddl = sa.Table(
+                    self._table,
+                    metadata,
+                    *(
+                        sa.Column(
+                            name,
+                            _sql_type(types[name], samples[name]),
+                            primary_key=name == key_field,
+                            autoincrement=False,
+                        )
+                        for name in names
+                    ),
+                )
+                ddl.create(connection, checkfirst=True)
+                dml = sa.table(self._table, *(sa.column(name) for name in names))
+                connection.execute(dml.delete())
+                batch: list[dict[str, Any]] = []
+                rest = ((key, _parse_document(source_kind, value, key)) for key, value in iterator)
+                for key, document in itertools.chain(first, rest):
+                    extra = document.keys() - types.keys()
+                    if extra:
+                        raise RecordError(
+                            f"the record {_show_key(key)} has the field {sorted(extra)[0]!r}, which is not a "
+                            f"column of {what}"
+                        )
+                    batch.append(
+                        {
+                            name: _sql_value(document.get(name), types[name], postgres, key, name)
+                            for name in names
+                        }
+                    )
+                    count += 1
+                    if len(batch) >= SQL_BATCH:
+                        connection.execute(dml.insert(), batch)
+                        batch = []
+                if batch:
+                    connection.execute(dml.insert(), batch)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StorageError(f"cannot write {what}: {_db_reason(exc)}; it keeps its old rows") from None
+        finally:
+            engine.dispose()
+        return count
+
+    def _columns(
+        self, description: Mapping[str, Any], first: list[tuple[bytes, dict[str, Any]]]
+    ) -> list[tuple[str, str]]:
+        """The (name, type) of every column: from the description, else from the first records."""
+        described = description.get("columns")
+        columns: list[tuple[str, str]] = []
+        if isinstance(described, list):
+            for column in described:
+                if isinstance(column, Mapping):
+                    name, kind = column.get("name"), column.get("type", "text")
+                else:
+                    name, kind = column, "text"
+                if not isinstance(name, str) or kind not in COLUMN_TYPES:
+                    raise UsageError(f"the description's column {column!r} is not a name with a known type")
+                columns.append((name, kind))
+            return columns
+        if described is not None:
+            raise UsageError("the description's 'columns' is not a list")
+        types: dict[str, str | None] = {}
+        for _, document in first:
+            for name, value in document.items():
+                if types.get(name) is None:
+                    types[name] = _value_type(value)
+        return [(name, kind or "text") for name, kind in types.items()]
+
+
+def _parse_document(kind: str, value: bytes, key: bytes) -> dict[str, Any]:
+    try:
+        return document_of(kind, value)
+    except RecordError as exc:
+        raise RecordError(f"the record {_show_key(key)}: {exc}") from None
+
+
+def _sql_type(kind: str, sample: Any) -> Any:
+    """The SQLAlchemy type a created column gets (a timestamp's sample picks date, time or both)."""
+    if kind == "timestamp":
+        text = sample if isinstance(sample, str) else ""
+        if len(text) == 10 and text[4:5] == "-":
+            return sa.Date()
+        if text[2:3] == ":":
+            return sa.Time()
+        has_zone = text.endswith("Z") or text[19:].count("+") + text[19:].count("-") > 0
+        return sa.DateTime(timezone=has_zone)
+    types: dict[str, Callable[[], Any]] = {
+        "integer": sa.BigInteger,
+        "numeric": sa.Numeric,
+        "text": sa.Text,
+        "boolean": sa.Boolean,
+        "float": sa.Double,
+        "bytes": sa.LargeBinary,
+        "json": sa.JSON,
+    }
+    return types[kind]()
+
+
+def _sql_value(value: Any, kind: str, postgres: bool, key: bytes, column: str) -> Any:
+    """A document's value as the driver should receive it for a column of type ``kind``."""
+    if value is None:
+        return None
+    if kind == "bytes":
+        if isinstance(value, dict) and value.keys() == {"$hex"} and isinstance(value["$hex"], str):
+            try:
+                return bytes.fromhex(value["$hex"])
+            except ValueError:
+                pass
+        raise RecordError(f'the record {_show_key(key)}: column {column!r} is not {{"$hex": ...}} bytes')
+    if kind == "json":
+        if postgres or not isinstance(value, str):
+            return orjson.dumps(value).decode()
+        return value
+    if kind == "numeric" and isinstance(value, str) and postgres:
+        try:
+            return decimal.Decimal(value)
+        except decimal.InvalidOperation:
+            raise RecordError(f"the record {_show_key(key)}: column {column!r} is not a number") from None
+    if kind == "integer" and isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    if kind == "boolean" and type(value) is int and value in (0, 1):
+        return bool(value)
+    if kind == "text" and not isinstance(value, str):
+        return orjson.dumps(value).decode()
+    if isinstance(value, dict | list):
+        raise RecordError(
+            f"the record {_show_key(key)}: column {column!r} ({kind}) cannot hold {json_kind(value)}"
+        )
+    return value
+
+
+def open_sink(location: str, *, table: str | None = None, kind: str | None = None) -> Sink:
+    """Where to write a record set: a file (``kind`` forces jsonl or csv) or a database ``table``."""
+    if kind is not None and kind not in KINDS:
+        raise UsageError(f"unknown record kind {kind!r}; choose one of {', '.join(KINDS)}")
+    where = _parse_location(location, kind)
+    if where.url is None:
+        if table is not None:
+            raise UsageError(f"{where.shown} is a {where.kind} file; a table is for databases")
+        assert where.path is not None
+        return _JsonLinesSink(where.path) if where.kind == "jsonl" else _CsvSink(where.path)
+    if table is None:
+        raise UsageError(f"writing to {where.shown} needs a table name")
+    _check_table_name(table)
+    return _SqlSink(where.url, where.shown, where.kind, table)
+
+
+def document_of(kind: str, value: bytes) -> dict[str, Any]:
+    """A stored value parsed back into its document (every kind stores a JSON object)."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown record kind {kind!r}; choose one of {', '.join(KINDS)}")
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise RecordError(f"a stored {kind} value is not valid JSON") from None
+    if type(document) is not dict:
+        raise RecordError(f"a stored {kind} value is {json_kind(document)}, not a JSON object")
+    return document

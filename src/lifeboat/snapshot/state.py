@@ -1,0 +1,745 @@
+"""Record snapshots in a repository: prolly nodes, signed statements, journals, known-good rollback.
+
+The pure parts live beside this module: the tree (:mod:`~lifeboat.snapshot.prolly`), what a
+snapshot asserts and its signature (:mod:`~lifeboat.snapshot.statement`), record changes
+(:mod:`~lifeboat.snapshot.journal`), invariants (:mod:`~lifeboat.snapshot.invariants`) and the
+sources and sinks (:mod:`~lifeboat.snapshot.records`). This module stores and reads them:
+
+* every tree node is a blob of type ``BLOB_STATE`` stored under its own node id, so a new
+  snapshot writes only the nodes the repository does not have yet (the changed paths);
+* a snapshot is a repository manifest of kind ``state`` holding the statement and, once signed,
+  its signature; statements of one name form a hash chain through ``previous``;
+* a journal segment is a blob (the encoded changes) named by a manifest of kind
+  ``state-journal``; restoring to a sequence number replays the segments after a snapshot.
+
+Readers check every node against its id (:class:`~lifeboat.snapshot.prolly.NodeSource` readers
+do), and every statement against its signature before trusting what it says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from lifeboat.errors import InputError, LifeboatError, StateError, UsageError
+from lifeboat.snapshot import journal as journal_format
+from lifeboat.snapshot import prolly
+from lifeboat.snapshot.invariants import InvariantChecker, Invariants
+from lifeboat.snapshot.journal import Change
+from lifeboat.snapshot.records import RecordSpec, Source, SourceRecord
+from lifeboat.snapshot.statement import Signer, Statement, check_chain, sign, verify_signature
+from lifeboat.store.packs import BLOB_DATA, BLOB_STATE
+from lifeboat.store.repository import Manifest, Repository, now_rfc3339
+
+__all__ = [
+    "DEFAULT_FANOUT",
+    "DEFAULT_LEAF_FANOUT",
+    "JOURNAL_KIND",
+    "STATE_KIND",
+    "JournalResult",
+    "RepositoryNodes",
+    "Signing",
+    "SnapshotResult",
+    "StateDiff",
+    "StateSnapshot",
+    "VerifyReport",
+    "Written",
+    "append_journal",
+    "apply_journal",
+    "attach_signature",
+    "diff_records",
+    "diff_snapshots",
+    "find_state",
+    "journal_segments",
+    "known_good",
+    "records_at",
+    "repository_signing",
+    "snapshot_records",
+    "state_snapshots",
+    "verify_states",
+]
+
+STATE_KIND: Final = "state"
+JOURNAL_KIND: Final = "state-journal"
+DEFAULT_FANOUT: Final = 64
+#: Small leaves keep the bytes a scattered change rewrites low (see docs/benchmarks.md).
+DEFAULT_LEAF_FANOUT: Final = 8
+#: Keys of examples kept in a diff report.
+DIFF_EXAMPLES: Final = 20
+
+Progress = Callable[[int], None]
+
+
+class RepositoryNodes:
+    """Tree nodes read from a repository (the tree's reader checks each against its id)."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+
+    def get(self, node_id: bytes, /) -> bytes:
+        return self.repo.load_blob(node_id)
+
+
+@dataclass(frozen=True)
+class Signing:
+    """Who signs new statements: an Ed25519 seed, or nobody yet (a FROST group signs later)."""
+
+    signer: Signer
+    seed: bytes | None
+
+    def signature_for(self, statement: Statement) -> bytes | None:
+        return None if self.seed is None else sign(statement, self.seed)
+
+
+def repository_signing(repo: Repository) -> Signing:
+    """Sign with the repository's own Ed25519 key (the default)."""
+    return Signing(Signer("ed25519", repo.signing_key), repo.signing_seed)
+
+
+@dataclass(frozen=True)
+class StateSnapshot:
+    """A stored record snapshot: its manifest, its statement, and its signature (None: unsigned)."""
+
+    manifest: Manifest
+    statement: Statement
+    signature: bytes | None
+
+    @property
+    def digest(self) -> bytes:
+        return self.statement.digest()
+
+    @property
+    def short_id(self) -> str:
+        return self.digest.hex()[:8]
+
+    def signature_problem(self, trust: bytes | None = None) -> str | None:
+        """Why the statement is not validly signed (by ``trust``, if given), or None."""
+        if self.signature is None:
+            return "not signed yet (awaiting its FROST signature: `lifeboat state attest`)"
+        try:
+            verify_signature(self.statement, self.signature)
+        except StateError as exc:
+            return str(exc)
+        if trust is not None and self.statement.signer.public_key != trust:
+            return f"signed by {self.statement.signer.public_key.hex()}, not by the trusted key {trust.hex()}"
+        return None
+
+
+def _state_of(manifest: Manifest) -> StateSnapshot:
+    payload = manifest.payload
+    statement = Statement.from_json(payload.get("statement"), what=f"state snapshot {manifest.short_id}")
+    attestation = payload.get("attestation")
+    signature: bytes | None = None
+    if attestation is not None:
+        try:
+            signature = bytes.fromhex(str(attestation["signature"]))
+        except (TypeError, KeyError, ValueError):
+            raise StateError(f"state snapshot {manifest.short_id} has a malformed attestation") from None
+    return StateSnapshot(manifest, statement, signature)
+
+
+def state_snapshots(repo: Repository, name: str | None = None) -> tuple[list[StateSnapshot], list[str]]:
+    """The record snapshots (of ``name``), oldest first, and why any could not be read."""
+    found: list[StateSnapshot] = []
+    problems: list[str] = []
+    for manifest in repo.manifests(STATE_KIND):
+        try:
+            snap = _state_of(manifest)
+        except LifeboatError as exc:
+            problems.append(str(exc))
+            continue
+        if name is None or snap.statement.name == name:
+            found.append(snap)
+    problems.extend(f"{key}: {why}" for key, why in repo.bad_manifests.items())
+    found.sort(key=lambda s: (s.statement.time, s.statement.sequence, s.digest))
+    return found, problems
+
+
+def _one_name(snapshots: Sequence[StateSnapshot], name: str | None) -> str:
+    names = sorted({s.statement.name for s in snapshots})
+    if name is not None:
+        return name
+    if len(names) > 1:
+        raise UsageError(
+            f"the repository holds record snapshots of {', '.join(names)}; choose one with --name"
+        )
+    if not names:
+        raise InputError("the repository has no record snapshots yet (`lifeboat state snapshot`)")
+    return names[0]
+
+
+def find_state(repo: Repository, ref: str, name: str | None = None) -> StateSnapshot:
+    """A record snapshot by id prefix (of its statement digest, 4+ hex digits) or ``latest``."""
+    snapshots, _ = state_snapshots(repo, name)
+    if ref == "latest":
+        chosen = _one_name(snapshots, name)
+        ofname = [s for s in snapshots if s.statement.name == chosen]
+        if not ofname:
+            raise InputError(f"no record snapshot named {chosen!r}")
+        return ofname[-1]
+    text = ref.lower()
+    if len(text) < 4 or any(c not in "0123456789abcdef" for c in text):
+        raise InputError(f"record snapshot {ref!r}: give 'latest' or at least 4 hex digits of its id")
+    matches = [s for s in snapshots if s.digest.hex().startswith(text)]
+    if not matches:
+        raise InputError(f"no record snapshot with id {ref!r}; `lifeboat state list` shows them")
+    if len(matches) > 1:
+        raise InputError(f"record snapshot id {ref!r} is ambiguous ({len(matches)} match); give more digits")
+    return matches[0]
+
+
+# --- snapshotting ------------------------------------------------------------------------------
+
+
+@dataclass
+class Written:
+    """The tree nodes a snapshot stored and found already stored."""
+
+    nodes_new: int = 0
+    nodes_known: int = 0
+    bytes_new: int = 0
+    bytes_stored: int = 0
+
+
+@dataclass
+class SnapshotResult:
+    """What :func:`snapshot_records` or :func:`apply_journal` stored."""
+
+    snapshot: StateSnapshot
+    written: Written
+
+
+def _latest(repo: Repository, name: str) -> StateSnapshot | None:
+    snapshots, _ = state_snapshots(repo, name)
+    return snapshots[-1] if snapshots else None
+
+
+def _store_tree(repo: Repository, nodes: Iterable[prolly.Node]) -> Written:
+    result = Written()
+    with repo.writer() as writer:
+        for node in nodes:
+            _, new = writer.add_blob(BLOB_STATE, node.data, node.node_id)
+            if new:
+                result.nodes_new += 1
+            else:
+                result.nodes_known += 1
+    result.bytes_new = writer.stats.bytes_new_raw
+    result.bytes_stored = writer.stats.bytes_stored
+    return result
+
+
+def _put_statement(repo: Repository, statement: Statement, signature: bytes | None) -> StateSnapshot:
+    payload: dict[str, Any] = {
+        "kind": STATE_KIND,
+        "name": statement.name,
+        "statement": statement.to_json(),
+        "attestation": None if signature is None else {"signature": signature.hex()},
+        "time": statement.time,
+    }
+    manifest = repo.put_manifest(payload)
+    return StateSnapshot(manifest, statement, signature)
+
+
+def snapshot_records(
+    repo: Repository,
+    source: Source,
+    spec: RecordSpec,
+    *,
+    name: str,
+    signing: Signing,
+    invariants: Invariants | None = None,
+    sequence: int | None = None,
+    fanout: int = DEFAULT_FANOUT,
+    leaf_fanout: int = DEFAULT_LEAF_FANOUT,
+    progress: Progress | None = None,
+) -> SnapshotResult:
+    """Snapshot every record of ``source``: the tree's new nodes, then the signed statement."""
+    if not name:
+        raise UsageError("a record snapshot needs a name (--name)")
+    with repo.lock(exclusive=False, operation="state snapshot"):
+        repo.reload_index()
+        previous = _latest(repo, name)
+        _check_signer(previous, signing.signer)
+        checker = None if invariants is None else InvariantChecker(invariants)
+
+        def records() -> Iterator[tuple[bytes, bytes, tuple[int, ...]]]:
+            for count, record in enumerate(source, 1):
+                if checker is not None:
+                    checker.feed(record.key.decode("utf-8", "surrogateescape"), record.document)
+                yield record.key, record.value, record.sums
+                if progress is not None and count % 4096 == 0:
+                    progress(source.bytes_read)
+            if progress is not None:
+                progress(source.bytes_read)
+
+        build = prolly.build(
+            records(), fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=len(spec.sum_fields)
+        )
+        written = _store_tree(repo, build)
+        tree = build.tree
+        report = None if checker is None else checker.finish().to_json()
+        if sequence is None:
+            sequence = previous.statement.sequence if previous is not None else 0
+        statement = Statement(
+            name=name,
+            root=tree.root,
+            count=tree.count,
+            sum_fields=spec.sum_fields,
+            totals=tree.totals,
+            fanout=tree.fanout,
+            leaf_fanout=tree.leaf_fanout,
+            key_field=spec.key_field,
+            source=source.describe(),
+            time=now_rfc3339(),
+            sequence=sequence,
+            invariants=report,
+            previous=None if previous is None else previous.digest,
+            signer=signing.signer,
+        )
+        return SnapshotResult(_put_statement(repo, statement, signing.signature_for(statement)), written)
+
+
+def _check_signer(previous: StateSnapshot | None, signer: Signer) -> None:
+    if previous is not None and previous.statement.signer != signer:
+        raise UsageError(
+            f"the chain of {previous.statement.name!r} is signed by {previous.statement.signer.scheme} key "
+            f"{previous.statement.signer.public_key.hex()}; sign new snapshots with the same key "
+            "(or start a new chain under another --name)"
+        )
+
+
+def attach_signature(repo: Repository, snap: StateSnapshot, signature: bytes) -> StateSnapshot:
+    """Store ``snap`` again with ``signature`` (a FROST group's), after checking it; drop the unsigned copy."""
+    verify_signature(snap.statement, signature)
+    if snap.signature is not None:
+        raise UsageError(f"record snapshot {snap.short_id} is already signed")
+    signed = _put_statement(repo, snap.statement, signature)
+    repo.delete_manifest(snap.manifest.id)
+    return signed
+
+
+# --- journals ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stored journal segment: its manifest and its header fields."""
+
+    manifest: Manifest
+    name: str
+    base: bytes
+    first: int
+    last: int
+    count: int
+    blob: bytes
+
+
+@dataclass
+class JournalResult:
+    """What :func:`append_journal` did."""
+
+    stored: int = 0
+    skipped: int = 0
+    first: int | None = None
+    last: int | None = None
+    segment: Segment | None = None
+    #: True when an identical segment was already stored (the same journal appended twice).
+    duplicate: bool = False
+
+
+def journal_segments(repo: Repository, name: str) -> list[Segment]:
+    """The journal segments of ``name``, in order of their first sequence number."""
+    segments = []
+    for manifest in repo.manifests(JOURNAL_KIND):
+        payload = manifest.payload
+        if payload.get("name") != name:
+            continue
+        try:
+            segments.append(
+                Segment(
+                    manifest,
+                    name,
+                    bytes.fromhex(str(payload["base"])),
+                    int(payload["first"]),
+                    int(payload["last"]),
+                    int(payload["count"]),
+                    bytes.fromhex(str(payload["blob"])),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            raise StateError(f"journal segment {manifest.short_id} is malformed") from None
+    segments.sort(key=lambda s: (s.first, s.last, s.manifest.id))
+    return segments
+
+
+def append_journal(repo: Repository, name: str, lines: Iterable[bytes], *, what: str) -> JournalResult:
+    """Store the changes in ``lines`` that come after the newest snapshot of ``name``.
+
+    Changes at or below the snapshot's sequence number are already in it and are skipped, and
+    a segment identical to a stored one is not stored twice: appending the same journal again
+    changes nothing.
+    """
+    with repo.lock(exclusive=False, operation="state journal"):
+        repo.reload_index()
+        base = _latest(repo, name)
+        if base is None:
+            raise InputError(f"no record snapshot named {name!r}; a journal follows a snapshot")
+        key_field = base.statement.key_field
+        result = JournalResult()
+        fresh: list[Change] = []
+        for change in journal_format.parse_changes(lines, key_field=key_field, what=what):
+            if change.seq <= base.statement.sequence:
+                result.skipped += 1
+            else:
+                fresh.append(change)
+        if not fresh:
+            return result
+        data = journal_format.encode_segment(name, base.digest, fresh)
+        blob_id = repo.blob_id(data)
+        result.first, result.last = fresh[0].seq, fresh[-1].seq
+        for segment in journal_segments(repo, name):
+            if segment.blob == blob_id:
+                result.duplicate = True
+                result.skipped += len(fresh)
+                result.segment = segment
+                return result
+        with repo.writer() as writer:
+            writer.add_blob(BLOB_DATA, data, blob_id)
+        manifest = repo.put_manifest(
+            {
+                "kind": JOURNAL_KIND,
+                "name": name,
+                "base": base.digest.hex(),
+                "first": fresh[0].seq,
+                "last": fresh[-1].seq,
+                "count": len(fresh),
+                "blob": blob_id.hex(),
+            }
+        )
+        result.stored = len(fresh)
+        result.segment = Segment(
+            manifest, name, base.digest, fresh[0].seq, fresh[-1].seq, len(fresh), blob_id
+        )
+        return result
+
+
+def _changes(repo: Repository, name: str, after: int, through: int | None) -> list[Change]:
+    segments = [
+        s for s in journal_segments(repo, name) if s.last > after and (through is None or s.first <= through)
+    ]
+    decoded = []
+    for segment in segments:
+        body = journal_format.decode_segment(
+            repo.load_blob(segment.blob), f"journal segment {segment.manifest.short_id}"
+        )
+        decoded.append(body.changes)
+    return journal_format.merge(decoded, after=after, through=through)
+
+
+def _edits(changes: Sequence[Change], spec: RecordSpec) -> list[prolly.Record | prolly.Delete]:
+    """The last change of each key, as tree edits in key order."""
+    last: dict[bytes, Change] = {}
+    for change in changes:
+        last[change.key.encode("utf-8", "surrogateescape")] = change
+    edits: list[prolly.Record | prolly.Delete] = []
+    for key in sorted(last):
+        change = last[key]
+        if change.value is None:
+            edits.append(prolly.Delete(key))
+        else:
+            where = f"journal change {change.seq}"
+            document = orjson.loads(change.value)
+            edits.append(prolly.Record(key, change.value, spec.sums_of(document, where, key)))
+    return edits
+
+
+def _spec_of(statement: Statement) -> RecordSpec:
+    return RecordSpec(statement.key_field, statement.sum_fields)
+
+
+def apply_journal(
+    repo: Repository,
+    name: str,
+    *,
+    signing: Signing,
+    through: int | None = None,
+    invariants: Invariants | None = None,
+) -> SnapshotResult | None:
+    """A new snapshot: the newest one of ``name`` with its journal applied (None: nothing to apply).
+
+    Only the paths the changes touch are read and rewritten. With ``invariants``, every
+    record of the new tree is read once more to check them.
+    """
+    with repo.lock(exclusive=False, operation="state journal apply"):
+        repo.reload_index()
+        base = _latest(repo, name)
+        if base is None:
+            raise InputError(f"no record snapshot named {name!r}")
+        _check_signer(base, signing.signer)
+        changes = _changes(repo, name, base.statement.sequence, through)
+        if not changes:
+            return None
+        spec = _spec_of(base.statement)
+        nodes = RepositoryNodes(repo)
+        build = prolly.update(nodes, base.statement.root, _edits(changes, spec))
+        written = _store_tree(repo, build)
+        tree = build.tree
+        report = None
+        if invariants is not None:
+            checker = InvariantChecker(invariants)
+            for record in prolly.iterate(nodes, tree.root):
+                checker.feed(record.key.decode("utf-8", "surrogateescape"), orjson.loads(record.value))
+            report = checker.finish().to_json()
+        source = dict(base.statement.source)
+        source["journal"] = {
+            "after": base.statement.sequence,
+            "through": changes[-1].seq,
+            "changes": len(changes),
+        }
+        statement = Statement(
+            name=name,
+            root=tree.root,
+            count=tree.count,
+            sum_fields=base.statement.sum_fields,
+            totals=tree.totals,
+            fanout=tree.fanout,
+            leaf_fanout=tree.leaf_fanout,
+            key_field=base.statement.key_field,
+            source=source,
+            time=now_rfc3339(),
+            sequence=changes[-1].seq,
+            invariants=report,
+            previous=base.digest,
+            signer=signing.signer,
+            parent=base.digest,
+        )
+        return SnapshotResult(_put_statement(repo, statement, signing.signature_for(statement)), written)
+
+
+def records_at(repo: Repository, snap: StateSnapshot, through: int | None = None) -> Iterator[prolly.Record]:
+    """The records of ``snap`` with its name's journal replayed up to ``through`` (None: none)."""
+    nodes = RepositoryNodes(repo)
+    records = prolly.iterate(nodes, snap.statement.root)
+    if through is None or through <= snap.statement.sequence:
+        if through is not None and through < snap.statement.sequence:
+            raise InputError(
+                f"record snapshot {snap.short_id} is at sequence {snap.statement.sequence}, after {through}; "
+                "choose an older snapshot"
+            )
+        return records
+    changes = _changes(repo, snap.statement.name, snap.statement.sequence, through)
+    return _replay(records, _edits(changes, _spec_of(snap.statement)))
+
+
+def _replay(
+    records: Iterator[prolly.Record], edits: list[prolly.Record | prolly.Delete]
+) -> Iterator[prolly.Record]:
+    pending = iter(edits)
+    edit = next(pending, None)
+    for record in records:
+        while edit is not None and edit.key < record.key:
+            if isinstance(edit, prolly.Record):
+                yield edit
+            edit = next(pending, None)
+        if edit is not None and edit.key == record.key:
+            if isinstance(edit, prolly.Record):
+                yield edit
+            edit = next(pending, None)
+            continue
+        yield record
+    while edit is not None:
+        if isinstance(edit, prolly.Record):
+            yield edit
+        edit = next(pending, None)
+
+
+# --- diffs -------------------------------------------------------------------------------------
+
+
+@dataclass
+class StateDiff:
+    """How record set ``b`` differs from ``a``: counts, example keys, and the change of each summed field."""
+
+    sum_fields: tuple[str, ...]
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    deltas: list[int] = field(default_factory=list)
+    examples: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.deltas:
+            self.deltas = [0] * len(self.sum_fields)
+
+    def note(self, kind: str, key: bytes, before: tuple[int, ...], after: tuple[int, ...]) -> None:
+        if kind == "added":
+            self.added += 1
+        elif kind == "removed":
+            self.removed += 1
+        else:
+            self.changed += 1
+        for i, (x, y) in enumerate(zip(before, after, strict=True)):
+            self.deltas[i] += y - x
+        if len(self.examples) < DIFF_EXAMPLES:
+            self.examples.append((kind, key.decode("utf-8", "backslashreplace")))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "sum_deltas": {
+                name: str(delta) for name, delta in zip(self.sum_fields, self.deltas, strict=True)
+            },
+            "examples": [{"change": kind, "key": key} for kind, key in self.examples],
+        }
+
+
+def diff_snapshots(repo: Repository, a: StateSnapshot, b: StateSnapshot) -> StateDiff:
+    """What changed from ``a`` to ``b`` (shared subtrees are skipped unread)."""
+    if a.statement.sum_fields != b.statement.sum_fields:
+        raise UsageError(
+            f"{a.short_id} sums {list(a.statement.sum_fields)} and {b.short_id} sums "
+            f"{list(b.statement.sum_fields)}; only snapshots with the same sum fields can be compared"
+        )
+    nodes = RepositoryNodes(repo)
+    result = StateDiff(a.statement.sum_fields)
+    zero = (0,) * len(result.sum_fields)
+    for change in prolly.diff(nodes, a.statement.root, nodes, b.statement.root):
+        before = change.before.sums if change.before is not None else zero
+        after = change.after.sums if change.after is not None else zero
+        result.note(change.kind, change.key, before, after)
+    return result
+
+
+def diff_records(
+    a: Iterable[prolly.Record | SourceRecord],
+    b: Iterable[prolly.Record | SourceRecord],
+    sum_fields: tuple[str, ...],
+) -> StateDiff:
+    """What changed from record stream ``a`` to ``b`` (both in key order), read once each."""
+    result = StateDiff(sum_fields)
+    zero = (0,) * len(sum_fields)
+    left, right = iter(a), iter(b)
+    x, y = next(left, None), next(right, None)
+    while x is not None or y is not None:
+        if y is None or (x is not None and x[0] < y[0]):
+            assert x is not None
+            result.note("removed", x[0], x[2], zero)
+            x = next(left, None)
+        elif x is None or y[0] < x[0]:
+            result.note("added", y[0], zero, y[2])
+            y = next(right, None)
+        else:
+            if x[1] != y[1] or x[2] != y[2]:
+                result.note("changed", x[0], x[2], y[2])
+            x, y = next(left, None), next(right, None)
+    return result
+
+
+# --- verification and the known-good snapshot -------------------------------------------------
+
+
+def _walk_nodes(repo: Repository, snap: StateSnapshot) -> list[str]:
+    """Read every node of ``snap``'s tree (each checked against its id); problems found."""
+    nodes = RepositoryNodes(repo)
+    count = 0
+    totals = [0] * len(snap.statement.sum_fields)
+    try:
+        for record in prolly.iterate(nodes, snap.statement.root):
+            count += 1
+            for i, value in enumerate(record.sums):
+                totals[i] += value
+    except LifeboatError as exc:
+        return [f"{snap.short_id}: tree cannot be read: {exc}"]
+    problems = []
+    if count != snap.statement.count:
+        problems.append(
+            f"{snap.short_id}: tree holds {count} records, the statement says {snap.statement.count}"
+        )
+    if tuple(totals) != snap.statement.totals:
+        problems.append(f"{snap.short_id}: the records' sums differ from the statement's totals")
+    return problems
+
+
+@dataclass
+class VerifyReport:
+    """Per name, the problems :func:`verify_states` found (none: the chain verifies)."""
+
+    snapshots: int = 0
+    problems: dict[str, list[str]] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.unreadable and not any(self.problems.values())
+
+
+def verify_states(
+    repo: Repository,
+    name: str | None = None,
+    *,
+    trust: bytes | None = None,
+    read_data: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
+    """Check every statement's signature, each name's hash chain, and with ``read_data`` every node."""
+    snapshots, unreadable = state_snapshots(repo, name)
+    report = VerifyReport(snapshots=len(snapshots), unreadable=unreadable)
+    by_name: dict[str, list[StateSnapshot]] = {}
+    for snap in snapshots:
+        by_name.setdefault(snap.statement.name, []).append(snap)
+    done = 0
+    for chain_name, chain in sorted(by_name.items()):
+        problems = report.problems.setdefault(chain_name, [])
+        for snap in chain:
+            why = snap.signature_problem(trust)
+            if why is not None:
+                problems.append(f"{snap.short_id}: {why}")
+        problems.extend(check_chain([s.statement for s in chain]))
+        if read_data:
+            for snap in chain:
+                problems.extend(_walk_nodes(repo, snap))
+                done += 1
+                if progress is not None:
+                    progress(done, len(snapshots))
+    return report
+
+
+def known_good(
+    repo: Repository, name: str | None, *, trust: bytes | None = None
+) -> tuple[StateSnapshot | None, list[tuple[StateSnapshot, str]]]:
+    """The newest snapshot whose signature, chain and invariants all hold, and why newer ones failed."""
+    snapshots, _ = state_snapshots(repo, None)
+    chosen_name = _one_name(snapshots, name)
+    chain = [s for s in snapshots if s.statement.name == chosen_name]
+    rejected: list[tuple[StateSnapshot, str]] = []
+    for position in range(len(chain) - 1, -1, -1):
+        snap = chain[position]
+        why = snap.signature_problem(trust)
+        if why is None:
+            broken = check_chain([s.statement for s in chain[: position + 1]])
+            if broken:
+                why = "chain: " + broken[0]
+        if why is None:
+            passed = snap.statement.invariants_passed
+            if passed is None:
+                why = "its invariants were not checked"
+            elif not passed:
+                failed = [
+                    r["name"]
+                    for r in (snap.statement.invariants or {}).get("results", [])
+                    if not r.get("passed")
+                ]
+                why = "invariants failed: " + ", ".join(failed)
+        if why is None:
+            return snap, rejected
+        rejected.append((snap, why))
+    return None, rejected
