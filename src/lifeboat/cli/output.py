@@ -25,8 +25,8 @@ class Settings:
 settings = Settings()
 # Markup is off by default: file names, labels and tags are user text and may contain "[...]".
 # A line that colours something passes ``markup=True`` and escapes the user text in it.
-stdout = Console(highlight=False, soft_wrap=True, markup=False)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+stdout = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def emit(data: dict[str, Any], human: Callable[[], None]) -> None:

@@ -31,7 +31,7 @@ from lifeboat.cli.repo_cmds import (
     _transfer_progress,
     _warn,
 )
-from lifeboat.errors import InputError, StateError, UsageError
+from lifeboat.errors import InputError, LifeboatError, StateError, UsageError
 from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, read_bounded, write_atomic
 from lifeboat.snapshot import prolly, state
 from lifeboat.snapshot import statement as statements
@@ -671,7 +671,7 @@ def rollback_command(
                 diff = state.diff_records(
                     prolly.iterate(state.RepositoryNodes(repo), s.root), current, s.sum_fields
                 )
-        except (InputError, OSError) as exc:
+        except (LifeboatError, OSError) as exc:  # corrupted or missing: report it, then replace it
             unreadable = str(exc)
         written = 0
         if not dry_run:

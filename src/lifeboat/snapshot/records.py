@@ -686,6 +686,15 @@ def _value_type(value: Any) -> str | None:
     return "text"
 
 
+def _parse_json_column(text: str, where: str, column: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise RecordError(
+            f"{where}: column {column!r} is declared JSON but holds no JSON ({text[:40]!r})"
+        ) from None
+
+
 def _json_value(value: Any, where: str, column: str) -> Any:
     """A SQL value as JSON (module docstring); RecordError for a type that has no JSON form."""
     kind = type(value)
@@ -843,6 +852,7 @@ class _SqlSource(Source):
             raise RecordError(f"reading {label} on {self._shown} failed: {_db_reason(exc)}") from None
         names = list(result.keys())
         _check_unique(names, f"{label} on {self._shown}")
+        json_columns = [name for name in names if declared.get(name) == "json"]
         inferred: dict[str, str] = {}
         spec = self.spec
         dumps = orjson.dumps
@@ -854,6 +864,9 @@ class _SqlSource(Source):
                 document = {
                     name: _json_value(value, where, name) for name, value in zip(names, row, strict=True)
                 }
+                for name in json_columns:  # SQLite keeps JSON as text: read it back as JSON
+                    if isinstance(document[name], str):
+                        document[name] = _parse_json_column(document[name], where, name)
                 key = spec.key_of(document, where)
                 _check_order(key, previous, f"{where} (key {_show_key(key)})")
                 sums = spec.sums_of(document, where, key)
