@@ -702,10 +702,16 @@ def test_journal_append_restore_at_seq_and_apply(
     segments = ok(cli("--json", "state", "journal", "list")).json()["segments"]
     assert [(s["first"], s["last"], s["count"]) for s in segments] == [(1, 9, 6)]
 
-    for seq in (0, 1, 2, 4, 5, 9, 50):
+    for seq in (0, 1, 2, 4, 5, 9):
         out = repo["root"] / f"at-{seq}.jsonl"
         ok(cli("state", "restore", "--at-seq", seq, "--target", out))
         assert out.read_bytes() == _expected_at(base, changes, seq), f"--at-seq {seq}"
+    beyond = repo["root"] / "at-50.jsonl"
+    one_line_error(
+        cli("state", "restore", "--at-seq", 50, "--target", beyond), "ends at sequence 9, before 50"
+    )
+    assert not beyond.exists()
+    one_line_error(cli("state", "get", a, "--at-seq", 50), "ends at sequence 9, before 50")
     got = ok(cli("--json", "state", "get", a, "--at-seq", 5)).json()
     assert got["value"].encode() == _compact(changes[3]["value"])
     one_line_error(cli("state", "get", b, "--at-seq", 2), f"no record with key {b!r}")
@@ -1027,3 +1033,135 @@ def test_bad_references_and_options_are_named(cli: CliRunner, repo: dict[str, Pa
     one_line_error(
         cli("state", "verify-proof", tiny, "--trust", "not-a-key"), "neither 64 hex digits", code=2
     )
+
+
+# --- regressions from review -------------------------------------------------------------------
+
+
+def _tiny(repo: dict[str, Path], text: str, name: str = "tiny.jsonl") -> Path:
+    path = repo["root"] / name
+    path.write_text(text)
+    return path
+
+
+def test_a_journal_that_contradicts_or_breaks_the_rules_is_refused_and_nothing_stored(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    ok(snapshot(cli, _tiny(repo, '{"key":"a","amount":"1"}\n'), sums=("amount",)))
+    first = _tiny(repo, '{"seq":3,"op":"upsert","key":"e","value":{"key":"e","amount":"5"}}\n', "j1.jsonl")
+    ok(cli("state", "journal", "append", first))
+    conflict = _tiny(repo, '{"seq":3,"op":"upsert","key":"f","value":{"key":"f","amount":"5"}}\n', "j2.jsonl")
+    one_line_error(cli("state", "journal", "append", conflict), "seq 3", "keeps its changes")
+    negative = _tiny(
+        repo, '{"seq":4,"op":"upsert","key":"g","value":{"key":"g","amount":"-5"}}\n', "j3.jsonl"
+    )
+    one_line_error(cli("state", "journal", "append", negative), "change 4", "negative")
+    keyless = _tiny(repo, '{"seq":5,"op":"upsert","key":"h","value":{"amount":"5"}}\n', "j4.jsonl")
+    one_line_error(cli("state", "journal", "append", keyless), "change 5", "field 'key'")
+    segments = ok(cli("--json", "state", "journal", "list")).json()["segments"]
+    assert [(s["first"], s["last"]) for s in segments] == [(3, 3)]
+    out = repo["root"] / "out.jsonl"
+    ok(cli("state", "restore", "--at-seq", 3, "--target", out))
+    assert out.read_text() == '{"key":"a","amount":"1"}\n{"key":"e","amount":"5"}\n'
+
+
+def test_sequence_numbers_never_go_back_and_a_journal_needs_an_explicit_sequence(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    source = _tiny(repo, '{"key":"a","amount":"1"}\n')
+    ok(snapshot(cli, source, "--sequence", "5", sums=("amount",)))
+    one_line_error(snapshot(cli, source, "--sequence", "3", sums=("amount",)), "below the newest", code=2)
+    journal = _tiny(repo, '{"seq":6,"op":"delete","key":"a"}\n', "j.jsonl")
+    ok(cli("state", "journal", "append", journal))
+    # The journal holds change 6 after the snapshot: the source must say whether it includes it.
+    one_line_error(snapshot(cli, source, sums=("amount",)), "changes 6..6", "--sequence N", code=2)
+    ok(snapshot(cli, _tiny(repo, "", "empty.jsonl"), "--sequence", "6", "--name", "tiny", sums=("amount",)))
+    ok(cli("state", "verify"))
+    assert [s["sequence"] for s in ok(cli("--json", "state", "list")).json()["snapshots"]] == [5, 6]
+
+
+def test_an_interrupted_attest_leaves_one_snapshot_and_attest_finishes_it(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    from lifeboat.snapshot import state as state_mod
+    from lifeboat.store.backends import open_backend as backend
+
+    ok(snapshot(cli, _tiny(repo, '{"key":"a","amount":"1"}\n'), sums=("amount",)))
+    stores = [backend(str(repo[f"s{i}"])) for i in range(5)]
+    with Repository.open(stores, PASSPHRASE) as opened:
+        snap = state_mod.find_state(opened, "latest")
+        # What an attest cut off after its first write leaves: a second copy of the statement.
+        state_mod._put_statement(opened, snap.statement, snap.signature)
+    listed = ok(cli("--json", "state", "list")).json()["snapshots"]
+    assert len(listed) == 1
+    ok(cli("state", "show", listed[0]["short_id"]))
+    ok(cli("state", "verify"))
+
+
+def test_rollback_reports_how_an_exploited_state_differs_even_with_negative_balances(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    good = '{"key":"a","amount":"10"}\n{"key":"b","amount":"20"}\n'
+    ok(snapshot(cli, _tiny(repo, good), "--invariants", _invariants_no_negative(repo), sums=("amount",)))
+    live = _tiny(
+        repo,
+        '{"key":"a","amount":"-100"}\n{"key":"b","amount":"20"}\n{"key":"z","amount":"1"}\n',
+        "live.jsonl",
+    )
+    report = ok(cli("--json", "state", "rollback", "--target", live, "--name", "tiny")).json()
+    diff = report["current_vs_snapshot"]
+    assert report["current_unreadable"] is None
+    assert (diff["added"], diff["removed"], diff["changed"]) == (1, 0, 1)
+    assert diff["sum_deltas"] == {"amount": str(-110 + 1)}
+    assert live.read_text() == good
+
+
+def _invariants_no_negative(repo: dict[str, Path]) -> Path:
+    path = repo["root"] / "inv.toml"
+    path.write_text('version = 1\n[[bound]]\nname = "no-negative"\nfield = "amount"\nmin = 0\n')
+    return path
+
+
+def test_sqlite_keys_are_ordered_bytewise_whatever_the_column_collation(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    db = repo["root"] / "nocase.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("create table acc(id text collate nocase primary key, bal integer)")
+        connection.executemany("insert into acc values (?, ?)", [("B", 1), ("a", 2), ("c", 3)])
+    made = ok(
+        cli(
+            "--json", "state", "snapshot", f"sqlite:///{db}", "--table", "acc", "--key", "id", "--no-progress"
+        )
+    ).json()
+    assert made["records"] == 3
+
+
+def test_dataset_names_are_checked_before_anything_is_read(cli: CliRunner, repo: dict[str, Path]) -> None:
+    odd = _tiny(repo, '{"key":"a","amount":"1"}\n', "_my ledger!.jsonl")
+    made = ok(snapshot(cli, odd, sums=("amount",))).json()
+    assert made["name"] == "my-ledger"
+    one_line_error(snapshot(cli, odd, "--name", "-bad", sums=("amount",)), "--name", code=2)
+    db = repo["root"] / "q.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("create table t(k text primary key)")
+    one_line_error(
+        cli("state", "snapshot", f"sqlite:///{db}", "--query", "select k from t", "--key", "k"),
+        "name the dataset of a query with --name",
+        code=2,
+    )
+    one_line_error(cli("state", "verify", "--name", "nosuch"), "no record snapshot named 'nosuch'")
+
+
+def test_record_snapshots_are_written_under_an_exclusive_lock(cli: CliRunner, repo: dict[str, Path]) -> None:
+    """Two writers reading the same newest statement would both link to it and fork the chain."""
+    from lifeboat.store.backends import open_backend as backend
+
+    stores = [backend(str(repo[f"s{i}"])) for i in range(5)]
+    with (
+        Repository.open(stores, PASSPHRASE, writable=True) as opened,
+        opened.lock(exclusive=False, operation="t"),
+    ):
+        refused = snapshot(cli, _tiny(repo, '{"key":"a","amount":"1"}\n'), sums=("amount",))
+        one_line_error(refused, "lock")
+    assert ok(cli("--json", "state", "list")).json()["snapshots"] == []

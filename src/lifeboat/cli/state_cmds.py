@@ -7,6 +7,7 @@ The repository options are those of the file commands (``--store`` or ``$LIFEBOA
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,13 +147,19 @@ def _signing(repo: Any, signing_key: Path | None, frost_group: Path | None) -> S
     return state.repository_signing(repo)
 
 
-def _default_name(location: str, table: str | None) -> str:
-    if table:
-        return table
-    if "://" in location:
-        return "state"
-    stem = Path(location.split(":", 1)[-1] if location.startswith(("jsonl:", "csv:")) else location).stem
-    return stem or "state"
+def _dataset_name(name: str | None, location: str, table: str | None) -> str:
+    """``--name``, or one made from the file name or table (a query needs ``--name``), checked."""
+    if name is None:
+        if "://" in location and not table:
+            raise UsageError("name the dataset of a query with --name")
+        base = table if table else Path(location.split(":", 1)[-1]).stem
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("._-")[:128] or None
+        if name is None:
+            raise UsageError(f"no dataset name can be made from {location!r}; give one with --name")
+    try:
+        return statements.check_name(name)
+    except UsageError as exc:
+        raise UsageError(f"{exc} (--name)") from None
 
 
 def _short(data: bytes) -> str:
@@ -247,7 +254,7 @@ def snapshot_command(
     checks = load_invariants(invariants) if invariants is not None else None
     if message_out is not None and frost_group is None:
         raise UsageError("--message-out goes with --frost-group")
-    dataset = name or _default_name(source, table)
+    dataset = _dataset_name(name, source, table)
     with (
         open_source(source, spec, table=table, query=query) as records,
         _open(
@@ -416,10 +423,9 @@ def get_command(
     wanted = key.encode("utf-8", "surrogateescape")
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         snap = state.find_state(repo, snapshot, name)
-        if at_seq is None:
-            value = prolly.lookup(state.RepositoryNodes(repo), snap.statement.root, wanted)
-        else:
-            value = next((r.value for r in state.records_at(repo, snap, at_seq) if r.key == wanted), None)
+        if at_seq is not None and snapshot == "latest":
+            snap = _snapshot_for(repo, snap.statement.name, at_seq)
+        value = state.record_at(repo, snap, wanted, at_seq)
     if value is None:
         raise InputError(f"no record with key {key!r} in record snapshot {snap.short_id}")
     text = value.decode("utf-8", "backslashreplace")
@@ -452,10 +458,10 @@ def prove_command(
         )
     bundle = statements.encode_bundle(snap.statement, snap.signature, proof)
     if output is None:
-        sys.stdout.buffer.write(bundle + b"\n")
+        sys.stdout.buffer.write(bundle)
         sys.stdout.flush()
     else:
-        write_atomic(output, bundle + b"\n", mode=PUBLIC_MODE, overwrite=True)
+        write_atomic(output, bundle, mode=PUBLIC_MODE, overwrite=True)
         info(f"{'inclusion' if proof.present else 'absence'} proof for {key!r} written to {output}")
 
 
@@ -663,13 +669,19 @@ def rollback_command(
                 "no record snapshot passes its signature, chain and invariant checks; nothing to roll back to"
             )
         s = good.statement
-        spec = RecordSpec(s.key_field, s.sum_fields)
         diff: StateDiff | None = None
         unreadable = None
         try:
-            with open_source(target, spec, table=table) as current:
+            # Sums read as they are (a corrupted state may hold negative ones): keys and raw
+            # values must still be readable and in order for a diff.
+            with open_source(target, RecordSpec(s.key_field, ()), table=table) as current:
                 diff = state.diff_records(
-                    prolly.iterate(state.RepositoryNodes(repo), s.root), current, s.sum_fields
+                    prolly.iterate(state.RepositoryNodes(repo), s.root),
+                    (
+                        prolly.Record(r.key, r.value, state.lenient_sums(s.sum_fields, r.document))
+                        for r in current
+                    ),
+                    s.sum_fields,
                 )
         except (LifeboatError, OSError) as exc:  # corrupted or missing: report it, then replace it
             unreadable = str(exc)
@@ -699,7 +711,10 @@ def rollback_command(
             _say("the current state, against that snapshot:")
             _print_diff(diff)
         else:
-            _say(f"the current state could not be read ({unreadable}); it was replaced whole")
+            _say(
+                f"the current state could not be read ({unreadable}); "
+                + ("it would be replaced whole" if dry_run else "it was replaced whole")
+            )
 
     emit(data, human)
 

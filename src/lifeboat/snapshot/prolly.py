@@ -69,11 +69,15 @@ Proofs (JSON, version 1)
 ::
 
     {"format": "lifeboat-prolly-proof", "version": 1, "kind": "inclusion" | "absence",
-     "key": hex, "fanout": int, "leaf_fanout": int, "sum_fields": k,
-     "records": [{"key": hex, "value": hex, "sums": ["<decimal>", ...],
-                  "path": [{"entries": n, "index": i, "siblings": [[hash hex, "<count>",
+     "key": B, "fanout": int, "leaf_fanout": int, "sum_fields": k,
+     "records": [{"key": B, "value": B, "sums": ["<decimal>", ...],
+                  "path": [{"entries": n, "index": i, "siblings": [[hash, "<count>",
                             "<sum>", ...], ...]},                         leaf first, root last;
-                           {"entries": n, "index": i, "first_key": hex, "siblings": [...]}]}]}
+                           {"entries": n, "index": i, "first_key": B, "siblings": [...]}]}]}
+
+A byte string ``B`` (a key or a value) is a JSON string when it is UTF-8 (the usual case: text
+keys and JSON records stay readable and short), else ``{"hex": "<lowercase hex>"}``. A sibling
+``hash`` is 43 characters of unpadded base64url. Counts and sums are decimal strings.
 
 An inclusion proof holds the record; an absence proof holds its neighbours below and above
 (one at an end of the tree, none for the empty tree). The verifier (:func:`verify`) needs only
@@ -86,6 +90,7 @@ made: like any Merkle search tree, absence is proven relative to a correctly sor
 
 from __future__ import annotations
 
+import base64
 import bisect
 import itertools
 import re
@@ -1235,12 +1240,12 @@ class Proof:
     paths: tuple[RecordPath, ...]
 
     def to_json(self) -> bytes:
-        """The proof as canonical JSON (hex bytes, decimal strings for counts and sums)."""
+        """The proof as canonical JSON (text or hex bytes, base64url hashes, decimal counts and sums)."""
         document = {
             "format": PROOF_FORMAT,
             "version": PROOF_VERSION,
             "kind": "inclusion" if self.present else "absence",
-            "key": self.key.hex(),
+            "key": _bytes_to_json(self.key),
             "fanout": self.fanout,
             "leaf_fanout": self.leaf_fanout,
             "sum_fields": self.sum_fields,
@@ -1276,7 +1281,9 @@ class Proof:
         if not isinstance(records, list) or len(records) > 2:
             raise ProofError("the proof's records must be a list of at most two")
         paths = tuple(_path_from_json(item, sum_fields, number) for number, item in enumerate(records))
-        return cls(_json_hex(body["key"], "key"), kind == "inclusion", fanout, leaf_fanout, sum_fields, paths)
+        return cls(
+            _json_bytes(body["key"], "key"), kind == "inclusion", fanout, leaf_fanout, sum_fields, paths
+        )
 
 
 _PROOF_FIELDS: Final = frozenset(
@@ -1293,15 +1300,15 @@ def _path_to_json(path: RecordPath) -> dict[str, Any]:
         item: dict[str, Any] = {
             "entries": step.entries,
             "index": step.index,
-            "siblings": [[s.hash.hex(), str(s.record_count), *map(str, s.sums)] for s in step.siblings],
+            "siblings": [[_b64(s.hash), str(s.record_count), *map(str, s.sums)] for s in step.siblings],
         }
         if step.first_key is not None:
-            item["first_key"] = step.first_key.hex()
+            item["first_key"] = _bytes_to_json(step.first_key)
         steps.append(item)
     record = path.record
     return {
-        "key": record.key.hex(),
-        "value": record.value.hex(),
+        "key": _bytes_to_json(record.key),
+        "value": _bytes_to_json(record.value),
         "sums": list(map(str, record.sums)),
         "path": steps,
     }
@@ -1317,8 +1324,8 @@ def _path_from_json(item: object, sum_fields: int, number: int) -> RecordPath:
     if not isinstance(sums, list) or len(sums) != sum_fields:
         raise ProofError(f"{what} must have {sum_fields} sums")
     record = Record(
-        _json_hex(item["key"], f"{what} key"),
-        _json_hex(item["value"], f"{what} value"),
+        _json_bytes(item["key"], f"{what} key"),
+        _json_bytes(item["value"], f"{what} value"),
         tuple(_json_decimal(value, f"{what} sum") for value in sums),
     )
     raw_steps = item["path"]
@@ -1339,26 +1346,26 @@ def _path_from_json(item: object, sum_fields: int, number: int) -> RecordPath:
         for sibling in raw_siblings:
             # One check per sibling, not per value: this is the hot part of reading a proof.
             try:
-                digest_hex, numbers = sibling[0], sibling[1:]
-                digest = bytes.fromhex(digest_hex)
+                encoded, numbers = sibling[0], sibling[1:]
+                digest = base64.urlsafe_b64decode(encoded + "=")
                 text = ",".join(numbers)
                 canonical = (
                     _NUMBERS.fullmatch(text) is not None
                     and text.count(",") == len(numbers) - 1
-                    and digest.hex() == digest_hex
+                    and _b64(digest) == encoded
                 )
             except (TypeError, ValueError, KeyError, IndexError):
                 canonical = False
             if type(sibling) is not list or len(sibling) != sum_fields + 2 or not canonical:
                 raise ProofError(
-                    f"{where}: a sibling must be [hash as {2 * ID_BYTES} lowercase hex digits, count, "
+                    f"{where}: a sibling must be [hash as {_B64_ID_CHARS} characters of base64url, count, "
                     f"{sum_fields} sums as decimal strings without leading zeros]"
                 )
             if len(digest) != ID_BYTES:
                 raise ProofError(f"{where}: a sibling hash must be {ID_BYTES} bytes")
             values = tuple(map(int, numbers))
             siblings.append(Sibling(digest, values[0], values[1:]))
-        first_key = _json_hex(raw["first_key"], f"{where} first_key") if level else None
+        first_key = _json_bytes(raw["first_key"], f"{where} first_key") if level else None
         steps.append(
             ProofStep(
                 _json_int(raw["entries"], f"{where} entries", NODE_LIMIT_FACTOR * MAX_FANOUT),
@@ -1388,16 +1395,41 @@ def _json_decimal(value: object, what: str) -> int:
     return int(value)
 
 
-def _json_hex(value: object, what: str) -> bytes:
+_B64_ID_CHARS: Final = 43
+
+
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _bytes_to_json(data: bytes) -> str | dict[str, str]:
+    """A key or value: its text when it is UTF-8, else ``{"hex": ...}``."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"hex": data.hex()}
+
+
+def _json_bytes(value: object, what: str) -> bytes:
+    """The inverse of :func:`_bytes_to_json`, accepting only the one form it writes."""
     if type(value) is str:
         try:
-            raw = bytes.fromhex(value)
+            return value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate escape
+            raise ProofError(f"the proof's {what} is not valid text") from None
+    if type(value) is dict and value.keys() == {"hex"} and type(value["hex"]) is str:
+        try:
+            raw = bytes.fromhex(value["hex"])
         except ValueError:
             pass
         else:
-            if raw.hex() == value:
-                return raw
-    raise ProofError(f"the proof's {what} must be lowercase hex")
+            if raw.hex() == value["hex"]:
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return raw
+                raise ProofError(f"the proof's {what} is UTF-8, so it must be given as text, not hex")
+    raise ProofError(f'the proof\'s {what} must be text, or {{"hex": lowercase hex}} when it is not UTF-8')
 
 
 @dataclass(frozen=True, slots=True)

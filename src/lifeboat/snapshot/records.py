@@ -844,6 +844,8 @@ class _SqlSource(Source):
             order = f"CAST({preparer.quote_identifier(key_column)} AS TEXT)"
             if connection.dialect.name == "postgresql":
                 order += ' COLLATE "C"'
+            else:  # SQLite: a column's own collation (NOCASE, say) would carry over through the CAST
+                order += " COLLATE BINARY"
             result = connection.execute(
                 sa.text(f"SELECT * FROM {source} ORDER BY {order}"),  # noqa: S608
                 execution_options={"stream_results": True, "yield_per": SQL_BATCH},
@@ -936,7 +938,7 @@ def _parse_location(location: str, kind: str | None = None) -> _Location:
 def _parse_url(text: str, kind: str | None) -> _Location:
     try:
         url = make_url(text)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         raise UsageError(f"{text.split('://', 1)[0]}://... is not a valid database URL") from None
     backend, _, driver = url.drivername.partition("+")
     shown = _safe_url(url)

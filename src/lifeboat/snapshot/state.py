@@ -18,21 +18,21 @@ do), and every statement against its signature before trusting what it says.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
 
-from lifeboat.errors import InputError, LifeboatError, StateError, UsageError
+from lifeboat.errors import InputError, LifeboatError, RecordError, StateError, UsageError
 from lifeboat.snapshot import journal as journal_format
 from lifeboat.snapshot import prolly
 from lifeboat.snapshot.invariants import InvariantChecker, Invariants
 from lifeboat.snapshot.journal import Change
 from lifeboat.snapshot.records import RecordSpec, Source, SourceRecord
-from lifeboat.snapshot.statement import Signer, Statement, check_chain, sign, verify_signature
+from lifeboat.snapshot.statement import Signer, Statement, check_chain, sign, utc_now, verify_signature
 from lifeboat.store.packs import BLOB_DATA, BLOB_STATE
-from lifeboat.store.repository import Manifest, Repository, now_rfc3339
+from lifeboat.store.repository import Manifest, Repository
 
 __all__ = [
     "DEFAULT_FANOUT",
@@ -154,7 +154,14 @@ def state_snapshots(repo: Repository, name: str | None = None) -> tuple[list[Sta
         if name is None or snap.statement.name == name:
             found.append(snap)
     problems.extend(f"{key}: {why}" for key, why in repo.bad_manifests.items())
-    found.sort(key=lambda s: (s.statement.time, s.statement.sequence, s.digest))
+    # One statement may be stored twice (an `attest` interrupted between writing the signed copy
+    # and deleting the unsigned one): keep one copy, the signed one if there is one.
+    unique: dict[bytes, StateSnapshot] = {}
+    for snap in found:
+        kept = unique.get(snap.digest)
+        if kept is None or (kept.signature is None and snap.signature is not None):
+            unique[snap.digest] = snap
+    found = sorted(unique.values(), key=lambda s: (s.statement.time, s.statement.sequence, s.digest))
     return found, problems
 
 
@@ -213,8 +220,26 @@ class SnapshotResult:
 
 
 def _latest(repo: Repository, name: str) -> StateSnapshot | None:
-    snapshots, _ = state_snapshots(repo, name)
+    """The newest snapshot of ``name``, for a new one to follow (refused while any cannot be read:
+    the unreadable one might be the newest, and linking past it would fork the chain)."""
+    snapshots, problems = state_snapshots(repo, name)
+    if problems:
+        raise StateError(
+            f"{len(problems)} snapshot manifest(s) cannot be read ({problems[0]}); a new record snapshot "
+            "could fork its chain: run `lifeboat check` and `lifeboat repair` first"
+        )
     return snapshots[-1] if snapshots else None
+
+
+def _time_after(previous: StateSnapshot | None) -> str:
+    """Now, or the previous statement's time if the clock is behind it (times never go back)."""
+    now = utc_now()
+    return now if previous is None or now >= previous.statement.time else previous.statement.time
+
+
+def _journal_end(repo: Repository, name: str) -> int | None:
+    segments = journal_segments(repo, name)
+    return max((segment.last for segment in segments), default=None)
 
 
 def _store_tree(repo: Repository, nodes: Iterable[prolly.Node]) -> Written:
@@ -259,10 +284,12 @@ def snapshot_records(
     """Snapshot every record of ``source``: the tree's new nodes, then the signed statement."""
     if not name:
         raise UsageError("a record snapshot needs a name (--name)")
-    with repo.lock(exclusive=False, operation="state snapshot"):
+    # Exclusive: two writers reading the same newest statement would both link to it (a fork).
+    with repo.lock(exclusive=True, operation="state snapshot"):
         repo.reload_index()
         previous = _latest(repo, name)
         _check_signer(previous, signing.signer)
+        sequence = _sequence_for(repo, name, previous, sequence)
         checker = None if invariants is None else InvariantChecker(invariants)
 
         def records() -> Iterator[tuple[bytes, bytes, tuple[int, ...]]]:
@@ -281,8 +308,6 @@ def snapshot_records(
         written = _store_tree(repo, build)
         tree = build.tree
         report = None if checker is None else checker.finish().to_json()
-        if sequence is None:
-            sequence = previous.statement.sequence if previous is not None else 0
         statement = Statement(
             name=name,
             root=tree.root,
@@ -293,13 +318,31 @@ def snapshot_records(
             leaf_fanout=tree.leaf_fanout,
             key_field=spec.key_field,
             source=source.describe(),
-            time=now_rfc3339(),
+            time=_time_after(previous),
             sequence=sequence,
             invariants=report,
             previous=None if previous is None else previous.digest,
             signer=signing.signer,
         )
         return SnapshotResult(_put_statement(repo, statement, signing.signature_for(statement)), written)
+
+
+def _sequence_for(repo: Repository, name: str, previous: StateSnapshot | None, sequence: int | None) -> int:
+    """The journal sequence number a new snapshot from a source reflects."""
+    before = previous.statement.sequence if previous is not None else 0
+    if sequence is not None:
+        if sequence < before:
+            raise UsageError(
+                f"--sequence {sequence} is below the newest snapshot's ({before}); sequence numbers never go back"
+            )
+        return sequence
+    end = _journal_end(repo, name)
+    if end is not None and end > before:
+        raise UsageError(
+            f"the journal of {name!r} holds changes {before + 1}..{end} after the newest snapshot; "
+            "say which of them the source already includes with --sequence N"
+        )
+    return before
 
 
 def _check_signer(previous: StateSnapshot | None, signer: Signer) -> None:
@@ -314,11 +357,23 @@ def _check_signer(previous: StateSnapshot | None, signer: Signer) -> None:
 def attach_signature(repo: Repository, snap: StateSnapshot, signature: bytes) -> StateSnapshot:
     """Store ``snap`` again with ``signature`` (a FROST group's), after checking it; drop the unsigned copy."""
     verify_signature(snap.statement, signature)
-    if snap.signature is not None:
-        raise UsageError(f"record snapshot {snap.short_id} is already signed")
-    signed = _put_statement(repo, snap.statement, signature)
-    repo.delete_manifest(snap.manifest.id)
-    return signed
+    with repo.lock(exclusive=True, operation="state attest"):
+        copies = [m for m in repo.manifests(STATE_KIND) if _digest_of(m) == snap.digest]
+        signed = next((m for m in copies if m.payload.get("attestation") is not None), None)
+        leftovers = [m for m in copies if m.payload.get("attestation") is None]
+        if signed is not None and not leftovers:
+            raise UsageError(f"record snapshot {snap.short_id} is already signed")
+        result = _state_of(signed) if signed is not None else _put_statement(repo, snap.statement, signature)
+        for manifest in leftovers:  # the unsigned copy (also the one an interrupted attest left)
+            repo.delete_manifest(manifest.id)
+        return result
+
+
+def _digest_of(manifest: Manifest) -> bytes | None:
+    try:
+        return _state_of(manifest).digest
+    except LifeboatError:
+        return None
 
 
 # --- journals ----------------------------------------------------------------------------------
@@ -382,21 +437,41 @@ def append_journal(repo: Repository, name: str, lines: Iterable[bytes], *, what:
     a segment identical to a stored one is not stored twice: appending the same journal again
     changes nothing.
     """
-    with repo.lock(exclusive=False, operation="state journal"):
+    with repo.lock(exclusive=True, operation="state journal"):
         repo.reload_index()
         base = _latest(repo, name)
         if base is None:
             raise InputError(f"no record snapshot named {name!r}; a journal follows a snapshot")
         key_field = base.statement.key_field
+        spec = _spec_of(base.statement)
         result = JournalResult()
         fresh: list[Change] = []
         for change in journal_format.parse_changes(lines, key_field=key_field, what=what):
             if change.seq <= base.statement.sequence:
                 result.skipped += 1
-            else:
-                fresh.append(change)
+                continue
+            if change.value is not None:  # the record must be one a snapshot could hold
+                where = f"{what}: change {change.seq}"
+                document = orjson.loads(change.value)
+                key = change.key.encode("utf-8", "surrogateescape")
+                if key_field not in document or spec.key_of(document, where) != key:
+                    raise RecordError(f"{where}: the record must hold its key in the field {key_field!r}")
+                spec.sums_of(document, where, key)
+            fresh.append(change)
         if not fresh:
             return result
+        # A change may repeat a stored one (the same journal again), never contradict it.
+        stored = [
+            journal_format.decode_segment(
+                repo.load_blob(seg.blob), f"journal segment {seg.manifest.short_id}"
+            ).changes
+            for seg in journal_segments(repo, name)
+            if seg.last >= fresh[0].seq and seg.first <= fresh[-1].seq
+        ]
+        try:
+            journal_format.merge([*stored, fresh], after=fresh[0].seq - 1, through=fresh[-1].seq)
+        except StateError as exc:
+            raise RecordError(f"{what}: {exc}; the stored journal keeps its changes") from None
         data = journal_format.encode_segment(name, base.digest, fresh)
         blob_id = repo.blob_id(data)
         result.first, result.last = fresh[0].seq, fresh[-1].seq
@@ -473,7 +548,7 @@ def apply_journal(
     Only the paths the changes touch are read and rewritten. With ``invariants``, every
     record of the new tree is read once more to check them.
     """
-    with repo.lock(exclusive=False, operation="state journal apply"):
+    with repo.lock(exclusive=True, operation="state journal apply"):
         repo.reload_index()
         base = _latest(repo, name)
         if base is None:
@@ -509,7 +584,7 @@ def apply_journal(
             leaf_fanout=tree.leaf_fanout,
             key_field=base.statement.key_field,
             source=source,
-            time=now_rfc3339(),
+            time=_time_after(base),
             sequence=changes[-1].seq,
             invariants=report,
             previous=base.digest,
@@ -530,8 +605,33 @@ def records_at(repo: Repository, snap: StateSnapshot, through: int | None = None
                 "choose an older snapshot"
             )
         return records
+    end = _journal_end(repo, snap.statement.name)
+    if end is None or end < through:
+        raise InputError(
+            f"the journal of {snap.statement.name!r} ends at sequence {end or snap.statement.sequence}, "
+            f"before {through}; nothing is known of the state at {through}"
+        )
     changes = _changes(repo, snap.statement.name, snap.statement.sequence, through)
     return _replay(records, _edits(changes, _spec_of(snap.statement)))
+
+
+def record_at(repo: Repository, snap: StateSnapshot, key: bytes, through: int | None = None) -> bytes | None:
+    """One record's value in ``snap`` with the journal replayed up to ``through`` (None: absent).
+
+    Reads the key's path in the tree and the journal, not every record.
+    """
+    if through is not None and through > snap.statement.sequence:
+        records_at(repo, snap, through)  # the same checks as a restore
+        changes = [
+            c
+            for c in _changes(repo, snap.statement.name, snap.statement.sequence, through)
+            if c.key.encode("utf-8", "surrogateescape") == key
+        ]
+        if changes:
+            return changes[-1].value
+    elif through is not None and through < snap.statement.sequence:
+        records_at(repo, snap, through)  # raises: the snapshot is after ``through``
+    return prolly.lookup(RepositoryNodes(repo), snap.statement.root, key)
 
 
 def _replay(
@@ -644,6 +744,26 @@ def diff_records(
     return result
 
 
+def lenient_sums(sum_fields: Sequence[str], document: Mapping[str, Any]) -> tuple[int, ...]:
+    """The sum fields of a record as they are, negative or not (0 where there is no integer):
+    for reporting how a corrupted state differs, where the strict rules of a snapshot would
+    refuse to read it at all."""
+    found = []
+    for path in sum_fields:
+        value: Any = document.get(path, document)
+        if value is document:
+            value = document
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            found.append(value)
+        elif isinstance(value, str) and value.lstrip("-").isdigit() and len(value) <= 200:
+            found.append(int(value))
+        else:
+            found.append(0)
+    return tuple(found)
+
+
 # --- verification and the known-good snapshot -------------------------------------------------
 
 
@@ -669,6 +789,24 @@ def _walk_nodes(repo: Repository, snap: StateSnapshot) -> list[str]:
     return problems
 
 
+def _ancestry(
+    snap: StateSnapshot, by_digest: Mapping[bytes, StateSnapshot]
+) -> tuple[list[StateSnapshot], str]:
+    """The chain from the first statement to ``snap`` by its ``previous`` links (oldest first),
+    and what is missing if a link leads nowhere."""
+    path = [snap]
+    seen = {snap.digest}
+    while path[-1].statement.previous is not None:
+        previous = path[-1].statement.previous
+        found = by_digest.get(previous)
+        if found is None or previous in seen:
+            return [], f"{path[-1].short_id} follows {previous.hex()[:12]}, which is not in the repository"
+        seen.add(previous)
+        path.append(found)
+    path.reverse()
+    return path, ""
+
+
 @dataclass
 class VerifyReport:
     """Per name, the problems :func:`verify_states` found (none: the chain verifies)."""
@@ -692,6 +830,8 @@ def verify_states(
 ) -> VerifyReport:
     """Check every statement's signature, each name's hash chain, and with ``read_data`` every node."""
     snapshots, unreadable = state_snapshots(repo, name)
+    if name is not None and not snapshots:
+        raise InputError(f"no record snapshot named {name!r}; `lifeboat state list` shows them")
     report = VerifyReport(snapshots=len(snapshots), unreadable=unreadable)
     by_name: dict[str, list[StateSnapshot]] = {}
     for snap in snapshots:
@@ -721,11 +861,15 @@ def known_good(
     chosen_name = _one_name(snapshots, name)
     chain = [s for s in snapshots if s.statement.name == chosen_name]
     rejected: list[tuple[StateSnapshot, str]] = []
+    by_digest = {s.digest: s for s in chain}
     for position in range(len(chain) - 1, -1, -1):
         snap = chain[position]
         why = snap.signature_problem(trust)
         if why is None:
-            broken = check_chain([s.statement for s in chain[: position + 1]])
+            path, missing = _ancestry(snap, by_digest)
+            broken = [missing] if missing else check_chain([s.statement for s in path])
+            if not broken:
+                broken = [f"{s.short_id}: {w}" for s in path if (w := s.signature_problem(trust))]
             if broken:
                 why = "chain: " + broken[0]
         if why is None:
