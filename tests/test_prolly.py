@@ -33,6 +33,7 @@ from lifeboat.snapshot.prolly import (
     lookup,
     prove,
     read_tree,
+    scan,
     update,
     verify,
 )
@@ -640,3 +641,14 @@ def test_decode_refuses_unknown_version_and_bad_shapes() -> None:
         decode_node(b"\x01\x01\x00\x04\x00\x04\x00\x00\x00")
     with pytest.raises(FormatError, match="its fanout allows 8"):
         decode_node(b"\x01\x00\x00\x40\x00\x02\x00\x00\x09")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.binary(min_size=1, max_size=12), st.binary(max_size=20), max_size=300))
+def test_scan_reads_what_iterate_reads(records: dict[bytes, bytes]) -> None:
+    source = MemorySource()
+    made = build([Record(k, v) for k, v in sorted(records.items())], fanout=4, leaf_fanout=2)
+    for node in made:
+        source.put(node)
+    root = made.tree.root
+    assert list(scan(source, root)) == [(r.key, r.value) for r in iterate(source, root)]

@@ -296,7 +296,8 @@ def _report_snapshot(snap: StateSnapshot, written: state.Written, message_out: P
         _say(f"record snapshot {snap.short_id} of {s.name!r}: {s.count} records, root {s.root.hex()}")
         _say(
             f"  {written.nodes_new} new nodes ({_human_bytes(written.bytes_new)}; "
-            f"{_human_bytes(written.bytes_stored)} stored), {written.nodes_known} shared"
+            f"{_human_bytes(written.bytes_stored)} stored)"
+            + (f", {written.nodes_known} already stored" if written.nodes_known else "")
         )
         for field_name, total in zip(s.sum_fields, s.totals, strict=True):
             _say(f"  total {field_name} = {total}")

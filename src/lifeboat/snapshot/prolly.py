@@ -145,6 +145,7 @@ __all__ = [
     "lookup",
     "prove",
     "read_tree",
+    "scan",
     "update",
     "verify",
 ]
@@ -965,6 +966,45 @@ def _find(reader: _Reader, key: bytes) -> Record | None:
     if index < len(node.records) and node.records[index].key == key:
         return node.records[index]
     return None
+
+
+def scan(source: NodeSource, root: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Every ``(key, value)`` in key order, read without hashing: node ids are not checked.
+
+    For comparing a stored tree with new records before :func:`update`, which checks every node
+    it reads and rewrites; an unchanged subtree is kept by id either way. Use :func:`iterate`
+    when the records themselves are the result. Malformed bytes raise :class:`FormatError`.
+    """
+    pending = [root]
+    while pending:
+        node_id = pending.pop()
+        data = source.get(node_id)
+        try:
+            version, level, _fanout, _leaf_fanout, sum_fields, count = _HEADER.unpack_from(data, 0)
+            if version != NODE_VERSION:
+                raise FormatError(f"node {node_id.hex()[:16]} has version {version}")
+            position = _HEADER_BYTES
+            if level == 0:
+                skip = 16 * sum_fields
+                for _ in range(count):
+                    length = _TAG_LEN.unpack_from(data, position)[1]
+                    position += 3
+                    key = data[position : position + length]
+                    position += length
+                    size = _U32.unpack_from(data, position)[0]
+                    position += 4
+                    yield key, data[position : position + size]
+                    position += size + skip
+            else:
+                skip = ID_BYTES + _width(sum_fields)
+                children = []
+                for _ in range(count):
+                    position += 3 + _TAG_LEN.unpack_from(data, position)[1]
+                    children.append(data[position : position + ID_BYTES])
+                    position += skip
+                pending.extend(reversed(children))
+        except struct.error:
+            raise FormatError(f"node {node_id.hex()[:16]} is truncated") from None
 
 
 def iterate(source: NodeSource, root: bytes, start: bytes | None = None) -> Iterator[Record]:

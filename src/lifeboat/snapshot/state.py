@@ -302,9 +302,18 @@ def snapshot_records(
             if progress is not None:
                 progress(source.bytes_read)
 
-        build = prolly.build(
-            records(), fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=len(spec.sum_fields)
-        )
+        if _can_update(previous, checker, spec, fanout, leaf_fanout):
+            assert previous is not None
+            # Only what differs from the previous snapshot is read closely and rewritten.
+            nodes = RepositoryNodes(repo)
+            edits = _as_edits(
+                source.differences(prolly.scan(nodes, previous.statement.root)), source, progress
+            )
+            build = prolly.update(nodes, previous.statement.root, edits)
+        else:
+            build = prolly.build(
+                records(), fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=len(spec.sum_fields)
+            )
         written = _store_tree(repo, build)
         tree = build.tree
         report = None if checker is None else checker.finish().to_json()
@@ -325,6 +334,40 @@ def snapshot_records(
             signer=signing.signer,
         )
         return SnapshotResult(_put_statement(repo, statement, signing.signature_for(statement)), written)
+
+
+def _can_update(
+    previous: StateSnapshot | None,
+    checker: InvariantChecker | None,
+    spec: RecordSpec,
+    fanout: int,
+    leaf_fanout: int,
+) -> bool:
+    """Whether a new snapshot can be made as an update of ``previous`` (the same tree shape and
+    record spec; and no invariants to check, which need every record parsed anyway)."""
+    if previous is None or checker is not None:
+        return False
+    s = previous.statement
+    return (s.key_field, s.sum_fields, s.fanout, s.leaf_fanout) == (
+        spec.key_field,
+        spec.sum_fields,
+        fanout,
+        leaf_fanout,
+    )
+
+
+def _as_edits(
+    differences: Iterable[SourceRecord | bytes], source: Source, progress: Progress | None
+) -> Iterator[prolly.Record | prolly.Delete]:
+    for count, item in enumerate(differences, 1):
+        if isinstance(item, bytes):
+            yield prolly.Delete(item)
+        else:
+            yield prolly.Record(item.key, item.value, item.sums)
+        if progress is not None and count % 256 == 0:
+            progress(source.bytes_read)
+    if progress is not None:
+        progress(source.bytes_read)
 
 
 def _sequence_for(repo: Repository, name: str, previous: StateSnapshot | None, sequence: int | None) -> int:

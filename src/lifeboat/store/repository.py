@@ -116,6 +116,11 @@ _BLANK: Final = "is empty: no repository config and no objects (a wiped or new s
 T = TypeVar("T")
 
 
+#: Decoded packs kept for :meth:`Repository.load_blob`: a record snapshot compares the old tree
+#: (read in order) while its update reads the same region a little behind.
+PACK_CACHE: Final = 4
+
+
 def now_rfc3339() -> str:
     """The current UTC time as RFC 3339 with microseconds (``2026-11-24T05:00:00.123456Z``)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -699,12 +704,12 @@ class Repository:
             blobs[blob.id] = data
         with self._state_lock:
             self._pack_cache[pack_id] = blobs
-            while len(self._pack_cache) > 2:
+            while len(self._pack_cache) > PACK_CACHE:
                 self._pack_cache.popitem(last=False)
         return blobs
 
     def load_blob(self, blob_id: bytes) -> bytes:
-        """One blob, read through its pack (the two most recent packs are kept decoded)."""
+        """One blob, read through its pack (the :data:`PACK_CACHE` most recent packs are kept decoded)."""
         location = self.index.lookup(blob_id)
         if location is None:
             raise RepositoryError(
