@@ -806,3 +806,23 @@ def test_failed_postgresql_write_keeps_old_rows(pg_url: str, pg_tables: list[str
         with pytest.raises(StorageError, match=f"cannot write table '{table}' on .*; it keeps its old rows"):
             sink.write(new, description)
     assert pairs(read_all(open_source(pg_url, RecordSpec("k"), table=table))) == old
+
+
+def test_differences_reads_once_reports_progress_and_names_what_changed(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"key":"a","n":"1"}\n{"key":"b","n":"2"}\n{"key":"d","n":"4"}\n')
+    old = [(b"a", b'{"key":"a","n":"1"}'), (b"b", b'{"key":"b","n":"9"}'), (b"c", b'{"key":"c","n":"3"}')]
+    seen: list[int] = []
+    with open_source(str(path), RecordSpec("key", ("n",))) as source:
+        source.progress = seen.append
+        found = list(source.differences(old))
+        assert [item if isinstance(item, bytes) else (item.key, item.sums) for item in found] == [
+            (b"b", (2,)),
+            b"c",
+            (b"d", (4,)),
+        ]
+        assert source.records == 3 and seen and seen[-1] == path.stat().st_size
+        with pytest.raises(UsageError, match="read already"):
+            list(source.differences(old))
+        with pytest.raises(UsageError, match="read already"):
+            list(source)

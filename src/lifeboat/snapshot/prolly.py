@@ -447,9 +447,12 @@ class Builder:
         self._blobs: list[list[bytes]] = [[]]
         self._first: list[tuple[bytes, bytes]] = [(b"", b"")]
         self._received: list[int] = [0]
-        self._only: list[tuple[bytes, bytes, int]] = [(b"", b"", 0)]
+        # Per level, its first entry (node id, first key, S, whether that node was reused whole):
+        # when it stays the only one, that node is the root.
+        self._only: list[tuple[bytes, bytes, int, bool]] = [(b"", b"", 0, False)]
         self._last_key: bytes | None = None
-        self._reused: set[bytes] = set()
+        #: Whether the root :meth:`finish` found is an old node added whole (:func:`update`).
+        self.root_reused = False
 
     def take(self) -> list[Node]:
         """The nodes completed since the last call."""
@@ -592,6 +595,7 @@ class Builder:
         total: int,
         total_bytes: bytes,
         entry: tuple[bytes, bytes] | None = None,
+        reused: bool = False,
     ) -> None:
         """Add a finished node of ``level - 1`` as the next entry of ``level``.
 
@@ -603,7 +607,7 @@ class Builder:
             self._push_level()
         self._received[level] += 1
         if self._received[level] == 1:
-            self._only[level] = (node_id, first_key, total)
+            self._only[level] = (node_id, first_key, total, reused)
         if self._hashes[level] and first_hash < self._thresholds[level]:
             self._close(level)
         hashes = self._hashes[level]
@@ -644,7 +648,6 @@ class Builder:
                 self._close(below)
         while len(self._hashes) <= level:
             self._push_level()
-        self._reused.add(child.node_id)
         if entry is None:
             total = _pack(child.record_count, child.sums)
             self._push(
@@ -654,10 +657,13 @@ class Builder:
                 first_hash,
                 total,
                 total.to_bytes(self._width, "big"),
+                reused=True,
             )
         else:
             blob, digest, total = entry
-            self._push(level + 1, child.node_id, child.first_key, first_hash, total, b"", (blob, digest))
+            self._push(
+                level + 1, child.node_id, child.first_key, first_hash, total, b"", (blob, digest), reused=True
+            )
         self._last_key = child.first_key
 
     def _push_level(self) -> None:
@@ -666,7 +672,7 @@ class Builder:
         self._blobs.append([])
         self._first.append((b"", b""))
         self._received.append(0)
-        self._only.append((b"", b"", 0))
+        self._only.append((b"", b"", 0, False))
 
     def finish(self) -> Tree:
         """Close every open node; the last node :meth:`take` returns afterwards is the root (unless reused)."""
@@ -678,7 +684,7 @@ class Builder:
             # One entry at this level and nothing above it (update adds reused subtrees high up):
             # the node that entry points at is the root.
             if level > 0 and received[level] == 1 and not any(received[level + 1 :]):
-                node_id, _first_key, total = self._only[level]
+                node_id, _first_key, total, self.root_reused = self._only[level]
                 count, totals = _unpack(total, self.sum_fields)
                 self.result = Tree(
                     node_id, count, totals, level, self.fanout, self.leaf_fanout, self.sum_fields
@@ -1183,7 +1189,7 @@ def _update(reader: _Reader, builder: Builder, edits_iter: Iterator[Record | Del
         yield from _visit(reader, builder, edits, reader.root, None)
     tree = builder.finish()
     yield from builder.take()
-    if tree.root in builder._reused:
+    if builder.root_reused:
         # An old node is the only one at its level; if it has one child, so has every level
         # below down to the first node with two entries or a leaf: that one is the root.
         node = reader.cache.get(tree.root) or reader._fetch(tree.root)

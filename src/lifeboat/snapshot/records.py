@@ -399,6 +399,8 @@ class Source:
         self.bytes_read = 0
         self.total = total
         self.records = 0
+        #: Called with :attr:`bytes_read` as reading goes on (JSON Lines: after every chunk).
+        self.progress: Callable[[int], None] | None = None
         self._started = False
 
     def __enter__(self) -> Source:
@@ -408,10 +410,13 @@ class Source:
         self.close()
 
     def __iter__(self) -> Iterator[SourceRecord]:
+        self._start()
+        return self._records()
+
+    def _start(self) -> None:
         if self._started:
             raise UsageError(f"this {self.kind} source has been read already; open it again to re-read it")
         self._started = True
-        return self._records()
 
     def _records(self) -> Iterator[SourceRecord]:
         raise NotImplementedError
@@ -495,6 +500,8 @@ class _JsonLinesSource(Source):
             first_line += len(lines)
             yield lines
             self.bytes_read = consumed - len(rest)
+            if self.progress is not None:
+                self.progress(self.bytes_read)
         if rest:
             self._final_newline = False
             yield [rest]
@@ -539,6 +546,7 @@ class _JsonLinesSource(Source):
     def differences(self, old: Iterable[tuple[bytes, bytes]]) -> Iterator[SourceRecord | bytes]:
         """As :meth:`Source.differences`; a line equal to the old record's value is that record
         (the value is the line itself), so unchanged lines are compared, never parsed."""
+        self._start()
         earlier = iter(old)
         before = next(earlier, None)
         previous = b""

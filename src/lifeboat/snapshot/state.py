@@ -307,9 +307,8 @@ def snapshot_records(
             assert previous is not None
             # Only what differs from the previous snapshot is read closely and rewritten.
             nodes = RepositoryNodes(repo)
-            edits = _as_edits(
-                source.differences(prolly.scan(nodes, previous.statement.root)), source, progress
-            )
+            source.progress = progress
+            edits = _as_edits(source.differences(prolly.scan(nodes, previous.statement.root)))
             build = prolly.update(nodes, previous.statement.root, edits)
         else:
             build = prolly.build(
@@ -317,6 +316,13 @@ def snapshot_records(
             )
         written = _store_tree(repo, build)
         tree = build.tree
+        if tree.count != source.records:
+            # The update path trusts the old tree's records (read without hashing); a damaged one
+            # that lost or gained records shows here, before anything is signed.
+            raise StateError(
+                f"the new tree holds {tree.count} records, the source {source.records}; the previous "
+                "snapshot's tree is damaged: run `lifeboat state verify --read-data`"
+            )
         report = None if checker is None else checker.finish().to_json()
         statement = Statement(
             name=name,
@@ -357,18 +363,11 @@ def _can_update(
     )
 
 
-def _as_edits(
-    differences: Iterable[SourceRecord | bytes], source: Source, progress: Progress | None
-) -> Iterator[prolly.Record | prolly.Delete]:
-    for count, item in enumerate(differences, 1):
-        if isinstance(item, bytes):
-            yield prolly.Delete(item)
-        else:
-            yield prolly.Record(item.key, item.value, item.sums)
-        if progress is not None and count % 256 == 0:
-            progress(source.bytes_read)
-    if progress is not None:
-        progress(source.bytes_read)
+def _as_edits(differences: Iterable[SourceRecord | bytes]) -> Iterator[prolly.Record | prolly.Delete]:
+    for item in differences:
+        yield (
+            prolly.Delete(item) if isinstance(item, bytes) else prolly.Record(item.key, item.value, item.sums)
+        )
 
 
 def _sequence_for(repo: Repository, name: str, previous: StateSnapshot | None, sequence: int | None) -> int:

@@ -695,7 +695,8 @@ class Repository:
         blobs: dict[bytes, bytes] = {}
         for blob in parse_pack(view):
             data = bytes(view[blob.offset : blob.offset + blob.length])
-            # A state node's id is its own Merkle id, checked by the snapshot layer on every read.
+            # A state node's id is its own Merkle id: the snapshot layer checks it when it reads
+            # a tree (prolly's reader); `prolly.scan` trusts the authenticated pack instead.
             if blob.type != BLOB_STATE and self.blob_id(data) != blob.id:
                 raise RepositoryError(
                     f"pack {pack_id.hex()[:16]}: blob {blob.id.hex()[:16]} does not match its id; "
