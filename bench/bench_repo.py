@@ -90,6 +90,7 @@ from typing import Any
 
 from harness import (
     BenchError,
+    add_run_options,
     default_lifeboat_command,
     output_of,
     run_child,
@@ -800,24 +801,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help=f"default {DEFAULT_WORKDIR}")
     parser.add_argument("--small", action="store_true", help="a ~64 MiB dataset instead of 1 GiB")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per step, median reported (default 1)")
     parser.add_argument("--tools", type=parse_tools, default=list(TOOL_CHOICES), help="lifeboat,restic,borg")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write raw results here")
-    parser.add_argument(
-        "--drop-caches",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="drop the page cache before each step (default: on when root)",
-    )
-    parser.add_argument(
-        "--lifeboat",
-        type=shlex.split,
-        default=None,
-        help="command that runs Lifeboat (default: this python -m lifeboat, else `lifeboat` on PATH)",
-    )
     parser.add_argument("--gen-dataset", type=Path, default=DEFAULT_GENERATOR, help="path of gen_dataset.py")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a step is killed")
-    parser.add_argument("--keep", action="store_true", help="keep the last repeat's repositories")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")

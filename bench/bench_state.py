@@ -73,7 +73,6 @@ import os
 import platform
 import random
 import secrets
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -88,6 +87,7 @@ from typing import Any
 from harness import (
     BenchError,
     Sample,
+    add_run_options,
     default_lifeboat_command,
     output_of,
     run_child,
@@ -876,23 +876,8 @@ def main(argv: list[str] | None = None) -> int:
         default="USDC,ETH",
         help="comma-separated assets whose balances are summed (--sum); 'all' for all ten (default USDC,ETH)",
     )
-    parser.add_argument("--repeat", type=int, default=1, help="runs per step, median reported (default 1)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write raw results here")
-    parser.add_argument(
-        "--drop-caches",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="drop the page cache before each step (default: on when root)",
-    )
-    parser.add_argument(
-        "--lifeboat",
-        type=shlex.split,
-        default=None,
-        help="command that runs Lifeboat (default: this python -m lifeboat, else `lifeboat` on PATH)",
-    )
     parser.add_argument("--gen-ledger", type=Path, default=DEFAULT_GENERATOR, help="path of gen_ledger.py")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a step is killed")
-    parser.add_argument("--keep", action="store_true", help="keep the last repeat's repositories")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")

@@ -7,6 +7,7 @@ anywhere: Python puts ``bench/`` on the path of a script run from it).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import os
@@ -175,3 +176,23 @@ def default_lifeboat_command() -> list[str]:
         return [sys.executable, "-m", "lifeboat"]
     script = shutil.which("lifeboat")
     return [script] if script else [sys.executable, "-m", "lifeboat"]
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark takes: --repeat, --json, --drop-caches, --lifeboat, --timeout, --keep."""
+    parser.add_argument("--repeat", type=int, default=1, help="runs per step, median reported (default 1)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write raw results here")
+    parser.add_argument(
+        "--drop-caches",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="drop the page cache before each step (default: on when root)",
+    )
+    parser.add_argument(
+        "--lifeboat",
+        type=shlex.split,
+        default=None,
+        help="command that runs Lifeboat (default: this python -m lifeboat, else `lifeboat` on PATH)",
+    )
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a step is killed")
+    parser.add_argument("--keep", action="store_true", help="keep the last repeat's repositories")

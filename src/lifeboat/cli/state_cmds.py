@@ -96,6 +96,9 @@ MessageOutOpt = Annotated[
     Path | None,
     typer.Option("--message-out", help="With --frost-group: write the message to sign here.", metavar="FILE"),
 ]
+AtSeqOpt = Annotated[
+    int | None, typer.Option("--at-seq", help="Replay the journal up to this sequence number.", min=0)
+]
 InvariantsOpt = Annotated[
     Path | None, typer.Option("--invariants", help="A TOML file of invariants to check.", metavar="FILE")
 ]
@@ -411,9 +414,7 @@ def diff_command(
 def get_command(
     key: Annotated[str, typer.Argument(help="The record's key.")],
     snapshot: SnapOpt = "latest",
-    at_seq: Annotated[
-        int | None, typer.Option("--at-seq", help="Replay the journal up to this sequence number.", min=0)
-    ] = None,
+    at_seq: AtSeqOpt = None,
     name: NameOpt = None,
     store: StoreOpt = None,
     passphrase_file: PassFileOpt = None,
@@ -423,9 +424,7 @@ def get_command(
     """Print one record's value (exit 1 if the key is absent)."""
     wanted = key.encode("utf-8", "surrogateescape")
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
-        snap = state.find_state(repo, snapshot, name)
-        if at_seq is not None and snapshot == "latest":
-            snap = _snapshot_for(repo, snap.statement.name, at_seq)
+        snap = _snapshot_at(repo, snapshot, name, at_seq)
         value = state.record_at(repo, snap, wanted, at_seq)
     if value is None:
         raise InputError(f"no record with key {key!r} in record snapshot {snap.short_id}")
@@ -571,9 +570,7 @@ def verify_command(
 def restore_command(
     target: Annotated[str, typer.Option("--target", help="Where to write: a .jsonl/.csv file or SQL URL.")],
     snapshot: SnapOpt = "latest",
-    at_seq: Annotated[
-        int | None, typer.Option("--at-seq", help="Replay the journal up to this sequence number.", min=0)
-    ] = None,
+    at_seq: AtSeqOpt = None,
     table: TableOpt = None,
     name: NameOpt = None,
     store: StoreOpt = None,
@@ -583,9 +580,7 @@ def restore_command(
 ) -> None:
     """Write a snapshot's records (plus its journal up to --at-seq) to a file or table, replacing it."""
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
-        snap = state.find_state(repo, snapshot, name)
-        if at_seq is not None and snapshot == "latest":
-            snap = _snapshot_for(repo, snap.statement.name, at_seq)
+        snap = _snapshot_at(repo, snapshot, name, at_seq)
         sink = open_sink(target, table=table)
         written = sink.write(
             ((r.key, r.value) for r in state.records_at(repo, snap, at_seq)),
@@ -602,12 +597,15 @@ def restore_command(
     )
 
 
-def _snapshot_for(repo: Any, name: str, at_seq: int) -> StateSnapshot:
-    """The newest snapshot of ``name`` at or before sequence ``at_seq``."""
-    snapshots, _ = state.state_snapshots(repo, name)
+def _snapshot_at(repo: Any, snapshot: str, name: str | None, at_seq: int | None) -> StateSnapshot:
+    """``--snapshot``; for ``latest`` with ``--at-seq``, the newest one at or before that sequence."""
+    snap = state.find_state(repo, snapshot, name)
+    if at_seq is None or snapshot != "latest":
+        return snap
+    snapshots, _ = state.state_snapshots(repo, snap.statement.name)
     usable = [s for s in snapshots if s.statement.sequence <= at_seq]
     if not usable:
-        raise InputError(f"no record snapshot of {name!r} at or before sequence {at_seq}")
+        raise InputError(f"no record snapshot of {snap.statement.name!r} at or before sequence {at_seq}")
     return max(usable, key=lambda s: (s.statement.sequence, s.statement.time))
 
 

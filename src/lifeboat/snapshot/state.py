@@ -504,13 +504,10 @@ def append_journal(repo: Repository, name: str, lines: Iterable[bytes], *, what:
         if not fresh:
             return result
         # A change may repeat a stored one (the same journal again), never contradict it.
-        stored = [
-            journal_format.decode_segment(
-                repo.load_blob(seg.blob), f"journal segment {seg.manifest.short_id}"
-            ).changes
-            for seg in journal_segments(repo, name)
-            if seg.last >= fresh[0].seq and seg.first <= fresh[-1].seq
-        ]
+        stored = _segment_changes(
+            repo,
+            [s for s in journal_segments(repo, name) if s.last >= fresh[0].seq and s.first <= fresh[-1].seq],
+        )
         try:
             journal_format.merge([*stored, fresh], after=fresh[0].seq - 1, through=fresh[-1].seq)
         except StateError as exc:
@@ -544,17 +541,24 @@ def append_journal(repo: Repository, name: str, lines: Iterable[bytes], *, what:
         return result
 
 
-def _changes(repo: Repository, name: str, after: int, through: int | None) -> list[Change]:
-    segments = [
-        s for s in journal_segments(repo, name) if s.last > after and (through is None or s.first <= through)
+def _changes(
+    repo: Repository, name: str, after: int, through: int | None, segments: Sequence[Segment] | None = None
+) -> list[Change]:
+    """The changes of ``name``'s journal (of ``segments``, when already listed) in the window."""
+    if segments is None:
+        segments = journal_segments(repo, name)
+    wanted = [s for s in segments if s.last > after and (through is None or s.first <= through)]
+    return journal_format.merge(_segment_changes(repo, wanted), after=after, through=through)
+
+
+def _segment_changes(repo: Repository, segments: Iterable[Segment]) -> list[Sequence[Change]]:
+    """The changes stored in each of ``segments``."""
+    return [
+        journal_format.decode_segment(
+            repo.load_blob(s.blob), f"journal segment {s.manifest.short_id}"
+        ).changes
+        for s in segments
     ]
-    decoded = []
-    for segment in segments:
-        body = journal_format.decode_segment(
-            repo.load_blob(segment.blob), f"journal segment {segment.manifest.short_id}"
-        )
-        decoded.append(body.changes)
-    return journal_format.merge(decoded, after=after, through=through)
 
 
 def _edits(changes: Sequence[Change], spec: RecordSpec) -> list[prolly.Record | prolly.Delete]:
@@ -637,25 +641,31 @@ def apply_journal(
         return SnapshotResult(_put_statement(repo, statement, signing.signature_for(statement)), written)
 
 
-def records_at(repo: Repository, snap: StateSnapshot, through: int | None = None) -> Iterator[prolly.Record]:
-    """The records of ``snap`` with its name's journal replayed up to ``through`` (None: none)."""
-    nodes = RepositoryNodes(repo)
-    records = prolly.iterate(nodes, snap.statement.root)
-    if through is None or through <= snap.statement.sequence:
-        if through is not None and through < snap.statement.sequence:
-            raise InputError(
-                f"record snapshot {snap.short_id} is at sequence {snap.statement.sequence}, after {through}; "
-                "choose an older snapshot"
-            )
-        return records
-    end = _journal_end(repo, snap.statement.name)
+def _replayed(repo: Repository, snap: StateSnapshot, through: int | None) -> list[Change]:
+    """The journal changes to replay over ``snap`` up to ``through`` (None: none), refusing a
+    ``through`` before the snapshot or past the end of the journal."""
+    sequence = snap.statement.sequence
+    if through is None or through == sequence:
+        return []
+    if through < sequence:
+        raise InputError(
+            f"record snapshot {snap.short_id} is at sequence {sequence}, after {through}; choose an older snapshot"
+        )
+    segments = journal_segments(repo, snap.statement.name)
+    end = max((segment.last for segment in segments), default=None)
     if end is None or end < through:
         raise InputError(
-            f"the journal of {snap.statement.name!r} ends at sequence {end or snap.statement.sequence}, "
+            f"the journal of {snap.statement.name!r} ends at sequence {end or sequence}, "
             f"before {through}; nothing is known of the state at {through}"
         )
-    changes = _changes(repo, snap.statement.name, snap.statement.sequence, through)
-    return _replay(records, _edits(changes, _spec_of(snap.statement)))
+    return _changes(repo, snap.statement.name, sequence, through, segments)
+
+
+def records_at(repo: Repository, snap: StateSnapshot, through: int | None = None) -> Iterator[prolly.Record]:
+    """The records of ``snap`` with its name's journal replayed up to ``through`` (None: none)."""
+    changes = _replayed(repo, snap, through)
+    records = prolly.iterate(RepositoryNodes(repo), snap.statement.root)
+    return _replay(records, _edits(changes, _spec_of(snap.statement))) if changes else records
 
 
 def record_at(repo: Repository, snap: StateSnapshot, key: bytes, through: int | None = None) -> bytes | None:
@@ -663,17 +673,9 @@ def record_at(repo: Repository, snap: StateSnapshot, key: bytes, through: int | 
 
     Reads the key's path in the tree and the journal, not every record.
     """
-    if through is not None and through > snap.statement.sequence:
-        records_at(repo, snap, through)  # the same checks as a restore
-        changes = [
-            c
-            for c in _changes(repo, snap.statement.name, snap.statement.sequence, through)
-            if c.key.encode("utf-8", "surrogateescape") == key
-        ]
-        if changes:
-            return changes[-1].value
-    elif through is not None and through < snap.statement.sequence:
-        records_at(repo, snap, through)  # raises: the snapshot is after ``through``
+    mine = [c for c in _replayed(repo, snap, through) if c.key.encode("utf-8", "surrogateescape") == key]
+    if mine:
+        return mine[-1].value
     return prolly.lookup(RepositoryNodes(repo), snap.statement.root, key)
 
 
