@@ -373,8 +373,9 @@ def _sizes(values: Sequence[int]) -> dict[str, float]:
 
 def proof_worker(argv: list[str]) -> int:
     """Open the repository with the library; make and verify proofs; print the figures as JSON."""
-    from lifeboat.snapshot import prolly, state
-    from lifeboat.snapshot import statement as statements
+    from lifeboat.state import prolly
+    from lifeboat.state import snapshots as state
+    from lifeboat.state import statement as statements
     from lifeboat.store.backends import open_backend
     from lifeboat.store.repository import Repository
 

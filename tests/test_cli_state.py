@@ -1082,7 +1082,7 @@ def test_sequence_numbers_never_go_back_and_a_journal_needs_an_explicit_sequence
 def test_an_interrupted_attest_leaves_one_snapshot_and_attest_finishes_it(
     cli: CliRunner, repo: dict[str, Path]
 ) -> None:
-    from lifeboat.snapshot import state as state_mod
+    from lifeboat.state import snapshots as state_mod
     from lifeboat.store.backends import open_backend as backend
 
     ok(snapshot(cli, _tiny(repo, '{"key":"a","amount":"1"}\n'), sums=("amount",)))

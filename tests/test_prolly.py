@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lifeboat.errors import InputError, UsageError
-from lifeboat.snapshot import prolly
-from lifeboat.snapshot.prolly import (
+from lifeboat.state import prolly
+from lifeboat.state.prolly import (
     Builder,
     Delete,
     MemorySource,

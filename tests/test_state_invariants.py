@@ -1,4 +1,4 @@
-"""Tests of declarative invariants (lifeboat.snapshot.invariants): the file, the checks, the report."""
+"""Tests of declarative invariants (lifeboat.state.invariants): the file, the checks, the report."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from conftest_tools import in_ci
 from lifeboat.errors import RecordError, StateError, StorageError
-from lifeboat.snapshot.invariants import (
+from lifeboat.state.invariants import (
     MAX_FILE_BYTES,
     InvariantChecker,
     InvariantReport,

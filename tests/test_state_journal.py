@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lifeboat.errors import RecordError, StateError, UsageError
-from lifeboat.snapshot.journal import (
+from lifeboat.state.journal import (
     Change,
     Segment,
     decode_segment,

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from conftest_tools import in_ci
 from lifeboat.errors import RecordError, StorageError, UsageError
-from lifeboat.snapshot import records
-from lifeboat.snapshot.records import (
+from lifeboat.state import records
+from lifeboat.state.records import (
     SQL_BATCH,
     RecordSpec,
     Source,

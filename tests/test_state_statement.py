@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from lifeboat.documents import canonical_json
 from lifeboat.errors import InputError, StateError, UsageError
-from lifeboat.snapshot import prolly
-from lifeboat.snapshot.statement import (
+from lifeboat.state import prolly
+from lifeboat.state.statement import (
     MAX_BUNDLE_BYTES,
     Signer,
     Statement,

@@ -814,8 +814,8 @@ def check_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Check the repository: structure, and with --read-data every shard. Exit 0 healthy, 3 degraded, 1 damaged."""
-    from lifeboat.snapshot import prolly
     from lifeboat.snapshot.reachability import reachable_blobs
+    from lifeboat.state import prolly
     from lifeboat.store.check import check_repository
 
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:

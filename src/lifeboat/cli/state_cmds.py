@@ -34,12 +34,13 @@ from lifeboat.cli.repo_cmds import (
 )
 from lifeboat.errors import InputError, LifeboatError, StateError, UsageError
 from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, read_bounded, write_atomic
-from lifeboat.snapshot import prolly, state
-from lifeboat.snapshot import statement as statements
-from lifeboat.snapshot.invariants import InvariantChecker, InvariantReport, Invariants, load_invariants
-from lifeboat.snapshot.records import RecordSpec, open_sink, open_source
-from lifeboat.snapshot.state import Signing, StateDiff, StateSnapshot
-from lifeboat.snapshot.statement import Signer
+from lifeboat.state import prolly
+from lifeboat.state import snapshots as state
+from lifeboat.state import statement as statements
+from lifeboat.state.invariants import InvariantChecker, InvariantReport, Invariants, load_invariants
+from lifeboat.state.records import RecordSpec, open_sink, open_source
+from lifeboat.state.snapshots import Signing, StateDiff, StateSnapshot
+from lifeboat.state.statement import Signer
 from lifeboat.threshold import serialize
 
 state_app = typer.Typer(

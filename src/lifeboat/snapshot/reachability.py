@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lifeboat.errors import LifeboatError
-from lifeboat.snapshot import prolly
 from lifeboat.snapshot.tree import decode_tree
+from lifeboat.state import prolly
 from lifeboat.store.repository import Manifest, Repository
 
 

@@ -10,7 +10,7 @@ Keys
     UTF-8) or an integer (its decimal digits); anything else, or no key field, is a
     :class:`RecordError`. Keys are compared as bytes and must strictly increase: a repeat is a
     "duplicate key", a step back "keys out of order"; both messages name the line or row and the
-    keys. A key is at most :data:`~lifeboat.snapshot.prolly.MAX_KEY_BYTES` bytes.
+    keys. A key is at most :data:`~lifeboat.state.prolly.MAX_KEY_BYTES` bytes.
 
 Sums
     Each sum field is a dotted path into the record (``balances.USDC``, ``amount``). The value
@@ -82,7 +82,7 @@ if TYPE_CHECKING:
 from lifeboat.documents import json_kind
 from lifeboat.errors import RecordError, StorageError, UsageError
 from lifeboat.fs import SECRET_MODE, atomic_writer, open_for_reading
-from lifeboat.snapshot.prolly import MAX_KEY_BYTES, MAX_SUM_FIELDS, MAX_VALUE_BYTES
+from lifeboat.state.prolly import MAX_KEY_BYTES, MAX_SUM_FIELDS, MAX_VALUE_BYTES
 
 __all__ = [
     "COLUMN_TYPES",
@@ -709,7 +709,7 @@ def _parse_location(location: str, kind: str | None = None) -> _Location:
         raise UsageError(f"a record location is a path or a URL, not {type(location).__name__}")
     text = os.fspath(location)
     if "://" in text:
-        from lifeboat.snapshot.records_sql import parse_url
+        from lifeboat.state.records_sql import parse_url
 
         return parse_url(text, kind)
     for prefix in ("jsonl", "csv"):
@@ -756,7 +756,7 @@ def open_source(
         _check_table_name(table)
     elif not isinstance(query, str) or not query.strip():
         raise UsageError("the query is empty")
-    from lifeboat.snapshot.records_sql import SqlSource
+    from lifeboat.state.records_sql import SqlSource
 
     return SqlSource(where.url, where.shown, where.kind, spec, table, query)
 
@@ -932,7 +932,7 @@ def open_sink(location: str, *, table: str | None = None, kind: str | None = Non
     if table is None:
         raise UsageError(f"writing to {where.shown} needs a table name")
     _check_table_name(table)
-    from lifeboat.snapshot.records_sql import SqlSink
+    from lifeboat.state.records_sql import SqlSink
 
     return SqlSink(where.url, where.shown, where.kind, table)
 

@@ -1,4 +1,4 @@
-"""The SQL side of :mod:`lifeboat.snapshot.records`: SQLite and PostgreSQL sources and sinks.
+"""The SQL side of :mod:`lifeboat.state.records`: SQLite and PostgreSQL sources and sinks.
 
 Kept apart so that SQLAlchemy is imported only by commands that name a database URL.
 """
@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from lifeboat.documents import json_kind
 from lifeboat.errors import RecordError, StorageError, UsageError
-from lifeboat.snapshot.records import (
+from lifeboat.state.records import (
     _CREDENTIAL_HINTS,
     _INT64_MIN,
     _UINT64_LIMIT,

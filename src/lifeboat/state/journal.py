@@ -37,8 +37,8 @@ import orjson
 
 from lifeboat.documents import canonical_json, check_fields, parse_strict_versioned
 from lifeboat.errors import LifeboatError, RecordError, StateError, UsageError, exact_bytes
-from lifeboat.snapshot import prolly
-from lifeboat.snapshot.statement import check_name
+from lifeboat.state import prolly
+from lifeboat.state.statement import check_name
 
 __all__ = [
     "MAX_SEGMENT_BYTES",

@@ -1,9 +1,9 @@
 """Record snapshots in a repository: prolly nodes, signed statements, journals, known-good rollback.
 
-The pure parts live beside this module: the tree (:mod:`~lifeboat.snapshot.prolly`), what a
-snapshot asserts and its signature (:mod:`~lifeboat.snapshot.statement`), record changes
-(:mod:`~lifeboat.snapshot.journal`), invariants (:mod:`~lifeboat.snapshot.invariants`) and the
-sources and sinks (:mod:`~lifeboat.snapshot.records`). This module stores and reads them:
+The pure parts live beside this module: the tree (:mod:`~lifeboat.state.prolly`), what a
+snapshot asserts and its signature (:mod:`~lifeboat.state.statement`), record changes
+(:mod:`~lifeboat.state.journal`), invariants (:mod:`~lifeboat.state.invariants`) and the
+sources and sinks (:mod:`~lifeboat.state.records`). This module stores and reads them:
 
 * every tree node is a blob of type ``BLOB_STATE`` stored under its own node id, so a new
   snapshot writes only the nodes the repository does not have yet (the changed paths);
@@ -12,7 +12,7 @@ sources and sinks (:mod:`~lifeboat.snapshot.records`). This module stores and re
 * a journal segment is a blob (the encoded changes) named by a manifest of kind
   ``state-journal``; restoring to a sequence number replays the segments after a snapshot.
 
-Readers check every node against its id (:class:`~lifeboat.snapshot.prolly.NodeSource` readers
+Readers check every node against its id (:class:`~lifeboat.state.prolly.NodeSource` readers
 do), and every statement against its signature before trusting what it says.
 """
 
@@ -25,12 +25,12 @@ from typing import Any, Final
 import orjson
 
 from lifeboat.errors import InputError, LifeboatError, RecordError, StateError, UsageError
-from lifeboat.snapshot import journal as journal_format
-from lifeboat.snapshot import prolly
-from lifeboat.snapshot.invariants import InvariantChecker, Invariants
-from lifeboat.snapshot.journal import Change
-from lifeboat.snapshot.records import RecordSpec, Source, SourceRecord
-from lifeboat.snapshot.statement import Signer, Statement, check_chain, sign, utc_now, verify_signature
+from lifeboat.state import journal as journal_format
+from lifeboat.state import prolly
+from lifeboat.state.invariants import InvariantChecker, Invariants
+from lifeboat.state.journal import Change
+from lifeboat.state.records import RecordSpec, Source, SourceRecord
+from lifeboat.state.statement import Signer, Statement, check_chain, sign, utc_now, verify_signature
 from lifeboat.store.packs import BLOB_DATA, BLOB_STATE
 from lifeboat.store.repository import Manifest, Repository
 

@@ -47,7 +47,7 @@ from blake3 import blake3
 
 from lifeboat.documents import canonical_json, check_fields, parse_strict_versioned
 from lifeboat.errors import StateError, UsageError, exact_bytes
-from lifeboat.snapshot import prolly
+from lifeboat.state import prolly
 
 __all__ = [
     "BUNDLE_FORMAT",
