@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 from conftest import load_vectors
 from lifeboat.threshold import dkg, frost
 from lifeboat.threshold.ed25519 import Ed25519Sha512
-from lifeboat.threshold.frost import KeyPackage, PublicKeyPackage
-from lifeboat.threshold.group import Ciphersuite, Element, ThresholdError
+from lifeboat.threshold.group import Ciphersuite, Element, KeyPackage, PublicKeyPackage, ThresholdError
 from lifeboat.threshold.secp256k1 import Secp256k1Sha256
 
 

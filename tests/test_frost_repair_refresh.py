@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import load_vectors
 from lifeboat.threshold import dkg, keygen, refresh, repair
-from lifeboat.threshold.frost import KeyPackage, PublicKeyPackage
-from lifeboat.threshold.group import Ciphersuite, ThresholdError
+from lifeboat.threshold.group import Ciphersuite, KeyPackage, PublicKeyPackage, ThresholdError
 from test_frost_dkg import (
     PROPERTY_SETTINGS,
     SUITES,

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from conftest import load_vectors
 from lifeboat.threshold import ed25519, frost, keygen, secp256k1, taproot
 from lifeboat.threshold.ed25519 import Ed25519Sha512
-from lifeboat.threshold.frost import KeyPackage, PublicKeyPackage, SignatureShare
-from lifeboat.threshold.group import Ciphersuite, EncodingError, ThresholdError
+from lifeboat.threshold.frost import SignatureShare
+from lifeboat.threshold.group import Ciphersuite, EncodingError, KeyPackage, PublicKeyPackage, ThresholdError
 from lifeboat.threshold.secp256k1 import Secp256k1Sha256
 from lifeboat.threshold.taproot import Secp256k1TaprootSha256
 

@@ -23,7 +23,6 @@ from conftest_tools import in_ci
 from lifeboat.errors import RecordError, StorageError, UsageError
 from lifeboat.state import records
 from lifeboat.state.records import (
-    SQL_BATCH,
     RecordSpec,
     Source,
     SourceRecord,
@@ -31,6 +30,7 @@ from lifeboat.state.records import (
     open_sink,
     open_source,
 )
+from lifeboat.state.records_sql import SQL_BATCH
 
 GEN_LEDGER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "gen_ledger.py"
 ASSETS = ["USDC", "USDT", "DAI", "ETH", "WBTC", "SOL", "ARB", "OP", "LINK", "UNI"]

@@ -814,7 +814,7 @@ def check_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Check the repository: structure, and with --read-data every shard. Exit 0 healthy, 3 degraded, 1 damaged."""
-    from lifeboat.snapshot.reachability import reachable_blobs
+    from lifeboat.reachability import reachable_blobs
     from lifeboat.state import prolly
     from lifeboat.store.check import check_repository
 
@@ -988,8 +988,8 @@ def forget_command(
     """Forget snapshots by a retention policy, and with --prune remove the data they alone used."""
     from datetime import UTC, datetime
 
+    from lifeboat.reachability import reachable_blobs
     from lifeboat.snapshot import retention
-    from lifeboat.snapshot.reachability import reachable_blobs
     from lifeboat.store.prune import prune
 
     for name, value in (

@@ -20,24 +20,26 @@ from sqlalchemy.pool import NullPool
 
 from lifeboat.documents import json_kind
 from lifeboat.errors import RecordError, StorageError, UsageError
-from lifeboat.state.records import (
-    _CREDENTIAL_HINTS,
-    _INT64_MIN,
-    _UINT64_LIMIT,
+from lifeboat.state.record import (
     COLUMN_TYPES,
+    CREDENTIAL_HINTS,
+    INT64_MIN,
     LOCATION_FORMS,
-    SQL_BATCH,
+    UINT64_LIMIT,
+    Location,
     RecordSpec,
     Sink,
     Source,
     SourceRecord,
-    _check_order,
-    _Location,
-    _ordered,
-    _parse_document,
-    _record,
-    _show_key,
+    check_order,
+    ordered,
+    parse_document,
+    show_key,
+    source_record,
 )
+
+#: Rows fetched from a SQL cursor at a time, and inserted per statement by a SQL sink.
+SQL_BATCH: Final = 5000
 
 _PG_TYPES: Final = {
     16: "boolean",
@@ -115,7 +117,7 @@ def _json_value(value: Any, where: str, column: str) -> Any:
     if value is None or kind is str or kind is bool:
         return value
     if kind is int:
-        return value if _INT64_MIN <= value < _UINT64_LIMIT else str(value)
+        return value if INT64_MIN <= value < UINT64_LIMIT else str(value)
     if kind is float:
         if value != value or value in (float("inf"), float("-inf")):
             raise RecordError(f"{where}: column {column!r} is {value}, which JSON cannot hold")
@@ -150,7 +152,7 @@ def _safe_url(url: URL) -> str:
 
 def _looks_secret(name: str) -> bool:
     lowered = name.lower()
-    return any(hint in lowered for hint in _CREDENTIAL_HINTS)
+    return any(hint in lowered for hint in CREDENTIAL_HINTS)
 
 
 def _db_reason(exc: BaseException) -> str:
@@ -165,7 +167,7 @@ def _engine(url: URL, *, transactional_ddl: bool = False) -> sa.Engine:
     if transactional_ddl and url.get_backend_name() == "sqlite":
         # pysqlite opens transactions itself, and only before data changes; take control so that
         # CREATE TABLE, DELETE and the INSERTs share one transaction and roll back together.
-        def no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+        def no_implicit_transactions(dbapi_connection: Any, source_record: Any) -> None:
             dbapi_connection.isolation_level = None
 
         def begin(connection: sa.Connection) -> None:
@@ -284,7 +286,7 @@ class SqlSource(Source):
                     if isinstance(document[name], str):
                         document[name] = _parse_json_column(document[name], where, name)
                 key = spec.key_of(document, where)
-                _check_order(key, previous, f"{where} (key {_show_key(key)})")
+                check_order(key, previous, f"{where} (key {show_key(key)})")
                 sums = spec.sums_of(document, where, key)
                 try:
                     value = dumps(document)
@@ -297,7 +299,7 @@ class SqlSource(Source):
                             inferred[name] = guess
                 previous = key
                 self.records += 1
-                yield _record(key, value, sums, document)
+                yield source_record(key, value, sums, document)
         except sa.exc.SQLAlchemyError as exc:
             raise RecordError(f"reading {label} on {self._shown} failed: {_db_reason(exc)}") from None
         finally:
@@ -316,7 +318,7 @@ def _check_unique(names: list[str], what: str) -> None:
 # --- locations --------------------------------------------------------------------------------
 
 
-def parse_url(text: str, kind: str | None) -> _Location:
+def parse_url(text: str, kind: str | None) -> Location:
     try:
         url = make_url(text)
     except (sa.exc.ArgumentError, ValueError):
@@ -336,7 +338,7 @@ def parse_url(text: str, kind: str | None) -> _Location:
         )
     if kind is not None and kind != found:
         raise UsageError(f"the location {shown} is a {found} database, not {kind}")
-    return _Location(found, None, url, shown)
+    return Location(found, None, url, shown)
 
 
 def _key_text(value: Any) -> bytes | None:
@@ -363,10 +365,10 @@ class SqlSink(Sink):
     ) -> int:
         source_kind = str(description.get("kind", self.kind))
         what = f"table {self._table!r} on {self._shown}"
-        iterator = _ordered(records, what)
+        iterator = ordered(records, what)
         first: list[tuple[bytes, dict[str, Any]]] = []
         for key, value in iterator:
-            first.append((key, _parse_document(source_kind, value, key)))
+            first.append((key, parse_document(source_kind, value, key)))
             if len(first) >= SQL_BATCH:
                 break
         columns = self._columns(description, first)
@@ -401,12 +403,12 @@ class SqlSink(Sink):
                 dml = sa.table(self._table, *(sa.column(name) for name in names))
                 connection.execute(dml.delete())
                 batch: list[dict[str, Any]] = []
-                rest = ((key, _parse_document(source_kind, value, key)) for key, value in iterator)
+                rest = ((key, parse_document(source_kind, value, key)) for key, value in iterator)
                 for key, document in itertools.chain(first, rest):
                     extra = document.keys() - types.keys()
                     if extra:
                         raise RecordError(
-                            f"the record {_show_key(key)} has the field {sorted(extra)[0]!r}, which is not a "
+                            f"the record {show_key(key)} has the field {sorted(extra)[0]!r}, which is not a "
                             f"column of {what}"
                         )
                     batch.append(
@@ -485,7 +487,7 @@ def _sql_value(value: Any, kind: str, postgres: bool, key: bytes, column: str) -
                 return bytes.fromhex(value["$hex"])
             except ValueError:
                 pass
-        raise RecordError(f'the record {_show_key(key)}: column {column!r} is not {{"$hex": ...}} bytes')
+        raise RecordError(f'the record {show_key(key)}: column {column!r} is not {{"$hex": ...}} bytes')
     if kind == "json":
         if postgres or not isinstance(value, str):
             return orjson.dumps(value).decode()
@@ -494,7 +496,7 @@ def _sql_value(value: Any, kind: str, postgres: bool, key: bytes, column: str) -
         try:
             return decimal.Decimal(value)
         except decimal.InvalidOperation:
-            raise RecordError(f"the record {_show_key(key)}: column {column!r} is not a number") from None
+            raise RecordError(f"the record {show_key(key)}: column {column!r} is not a number") from None
     if kind == "integer" and isinstance(value, str) and value.lstrip("-").isdigit():
         return int(value)
     if kind == "boolean" and type(value) is int and value in (0, 1):
@@ -503,6 +505,6 @@ def _sql_value(value: Any, kind: str, postgres: bool, key: bytes, column: str) -
         return orjson.dumps(value).decode()
     if isinstance(value, dict | list):
         raise RecordError(
-            f"the record {_show_key(key)}: column {column!r} ({kind}) cannot hold {json_kind(value)}"
+            f"the record {show_key(key)}: column {column!r} ({kind}) cannot hold {json_kind(value)}"
         )
     return value

@@ -13,8 +13,8 @@ inputs give the same bytes:
   the polynomial at each of them. Send each :class:`Round2Package` to its receiver alone, over
   a confidential and authenticated channel; keep the :class:`Round2SecretPackage`.
 * :func:`part3`: check every received share against its sender's commitment and derive the
-  :class:`~lifeboat.threshold.frost.KeyPackage` and the
-  :class:`~lifeboat.threshold.frost.PublicKeyPackage`.
+  :class:`~lifeboat.threshold.group.KeyPackage` and the
+  :class:`~lifeboat.threshold.group.PublicKeyPackage`.
 
 Round one needs a broadcast channel: every participant must see the same commitment from
 each sender, or the participants end up with shares of different keys. Checks that fail
@@ -37,8 +37,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from lifeboat.threshold.frost import KeyPackage, PublicKeyPackage, check_identifier
-from lifeboat.threshold.group import Ciphersuite, Element, ThresholdError, sum_elements
+from lifeboat.threshold.frost import check_identifier
+from lifeboat.threshold.group import (
+    Ciphersuite,
+    Element,
+    KeyPackage,
+    PublicKeyPackage,
+    ThresholdError,
+    sum_elements,
+)
 from lifeboat.threshold.hash_to_field import hash_to_scalar
 from lifeboat.threshold.keygen import (
     check_parameters,

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeGuard, runtime_checkable
 
-from lifeboat.threshold.group import Ciphersuite, Element, Group, ThresholdError
+from lifeboat.threshold.group import Ciphersuite, Element, Group, KeyPackage, PublicKeyPackage, ThresholdError
 
 
 @dataclass(frozen=True)
@@ -43,29 +43,6 @@ class SigningNonces:
 class SignatureShare:
     identifier: int
     share: int
-
-
-@dataclass(frozen=True)
-class KeyPackage:
-    """One participant's long-lived signing key material."""
-
-    identifier: int
-    signing_share: int
-    verifying_share: Element
-    group_public_key: Element
-    min_signers: int
-
-    def __repr__(self) -> str:
-        return f"KeyPackage(identifier={self.identifier}, <secret>)"
-
-
-@dataclass(frozen=True)
-class PublicKeyPackage:
-    """What anyone needs to verify signature shares and signatures of the group."""
-
-    verifying_shares: Mapping[int, Element]
-    group_public_key: Element
-    min_signers: int
 
 
 def check_identifier(suite: Ciphersuite, identifier: int) -> int:

@@ -5,17 +5,18 @@ curve is a thin module that fills them in (:mod:`.ed25519`, :mod:`.secp256k1`, :
 Scalars are Python ints modulo the group order. Elements are opaque values owned by the group
 (32-byte encodings for Ed25519, library point objects for secp256k1); only the group creates,
 compares and encodes them. The identity element is a value like any other here, because the
-libraries underneath cannot represent it (coincurve) or refuse it (libsodium).
+libraries underneath cannot represent it (coincurve) or refuse it (libsodium). The key packages
+(:class:`KeyPackage`, :class:`PublicKeyPackage`) are defined here too, because the ciphersuite hooks
+take them; the protocol modules import them from here.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 from lifeboat.errors import LifeboatError
-
-if TYPE_CHECKING:
-    from lifeboat.threshold.frost import KeyPackage, PublicKeyPackage
 
 Element = object
 
@@ -30,6 +31,29 @@ class ThresholdError(LifeboatError):
 
 class EncodingError(ThresholdError):
     """A scalar or element encoding is invalid, non-canonical, out of range or the identity."""
+
+
+@dataclass(frozen=True)
+class KeyPackage:
+    """One participant's long-lived signing key material."""
+
+    identifier: int
+    signing_share: int
+    verifying_share: Element
+    group_public_key: Element
+    min_signers: int
+
+    def __repr__(self) -> str:
+        return f"KeyPackage(identifier={self.identifier}, <secret>)"
+
+
+@dataclass(frozen=True)
+class PublicKeyPackage:
+    """What anyone needs to verify signature shares and signatures of the group."""
+
+    verifying_shares: Mapping[int, Element]
+    group_public_key: Element
+    min_signers: int
 
 
 class Group(Protocol):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets as _random
 from collections.abc import Sequence
 
-from lifeboat.threshold.frost import KeyPackage, PublicKeyPackage, check_identifier
-from lifeboat.threshold.group import Ciphersuite, Element, ThresholdError
+from lifeboat.threshold.frost import check_identifier
+from lifeboat.threshold.group import Ciphersuite, Element, KeyPackage, PublicKeyPackage, ThresholdError
 
 MAX_PARTICIPANTS = 255
 

@@ -33,8 +33,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from lifeboat.threshold import dkg
-from lifeboat.threshold.frost import KeyPackage, PublicKeyPackage, check_identifier
-from lifeboat.threshold.group import Ciphersuite, Element, ThresholdError
+from lifeboat.threshold.frost import check_identifier
+from lifeboat.threshold.group import Ciphersuite, Element, KeyPackage, PublicKeyPackage, ThresholdError
 from lifeboat.threshold.keygen import (
     check_parameters,
     polynomial_evaluate,

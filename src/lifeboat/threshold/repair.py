@@ -24,8 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lifeboat.threshold.frost import KeyPackage, PublicKeyPackage, check_identifier
-from lifeboat.threshold.group import Ciphersuite, Element, ThresholdError, sum_elements
+from lifeboat.threshold.frost import check_identifier
+from lifeboat.threshold.group import (
+    Ciphersuite,
+    Element,
+    KeyPackage,
+    PublicKeyPackage,
+    ThresholdError,
+    sum_elements,
+)
 from lifeboat.threshold.keygen import random_scalar
 
 

@@ -16,14 +16,19 @@ from typing import Any
 from lifeboat.documents import parse_versioned
 from lifeboat.threshold import dkg, keygen, refresh, suites
 from lifeboat.threshold.frost import (
-    KeyPackage,
-    PublicKeyPackage,
     SignatureShare,
     SigningCommitment,
     SigningNonces,
     check_identifier,
 )
-from lifeboat.threshold.group import Ciphersuite, Element, EncodingError, ThresholdError
+from lifeboat.threshold.group import (
+    Ciphersuite,
+    Element,
+    EncodingError,
+    KeyPackage,
+    PublicKeyPackage,
+    ThresholdError,
+)
 
 VERSION = 1
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024

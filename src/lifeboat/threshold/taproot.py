@@ -32,8 +32,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from lifeboat.threshold.frost import KeyPackage, PublicKeyPackage
-from lifeboat.threshold.group import Element, EncodingError, ThresholdError
+from lifeboat.threshold.group import Element, EncodingError, KeyPackage, PublicKeyPackage, ThresholdError
 from lifeboat.threshold.hash_to_field import hash_to_scalar
 from lifeboat.threshold.secp256k1 import ORDER, Secp256k1Group
 
