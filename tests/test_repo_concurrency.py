@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lifeboat.reachability import reachable_blobs
 from lifeboat.snapshot.files import backup_paths
-from lifeboat.snapshot.reachability import reachable_blobs
 from lifeboat.snapshot.restore import restore
 from lifeboat.store.backends import MemoryBackend
 from lifeboat.store.check import check_repository

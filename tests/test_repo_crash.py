@@ -54,8 +54,8 @@ from typing import Any
 import pytest
 
 from conftest import CliResult, CliRunner
+from lifeboat.reachability import reachable_blobs
 from lifeboat.snapshot.files import backup_paths
-from lifeboat.snapshot.reachability import reachable_blobs
 from lifeboat.snapshot.restore import restore
 from lifeboat.store import codec
 from lifeboat.store.backends import Backend, LocalBackend, MemoryBackend

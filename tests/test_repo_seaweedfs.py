@@ -31,8 +31,8 @@ import pytest
 
 from conftest import CliRunner
 from conftest_seaweedfs import SeaweedS3, run_seaweedfs, seaweedfs
+from lifeboat.reachability import reachable_blobs
 from lifeboat.snapshot.files import BackupProgress, backup_paths
-from lifeboat.snapshot.reachability import reachable_blobs
 from lifeboat.snapshot.restore import restore
 from lifeboat.store.backends import Backend, RetryingBackend, open_backend
 from lifeboat.store.check import check_repository
