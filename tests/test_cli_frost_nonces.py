@@ -13,7 +13,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import nacl.bindings as sodium
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from conftest import CliResult, CliRunner
 from lifeboat.threshold import frost
@@ -257,3 +260,25 @@ def test_version_1_nonce_file_is_refused(cli: CliRunner, tmp_path: Path) -> None
     )
     assert result.code == 1 and "version-1 nonce file" in result.err and "frost commit" in result.err
     assert one_time_keys(keys)  # nothing consumed
+
+
+def test_nonce_file_opens_as_docs_formats_describes(cli: CliRunner, tmp_path: Path) -> None:
+    """An independent reader of docs/formats.md ("Nonce files and signer state") opens a real
+    nonce file with its one-time key: AES-256-GCM, associated data = canonical JSON of the rest."""
+    keys, nonces, _ = setup_group(cli, tmp_path, 1)
+    doc = json.loads(nonces.read_text())
+    [key_path] = one_time_keys(keys)
+    key_doc = json.loads(key_path.read_text())
+    assert key_doc["format"] == "lifeboat-frost-one-time-key" and key_doc["nonce_id"] == doc["nonce_id"]
+    status = key_path.stat()
+    assert doc["one_time_key_file"] == {"inode": status.st_ino, "ctime_ns": status.st_ctime_ns}
+    sealed = bytes.fromhex(doc.pop("sealed_nonces"))
+    associated = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    plaintext = AESGCM(bytes.fromhex(key_doc["key"])).decrypt(sealed[:12], sealed[12:], associated)
+    hiding, binding = plaintext[:32], plaintext[32:]
+    assert sodium.crypto_scalarmult_ed25519_base_noclamp(hiding).hex() == doc["commitment"]["hiding"]
+    assert sodium.crypto_scalarmult_ed25519_base_noclamp(binding).hex() == doc["commitment"]["binding"]
+    doc["nonce_id"] = "f" * 32  # any edit changes the associated data
+    edited = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    with pytest.raises(InvalidTag):
+        AESGCM(bytes.fromhex(key_doc["key"])).decrypt(sealed[:12], sealed[12:], edited)

@@ -116,8 +116,9 @@ class SignerState:
         if KeyFileIdentity(status.st_ino, status.st_ctime_ns) != nonce_file.key_file:
             raise ThresholdError(
                 f"{path} is a copy or a restore of the one-time key that {what} was sealed under, not "
-                "the file 'frost commit' wrote: another copy may already have been used, so these "
-                "nonces are refused. Run 'lifeboat frost commit' again"
+                "the file 'frost commit' wrote (or its owner or permissions were changed since): another "
+                "copy may already have been used, so these nonces are refused. Run 'lifeboat frost "
+                "commit' again"
             )
         identifier, nonce_id, key = serialize.decode_one_time_key(
             read_bounded(path, serialize.MAX_DOCUMENT_BYTES, what="one-time key"), str(path), nonce_file.suite
