@@ -25,7 +25,7 @@ import secrets
 from pathlib import Path
 
 from lifeboat.errors import StorageError
-from lifeboat.fs import SECRET_MODE, read_bounded, write_atomic
+from lifeboat.fs import SECRET_MODE, write_atomic
 from lifeboat.threshold import serialize
 from lifeboat.threshold.group import Ciphersuite, ThresholdError
 from lifeboat.threshold.serialize import KeyFileIdentity, SealedNonces
@@ -104,7 +104,10 @@ class SignerState:
         """The one-time key of ``nonce_file``, refusing a used one, a copy and a foreign one."""
         path = self.key_path(nonce_file.nonce_id)
         try:
-            status = path.stat()
+            # One open: the file whose identity is checked is the file that is read.
+            with path.open("rb") as handle:
+                status = os.fstat(handle.fileno())
+                data = handle.read(serialize.MAX_DOCUMENT_BYTES + 1)
         except FileNotFoundError:
             raise ThresholdError(
                 f"{what} was already used for a signature (its one-time key {path.name} is gone from "
@@ -120,9 +123,7 @@ class SignerState:
                 "copy may already have been used, so these nonces are refused. Run 'lifeboat frost "
                 "commit' again"
             )
-        identifier, nonce_id, key = serialize.decode_one_time_key(
-            read_bounded(path, serialize.MAX_DOCUMENT_BYTES, what="one-time key"), str(path), nonce_file.suite
-        )
+        identifier, nonce_id, key = serialize.decode_one_time_key(data, str(path), nonce_file.suite)
         if (identifier, nonce_id) != (nonce_file.identifier, nonce_file.nonce_id):
             raise ThresholdError(f"{path} is not the one-time key of {what}")
         return key
