@@ -282,3 +282,22 @@ def test_nonce_file_opens_as_docs_formats_describes(cli: CliRunner, tmp_path: Pa
     edited = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     with pytest.raises(InvalidTag):
         AESGCM(bytes.fromhex(key_doc["key"])).decrypt(sealed[:12], sealed[12:], edited)
+
+
+def test_file_level_restore_of_the_signer_directory_signs_nothing(cli: CliRunner, tmp_path: Path) -> None:
+    """A backup of the key directory taken between commit and sign, restored after the sign
+    (same paths, same contents, same modification times): the restored key files are new files,
+    so the nonces stay used. (A block-level rollback is what remains: docs/threat-model.md.)"""
+    keys, nonces, packages = setup_group(cli, tmp_path, 2)
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(nonces.read_bytes())
+    backup = tmp_path / "backup"
+    shutil.copytree(keys, backup)  # copy2: contents, modes and times
+    key = keys / "key-package-1.json"
+    assert sign(cli, tmp_path / "home-a", key, nonces, packages[0], tmp_path / "s0.json").code == 0
+    shutil.rmtree(keys)
+    shutil.copytree(backup, keys)
+    assert len(one_time_keys(keys)) == 1  # the one-time key is back, byte for byte
+    again = sign(cli, tmp_path / "home-b", key, copy, packages[1], tmp_path / "s1.json")
+    assert again.code == 1 and "copy or a restore" in again.err, again.err
+    assert not (tmp_path / "s1.json").exists()
