@@ -191,7 +191,7 @@ def test_edited_nonce_copy_and_bad_outputs(cli: CliRunner, tmp_path: Path) -> No
     )
     assert bad_id.code == 1 and "nonce_id" in bad_id.err
     assert cli(*args, "--nonces", nonces, "-p", tmp_path / "a.json", "-o", tmp_path / "s1.json").code == 0
-    # The ledger knows the nonces by their commitments, so an edited id does not help.
+    # An edited id names no one-time key (and would break the seal), so it does not help.
     again = cli(
         *args, "--nonces", tmp_path / "edited.json", "-p", tmp_path / "b.json", "-o", tmp_path / "s2.json"
     )
@@ -236,3 +236,63 @@ def test_malformed_public_packages_and_collisions(cli: CliRunner, tmp_path: Path
     again = cli("frost", "dealer", "-t", 2, "-n", 3, "-d", keys)
     assert again.code == 1 and "already exist" in again.err
     assert {p.name: p.read_bytes() for p in keys.iterdir()} == before
+
+
+def test_package_checks_signers_against_the_public_key_package(cli: CliRunner, tmp_path: Path) -> None:
+    """Issue 10 (6b): fewer than t commitments, or one from outside the group, is refused."""
+    keys, other = tmp_path / "keys", tmp_path / "other"
+    assert cli("frost", "dealer", "-t", 3, "-n", 4, "-d", keys).code == 0
+    assert cli("frost", "dealer", "-t", 2, "-n", 5, "-d", other).code == 0
+    for i in (1, 2, 3):
+        assert (
+            cli("frost", "commit", "-k", keys / f"key-package-{i}.json", "-d", tmp_path / f"p{i}").code == 0
+        )
+    assert cli("frost", "commit", "-k", other / "key-package-5.json", "-d", tmp_path / "p5").code == 0
+    public = keys / "public-key-package.json"
+    c = {i: tmp_path / f"p{i}" / f"commitment-{i}.json" for i in (1, 2, 3, 5)}
+    package = ["frost", "package", "--message-hex", "00", "--public", public, "-o", tmp_path / "pkg.json"]
+    too_few = cli(*package, c[1], c[2])
+    assert too_few.code == 1 and "fewer than the group's threshold 3" in too_few.err, too_few.err
+    outsider = cli(*package, c[1], c[2], c[5])
+    assert outsider.code == 1 and "participant(s) [5], who are not in the group" in outsider.err
+    assert not (tmp_path / "pkg.json").exists()
+    good = cli("--json", *package, c[1], c[2], c[3])
+    assert good.code == 0 and good.json()["checked_against_group"] is True
+    # Without --public nothing is checked here, and the command says so.
+    unchecked = cli("frost", "package", c[1], c[2], "--message-hex", "00", "-o", tmp_path / "u.json")
+    assert unchecked.code == 0 and "not checked against the group" in unchecked.err
+    # ... but each signer still refuses a package below its threshold, before using its nonces.
+    [nonces] = (tmp_path / "p1").glob("nonces-*.json")
+    refused = cli(
+        "frost", "sign", "-k", keys / "key-package-1.json", "--nonces", nonces,
+        "-p", tmp_path / "u.json", "-o", tmp_path / "s.json",
+    )  # fmt: skip
+    assert refused.code == 1 and "fewer than the threshold 3" in refused.err
+    assert nonces.exists()
+
+
+def test_aggregate_names_an_outsiders_share(cli: CliRunner, tmp_path: Path) -> None:
+    """Issue 10 (6b): a share from a participant who is not in the signing package, in place of
+    a signer's share, is named as the outsider's, not only reported as a missing share."""
+    keys = ceremony(cli, tmp_path, "ed25519", [1, 3], t=2, n=4)
+    # Participant 4 signs another package (with 1) in good faith; its share is then handed in
+    # for the first package instead of participant 3's.
+    work = tmp_path / "second"
+    for i in (1, 4):
+        assert cli("frost", "commit", "-k", keys / f"key-package-{i}.json", "-d", work / f"p{i}").code == 0
+    commitments = [work / "p1" / "commitment-1.json", work / "p4" / "commitment-4.json"]
+    assert cli("frost", "package", *commitments, "--message-hex", "aa", "-o", work / "pkg.json").code == 0
+    [nonces] = (work / "p4").glob("nonces-*.json")
+    signed = cli(
+        "frost", "sign", "-k", keys / "key-package-4.json", "--nonces", nonces,
+        "-p", work / "pkg.json", "-o", work / "share-4.json",
+    )  # fmt: skip
+    assert signed.code == 0, signed.err
+    out = cli(
+        "frost", "aggregate", tmp_path / "share-1.json", work / "share-4.json", "-p", tmp_path / "pkg.json",
+        "--public", keys / "public-key-package.json", "-o", tmp_path / "sig.json",
+    )  # fmt: skip
+    assert out.code == 1
+    assert "signature share from participant 4, who is not a signer in this signing package" in out.err
+    assert "no signature share from participant(s) [3]" in out.err
+    assert not (tmp_path / "sig.json").exists()

@@ -371,6 +371,25 @@ def test_aggregate_names_every_cheater(suite_name: str) -> None:
     check()
 
 
+def test_aggregate_names_an_outsider_in_place_of_a_signer() -> None:
+    """Issue 10 (6b): the outsider is the culprit, and the signer whose share is missing is named."""
+    suite = SUITES["ed25519"]
+    packages, public = deal(suite, 2, 4, 7, [11])
+    nonces = round_one(suite, packages, [1, 3], b"outsider")
+    commitments = [x.commitment for x in nonces]
+    [own, _] = [frost.sign(suite, packages[x.identifier], x, b"m", commitments) for x in nonces]
+    with pytest.raises(ThresholdError) as caught:
+        frost.aggregate(suite, commitments, b"m", [own, SignatureShare(4, 1)], public)
+    assert str(caught.value) == (
+        "a signature share from participant 4, who is not a signer in this signing package; "
+        "no signature share from participant(s) [3]"
+    )
+    assert caught.value.culprits == (4,)
+    with pytest.raises(ThresholdError, match=r"participants \[2, 4\], who are not signers") as both:
+        frost.aggregate(suite, commitments, b"m", [own, SignatureShare(2, 1), SignatureShare(4, 1)], public)
+    assert both.value.culprits == (2, 4)
+
+
 @pytest.mark.parametrize("suite_name", sorted(SUITES))
 def test_fewer_than_threshold_is_refused(suite_name: str) -> None:
     suite = SUITES[suite_name]

@@ -19,7 +19,7 @@ from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, read_bounded, write_atomic
 from lifeboat.home import default_home
 from lifeboat.threshold import dkg, frost, keygen, serialize, suites
 from lifeboat.threshold.group import Ciphersuite, ThresholdError
-from lifeboat.threshold.nonces import NonceLedger, ledger_key
+from lifeboat.threshold.nonces import NonceLedger, SignerState, ledger_key
 
 frost_app = typer.Typer(
     help="FROST threshold signatures (RFC 9591): dealer or DKG key generation, signing, repair, refresh.",
@@ -143,22 +143,42 @@ def frost_commit(
     out_dir: OutDir,
     force: Force = False,
 ) -> None:
-    """Round 1: fresh nonces (kept secret, used once) and their public commitment."""
+    """Round 1: fresh nonces (sealed, used once) and their public commitment.
+
+    The nonces are sealed under a one-time key kept in the signer state beside the key package
+    (key-package-N.signer/); 'frost sign' destroys that key, so no copy of the nonce file signs twice.
+    """
     suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
     directory = _out_dir(out_dir)
     nonces = frost.commit(suite, kp)
     nonce_id = secrets.token_hex(16)
     nonce_path = directory / f"nonces-{kp.identifier}-{nonce_id[:8]}.json"
     commitment_path = directory / f"commitment-{kp.identifier}.json"
+    if commitment_path.exists() and not force:
+        raise StorageError(f"{commitment_path} already exists; choose another --out-dir or pass --force")
+    state = SignerState(key)
+    one_time_key, key_file = state.create(suite, kp.identifier, nonce_id)
     outputs = _Outputs(force)
-    outputs.add(nonce_path, serialize.encode_nonces(suite, nonces, nonce_id), secret=True)
+    sealed = serialize.encode_nonces(
+        suite, nonces, nonce_id, one_time_key, key_file, secrets.token_bytes(serialize.IV_BYTES)
+    )
+    outputs.add(nonce_path, sealed, secret=True)
     outputs.add(commitment_path, serialize.encode_commitment(suite, nonces.commitment), secret=False)
-    outputs.write()
+    try:
+        outputs.write()
+    except BaseException:
+        state.discard(nonce_id)
+        raise
     emit(
-        {"identifier": kp.identifier, "nonces": str(nonce_path), "commitment": str(commitment_path)},
+        {
+            "identifier": kp.identifier,
+            "nonces": str(nonce_path),
+            "commitment": str(commitment_path),
+            "signer_state": str(state.directory),
+        },
         lambda: stdout.print(
             f"participant {kp.identifier}: send {commitment_path} to the coordinator; keep {nonce_path} "
-            "secret (it is consumed by 'frost sign')"
+            f"secret (it is consumed by 'frost sign', which needs the signer state {state.directory})"
         ),
     )
 
@@ -173,6 +193,14 @@ def frost_package(
         Path | None, typer.Option("--message-file", "-m", help="The message to sign.")
     ] = None,
     message_hex: Annotated[str | None, typer.Option("--message-hex", help="The message, as hex.")] = None,
+    public: Annotated[
+        Path | None,
+        typer.Option(
+            "--public",
+            help="The group's public key package: refuse fewer than t signers or a non-member.",
+            metavar="FILE",
+        ),
+    ] = None,
     force: Force = False,
 ) -> None:
     """Coordinator: bundle the message and the signers' commitments into a signing package."""
@@ -186,10 +214,32 @@ def frost_package(
     assert suite is not None
     data = serialize.encode_signing_package(suite, message, parsed)
     serialize.decode_signing_package(data, str(output))  # refuses duplicates before writing
-    _write(output, data, secret=False, force=force)
     ids = sorted(c.identifier for c in parsed)
+    if public is not None:
+        public_suite, pkp = serialize.decode_public_key_package(
+            _read(public, "public key package"), str(public)
+        )
+        _same_suite(suite, public_suite, str(public))
+        outsiders = sorted(set(ids) - set(pkp.verifying_shares))
+        if outsiders:
+            raise ThresholdError(
+                f"commitment(s) from participant(s) {outsiders}, who are not in the group of {public} "
+                f"(participants {sorted(pkp.verifying_shares)})",
+                tuple(outsiders),
+            )
+        if len(ids) < pkp.min_signers:
+            raise ThresholdError(
+                f"{len(ids)} commitment(s) is fewer than the group's threshold {pkp.min_signers}: "
+                f"a signing package needs at least {pkp.min_signers} signers"
+            )
+    _write(output, data, secret=False, force=force)
+    if public is None:
+        info(
+            "note: the signers were not checked against the group (no --public); each signer still "
+            "refuses fewer than its threshold, but pass --public to catch that, and non-members, here"
+        )
     emit(
-        {"signing_package": str(output), "signers": ids},
+        {"signing_package": str(output), "signers": ids, "checked_against_group": public is not None},
         lambda: stdout.print(f"signing package for participants {ids}: {output}"),
     )
 
@@ -204,24 +254,26 @@ def frost_sign(
     output: Annotated[Path, typer.Option("--output", "-o", help="Signature share to write.", metavar="FILE")],
     force: Force = False,
 ) -> None:
-    """Round 2: your signature share. Consumes the nonce file; a nonce is never used twice."""
+    """Round 2: your signature share. Consumes the nonces; a nonce is never used twice."""
     suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
-    nonce_suite, nonces, _nonce_id = serialize.decode_nonces(
-        _read(nonces_file, "nonce file"), str(nonces_file)
-    )
+    sealed = serialize.decode_nonces(_read(nonces_file, "nonce file"), str(nonces_file))
     package_suite, message, commitments = serialize.decode_signing_package(
         _read(package, "signing package"), str(package)
     )
-    _same_suite(suite, nonce_suite, str(nonces_file))
+    _same_suite(suite, sealed.suite, str(nonces_file))
     _same_suite(suite, package_suite, str(package))
-    if nonces.identifier != kp.identifier:
-        raise ThresholdError(f"{nonces_file} belongs to participant {nonces.identifier}, not {kp.identifier}")
+    if sealed.identifier != kp.identifier:
+        raise ThresholdError(f"{nonces_file} belongs to participant {sealed.identifier}, not {kp.identifier}")
     if output.exists() and not force:
         raise StorageError(f"{output} already exists; choose another --output")
     if not output.absolute().parent.is_dir():
         raise StorageError(f"directory {output.parent} does not exist; create it first")
-    # Check everything that can fail before the nonce is consumed, so a bad package wastes nothing.
+    state = SignerState(key)
+    nonces = serialize.open_nonces(sealed, state.load(sealed, str(nonces_file)), str(nonces_file))
+    # Check everything that can fail before the nonces are consumed, so a bad package wastes
+    # nothing: the share exists only in memory until its one-time key is destroyed.
     share = frost.sign(suite, kp, nonces, message, commitments)
+    state.destroy(sealed.nonce_id, str(nonces_file))
     g = suite.group
     entry = ledger_key(
         suite.name,

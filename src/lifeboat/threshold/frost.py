@@ -357,13 +357,17 @@ def aggregate(
     if len(set(given)) != len(given):
         raise ThresholdError("a participant sent two signature shares")
     missing = sorted(committed - set(given))
-    if missing:
-        raise ThresholdError(f"no signature share from participant(s) {missing}", tuple(missing))
     extra = sorted(set(given) - committed)
     if extra:
-        raise ThresholdError(
-            f"signature share(s) from participant(s) {extra}, who did not commit", tuple(extra)
-        )
+        # An outsider's share in place of a signer's is named as such, not only as a missing share.
+        if len(extra) == 1:
+            outsiders = f"a signature share from participant {extra[0]}, who is not a signer"
+        else:
+            outsiders = f"signature shares from participants {extra}, who are not signers"
+        absent = f"; no signature share from participant(s) {missing}" if missing else ""
+        raise ThresholdError(f"{outsiders} in this signing package{absent}", tuple(extra))
+    if missing:
+        raise ThresholdError(f"no signature share from participant(s) {missing}", tuple(missing))
     if len(commitments) < public_key_package.min_signers:
         raise ThresholdError(
             f"{len(commitments)} signers is fewer than the threshold {public_key_package.min_signers}"

@@ -1,10 +1,18 @@
-"""Round-one nonces are used at most once: a ledger of consumed nonces, and consumption itself.
+"""Round-one nonces are used at most once, wherever their file is copied.
 
-A nonce file is the only copy of a participant's two round-one nonces. Signing twice with the
-same nonces on different messages (or different commitment sets) reveals the signing share, so
-round two consumes the file: it first records the nonce's id in the ledger (fsync'ed, under an
-exclusive lock), then deletes the nonce file, and only then computes the signature share. A copy
-of the file that is presented again is refused by the ledger.
+A nonce file holds a participant's two round-one nonces sealed (AES-256-GCM) under a one-time
+key. That key lives in the *signer state*, a directory beside the key package
+(``key-package-1.json`` → ``key-package-1.signer/``), one 0600 file per outstanding nonce file.
+Round two reads the key, unseals the nonces and computes the share in memory, then deletes the
+key and fsyncs the directory, and only then writes the share. Deleting the key is what consumes
+the nonces: a copy of the nonce file, presented under any home or on any machine, no longer
+opens. A nonce file also names the one key file that may open it (inode number and change
+time), so a copy of the whole signer directory, or a file-level restore of it, does not open it
+either.
+
+A ledger of consumed nonces in the Lifeboat home remains as a second layer: it refuses nonces
+this home has seen signing even if their one-time key came back (a block-level snapshot of the
+signer directory, which keeps inode numbers and change times).
 """
 
 from __future__ import annotations
@@ -13,10 +21,128 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 from lifeboat.errors import StorageError
-from lifeboat.threshold.group import ThresholdError
+from lifeboat.fs import SECRET_MODE, write_atomic
+from lifeboat.threshold import serialize
+from lifeboat.threshold.group import Ciphersuite, ThresholdError
+from lifeboat.threshold.serialize import KeyFileIdentity, SealedNonces
+
+STATE_SUFFIX = ".signer"
+
+
+def sync_directory(directory: Path) -> None:
+    """fsync ``directory`` so that names created or removed in it survive a crash; raise if it fails."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StorageError(f"cannot sync {directory}: {exc.strerror}") from None
+
+
+def remove_durably(path: Path) -> None:
+    """Delete ``path`` and fsync its directory (FileNotFoundError if it is already gone)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"cannot delete {path}: {exc.strerror}") from None
+    sync_directory(path.parent)
+
+
+def state_directory(key_package: Path) -> Path:
+    """The signer state beside ``key_package``: its name with ``.json`` replaced by ``.signer``."""
+    key_package = Path(key_package)
+    stem = key_package.stem if key_package.suffix == ".json" else key_package.name
+    return key_package.with_name(stem + STATE_SUFFIX)
+
+
+class SignerState:
+    """The one-time keys of one key package's outstanding nonce files."""
+
+    def __init__(self, key_package: Path) -> None:
+        self.directory = state_directory(key_package)
+
+    def key_path(self, nonce_id: str) -> Path:
+        return self.directory / f"one-time-key-{nonce_id}.json"
+
+    def create(self, suite: Ciphersuite, identifier: int, nonce_id: str) -> tuple[bytes, KeyFileIdentity]:
+        """A fresh one-time key, written 0600 atomically and durably; the key and its file's identity."""
+        if not self.directory.is_dir():
+            try:
+                self.directory.mkdir(mode=0o700)
+            except FileExistsError:
+                if not self.directory.is_dir():
+                    raise StorageError(
+                        f"{self.directory} exists and is not a directory; it is where the signer state "
+                        "of this key package belongs"
+                    ) from None
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create the signer state {self.directory} beside the key package: "
+                    f"{exc.strerror}; 'frost commit' needs its key package in a writable directory"
+                ) from None
+            sync_directory(self.directory.parent)
+        key = secrets.token_bytes(serialize.ONE_TIME_KEY_BYTES)
+        path = self.key_path(nonce_id)
+        write_atomic(path, serialize.encode_one_time_key(suite, identifier, nonce_id, key), mode=SECRET_MODE)
+        status = path.stat()
+        return key, KeyFileIdentity(status.st_ino, status.st_ctime_ns)
+
+    def discard(self, nonce_id: str) -> None:
+        """Remove a one-time key whose nonce file was never written."""
+        with contextlib.suppress(OSError):
+            self.key_path(nonce_id).unlink()
+
+    def load(self, nonce_file: SealedNonces, what: str) -> bytes:
+        """The one-time key of ``nonce_file``, refusing a used one, a copy and a foreign one."""
+        path = self.key_path(nonce_file.nonce_id)
+        try:
+            # One open: the file whose identity is checked is the file that is read.
+            with path.open("rb") as handle:
+                status = os.fstat(handle.fileno())
+                data = handle.read(serialize.MAX_DOCUMENT_BYTES + 1)
+        except FileNotFoundError:
+            raise ThresholdError(
+                f"{what} was already used for a signature (its one-time key {path.name} is gone from "
+                f"{self.directory}), or its signer state is missing or belongs to another key package; "
+                "reusing nonces would reveal the signing share. Run 'lifeboat frost commit' again"
+            ) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read the signer state {path}: {exc.strerror}") from None
+        if KeyFileIdentity(status.st_ino, status.st_ctime_ns) != nonce_file.key_file:
+            raise ThresholdError(
+                f"{path} is a copy or a restore of the one-time key that {what} was sealed under, not "
+                "the file 'frost commit' wrote (or its owner or permissions were changed since): another "
+                "copy may already have been used, so these nonces are refused. Run 'lifeboat frost "
+                "commit' again"
+            )
+        identifier, nonce_id, key = serialize.decode_one_time_key(data, str(path), nonce_file.suite)
+        if (identifier, nonce_id) != (nonce_file.identifier, nonce_file.nonce_id):
+            raise ThresholdError(f"{path} is not the one-time key of {what}")
+        return key
+
+    def destroy(self, nonce_id: str, what: str) -> None:
+        """Consume the nonces: delete their one-time key and make the deletion durable.
+
+        Of two processes signing with the same nonces at once, only the one whose delete
+        succeeds goes on.
+        """
+        path = self.key_path(nonce_id)
+        try:
+            remove_durably(path)
+        except FileNotFoundError:
+            raise ThresholdError(
+                f"{what} was already used for a signature (by another 'frost sign' at the same time); "
+                "run 'lifeboat frost commit' again"
+            ) from None
+
 
 LEDGER_FILE = "frost-used-nonces"
 
@@ -35,7 +161,7 @@ def ledger_key(suite_name: str, hiding_commitment: bytes, binding_commitment: by
 
 
 class NonceLedger:
-    """Append-only list of consumed nonce ids, one per line, in the Lifeboat home."""
+    """Append-only list of consumed nonce ids, one per line, in the Lifeboat home (a second layer)."""
 
     def __init__(self, home: Path) -> None:
         self.home = Path(home)

@@ -1,7 +1,8 @@
 """Versioned JSON encodings of FROST objects (docs/formats.md, "FROST files").
 
-Every document is a JSON object with ``format`` (``lifeboat-frost-<kind>``), ``version`` (1)
-and ``ciphersuite`` (the RFC 9591 context string). Scalars and elements are lower-case hex of
+Every document is a JSON object with ``format`` (``lifeboat-frost-<kind>``), ``version`` (1;
+2 for a nonce file, whose nonces are sealed under a one-time key held in the signer state) and
+``ciphersuite`` (the RFC 9591 context string). Scalars and elements are lower-case hex of
 the suite's own serialization; identifiers are JSON integers. Decoding checks the format,
 version and suite, validates every encoding (canonical, in range, not the identity), and
 names the offending field.
@@ -11,9 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from lifeboat.documents import parse_versioned
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from lifeboat.documents import canonical_json, parse_versioned
 from lifeboat.threshold import dkg, keygen, refresh, suites
 from lifeboat.threshold.frost import (
     SignatureShare,
@@ -31,7 +36,10 @@ from lifeboat.threshold.group import (
 )
 
 VERSION = 1
+NONCES_VERSION = 2  # version 1 held the nonces in clear, so any copy of the file could sign
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+ONE_TIME_KEY_BYTES = 32
+IV_BYTES = 12
 
 
 def _fmt(kind: str) -> str:
@@ -81,19 +89,26 @@ class Codec:
         return check_identifier(self.suite, value)
 
 
-def document(suite: Ciphersuite, kind: str, fields: Mapping[str, Any]) -> bytes:
-    body = {"format": _fmt(kind), "version": VERSION, "ciphersuite": suite.name, **fields}
+def _header(suite: Ciphersuite, kind: str, fields: Mapping[str, Any], version: int) -> dict[str, Any]:
+    return {"format": _fmt(kind), "version": version, "ciphersuite": suite.name, **fields}
+
+
+def _dump(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, indent=1).encode() + b"\n"
 
 
+def document(suite: Ciphersuite, kind: str, fields: Mapping[str, Any], version: int = VERSION) -> bytes:
+    return _dump(_header(suite, kind, fields, version))
+
+
 def read_document(
-    data: bytes, kind: str, what: str, expected: Ciphersuite | None = None
+    data: bytes, kind: str, what: str, expected: Ciphersuite | None = None, version: int = VERSION
 ) -> tuple[Codec, dict[str, Any]]:
     """Parse a FROST document of ``kind``; return a codec for its suite and the body."""
     if len(data) > MAX_DOCUMENT_BYTES:
         raise ThresholdError(f"{what} is larger than any FROST document ({len(data)} bytes)")
     body = parse_versioned(
-        data, fmt=_fmt(kind), version=VERSION, what=what, kind=f"a FROST {kind} file", error=ThresholdError
+        data, fmt=_fmt(kind), version=version, what=what, kind=f"a FROST {kind} file", error=ThresholdError
     )
     name = body.get("ciphersuite")
     suite = suites.by_name(name if isinstance(name, str) else "")
@@ -203,41 +218,160 @@ def decode_commitment(
     return c.suite, _read_commitment(c, body, what)
 
 
-def encode_nonces(suite: Ciphersuite, nonces: SigningNonces, nonce_id: str) -> bytes:
-    c = Codec(suite)
-    return document(
-        suite,
-        "nonces",
-        {
-            "nonce_id": nonce_id,
-            "hiding_nonce": c.scalar(nonces.hiding),
-            "binding_nonce": c.scalar(nonces.binding),
-            "commitment": _commitment_fields(c, nonces.commitment),
-        },
-    )
+@dataclass(frozen=True)
+class KeyFileIdentity:
+    """Which file on which file system holds a one-time key: its inode number and change time.
+
+    A copy or a file-level restore of the file gets another inode or another change time (no
+    ordinary call can set it), so a nonce file names the one file that may open it.
+    """
+
+    inode: int
+    ctime_ns: int
 
 
-def decode_nonces(data: bytes, what: str) -> tuple[Ciphersuite, SigningNonces, str]:
-    c, body = read_document(data, "nonces", what)
-    nonce_id = body.get("nonce_id")
+@dataclass(frozen=True)
+class SealedNonces:
+    """A nonce file as read: its public fields, and the nonces still sealed."""
+
+    suite: Ciphersuite
+    nonce_id: str
+    commitment: SigningCommitment
+    key_file: KeyFileIdentity
+    sealed: bytes  # IV || AES-256-GCM ciphertext and tag
+    associated_data: bytes
+
+    @property
+    def identifier(self) -> int:
+        return self.commitment.identifier
+
+
+def _check_nonce_id(nonce_id: object, what: str) -> str:
     if (
         not isinstance(nonce_id, str)
         or len(nonce_id) != 32
         or not all(ch in "0123456789abcdef" for ch in nonce_id)
     ):
         raise ThresholdError(f"{what}: 'nonce_id' must be 32 lower-case hex digits")
+    return nonce_id
+
+
+def _natural(body: Mapping[str, Any], field: str, what: str) -> int:
+    value = body.get(field)
+    if type(value) is not int or value < 0:
+        raise ThresholdError(f"{what}: field {field!r} must be a non-negative integer")
+    return value
+
+
+def encode_nonces(
+    suite: Ciphersuite,
+    nonces: SigningNonces,
+    nonce_id: str,
+    one_time_key: bytes,
+    key_file: KeyFileIdentity,
+    iv: bytes,
+) -> bytes:
+    """A version-2 nonce file: the nonces sealed under ``one_time_key`` (docs/formats.md).
+
+    The associated data is the canonical JSON of every other field of the file, so no field
+    (the commitment, the id, the key file it names) can be edited without the file failing to open.
+    """
+    if len(one_time_key) != ONE_TIME_KEY_BYTES or len(iv) != IV_BYTES:
+        raise ThresholdError("a one-time key is 32 bytes and its IV 12")
+    c = Codec(suite)
+    header = _header(
+        suite,
+        "nonces",
+        {
+            "nonce_id": nonce_id,
+            "commitment": _commitment_fields(c, nonces.commitment),
+            "one_time_key_file": {"inode": key_file.inode, "ctime_ns": key_file.ctime_ns},
+        },
+        NONCES_VERSION,
+    )
+    plaintext = c.group.serialize_scalar(nonces.hiding) + c.group.serialize_scalar(nonces.binding)
+    sealed = iv + AESGCM(one_time_key).encrypt(iv, plaintext, canonical_json(header))
+    return _dump({**header, "sealed_nonces": sealed.hex()})
+
+
+def decode_nonces(data: bytes, what: str) -> SealedNonces:
+    """Read a nonce file's public fields; :func:`open_nonces` unseals the nonces."""
+    if len(data) <= MAX_DOCUMENT_BYTES:
+        try:
+            old = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            old = None
+        if isinstance(old, dict) and old.get("format") == _fmt("nonces") and old.get("version") == 1:
+            raise ThresholdError(
+                f"{what} is a version-1 nonce file, which any copy of it could use again; this "
+                "Lifeboat signs only with nonce files sealed under their signer state. Delete it and "
+                "run 'lifeboat frost commit' again"
+            )
+    c, body = read_document(data, "nonces", what, version=NONCES_VERSION)
+    nonce_id = _check_nonce_id(body.get("nonce_id"), what)
     raw = body.get("commitment")
     if not isinstance(raw, dict):
         raise ThresholdError(f"{what}: 'commitment' must be an object")
     commitment = _read_commitment(c, raw, what)
-    hiding, binding = c.read_scalar(body, "hiding_nonce"), c.read_scalar(body, "binding_nonce")
-    g = c.group
+    key_file = body.get("one_time_key_file")
+    if not isinstance(key_file, dict):
+        raise ThresholdError(f"{what}: 'one_time_key_file' must be an object with inode and ctime_ns")
+    identity = KeyFileIdentity(_natural(key_file, "inode", what), _natural(key_file, "ctime_ns", what))
+    sealed_hex = body.pop("sealed_nonces", None)
+    size = IV_BYTES + 2 * len(c.group.serialize_scalar(0)) + 16
+    try:
+        sealed = bytes.fromhex(sealed_hex) if isinstance(sealed_hex, str) else b""
+    except ValueError:
+        sealed = b""
+    if len(sealed) != size:
+        raise ThresholdError(f"{what}: 'sealed_nonces' must be {size} bytes of hex")
+    return SealedNonces(c.suite, nonce_id, commitment, identity, sealed, canonical_json(body))
+
+
+def open_nonces(nonce_file: SealedNonces, one_time_key: bytes, what: str) -> SigningNonces:
+    """Unseal the nonces with their one-time key and check them against their commitment."""
+    suite, sealed = nonce_file.suite, nonce_file.sealed
+    try:
+        plaintext = AESGCM(one_time_key).decrypt(
+            sealed[:IV_BYTES], sealed[IV_BYTES:], nonce_file.associated_data
+        )
+    except (InvalidTag, ValueError):
+        raise ThresholdError(
+            f"{what} does not open with its one-time key: the file was edited or damaged"
+        ) from None
+    g = suite.group
+    half = len(plaintext) // 2
+    try:
+        hiding = g.deserialize_scalar(plaintext[:half])
+        binding = g.deserialize_scalar(plaintext[half:])
+    except EncodingError as exc:
+        raise ThresholdError(f"{what}: sealed nonces: {exc}") from None
+    commitment = nonce_file.commitment
     if not (
         g.equal(g.scalar_base_mult(hiding), commitment.hiding)
         and g.equal(g.scalar_base_mult(binding), commitment.binding)
     ):
         raise ThresholdError(f"{what}: the nonces do not match their commitment (damaged file)")
-    return c.suite, SigningNonces(commitment.identifier, hiding, binding, commitment), nonce_id
+    return SigningNonces(commitment.identifier, hiding, binding, commitment)
+
+
+def encode_one_time_key(suite: Ciphersuite, identifier: int, nonce_id: str, key: bytes) -> bytes:
+    """The signer-state file that holds the one key that opens one nonce file."""
+    return document(suite, "one-time-key", {"identifier": identifier, "nonce_id": nonce_id, "key": key.hex()})
+
+
+def decode_one_time_key(data: bytes, what: str, expected: Ciphersuite) -> tuple[int, str, bytes]:
+    c, body = read_document(data, "one-time-key", what, expected)
+    identifier = c.read_identifier(body)
+    nonce_id = _check_nonce_id(body.get("nonce_id"), what)
+    text = body.get("key")
+    try:
+        key = bytes.fromhex(text) if isinstance(text, str) else b""
+    except ValueError:
+        key = b""
+    if len(key) != ONE_TIME_KEY_BYTES:
+        raise ThresholdError(f"{what}: 'key' must be {ONE_TIME_KEY_BYTES} bytes of hex")
+    return identifier, nonce_id, key
 
 
 def encode_signing_package(
