@@ -231,6 +231,7 @@ def test_mnemonic_commands(cli: CliRunner, tmp_path: Path) -> None:
         "valid": True,
         "words": 12,
         "language": "italian",
+        "languages": ["italian"],
     }
     bad = cli("mnemonic", "check", stdin="abandon " * 11 + "abuot")
     assert bad.code == 1 and "did you mean 'about'" in bad.err
@@ -239,6 +240,25 @@ def test_mnemonic_commands(cli: CliRunner, tmp_path: Path) -> None:
     hidden = cli("mnemonic", "seed", "-o", tmp_path / "seed.hex", stdin="abandon " * 11 + "about")
     assert hidden.code == 0 and "5eb00bbd" not in hidden.out + hidden.err
     assert stat.S_IMODE((tmp_path / "seed.hex").stat().st_mode) == 0o600
+
+
+def test_chinese_phrase_valid_in_both_lists(cli: CliRunner) -> None:
+    # The seed is PBKDF2 over the words: which Chinese list they are read from does not change it.
+    phrase = bip39.from_entropy(
+        bytes.fromhex("a3399c22a3256f362e9557957ded32cb"), "chinese_simplified"
+    ).phrase
+    assert bip39.parse(phrase, "chinese_traditional").phrase == phrase
+    expected = bip39.to_seed(bip39.parse(phrase, "chinese_traditional")).hex()
+    seed = cli("--json", "mnemonic", "seed", "--reveal", stdin=phrase)
+    assert seed.code == 0, seed.err
+    assert seed.json()["seed"] == expected
+    checked = cli("mnemonic", "check", stdin=phrase)
+    assert checked.code == 0, checked.err
+    assert "chinese_simplified and chinese_traditional" in checked.out
+    assert cli("--json", "mnemonic", "check", stdin=phrase).json()["languages"] == [
+        "chinese_simplified",
+        "chinese_traditional",
+    ]
 
 
 def test_no_secret_printed_or_logged_without_reveal(

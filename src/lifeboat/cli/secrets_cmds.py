@@ -133,10 +133,15 @@ def mnemonic_check(
     ] = None,
     language: Annotated[str | None, typer.Option("--language", "-l", help="Expected word list.")] = None,
 ) -> None:
-    """Validate a BIP-39 phrase and say exactly what is wrong with it."""
+    """Validate a BIP-39 phrase and say exactly what is wrong with it (and which lists it is valid in)."""
     phrase = bip39.parse(inputs.phrase(file, "BIP-39 phrase"), language)
-    data = {"valid": True, "words": len(phrase.words), "language": phrase.language}
-    emit(data, lambda: stdout.print(f"valid: {len(phrase.words)} words, {phrase.language}"))
+    data = {
+        "valid": True,
+        "words": len(phrase.words),
+        "language": phrase.language,
+        "languages": list(phrase.languages),
+    }
+    emit(data, lambda: stdout.print(f"valid: {len(phrase.words)} words, {' and '.join(phrase.languages)}"))
 
 
 @mnemonic_app.command("seed")

@@ -108,9 +108,10 @@ def bip39_secret(
                 "a BIP-39 passphrase is not part of the entropy; in entropy mode keep it separately "
                 "(or split the seed instead)"
             )
-        if len(parsed.entropy) % 2:
+        entropy = bip39.entropy_of(parsed)
+        if len(entropy) % 2:
             raise UsageError("SLIP-39 needs an even-length secret; split the seed of a 15- or 21-word phrase")
-        return MasterSecret(parsed.entropy, KIND_BIP39_ENTROPY, parsed.language)
+        return MasterSecret(entropy, KIND_BIP39_ENTROPY, parsed.language)
     raise UsageError("choose how to split a BIP-39 phrase: --split seed or --split entropy")
 
 
