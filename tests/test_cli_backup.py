@@ -132,6 +132,53 @@ def test_guardian_envelopes_cards_and_drill(cli: CliRunner, tmp_path: Path) -> N
     assert refused.code == 1 and "reshare those sets" in refused.err
 
 
+def test_fewer_guardians_than_shares_needs_plaintext_rest(cli: CliRunner, tmp_path: Path) -> None:
+    add_guardian(cli, tmp_path, "alice")
+    out = tmp_path / "mixed"
+    for command in (
+        ["shares", "create", "2of3"],
+        ["seal", tmp_path / "alice.key", "-o", tmp_path / "k.lbx", "--scheme", "2of3"],
+        ["repo", "key", "split", "2of3"],
+    ):
+        refused = cli(*command, "--shares-dir", out, "-g", "alice")
+        assert refused.code == 2, refused.err
+        assert "the other 2 would be written unsealed" in refused.err and "--plaintext-rest" in refused.err
+        assert not out.exists() and not (tmp_path / "k.lbx").exists()
+    assert cli("--json", "shares", "list").json()["share_sets"] == []
+    made = cli("--json", "shares", "create", "2of3", "--shares-dir", out, "-g", "alice", "--plaintext-rest")
+    assert made.code == 0, made.err
+    assert len(list(out.glob("*-alice.age"))) == 1 and len(share_files(out)) == 2
+    # A guardian for every share needs no flag.
+    add_guardian(cli, tmp_path, "bob")
+    whole = cli("shares", "create", "2of2", "--shares-dir", tmp_path / "all", "-g", "alice", "-g", "bob")
+    assert whole.code == 0, whole.err
+
+
+def test_create_reveal_prints_every_share(cli: CliRunner, tmp_path: Path) -> None:
+    add_guardian(cli, tmp_path, "alice")
+    add_guardian(cli, tmp_path, "bob")
+    help_text = " ".join(cli("shares", "create", "--help").out.split())
+    assert "Print every share" in help_text and "Print the secret" not in help_text
+    made = cli(
+        "shares",
+        "create",
+        "2of2",
+        "--bits",
+        "128",
+        "--shares-dir",
+        tmp_path / "d",
+        "-g",
+        "alice",
+        "-g",
+        "bob",
+        "--reveal",
+    )
+    assert made.code == 0, made.err
+    printed = [line for line in made.out.splitlines() if len(line.split()) == 20]
+    assert len(printed) == 2  # the shares sealed to guardians, in clear: what --reveal says it does
+    assert slip39.combine(printed)
+
+
 def test_seal_existing_share_to_guardian(cli: CliRunner, tmp_path: Path) -> None:
     key = add_guardian(cli, tmp_path, "dave")
     out = tmp_path / "s"

@@ -30,6 +30,7 @@ from rich.text import Text
 
 from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
+from lifeboat.cli.secrets_cmds import PlaintextRest, RevealShares
 from lifeboat.errors import InputError, StorageError, UsageError
 from lifeboat.store.backends import Backend, LimitedBackend, RetryingBackend, open_backend
 from lifeboat.store.config import CONFIG_KEY, encode_config
@@ -460,7 +461,8 @@ def key_split_command(
         list[str] | None,
         typer.Option("--guardian", "-g", help="Seal the next share to this guardian (repeatable, in order)."),
     ] = None,
-    reveal: Annotated[bool, typer.Option("--reveal", help="Print the shares on standard output.")] = False,
+    plaintext_rest: PlaintextRest = False,
+    reveal: RevealShares = False,
     store: StoreOpt = None,
     passphrase_file: PassFileOpt = None,
 ) -> None:
@@ -471,6 +473,10 @@ def key_split_command(
     if not reveal and shares_dir is None:
         raise UsageError("say where the shares go: --shares-dir DIR (or --reveal to print them)")
     parsed = slip39.Scheme.parse(scheme)
+    # Where the shares go is checked before the repository passphrase is asked for.
+    backup.check_destinations(
+        secrets_cmds._home().load(), parsed, guardian or [], shares_dir, plaintext_rest=plaintext_rest
+    )
     with _open(store, passphrase_file, no_cache=True, load_index=False) as repo:
         created = backup.create_share_set(
             secrets_cmds._home(),
@@ -479,6 +485,7 @@ def key_split_command(
             label=f"repository {repo.id}",
             out_dir=shares_dir,
             guardians=guardian or [],
+            plaintext_rest=plaintext_rest,
         )
         data = secrets_cmds._created_json(created, reveal)
         data["repository"] = repo.id

@@ -207,6 +207,7 @@ def create_share_set(
     label: str | None = None,
     out_dir: Path | None = None,
     guardians: Sequence[str] = (),
+    plaintext_rest: bool = False,
     status: str = ACTIVE,
     replaces: str | None = None,
     sealed_file: str | None = None,
@@ -214,11 +215,12 @@ def create_share_set(
     """Split ``secret``, write share files / guardian envelopes, and record the set.
 
     Shares are assigned to ``guardians`` in order (group 1 member 1, group 1 member 2, ...);
-    each is sealed to its guardian as an age envelope in ``out_dir``. Shares without a guardian
-    go to ``out_dir`` as 0600 text files. Without ``out_dir`` nothing is written (the caller
-    shows the shares). Either everything is written and recorded, or nothing is.
+    each is sealed to its guardian as an age envelope in ``out_dir``. Without guardians every
+    share goes to ``out_dir`` as a 0600 text file; with fewer guardians than shares the rest go
+    there as text files only when ``plaintext_rest`` says so. Without ``out_dir`` nothing is
+    written (the caller shows the shares). Either everything is written and recorded, or nothing is.
     """
-    recipients = check_destinations(home.load(), scheme, guardians, out_dir)
+    recipients = check_destinations(home.load(), scheme, guardians, out_dir, plaintext_rest=plaintext_rest)
 
     share_set = slip39.split(
         secret.value,
@@ -281,9 +283,18 @@ def create_share_set(
 
 
 def check_destinations(
-    state: HomeState, scheme: slip39.Scheme, guardians: Sequence[str], out_dir: Path | None
+    state: HomeState,
+    scheme: slip39.Scheme,
+    guardians: Sequence[str],
+    out_dir: Path | None,
+    *,
+    plaintext_rest: bool = False,
 ) -> list[pyrage.x25519.Recipient]:
-    """Check, before anything is written, where a new set's shares will go; return the recipients."""
+    """Check, before anything is written, where a new set's shares will go; return the recipients.
+
+    Sealing some shares to guardians and silently writing the others in clear would defeat the
+    sealing: fewer guardians than shares is refused unless ``plaintext_rest`` asks for it.
+    """
     if len(guardians) > scheme.share_count:
         raise UsageError(
             f"{len(guardians)} guardians named but the scheme makes only {scheme.share_count} shares"
@@ -295,6 +306,13 @@ def check_destinations(
             "weakens the threshold"
         )
     recipients = [envelope.parse_recipient(state.guardian(g).recipient) for g in guardians]
+    if guardians and len(guardians) < scheme.share_count and not plaintext_rest:
+        rest = scheme.share_count - len(guardians)
+        raise UsageError(
+            f"{len(guardians)} guardians named for {scheme.share_count} shares: the other {rest} would be "
+            "written unsealed, as plaintext files; name a guardian (-g) for every share, or pass "
+            "--plaintext-rest to write the rest as plaintext files"
+        )
     if guardians and out_dir is None:
         raise UsageError("sealing shares to guardians needs --shares-dir DIR for the envelopes")
     if out_dir is not None:
@@ -501,6 +519,7 @@ def reshare(
     label: str | None = None,
     out_dir: Path | None = None,
     guardians: Sequence[str] = (),
+    plaintext_rest: bool = False,
 ) -> CreatedSet:
     """A new, *pending* share set for the same master secret (same passphrase, same fingerprint)."""
     secret, old = recover_verified(home, shares, passphrase=passphrase, set_id=set_id)
@@ -525,6 +544,7 @@ def reshare(
         label=label if label is not None else old.label,
         out_dir=out_dir,
         guardians=guardians,
+        plaintext_rest=plaintext_rest,
         status=PENDING,
         replaces=old.id,
         sealed_file=old.sealed_file,
