@@ -390,7 +390,10 @@ def shares_recover(
         bip39.wordlist(language)  # an unknown list is refused now, not after the shares are entered
     shares = _gather(files, identity)
     passphrase = inputs.passphrase(passphrase_file, ask_passphrase, needed=_needs_passphrase(set_id, shares))
-    secret, record = backup.recover_verified(_home(), shares, passphrase=passphrase, set_id=set_id)
+    recovered = backup.recover_verified(_home(), shares, passphrase=passphrase, set_id=set_id)
+    secret, record = recovered.secret, recovered.record
+    if recovered.checked is None:  # loud in both modes: stderr is not the JSON document
+        stderr.print(f"[bold red]warning[/bold red]: {escape(backup.UNCHECKED_WARNING)}", markup=True)
     form = as_
     if form == "auto":
         form = "bip39" if record is not None and record.secret_kind == backup.KIND_BIP39_ENTROPY else "hex"
@@ -405,14 +408,21 @@ def shares_recover(
     data: dict[str, Any] = {
         "share_set": record.id if record else None,
         "fingerprint": fp,
-        "verified": record is not None,
+        "verified": recovered.checked is not None,
+        "checked_against": recovered.checked,
         "form": form,
     }
+    if recovered.checked is None:
+        data["warning"] = backup.UNCHECKED_WARNING
     if reveal:
         data["secret"] = text
 
     def human() -> None:
-        verdict = f"matches set {record.id}" if record else "no recorded set to check it against"
+        verdict = {
+            backup.CHECKED_HOME: f"matches set {record.id if record else '?'}",
+            backup.CHECKED_SHARES: "matches the fingerprint in the share files; this home has no record of the set",
+            None: "NOT CHECKED: nothing to check it against",
+        }[recovered.checked]
         stderr.print(f"[green]recovered[/green]: fingerprint {fp} ({escape(verdict)})", markup=True)
         if reveal:
             print(text)

@@ -9,6 +9,7 @@ layer over these functions; library users call them directly.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets as _random
 import sys
 from collections.abc import Sequence
@@ -120,24 +121,56 @@ def bip39_secret(
 
 @dataclass(frozen=True)
 class LoadedShare:
+    """A share as read, with the fingerprint its file or envelope states for its set, if any."""
+
     label: str
     mnemonic: str
     envelope: envelope.EnvelopeContent | None = None
+    fingerprint: str | None = None
 
     def __repr__(self) -> str:
         return f"LoadedShare({self.label!r})"
 
 
+# The first line of a share file Lifeboat writes; it states the set's fingerprint.
+SHARE_FILE_TITLE = "# Lifeboat SLIP-39 share. Set {set_id}, fingerprint {fingerprint}"
+_TITLE = re.compile(
+    r"#\s*Lifeboat SLIP-39 share\. Set \S+, fingerprint (?P<fingerprint>[0-9a-f]{4}(?:-[0-9a-f]{4}){7})"
+)
+
+
 def parse_share_text(text: str, label: str) -> list[LoadedShare]:
-    """Shares in a text: one mnemonic per line, ``#`` comments and blank lines ignored."""
-    lines = [
-        (n, line.strip())
-        for n, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.strip().startswith("#")
-    ]
-    if len(lines) == 1:
-        return [LoadedShare(label, lines[0][1])]
-    return [LoadedShare(f"{label}:{n}", line) for n, line in lines]
+    """Shares in a text: one mnemonic per line, ``#`` comments and blank lines ignored.
+
+    A share after a Lifeboat title line (:data:`SHARE_FILE_TITLE`) carries the fingerprint it states.
+    """
+    found: list[tuple[int, str, str | None]] = []
+    stated: str | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("#"):
+            title = _TITLE.fullmatch(line)
+            stated = title["fingerprint"] if title else stated
+        elif line:
+            found.append((number, line, stated))
+    if len(found) == 1:
+        return [LoadedShare(label, found[0][1], fingerprint=found[0][2])]
+    return [LoadedShare(f"{label}:{n}", line, fingerprint=fp) for n, line, fp in found]
+
+
+def stated_fingerprint(shares: Sequence[LoadedShare]) -> str | None:
+    """The one fingerprint the shares' files and envelopes state, or None if none states one."""
+    stated: dict[str, str] = {}
+    for loaded in shares:
+        if loaded.fingerprint is not None:
+            stated.setdefault(loaded.fingerprint, loaded.label)
+    if len(stated) > 1:
+        (a, a_label), (b, b_label) = list(stated.items())[:2]
+        raise ShareError(
+            f"{a_label} states fingerprint {a} but {b_label} states {b}: the shares are not all of one "
+            "Lifeboat set"
+        )
+    return next(iter(stated), None)
 
 
 def load_shares(paths: Sequence[str], identities: Sequence[pyrage.x25519.Identity] = ()) -> list[LoadedShare]:
@@ -152,9 +185,13 @@ def load_shares(paths: Sequence[str], identities: Sequence[pyrage.x25519.Identit
         else:
             data = read_bounded(Path(name), MAX_SHARE_FILE_BYTES, what="share file")
             label = name
-        if envelope.is_envelope(data):
-            content = envelope.open_envelope(data, list(identities), label)
-            loaded.append(LoadedShare(label, content.share, content))
+        if envelope.is_envelope(data) or envelope.is_plaintext(data):
+            content = (
+                envelope.open_envelope(data, list(identities), label)
+                if envelope.is_envelope(data)
+                else envelope.EnvelopeContent.from_plaintext(data, label)  # saved from 'age -d'
+            )
+            loaded.append(LoadedShare(label, content.share, content, content.fingerprint))
             continue
         try:
             text = data.decode("utf-8")
@@ -184,7 +221,7 @@ def share_file_text(record: ShareSetRecord, info: slip39.ShareInfo, mnemonic: st
     group_threshold, group_count = record.group_threshold, len(record.groups)
     member_threshold, member_count = record.groups[info.group_index - 1]
     return (
-        f"# Lifeboat SLIP-39 share. Set {record.id}, fingerprint {record.fingerprint}\n"
+        SHARE_FILE_TITLE.format(set_id=record.id, fingerprint=record.fingerprint) + "\n"
         f"# Group {info.group_index} of {group_count} ({group_threshold} groups needed); "
         f"share {info.member_index} of {member_count} ({member_threshold} needed from this group)\n"
         f"{mnemonic}\n"
@@ -429,10 +466,21 @@ def drill(
     set_id: str | None = None,
     record: bool = True,
 ) -> DrillReport:
-    """Prove that ``shares`` still reconstruct the recorded secret, without revealing it."""
+    """Prove that ``shares`` still reconstruct the recorded secret, without revealing it.
+
+    Without a record of the set in the home, the fingerprint the share files or envelopes state
+    is the reference; the drill is then not recorded.
+    """
     recovery, checks = check_shares(shares)
+    stated = stated_fingerprint([s for s, c in zip(shares, checks, strict=True) if c.valid])
     state = home.load()
-    target = _resolve_set(state, set_id, recovery.identifier)
+    try:
+        target = _resolve_set(state, set_id, recovery.identifier)
+    except HomeError:
+        if set_id is not None or stated is None:
+            raise
+        target = None
+    expected = target.fingerprint if target is not None else stated
     if target is not None and recovery.identifier is not None and recovery.identifier != target.identifier:
         raise ShareError(
             f"the shares have SLIP-39 identifier {recovery.identifier}, "
@@ -449,16 +497,22 @@ def drill(
         except ShareError as exc:
             summary = str(exc)
         else:
-            if target is None:
+            if expected is None:
                 raise HomeError("no share set to compare with; name one with --set")
-            fingerprint_ok = matches(secret, parse_fingerprint(target.fingerprint))
+            fingerprint_ok = matches(secret, parse_fingerprint(expected))
             del secret
-            summary = (
-                f"shares reconstruct set {target.id} (fingerprint {target.fingerprint})"
-                if fingerprint_ok
-                else "the shares combine, but not to the recorded fingerprint: wrong passphrase, "
-                "or shares of another secret"
-            )
+            if not fingerprint_ok:
+                summary = (
+                    f"the shares combine, but not to the {'recorded' if target else 'stated'} fingerprint: "
+                    "wrong passphrase, or shares of another secret"
+                )
+            elif target is not None:
+                summary = f"shares reconstruct set {target.id} (fingerprint {target.fingerprint})"
+            else:
+                summary = (
+                    f"shares reconstruct fingerprint {expected}, as their files state "
+                    "(this home has no record of the set)"
+                )
     ok = bool(fingerprint_ok) and all(c.valid for c in checks)
     if fingerprint_ok and not ok:
         summary += f"; {sum(not c.valid for c in checks)} share(s) invalid"
@@ -483,10 +537,37 @@ def drill(
 # -- recovery, resharing --------------------------------------------------------------------
 
 
+# How a recovered secret was checked (``Recovered.checked``).
+CHECKED_HOME = "home"  # against the fingerprint recorded for its set in the home
+CHECKED_SHARES = "share files"  # against the fingerprint its share files / envelopes state
+UNCHECKED_WARNING = (
+    "the passphrase cannot be checked: these shares state no fingerprint and this home has no "
+    "record of their set; a wrong passphrase gives a different secret without any error"
+)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """A recovered master secret, the recorded set it belongs to, and what it was checked against."""
+
+    secret: bytes
+    record: ShareSetRecord | None
+    checked: str | None  # CHECKED_HOME, CHECKED_SHARES, or None: nothing to check it against
+
+    def __repr__(self) -> str:  # never show the value, even in a traceback
+        return f"Recovered({len(self.secret)} bytes, checked={self.checked!r})"
+
+
 def recover_verified(
     home: Home, shares: Sequence[LoadedShare], *, passphrase: str = "", set_id: str | None = None
-) -> tuple[bytes, ShareSetRecord | None]:
-    """Recover the master secret; check it against the recorded fingerprint when the set is known."""
+) -> Recovered:
+    """Recover the master secret and check it, in constant time, against a fingerprint.
+
+    The reference is the fingerprint recorded for the set in the home; without a record, the one
+    the share files or envelopes state. SLIP-39 itself cannot tell a wrong passphrase: it just
+    gives another secret. Foreign shares (e.g. from a Trezor) state nothing; then ``checked`` is
+    None and the caller must say that the passphrase could not be checked.
+    """
     recovery = slip39.Recovery()
     for loaded in shares:
         recovery.add(loaded.mnemonic, loaded.label)
@@ -500,12 +581,19 @@ def recover_verified(
         if set_id is not None:
             raise
         target = None
-    if target is not None and not matches(secret, parse_fingerprint(target.fingerprint)):
+    expected: str | None = target.fingerprint if target is not None else stated_fingerprint(shares)
+    if target is not None:
+        checked, against = CHECKED_HOME, f"the fingerprint recorded for set {target.id}"
+    else:
+        checked, against = CHECKED_SHARES, "the fingerprint their share files state"
+    if expected is None:
+        return Recovered(secret, None, None)
+    if not matches(secret, parse_fingerprint(expected)):
         raise FingerprintMismatch(
-            f"the shares combine, but not to the fingerprint recorded for set {target.id}: "
-            "the passphrase is wrong (SLIP-39 cannot tell), or the shares are of another secret"
+            f"the shares combine, but not to {against} ({expected}): the passphrase is wrong "
+            "(SLIP-39 cannot tell), or a share is of another secret"
         )
-    return secret, target
+    return Recovered(secret, target, checked)
 
 
 def reshare(
@@ -522,7 +610,8 @@ def reshare(
     plaintext_rest: bool = False,
 ) -> CreatedSet:
     """A new, *pending* share set for the same master secret (same passphrase, same fingerprint)."""
-    secret, old = recover_verified(home, shares, passphrase=passphrase, set_id=set_id)
+    recovered = recover_verified(home, shares, passphrase=passphrase, set_id=set_id)
+    old = recovered.record
     if old is None:
         raise HomeError(
             "these shares belong to no share set recorded in this home; resharing needs its record"
@@ -536,7 +625,7 @@ def reshare(
         )
     return create_share_set(
         home,
-        MasterSecret(secret, old.secret_kind, old.bip39_language),
+        MasterSecret(recovered.secret, old.secret_kind, old.bip39_language),
         scheme,
         passphrase=passphrase,
         extendable=extendable,
