@@ -527,14 +527,13 @@ def key_recover_command(
 ) -> None:
     """Recover the master key from SLIP-39 shares and set a new repository passphrase."""
     from lifeboat.cli import secrets_cmds
-    from lifeboat.secrets import slip39
+    from lifeboat.secrets import backup
 
     shares = secrets_cmds._gather(files, identity)
     share_passphrase = inputs.passphrase(share_passphrase_file, False)
-    recovery = slip39.Recovery()
-    for loaded in shares:
-        recovery.add(loaded.mnemonic, loaded.label)
-    master_key = recovery.recover(share_passphrase)
+    # Checked against the fingerprint of the set (recorded, or stated by the share files), so a
+    # wrong share passphrase is named as such; the repository's config MAC checks the rest.
+    master_key = backup.recover_verified(secrets_cmds._home(), shares, passphrase=share_passphrase).secret
     backends = _lenient_backends(_store_urls(store))
     with Repository.open(backends, master_key=master_key, load_index=False) as repo:
         new = _passphrase(new_passphrase_file, confirm=True, prompt="New repository passphrase")
