@@ -418,11 +418,12 @@ def shares_recover(
         data["secret"] = text
 
     def human() -> None:
-        verdict = {
-            backup.CHECKED_HOME: f"matches set {record.id if record else '?'}",
-            backup.CHECKED_SHARES: "matches the fingerprint in the share files; this home has no record of the set",
-            None: "NOT CHECKED: nothing to check it against",
-        }[recovered.checked]
+        if record is not None:
+            verdict = f"matches set {record.id}"
+        elif recovered.checked is not None:
+            verdict = "matches the fingerprint in the share files; this home has no record of the set"
+        else:
+            verdict = "NOT CHECKED: nothing to check it against"
         stderr.print(f"[green]recovered[/green]: fingerprint {fp} ({escape(verdict)})", markup=True)
         if reveal:
             print(text)

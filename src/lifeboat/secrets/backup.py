@@ -444,6 +444,24 @@ def _resolve_set(state: HomeState, set_id: str | None, identifier: int | None) -
     raise HomeError(f"several recorded share sets have SLIP-39 identifier {identifier}; name one with --set")
 
 
+def _reference(
+    state: HomeState, set_id: str | None, identifier: int | None, stated: str | None, *, required: bool
+) -> tuple[ShareSetRecord | None, str | None]:
+    """The recorded set of the shares, and the fingerprint to check what they recover against.
+
+    That is the record's fingerprint; without a record (and without ``--set``), the one the
+    shares ``stated``. When neither exists and a reference is ``required``, the home's reason
+    (no such set, several) is raised.
+    """
+    try:
+        target = _resolve_set(state, set_id, identifier)
+    except HomeError:
+        if set_id is not None or (required and stated is None):
+            raise
+        return None, stated
+    return target, target.fingerprint if target is not None else stated
+
+
 def check_shares(shares: Sequence[LoadedShare]) -> tuple[slip39.Recovery, list[ShareCheck]]:
     """Add every share it can to a recovery; report each share's validity and position."""
     recovery = slip39.Recovery()
@@ -473,14 +491,7 @@ def drill(
     """
     recovery, checks = check_shares(shares)
     stated = stated_fingerprint([s for s, c in zip(shares, checks, strict=True) if c.valid])
-    state = home.load()
-    try:
-        target = _resolve_set(state, set_id, recovery.identifier)
-    except HomeError:
-        if set_id is not None or stated is None:
-            raise
-        target = None
-    expected = target.fingerprint if target is not None else stated
+    target, expected = _reference(home.load(), set_id, recovery.identifier, stated, required=True)
     if target is not None and recovery.identifier is not None and recovery.identifier != target.identifier:
         raise ShareError(
             f"the shares have SLIP-39 identifier {recovery.identifier}, "
@@ -574,14 +585,8 @@ def recover_verified(
     if not recovery.started:
         raise ShareError("no shares given")
     secret = recovery.recover(passphrase)
-    state = home.load()
-    try:
-        target = _resolve_set(state, set_id, recovery.identifier)
-    except HomeError:
-        if set_id is not None:
-            raise
-        target = None
-    expected: str | None = target.fingerprint if target is not None else stated_fingerprint(shares)
+    stated = stated_fingerprint(shares)
+    target, expected = _reference(home.load(), set_id, recovery.identifier, stated, required=False)
     if target is not None:
         checked, against = CHECKED_HOME, f"the fingerprint recorded for set {target.id}"
     else:
