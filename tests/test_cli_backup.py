@@ -131,6 +131,8 @@ def test_wrong_passphrase_without_a_record_is_caught_by_the_stated_fingerprint(
         assert ok.code == 0, ok.err
         assert ok.json()["verified"] is True and ok.json()["checked_against"] == "share files"
         assert "warning" not in ok.json()
+    forgotten = cli(*other, "shares", "recover", *share_files(out)[:2], "--reveal")
+    assert forgotten.code == 1 and "none was given: -p asks for it" in forgotten.err
     # The drill too, and it says what it compared with.
     drill = cli(*other, "--json", "shares", "drill", *share_files(out)[1:], "--passphrase-file", wrong)
     assert drill.code == 1 and drill.json()["fingerprint_ok"] is False, drill.err

@@ -594,8 +594,9 @@ def recover_verified(
     if expected is None:
         return Recovered(secret, None, None)
     if not matches(secret, parse_fingerprint(expected)):
+        given = "" if passphrase else " (none was given: -p asks for it)"
         raise FingerprintMismatch(
-            f"the shares combine, but not to {against} ({expected}): the passphrase is wrong "
+            f"the shares combine, but not to {against} ({expected}): the passphrase is wrong{given} "
             "(SLIP-39 cannot tell), or a share is of another secret"
         )
     return Recovered(secret, target, checked)
