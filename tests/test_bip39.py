@@ -31,14 +31,46 @@ def test_published_vectors() -> None:
         assert bip39.master_xprv(derived) == xprv
 
 
-def test_language_detected_or_refused_as_ambiguous() -> None:
-    for language, _entropy, phrase, _seed, _xprv in all_vectors():
+def test_language_detected_and_ambiguous_phrases_accepted() -> None:
+    ambiguous = 0
+    for language, entropy, phrase, seed, _xprv in all_vectors():
+        parsed = bip39.parse(phrase)
+        assert language in parsed.languages and parsed.language == parsed.languages[0]
+        # The seed is PBKDF2 over the words, whatever list they are read from.
+        assert bip39.to_seed(parsed, "TREZOR").hex() == seed
+        assert bip39.entropy_of(parsed).hex() == entropy
+        if len(parsed.languages) > 1:
+            # The two Chinese lists share characters at the same positions.
+            assert set(parsed.languages) == {"chinese_simplified", "chinese_traditional"}
+            ambiguous += 1
+        else:
+            assert parsed.language == language
+    assert ambiguous > 0
+
+
+def test_entropy_refused_when_the_lists_disagree() -> None:
+    # 100 words are in both the english and the french list, at different positions. A 12-word
+    # phrase of them has a 1 in 256 chance of passing both checksums: its seed is fine (it depends
+    # on the words only), its entropy is not (it depends on the positions).
+    import itertools
+
+    words = sorted(set(bip39.wordlist("english")) & set(bip39.wordlist("french")))
+    for combo in itertools.product(words[:4], repeat=12):
         try:
-            assert bip39.parse(phrase).language == language
-        except MnemonicError as exc:
-            # The two Chinese lists share characters; a phrase valid in both must be named.
-            assert "chinese" in language
-            assert "name its language" in str(exc)
+            parsed = bip39.parse(" ".join(combo))
+        except MnemonicError:
+            continue
+        if len(parsed.languages) == 2:
+            break
+    else:
+        pytest.fail("no phrase valid in both english and french found")
+    assert set(parsed.languages) == {"english", "french"}
+    assert len(bip39.to_seed(parsed)) == 64
+    with pytest.raises(MnemonicError, match="different entropy; name its language"):
+        bip39.entropy_of(parsed)
+    assert bip39.entropy_of(bip39.parse(" ".join(combo), "french")) != bip39.entropy_of(
+        bip39.parse(" ".join(combo), "english")
+    )
 
 
 ABANDON = "abandon " * 11

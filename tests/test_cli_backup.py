@@ -98,6 +98,74 @@ def test_passphrase_wrong_is_caught_by_fingerprint(cli: CliRunner, tmp_path: Pat
     assert needed.code == 2 and "passphrase is needed" in needed.err
 
 
+def test_wrong_passphrase_without_a_record_is_caught_by_the_stated_fingerprint(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    keys = {name: add_guardian(cli, tmp_path, name) for name in ("alice", "bob", "carol")}
+    right, wrong = tmp_path / "right", tmp_path / "wrong"
+    right.write_text("correct horse")
+    wrong.write_text("battery staple")
+    out, sealed = tmp_path / "s", tmp_path / "env"
+    made = cli("--json", "shares", "create", "2of3", "--shares-dir", out, "--passphrase-file", right)
+    fingerprint = made.json()["share_set"]["fingerprint"]
+    guarded = ["-g", "alice", "-g", "bob", "-g", "carol"]
+    assert (
+        cli("shares", "create", "2of3", "--shares-dir", sealed, *guarded, "--passphrase-file", right).code
+        == 0
+    )
+    envelopes = [*sorted(sealed.glob("*.age"))[:2], "-i", keys["alice"], "-i", keys["bob"]]
+    # Envelopes opened with stock age and saved ('age -d -i KEY FILE > share.txt') still count.
+    decrypted = []
+    for path, name in zip(sorted(sealed.glob("*.age"))[1:], ("bob", "carol"), strict=True):
+        identity = pyrage.x25519.Identity.from_str(keys[name].read_text().splitlines()[-1])
+        decrypted.append(tmp_path / f"{name}.txt")
+        decrypted[-1].write_bytes(pyrage.decrypt(path.read_bytes(), [identity]))
+    # A home with no record of either set: the files' own fingerprint is the reference.
+    other = ["--home", tmp_path / "elsewhere"]
+    for shares in (share_files(out)[:2], envelopes, decrypted):
+        refused = cli(*other, "shares", "recover", *shares, "--passphrase-file", wrong, "--reveal")
+        assert refused.code == 1, refused.out
+        assert "not to the fingerprint their share files state" in refused.err
+        assert "passphrase is wrong" in refused.err and refused.out == ""
+        ok = cli(*other, "--json", "shares", "recover", *shares, "--passphrase-file", right, "--reveal")
+        assert ok.code == 0, ok.err
+        assert ok.json()["verified"] is True and ok.json()["checked_against"] == "share files"
+        assert "warning" not in ok.json()
+    forgotten = cli(*other, "shares", "recover", *share_files(out)[:2], "--reveal")
+    assert forgotten.code == 1 and "none was given: -p asks for it" in forgotten.err
+    # The drill too, and it says what it compared with.
+    drill = cli(*other, "--json", "shares", "drill", *share_files(out)[1:], "--passphrase-file", wrong)
+    assert drill.code == 1 and drill.json()["fingerprint_ok"] is False, drill.err
+    drill = cli(*other, "--json", "shares", "drill", *share_files(out)[1:], "--passphrase-file", right)
+    assert drill.code == 0 and drill.json()["ok"] and drill.json()["share_set"] is None
+    assert fingerprint in drill.json()["summary"] and "no record of the set" in drill.json()["summary"]
+
+
+def test_foreign_shares_say_the_passphrase_cannot_be_checked(cli: CliRunner, tmp_path: Path) -> None:
+    made = slip39.split(b"\x05" * 16, slip39.Scheme.parse("2of3"), passphrase="p", iteration_exponent=0)
+    bare = tmp_path / "bare.txt"  # e.g. Trezor's shamir output: no header, no fingerprint
+    bare.write_text("\n".join(made.shares()[:2]) + "\n")
+    passfile = tmp_path / "pass"
+    passfile.write_text("not p")
+    human = cli("shares", "recover", bare, "--passphrase-file", passfile, "--reveal")
+    assert human.code == 0
+    assert "warning: the passphrase cannot be checked" in human.err and "NOT CHECKED" in human.err
+    js = cli("--json", "shares", "recover", bare, "--passphrase-file", passfile, "--reveal")
+    assert js.code == 0 and "the passphrase cannot be checked" in js.err
+    assert js.json()["verified"] is False and js.json()["checked_against"] is None
+    assert "passphrase cannot be checked" in js.json()["warning"]
+
+
+def test_share_files_that_state_different_fingerprints_are_refused(cli: CliRunner, tmp_path: Path) -> None:
+    made = cli("--json", "shares", "create", "2of3", "--shares-dir", tmp_path / "s")
+    fingerprint = made.json()["share_set"]["fingerprint"]
+    files = share_files(tmp_path / "s")
+    edited = tmp_path / "edited.txt"
+    edited.write_text(files[1].read_text().replace(fingerprint, "0000-1111-2222-3333-4444-5555-6666-7777"))
+    result = cli("--home", tmp_path / "elsewhere", "shares", "recover", files[0], edited, "--reveal")
+    assert result.code == 1 and "the shares are not all of one Lifeboat set" in result.err
+
+
 def test_guardian_envelopes_cards_and_drill(cli: CliRunner, tmp_path: Path) -> None:
     keys = {name: add_guardian(cli, tmp_path, name) for name in ("alice", "bob", "carol")}
     out = tmp_path / "env"
@@ -130,6 +198,53 @@ def test_guardian_envelopes_cards_and_drill(cli: CliRunner, tmp_path: Path) -> N
     assert {g["name"]: len(g["holds"]) for g in listing} == {"alice": 1, "bob": 1, "carol": 1}
     refused = cli("guardians", "remove", "bob")
     assert refused.code == 1 and "reshare those sets" in refused.err
+
+
+def test_fewer_guardians_than_shares_needs_plaintext_rest(cli: CliRunner, tmp_path: Path) -> None:
+    add_guardian(cli, tmp_path, "alice")
+    out = tmp_path / "mixed"
+    for command in (
+        ["shares", "create", "2of3"],
+        ["seal", tmp_path / "alice.key", "-o", tmp_path / "k.lbx", "--scheme", "2of3"],
+        ["repo", "key", "split", "2of3"],
+    ):
+        refused = cli(*command, "--shares-dir", out, "-g", "alice")
+        assert refused.code == 2, refused.err
+        assert "the other 2 would be written unsealed" in refused.err and "--plaintext-rest" in refused.err
+        assert not out.exists() and not (tmp_path / "k.lbx").exists()
+    assert cli("--json", "shares", "list").json()["share_sets"] == []
+    made = cli("--json", "shares", "create", "2of3", "--shares-dir", out, "-g", "alice", "--plaintext-rest")
+    assert made.code == 0, made.err
+    assert len(list(out.glob("*-alice.age"))) == 1 and len(share_files(out)) == 2
+    # A guardian for every share needs no flag.
+    add_guardian(cli, tmp_path, "bob")
+    whole = cli("shares", "create", "2of2", "--shares-dir", tmp_path / "all", "-g", "alice", "-g", "bob")
+    assert whole.code == 0, whole.err
+
+
+def test_create_reveal_prints_every_share(cli: CliRunner, tmp_path: Path) -> None:
+    add_guardian(cli, tmp_path, "alice")
+    add_guardian(cli, tmp_path, "bob")
+    help_text = " ".join(cli("shares", "create", "--help").out.split())
+    assert "Print every share" in help_text and "Print the secret" not in help_text
+    made = cli(
+        "shares",
+        "create",
+        "2of2",
+        "--bits",
+        "128",
+        "--shares-dir",
+        tmp_path / "d",
+        "-g",
+        "alice",
+        "-g",
+        "bob",
+        "--reveal",
+    )
+    assert made.code == 0, made.err
+    printed = [line for line in made.out.splitlines() if len(line.split()) == 20]
+    assert len(printed) == 2  # the shares sealed to guardians, in clear: what --reveal says it does
+    assert slip39.combine(printed)
 
 
 def test_seal_existing_share_to_guardian(cli: CliRunner, tmp_path: Path) -> None:
@@ -231,6 +346,7 @@ def test_mnemonic_commands(cli: CliRunner, tmp_path: Path) -> None:
         "valid": True,
         "words": 12,
         "language": "italian",
+        "languages": ["italian"],
     }
     bad = cli("mnemonic", "check", stdin="abandon " * 11 + "abuot")
     assert bad.code == 1 and "did you mean 'about'" in bad.err
@@ -239,6 +355,25 @@ def test_mnemonic_commands(cli: CliRunner, tmp_path: Path) -> None:
     hidden = cli("mnemonic", "seed", "-o", tmp_path / "seed.hex", stdin="abandon " * 11 + "about")
     assert hidden.code == 0 and "5eb00bbd" not in hidden.out + hidden.err
     assert stat.S_IMODE((tmp_path / "seed.hex").stat().st_mode) == 0o600
+
+
+def test_chinese_phrase_valid_in_both_lists(cli: CliRunner) -> None:
+    # The seed is PBKDF2 over the words: which Chinese list they are read from does not change it.
+    phrase = bip39.from_entropy(
+        bytes.fromhex("a3399c22a3256f362e9557957ded32cb"), "chinese_simplified"
+    ).phrase
+    assert bip39.parse(phrase, "chinese_traditional").phrase == phrase
+    expected = bip39.to_seed(bip39.parse(phrase, "chinese_traditional")).hex()
+    seed = cli("--json", "mnemonic", "seed", "--reveal", stdin=phrase)
+    assert seed.code == 0, seed.err
+    assert seed.json()["seed"] == expected
+    checked = cli("mnemonic", "check", stdin=phrase)
+    assert checked.code == 0, checked.err
+    assert "chinese_simplified and chinese_traditional" in checked.out
+    assert cli("--json", "mnemonic", "check", stdin=phrase).json()["languages"] == [
+        "chinese_simplified",
+        "chinese_traditional",
+    ]
 
 
 def test_no_secret_printed_or_logged_without_reveal(

@@ -296,6 +296,13 @@ def test_key_split_and_recover_set_a_new_passphrase(
     assert len(files) == 3
     new_pass = repo["root"] / "new-pass"
     new_pass.write_text("a brand new passphrase\n")
+    wrong = repo["root"] / "wrong-share-pass"
+    wrong.write_text("not the share passphrase\n")
+    refused = cli(
+        "repo", "key", "recover", files[0], files[2], "--new-passphrase-file", new_pass,
+        "--share-passphrase-file", wrong,
+    )  # fmt: skip
+    assert refused.code == 1 and "the passphrase is wrong" in refused.err, refused.err
     recovered = cli("--json", "repo", "key", "recover", files[0], files[2], "--new-passphrase-file", new_pass)
     assert recovered.code == 0, recovered.err
     monkeypatch.setenv("LIFEBOAT_REPO_PASSPHRASE", "a brand new passphrase")

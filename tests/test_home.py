@@ -81,3 +81,32 @@ def test_interactive_recovery_shows_progress_and_rejects_bad_shares(
     assert "duplicate of share" in err
     assert "group 1: 1 of 2 shares" in err and "group 2: no share yet" in err
     assert "1 of 2 groups complete" in err and "2 of 2 groups complete" in err
+
+
+@pytest.mark.parametrize(
+    ("options", "code", "reason"),
+    [
+        ([], 2, "pass --reveal to print it"),
+        (["--reveal", "--as", "base64"], 2, "--as takes auto, hex or bip39"),
+        (["--reveal", "--as", "bip39", "-l", "klingon"], 2, "unknown BIP-39 language 'klingon'"),
+        (["-o", "EXISTING"], 1, "already exists"),
+    ],
+)
+def test_recover_checks_the_output_before_asking_for_shares(
+    home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    options: list[str],
+    code: int,
+    reason: str,
+) -> None:
+    existing = tmp_path / "existing.txt"
+    existing.write_text("keep me")
+    made = slip39.split(b"\x07" * 16, slip39.Scheme.parse("2of3"), iteration_exponent=0)
+    args = [str(existing) if o == "EXISTING" else o for o in options]
+    typed = "\n".join(made.groups[0][:2]) + "\n"
+    result = run_at_terminal(["shares", "recover", *args], typed, capsys, monkeypatch)
+    assert result.code == code and reason in result.err
+    assert "Share 1" not in result.err  # refused before the first share was asked for
+    assert existing.read_text() == "keep me"

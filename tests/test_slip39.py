@@ -86,6 +86,14 @@ def test_scheme_parsing() -> None:
             slip39.Scheme.parse(bad)
 
 
+def test_several_groups_need_a_group_threshold() -> None:
+    # "2of3,3of5" once read silently as "1:2of3,3of5": either group alone recovered the secret.
+    for bad in ("2of3,3of5", "2of3, 2of2, 1of1"):
+        with pytest.raises(UsageError, match=r"2:2of3,3of5.*how many groups are needed"):
+            slip39.Scheme.parse(bad)
+    assert slip39.Scheme.parse("1:2of3,3of5").group_threshold == 1  # said explicitly: allowed
+
+
 def test_duplicate_share_and_foreign_share() -> None:
     first = slip39.split(bytes(16), slip39.Scheme.parse("2of3"), iteration_exponent=0)
     other = slip39.split(bytes(16), slip39.Scheme.parse("2of3"), iteration_exponent=0)

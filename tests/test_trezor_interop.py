@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -88,3 +90,42 @@ def test_non_extendable_and_single_share_sets_round_trip() -> None:
         assert slip39.combine(shares[:threshold]).hex() == SECRET[:32]
     made = slip39.split(bytes.fromhex(SECRET[:32]), slip39.Scheme.parse("3of5"), extendable=False)
     assert shamir_recover(made.shares()[2:], None) == SECRET[:32]
+
+
+def test_guardians_recover_their_envelopes_with_stock_age_and_shamir(cli: CliRunner, tmp_path: Path) -> None:
+    """The command line README and docs/formats.md give guardians who have only age and shamir."""
+    age, keygen, shamir = require_tool("age"), require_tool("age-keygen"), require_tool("shamir")
+    for name in ("alice", "bob", "carol"):
+        key = tmp_path / f"{name}.key"
+        subprocess.run([keygen, "-o", str(key)], check=True, capture_output=True)
+        recipient = subprocess.run([keygen, "-y", str(key)], check=True, capture_output=True, text=True)
+        assert cli("guardians", "add", name, recipient.stdout.strip()).code == 0
+    secret_file = tmp_path / "secret.hex"
+    secret_file.write_text(SECRET)
+    out = tmp_path / "out"
+    made = cli(
+        "shares", "create", "2of3", "--secret-hex-file", secret_file, "--shares-dir", out,
+        "-g", "alice", "-g", "bob", "-g", "carol",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    [alice] = out.glob("*-alice.age")
+    [carol] = out.glob("*-carol.age")
+    line = (
+        f"{{ age -d -i alice.key {shlex.quote(str(alice))}; age -d -i carol.key {shlex.quote(str(carol))}; }}"
+        " | grep -v '^#' | shamir recover"
+    )
+    path = os.pathsep.join([os.path.dirname(age), os.path.dirname(shamir), os.environ.get("PATH", "")])
+    run = subprocess.run(
+        ["sh", "-c", line],
+        cwd=tmp_path,
+        env={**os.environ, "PATH": path},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    match = re.search(r"Your master secret is: ([0-9a-f]+)", run.stdout)
+    assert match, run.stdout + run.stderr
+    assert match.group(1) == SECRET
+    assert "Invalid" not in run.stdout + run.stderr  # shamir saw nothing but the two shares

@@ -34,11 +34,10 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def atomic_writer(path: Path, *, mode: int = SECRET_MODE, overwrite: bool = False) -> Iterator[BinaryIO]:
-    """Yield a binary file whose contents replace ``path`` atomically when the block exits.
+def check_writable(path: Path, *, overwrite: bool = False) -> Path:
+    """Refuse, before any work is done, a ``path`` that :func:`atomic_writer` would refuse.
 
-    If the block raises, the temporary file is removed and ``path`` is untouched.
+    Returns the directory the file goes into.
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -46,6 +45,17 @@ def atomic_writer(path: Path, *, mode: int = SECRET_MODE, overwrite: bool = Fals
         raise StorageError(f"{path} already exists; choose another path or remove it first")
     if not directory.is_dir():
         raise StorageError(f"directory {directory} does not exist; create it first")
+    return directory
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, mode: int = SECRET_MODE, overwrite: bool = False) -> Iterator[BinaryIO]:
+    """Yield a binary file whose contents replace ``path`` atomically when the block exits.
+
+    If the block raises, the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    directory = check_writable(path, overwrite=overwrite)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:

@@ -30,6 +30,7 @@ from rich.text import Text
 
 from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
+from lifeboat.cli.secrets_cmds import PlaintextRest, RevealShares
 from lifeboat.errors import InputError, StorageError, UsageError
 from lifeboat.store.backends import Backend, LimitedBackend, RetryingBackend, open_backend
 from lifeboat.store.config import CONFIG_KEY, encode_config
@@ -460,7 +461,8 @@ def key_split_command(
         list[str] | None,
         typer.Option("--guardian", "-g", help="Seal the next share to this guardian (repeatable, in order)."),
     ] = None,
-    reveal: Annotated[bool, typer.Option("--reveal", help="Print the shares on standard output.")] = False,
+    plaintext_rest: PlaintextRest = False,
+    reveal: RevealShares = False,
     store: StoreOpt = None,
     passphrase_file: PassFileOpt = None,
 ) -> None:
@@ -471,6 +473,10 @@ def key_split_command(
     if not reveal and shares_dir is None:
         raise UsageError("say where the shares go: --shares-dir DIR (or --reveal to print them)")
     parsed = slip39.Scheme.parse(scheme)
+    # Where the shares go is checked before the repository passphrase is asked for.
+    backup.check_destinations(
+        secrets_cmds._home().load(), parsed, guardian or [], shares_dir, plaintext_rest=plaintext_rest
+    )
     with _open(store, passphrase_file, no_cache=True, load_index=False) as repo:
         created = backup.create_share_set(
             secrets_cmds._home(),
@@ -479,6 +485,7 @@ def key_split_command(
             label=f"repository {repo.id}",
             out_dir=shares_dir,
             guardians=guardian or [],
+            plaintext_rest=plaintext_rest,
         )
         data = secrets_cmds._created_json(created, reveal)
         data["repository"] = repo.id
@@ -520,14 +527,13 @@ def key_recover_command(
 ) -> None:
     """Recover the master key from SLIP-39 shares and set a new repository passphrase."""
     from lifeboat.cli import secrets_cmds
-    from lifeboat.secrets import slip39
+    from lifeboat.secrets import backup
 
     shares = secrets_cmds._gather(files, identity)
     share_passphrase = inputs.passphrase(share_passphrase_file, False)
-    recovery = slip39.Recovery()
-    for loaded in shares:
-        recovery.add(loaded.mnemonic, loaded.label)
-    master_key = recovery.recover(share_passphrase)
+    # Checked against the fingerprint of the set (recorded, or stated by the share files), so a
+    # wrong share passphrase is named as such; the repository's config MAC checks the rest.
+    master_key = backup.recover_verified(secrets_cmds._home(), shares, passphrase=share_passphrase).secret
     backends = _lenient_backends(_store_urls(store))
     with Repository.open(backends, master_key=master_key, load_index=False) as repo:
         new = _passphrase(new_passphrase_file, confirm=True, prompt="New repository passphrase")

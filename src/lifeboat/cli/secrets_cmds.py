@@ -25,7 +25,7 @@ from lifeboat.errors import (
     StorageError,
     UsageError,
 )
-from lifeboat.fs import SECRET_MODE, publish, write_atomic
+from lifeboat.fs import SECRET_MODE, check_writable, publish, write_atomic
 from lifeboat.home import ACTIVE, PENDING, Guardian, Holder, Home, ShareSetRecord, now
 from lifeboat.secrets import backup, bip39, envelope, slip39
 from lifeboat.secrets.fingerprint import fingerprint, format_fingerprint
@@ -42,6 +42,13 @@ guardians_app = typer.Typer(
 # Reusable option types --------------------------------------------------------------------
 
 Reveal = Annotated[bool, typer.Option("--reveal", help="Print the secret on standard output.")]
+RevealShares = Annotated[
+    bool,
+    typer.Option(
+        "--reveal",
+        help="Print every share (its words) on standard output, also those sealed to guardians.",
+    ),
+]
 Output = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write the secret to this file (0600, atomic).", metavar="FILE"),
@@ -77,6 +84,14 @@ GuardianOpt = Annotated[
     list[str] | None,
     typer.Option("--guardian", "-g", help="Seal the next share to this guardian (repeatable, in order)."),
 ]
+PlaintextRest = Annotated[
+    bool,
+    typer.Option(
+        "--plaintext-rest",
+        help="With fewer --guardian than shares: write the shares left over as plaintext files "
+        "(0600) in --shares-dir. Refused without this flag.",
+    ),
+]
 SchemeArg = Annotated[
     str,
     typer.Argument(help="'2of3' (one group), '2:2of3,3of5' (2 of these groups needed) or 'single'."),
@@ -102,6 +117,13 @@ def _need_destination(reveal: bool, *targets: object) -> None:
         )
 
 
+def _secret_output(reveal: bool, output: Path | None, force: bool) -> None:
+    """Check where a secret goes before any work (or any prompt for a share or passphrase)."""
+    _need_destination(reveal, output)
+    if output is not None:
+        check_writable(output, overwrite=force)
+
+
 # mnemonic ---------------------------------------------------------------------------------
 
 
@@ -116,7 +138,7 @@ def mnemonic_generate(
     force: Overwrite = False,
 ) -> None:
     """Generate a new BIP-39 phrase from the system's CSPRNG."""
-    _need_destination(reveal, output)
+    _secret_output(reveal, output, force)
     phrase = bip39.generate(words, language)
     if output is not None:
         _write_secret(output, (phrase.phrase + "\n").encode(), force)
@@ -133,10 +155,15 @@ def mnemonic_check(
     ] = None,
     language: Annotated[str | None, typer.Option("--language", "-l", help="Expected word list.")] = None,
 ) -> None:
-    """Validate a BIP-39 phrase and say exactly what is wrong with it."""
+    """Validate a BIP-39 phrase and say exactly what is wrong with it (and which lists it is valid in)."""
     phrase = bip39.parse(inputs.phrase(file, "BIP-39 phrase"), language)
-    data = {"valid": True, "words": len(phrase.words), "language": phrase.language}
-    emit(data, lambda: stdout.print(f"valid: {len(phrase.words)} words, {phrase.language}"))
+    data = {
+        "valid": True,
+        "words": len(phrase.words),
+        "language": phrase.language,
+        "languages": list(phrase.languages),
+    }
+    emit(data, lambda: stdout.print(f"valid: {len(phrase.words)} words, {' and '.join(phrase.languages)}"))
 
 
 @mnemonic_app.command("seed")
@@ -152,7 +179,7 @@ def mnemonic_seed(
     force: Overwrite = False,
 ) -> None:
     """Derive the 64-byte BIP-39 seed (and BIP-32 master key) of a phrase."""
-    _need_destination(reveal, output)
+    _secret_output(reveal, output, force)
     phrase = bip39.parse(inputs.phrase(file, "BIP-39 phrase"), language)
     seed = bip39.to_seed(phrase, inputs.passphrase(passphrase_file, ask_passphrase, confirm=True))
     if output is not None:
@@ -253,11 +280,15 @@ def shares_create(
     label: LabelOpt = None,
     shares_dir: SharesDir = None,
     guardian: GuardianOpt = None,
-    reveal: Reveal = False,
+    plaintext_rest: PlaintextRest = False,
+    reveal: RevealShares = False,
 ) -> None:
     """Split a master secret (generated, hex, or a BIP-39 phrase) into SLIP-39 shares."""
     _need_destination(reveal, shares_dir)
     parsed = slip39.Scheme.parse(scheme)
+    backup.check_destinations(
+        _home().load(), parsed, guardian or [], shares_dir, plaintext_rest=plaintext_rest
+    )
     bip39_pass = ""
     if bip39_passphrase_file is not None:
         bip39_pass = inputs.passphrase(bip39_passphrase_file, False)
@@ -273,6 +304,7 @@ def shares_create(
         label=label,
         out_dir=shares_dir,
         guardians=guardian or [],
+        plaintext_rest=plaintext_rest,
     )
     emit(_created_json(created, reveal), lambda: _print_created(created, reveal))
 
@@ -340,7 +372,9 @@ def shares_recover(
     set_id: SetOpt = None,
     passphrase_file: PassFile = None,
     ask_passphrase: AskPass = False,
-    as_: Annotated[str, typer.Option("--as", help="Output form: hex, or bip39 (entropy sets).")] = "auto",
+    as_: Annotated[
+        str, typer.Option("--as", help="Output form: auto, hex, or bip39 (entropy sets).")
+    ] = "auto",
     language: Annotated[
         str | None, typer.Option("--language", "-l", help="BIP-39 list for --as bip39.")
     ] = None,
@@ -349,34 +383,47 @@ def shares_recover(
     force: Overwrite = False,
 ) -> None:
     """Recover the master secret from shares: interactively, from files, or from stdin."""
-    _need_destination(reveal, output)
+    _secret_output(reveal, output, force)
+    if as_ not in ("auto", "hex", "bip39"):
+        raise UsageError("--as takes auto, hex or bip39")
+    if language is not None:
+        bip39.wordlist(language)  # an unknown list is refused now, not after the shares are entered
     shares = _gather(files, identity)
     passphrase = inputs.passphrase(passphrase_file, ask_passphrase, needed=_needs_passphrase(set_id, shares))
-    secret, record = backup.recover_verified(_home(), shares, passphrase=passphrase, set_id=set_id)
+    recovered = backup.recover_verified(_home(), shares, passphrase=passphrase, set_id=set_id)
+    secret, record = recovered.secret, recovered.record
+    if recovered.checked is None:  # loud in both modes: stderr is not the JSON document
+        stderr.print(f"[bold red]warning[/bold red]: {escape(backup.UNCHECKED_WARNING)}", markup=True)
     form = as_
     if form == "auto":
         form = "bip39" if record is not None and record.secret_kind == backup.KIND_BIP39_ENTROPY else "hex"
     if form == "bip39":
         lang = language or (record.bip39_language if record else None) or bip39.DEFAULT_LANGUAGE
         text = bip39.from_entropy(secret, lang).phrase
-    elif form == "hex":
-        text = secret.hex()
     else:
-        raise UsageError("--as takes hex or bip39")
+        text = secret.hex()
     if output is not None:
         _write_secret(output, (text + "\n").encode(), force)
     fp = format_fingerprint(fingerprint(secret))
     data: dict[str, Any] = {
         "share_set": record.id if record else None,
         "fingerprint": fp,
-        "verified": record is not None,
+        "verified": recovered.checked is not None,
+        "checked_against": recovered.checked,
         "form": form,
     }
+    if recovered.checked is None:
+        data["warning"] = backup.UNCHECKED_WARNING
     if reveal:
         data["secret"] = text
 
     def human() -> None:
-        verdict = f"matches set {record.id}" if record else "no recorded set to check it against"
+        if record is not None:
+            verdict = f"matches set {record.id}"
+        elif recovered.checked is not None:
+            verdict = "matches the fingerprint in the share files; this home has no record of the set"
+        else:
+            verdict = "NOT CHECKED: nothing to check it against"
         stderr.print(f"[green]recovered[/green]: fingerprint {fp} ({escape(verdict)})", markup=True)
         if reveal:
             print(text)
@@ -474,6 +521,8 @@ def shares_open(
     """Open a guardian envelope with the guardian's age identity; show its metadata."""
     if not identity:
         raise UsageError("give the guardian's age identity with -i KEYFILE")
+    if output is not None:
+        check_writable(output, overwrite=force)
     [loaded] = _single(backup.load_shares([str(envelope_file)], inputs.identities(identity)))
     content = loaded.envelope
     if content is None:
@@ -611,11 +660,15 @@ def shares_reshare(
     label: LabelOpt = None,
     shares_dir: SharesDir = None,
     guardian: GuardianOpt = None,
-    reveal: Reveal = False,
+    plaintext_rest: PlaintextRest = False,
+    reveal: RevealShares = False,
 ) -> None:
     """From a threshold of the old shares, make a new (pending) set for the same secret."""
     _need_destination(reveal, shares_dir)
     new_scheme = slip39.Scheme.parse(scheme)
+    backup.check_destinations(
+        _home().load(), new_scheme, guardian or [], shares_dir, plaintext_rest=plaintext_rest
+    )
     shares = _gather(files, identity)
     passphrase = inputs.passphrase(passphrase_file, ask_passphrase, needed=_needs_passphrase(set_id, shares))
     created = backup.reshare(
@@ -628,6 +681,7 @@ def shares_reshare(
         label=label,
         out_dir=shares_dir,
         guardians=guardian or [],
+        plaintext_rest=plaintext_rest,
     )
 
     def human() -> None:
@@ -828,7 +882,8 @@ def seal_command(
     passphrase_file: PassFile = None,
     ask_passphrase: AskPass = False,
     label: LabelOpt = None,
-    reveal: Reveal = False,
+    plaintext_rest: PlaintextRest = False,
+    reveal: RevealShares = False,
     force: Overwrite = False,
 ) -> None:
     """Encrypt a file of any size with a fresh key, and split only the key into SLIP-39 shares."""
@@ -843,7 +898,7 @@ def seal_command(
         if file.exists() and target.samefile(file):
             raise UsageError(f"{target} is the file being sealed; choose another --output")
     home = _home()
-    backup.check_destinations(home.load(), parsed, guardian or [], shares_dir)
+    backup.check_destinations(home.load(), parsed, guardian or [], shares_dir, plaintext_rest=plaintext_rest)
     passphrase = inputs.passphrase(passphrase_file, ask_passphrase, confirm=True)
     key = sealed.generate_key()
     # Seal to a staging name; the sealed file appears under its name only once its key shares
@@ -862,6 +917,7 @@ def seal_command(
             label=label or file.name,
             out_dir=shares_dir,
             guardians=guardian or [],
+            plaintext_rest=plaintext_rest,
             sealed_file=str(target),
         )
         publish(staging, target, overwrite=force)

@@ -9,6 +9,7 @@ layer over these functions; library users call them directly.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets as _random
 import sys
 from collections.abc import Sequence
@@ -108,9 +109,10 @@ def bip39_secret(
                 "a BIP-39 passphrase is not part of the entropy; in entropy mode keep it separately "
                 "(or split the seed instead)"
             )
-        if len(parsed.entropy) % 2:
+        entropy = bip39.entropy_of(parsed)
+        if len(entropy) % 2:
             raise UsageError("SLIP-39 needs an even-length secret; split the seed of a 15- or 21-word phrase")
-        return MasterSecret(parsed.entropy, KIND_BIP39_ENTROPY, parsed.language)
+        return MasterSecret(entropy, KIND_BIP39_ENTROPY, parsed.language)
     raise UsageError("choose how to split a BIP-39 phrase: --split seed or --split entropy")
 
 
@@ -119,24 +121,56 @@ def bip39_secret(
 
 @dataclass(frozen=True)
 class LoadedShare:
+    """A share as read, with the fingerprint its file or envelope states for its set, if any."""
+
     label: str
     mnemonic: str
     envelope: envelope.EnvelopeContent | None = None
+    fingerprint: str | None = None
 
     def __repr__(self) -> str:
         return f"LoadedShare({self.label!r})"
 
 
+# The first line of a share file Lifeboat writes; it states the set's fingerprint.
+SHARE_FILE_TITLE = "# Lifeboat SLIP-39 share. Set {set_id}, fingerprint {fingerprint}"
+_TITLE = re.compile(
+    r"#\s*Lifeboat SLIP-39 share\. Set \S+, fingerprint (?P<fingerprint>[0-9a-f]{4}(?:-[0-9a-f]{4}){7})"
+)
+
+
 def parse_share_text(text: str, label: str) -> list[LoadedShare]:
-    """Shares in a text: one mnemonic per line, ``#`` comments and blank lines ignored."""
-    lines = [
-        (n, line.strip())
-        for n, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.strip().startswith("#")
-    ]
-    if len(lines) == 1:
-        return [LoadedShare(label, lines[0][1])]
-    return [LoadedShare(f"{label}:{n}", line) for n, line in lines]
+    """Shares in a text: one mnemonic per line, ``#`` comments and blank lines ignored.
+
+    A share after a Lifeboat title line (:data:`SHARE_FILE_TITLE`) carries the fingerprint it states.
+    """
+    found: list[tuple[int, str, str | None]] = []
+    stated: str | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("#"):
+            title = _TITLE.fullmatch(line)
+            stated = title["fingerprint"] if title else stated
+        elif line:
+            found.append((number, line, stated))
+    if len(found) == 1:
+        return [LoadedShare(label, found[0][1], fingerprint=found[0][2])]
+    return [LoadedShare(f"{label}:{n}", line, fingerprint=fp) for n, line, fp in found]
+
+
+def stated_fingerprint(shares: Sequence[LoadedShare]) -> str | None:
+    """The one fingerprint the shares' files and envelopes state, or None if none states one."""
+    stated: dict[str, str] = {}
+    for loaded in shares:
+        if loaded.fingerprint is not None:
+            stated.setdefault(loaded.fingerprint, loaded.label)
+    if len(stated) > 1:
+        (a, a_label), (b, b_label) = list(stated.items())[:2]
+        raise ShareError(
+            f"{a_label} states fingerprint {a} but {b_label} states {b}: the shares are not all of one "
+            "Lifeboat set"
+        )
+    return next(iter(stated), None)
 
 
 def load_shares(paths: Sequence[str], identities: Sequence[pyrage.x25519.Identity] = ()) -> list[LoadedShare]:
@@ -151,9 +185,13 @@ def load_shares(paths: Sequence[str], identities: Sequence[pyrage.x25519.Identit
         else:
             data = read_bounded(Path(name), MAX_SHARE_FILE_BYTES, what="share file")
             label = name
-        if envelope.is_envelope(data):
-            content = envelope.open_envelope(data, list(identities), label)
-            loaded.append(LoadedShare(label, content.share, content))
+        if envelope.is_envelope(data) or envelope.is_plaintext(data):
+            content = (
+                envelope.open_envelope(data, list(identities), label)
+                if envelope.is_envelope(data)
+                else envelope.EnvelopeContent.from_plaintext(data, label)  # saved from 'age -d'
+            )
+            loaded.append(LoadedShare(label, content.share, content, content.fingerprint))
             continue
         try:
             text = data.decode("utf-8")
@@ -183,7 +221,7 @@ def share_file_text(record: ShareSetRecord, info: slip39.ShareInfo, mnemonic: st
     group_threshold, group_count = record.group_threshold, len(record.groups)
     member_threshold, member_count = record.groups[info.group_index - 1]
     return (
-        f"# Lifeboat SLIP-39 share. Set {record.id}, fingerprint {record.fingerprint}\n"
+        SHARE_FILE_TITLE.format(set_id=record.id, fingerprint=record.fingerprint) + "\n"
         f"# Group {info.group_index} of {group_count} ({group_threshold} groups needed); "
         f"share {info.member_index} of {member_count} ({member_threshold} needed from this group)\n"
         f"{mnemonic}\n"
@@ -206,6 +244,7 @@ def create_share_set(
     label: str | None = None,
     out_dir: Path | None = None,
     guardians: Sequence[str] = (),
+    plaintext_rest: bool = False,
     status: str = ACTIVE,
     replaces: str | None = None,
     sealed_file: str | None = None,
@@ -213,11 +252,12 @@ def create_share_set(
     """Split ``secret``, write share files / guardian envelopes, and record the set.
 
     Shares are assigned to ``guardians`` in order (group 1 member 1, group 1 member 2, ...);
-    each is sealed to its guardian as an age envelope in ``out_dir``. Shares without a guardian
-    go to ``out_dir`` as 0600 text files. Without ``out_dir`` nothing is written (the caller
-    shows the shares). Either everything is written and recorded, or nothing is.
+    each is sealed to its guardian as an age envelope in ``out_dir``. Without guardians every
+    share goes to ``out_dir`` as a 0600 text file; with fewer guardians than shares the rest go
+    there as text files only when ``plaintext_rest`` says so. Without ``out_dir`` nothing is
+    written (the caller shows the shares). Either everything is written and recorded, or nothing is.
     """
-    recipients = check_destinations(home.load(), scheme, guardians, out_dir)
+    recipients = check_destinations(home.load(), scheme, guardians, out_dir, plaintext_rest=plaintext_rest)
 
     share_set = slip39.split(
         secret.value,
@@ -280,9 +320,18 @@ def create_share_set(
 
 
 def check_destinations(
-    state: HomeState, scheme: slip39.Scheme, guardians: Sequence[str], out_dir: Path | None
+    state: HomeState,
+    scheme: slip39.Scheme,
+    guardians: Sequence[str],
+    out_dir: Path | None,
+    *,
+    plaintext_rest: bool = False,
 ) -> list[pyrage.x25519.Recipient]:
-    """Check, before anything is written, where a new set's shares will go; return the recipients."""
+    """Check, before anything is written, where a new set's shares will go; return the recipients.
+
+    Sealing some shares to guardians and silently writing the others in clear would defeat the
+    sealing: fewer guardians than shares is refused unless ``plaintext_rest`` asks for it.
+    """
     if len(guardians) > scheme.share_count:
         raise UsageError(
             f"{len(guardians)} guardians named but the scheme makes only {scheme.share_count} shares"
@@ -294,6 +343,13 @@ def check_destinations(
             "weakens the threshold"
         )
     recipients = [envelope.parse_recipient(state.guardian(g).recipient) for g in guardians]
+    if guardians and len(guardians) < scheme.share_count and not plaintext_rest:
+        rest = scheme.share_count - len(guardians)
+        raise UsageError(
+            f"{len(guardians)} guardians named for {scheme.share_count} shares: the other {rest} would be "
+            "written unsealed, as plaintext files; name a guardian (-g) for every share, or pass "
+            "--plaintext-rest to write the rest as plaintext files"
+        )
     if guardians and out_dir is None:
         raise UsageError("sealing shares to guardians needs --shares-dir DIR for the envelopes")
     if out_dir is not None:
@@ -388,6 +444,24 @@ def _resolve_set(state: HomeState, set_id: str | None, identifier: int | None) -
     raise HomeError(f"several recorded share sets have SLIP-39 identifier {identifier}; name one with --set")
 
 
+def _reference(
+    state: HomeState, set_id: str | None, identifier: int | None, stated: str | None, *, required: bool
+) -> tuple[ShareSetRecord | None, str | None]:
+    """The recorded set of the shares, and the fingerprint to check what they recover against.
+
+    That is the record's fingerprint; without a record (and without ``--set``), the one the
+    shares ``stated``. When neither exists and a reference is ``required``, the home's reason
+    (no such set, several) is raised.
+    """
+    try:
+        target = _resolve_set(state, set_id, identifier)
+    except HomeError:
+        if set_id is not None or (required and stated is None):
+            raise
+        return None, stated
+    return target, target.fingerprint if target is not None else stated
+
+
 def check_shares(shares: Sequence[LoadedShare]) -> tuple[slip39.Recovery, list[ShareCheck]]:
     """Add every share it can to a recovery; report each share's validity and position."""
     recovery = slip39.Recovery()
@@ -410,10 +484,14 @@ def drill(
     set_id: str | None = None,
     record: bool = True,
 ) -> DrillReport:
-    """Prove that ``shares`` still reconstruct the recorded secret, without revealing it."""
+    """Prove that ``shares`` still reconstruct the recorded secret, without revealing it.
+
+    Without a record of the set in the home, the fingerprint the share files or envelopes state
+    is the reference; the drill is then not recorded.
+    """
     recovery, checks = check_shares(shares)
-    state = home.load()
-    target = _resolve_set(state, set_id, recovery.identifier)
+    stated = stated_fingerprint([s for s, c in zip(shares, checks, strict=True) if c.valid])
+    target, expected = _reference(home.load(), set_id, recovery.identifier, stated, required=True)
     if target is not None and recovery.identifier is not None and recovery.identifier != target.identifier:
         raise ShareError(
             f"the shares have SLIP-39 identifier {recovery.identifier}, "
@@ -430,16 +508,22 @@ def drill(
         except ShareError as exc:
             summary = str(exc)
         else:
-            if target is None:
+            if expected is None:
                 raise HomeError("no share set to compare with; name one with --set")
-            fingerprint_ok = matches(secret, parse_fingerprint(target.fingerprint))
+            fingerprint_ok = matches(secret, parse_fingerprint(expected))
             del secret
-            summary = (
-                f"shares reconstruct set {target.id} (fingerprint {target.fingerprint})"
-                if fingerprint_ok
-                else "the shares combine, but not to the recorded fingerprint: wrong passphrase, "
-                "or shares of another secret"
-            )
+            if not fingerprint_ok:
+                summary = (
+                    f"the shares combine, but not to the {'recorded' if target else 'stated'} fingerprint: "
+                    "wrong passphrase, or shares of another secret"
+                )
+            elif target is not None:
+                summary = f"shares reconstruct set {target.id} (fingerprint {target.fingerprint})"
+            else:
+                summary = (
+                    f"shares reconstruct fingerprint {expected}, as their files state "
+                    "(this home has no record of the set)"
+                )
     ok = bool(fingerprint_ok) and all(c.valid for c in checks)
     if fingerprint_ok and not ok:
         summary += f"; {sum(not c.valid for c in checks)} share(s) invalid"
@@ -464,29 +548,58 @@ def drill(
 # -- recovery, resharing --------------------------------------------------------------------
 
 
+# How a recovered secret was checked (``Recovered.checked``).
+CHECKED_HOME = "home"  # against the fingerprint recorded for its set in the home
+CHECKED_SHARES = "share files"  # against the fingerprint its share files / envelopes state
+UNCHECKED_WARNING = (
+    "the passphrase cannot be checked: these shares state no fingerprint and this home has no "
+    "record of their set; a wrong passphrase gives a different secret without any error"
+)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """A recovered master secret, the recorded set it belongs to, and what it was checked against."""
+
+    secret: bytes
+    record: ShareSetRecord | None
+    checked: str | None  # CHECKED_HOME, CHECKED_SHARES, or None: nothing to check it against
+
+    def __repr__(self) -> str:  # never show the value, even in a traceback
+        return f"Recovered({len(self.secret)} bytes, checked={self.checked!r})"
+
+
 def recover_verified(
     home: Home, shares: Sequence[LoadedShare], *, passphrase: str = "", set_id: str | None = None
-) -> tuple[bytes, ShareSetRecord | None]:
-    """Recover the master secret; check it against the recorded fingerprint when the set is known."""
+) -> Recovered:
+    """Recover the master secret and check it, in constant time, against a fingerprint.
+
+    The reference is the fingerprint recorded for the set in the home; without a record, the one
+    the share files or envelopes state. SLIP-39 itself cannot tell a wrong passphrase: it just
+    gives another secret. Foreign shares (e.g. from a Trezor) state nothing; then ``checked`` is
+    None and the caller must say that the passphrase could not be checked.
+    """
     recovery = slip39.Recovery()
     for loaded in shares:
         recovery.add(loaded.mnemonic, loaded.label)
     if not recovery.started:
         raise ShareError("no shares given")
     secret = recovery.recover(passphrase)
-    state = home.load()
-    try:
-        target = _resolve_set(state, set_id, recovery.identifier)
-    except HomeError:
-        if set_id is not None:
-            raise
-        target = None
-    if target is not None and not matches(secret, parse_fingerprint(target.fingerprint)):
+    stated = stated_fingerprint(shares)
+    target, expected = _reference(home.load(), set_id, recovery.identifier, stated, required=False)
+    if target is not None:
+        checked, against = CHECKED_HOME, f"the fingerprint recorded for set {target.id}"
+    else:
+        checked, against = CHECKED_SHARES, "the fingerprint their share files state"
+    if expected is None:
+        return Recovered(secret, None, None)
+    if not matches(secret, parse_fingerprint(expected)):
+        given = "" if passphrase else " (none was given: -p asks for it)"
         raise FingerprintMismatch(
-            f"the shares combine, but not to the fingerprint recorded for set {target.id}: "
-            "the passphrase is wrong (SLIP-39 cannot tell), or the shares are of another secret"
+            f"the shares combine, but not to {against} ({expected}): the passphrase is wrong{given} "
+            "(SLIP-39 cannot tell), or a share is of another secret"
         )
-    return secret, target
+    return Recovered(secret, target, checked)
 
 
 def reshare(
@@ -500,9 +613,11 @@ def reshare(
     label: str | None = None,
     out_dir: Path | None = None,
     guardians: Sequence[str] = (),
+    plaintext_rest: bool = False,
 ) -> CreatedSet:
     """A new, *pending* share set for the same master secret (same passphrase, same fingerprint)."""
-    secret, old = recover_verified(home, shares, passphrase=passphrase, set_id=set_id)
+    recovered = recover_verified(home, shares, passphrase=passphrase, set_id=set_id)
+    old = recovered.record
     if old is None:
         raise HomeError(
             "these shares belong to no share set recorded in this home; resharing needs its record"
@@ -516,7 +631,7 @@ def reshare(
         )
     return create_share_set(
         home,
-        MasterSecret(secret, old.secret_kind, old.bip39_language),
+        MasterSecret(recovered.secret, old.secret_kind, old.bip39_language),
         scheme,
         passphrase=passphrase,
         extendable=extendable,
@@ -524,6 +639,7 @@ def reshare(
         label=label if label is not None else old.label,
         out_dir=out_dir,
         guardians=guardians,
+        plaintext_rest=plaintext_rest,
         status=PENDING,
         replaces=old.id,
         sealed_file=old.sealed_file,

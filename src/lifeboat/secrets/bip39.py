@@ -8,6 +8,7 @@ bad checksum), explicit language handling, and NFKD normalisation of words and p
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import hmac
@@ -90,6 +91,13 @@ class Bip39Phrase:
     words: tuple[str, ...]
     language: str
     entropy: bytes
+    # Every word list the phrase is valid in, ``language`` first. Two Chinese lists share 1,275
+    # characters at the same positions, so a phrase can be valid in both.
+    languages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.languages:
+            object.__setattr__(self, "languages", (self.language,))
 
     @property
     def phrase(self) -> str:
@@ -119,8 +127,9 @@ def parse(phrase: str, language: str | None = None) -> Bip39Phrase:
     """Validate ``phrase``; raise :class:`MnemonicError` with the exact reason when it is wrong.
 
     Without ``language`` the phrase's language is the one whose list holds every word and whose
-    checksum matches; a phrase valid in two lists (possible between the two Chinese lists) is
-    refused as ambiguous.
+    checksum matches. A phrase valid in several lists (it happens between the two Chinese lists)
+    is accepted: its seed depends only on its words, not on the list. ``languages`` names every
+    list it is valid in; :func:`entropy_of` refuses it where the lists read different entropy.
     """
     words = split_words(phrase)
     if not words:
@@ -142,10 +151,22 @@ def parse(phrase: str, language: str | None = None) -> Bip39Phrase:
             continue
     if not valid:
         return _check(words, holding[0])
-    if len(valid) > 1:
-        names = " and ".join(v.language for v in valid)
-        raise MnemonicError(f"the phrase is valid in both {names}; name its language")
-    return valid[0]
+    return dataclasses.replace(valid[0], languages=tuple(v.language for v in valid))
+
+
+def entropy_of(phrase: Bip39Phrase) -> bytes:
+    """The phrase's entropy, refused when the lists it is valid in give its words different values.
+
+    The seed never depends on the list; the entropy does, unless the words sit at the same
+    positions in every list the phrase is valid in (true of the two Chinese lists).
+    """
+    readings = {_check(list(phrase.words), language).entropy for language in phrase.languages}
+    if len(readings) > 1:
+        names = " and ".join(phrase.languages)
+        raise MnemonicError(
+            f"the phrase is valid in both {names}, which give it different entropy; name its language"
+        )
+    return phrase.entropy
 
 
 def generate(word_count: int = 24, language: str = DEFAULT_LANGUAGE) -> Bip39Phrase:

@@ -1,27 +1,34 @@
 """Guardian envelopes: one SLIP-39 share sealed to one guardian's age X25519 key.
 
 An envelope is an armored age file (``age -d -i KEY`` opens it with the stock tool). Its
-plaintext is a small JSON document (format ``lifeboat-share-envelope``, version 1) carrying the
-share and its metadata; nothing about the share set is visible outside the encryption except
-what age itself shows (one X25519 recipient stanza and the payload length).
+plaintext (format ``lifeboat-share-envelope``, version 2) is a share file: a ``#`` line holding
+the metadata as one line of JSON, a ``#`` line saying where the share sits in its set, and the
+bare mnemonic on a line of its own. So ``age -d -i KEY FILE | grep -v '^#'`` gives the share
+alone, which Trezor's ``shamir recover`` reads as typed. Version 1 envelopes (a JSON object with
+the share inside) are still read. Nothing about the share set is visible outside the encryption
+except what age itself shows (one X25519 recipient stanza and the payload length).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pyrage
 
-from lifeboat.documents import parse_versioned
+from lifeboat.documents import canonical_json, parse_versioned
 from lifeboat.errors import EnvelopeError, InputError
 from lifeboat.fs import read_bounded
 from lifeboat.secrets import slip39
+from lifeboat.secrets.fingerprint import parse_fingerprint
 
 ENVELOPE_FORMAT = "lifeboat-share-envelope"
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2
+# Version 1: the plaintext is one JSON object, the share in its "share" field.
+ENVELOPE_VERSION_JSON = 1
+# Version 2 plaintext starts with this: a comment line holding the metadata as canonical JSON.
+METADATA_PREFIX = "# {"
 ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 BINARY_BEGIN = b"age-encryption.org/v1"
 # A 59-word share plus metadata is under 1 KiB; the armor adds a third. Anything past this is hostile.
@@ -33,7 +40,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class EnvelopeContent:
-    """What a guardian envelope carries (all of it inside the encryption)."""
+    """What a guardian envelope carries (all of it inside the encryption).
+
+    The positions (identifier, group, member, thresholds) are the share's own; version 1
+    envelopes also stated them beside the share, and those are checked against it.
+    """
 
     share: str
     share_set: str | None
@@ -47,41 +58,50 @@ class EnvelopeContent:
     guardian: str | None = None
     label: str | None = None
 
-    def to_json(self) -> bytes:
-        body: dict[str, Any] = {"format": ENVELOPE_FORMAT, "version": ENVELOPE_VERSION}
-        body.update(asdict(self))
-        return json.dumps(body, indent=1, sort_keys=True).encode()
+    def to_plaintext(self) -> bytes:
+        """The version 2 plaintext: metadata line, position line, the share."""
+        metadata = {
+            "format": ENVELOPE_FORMAT,
+            "version": ENVELOPE_VERSION,
+            "share_set": self.share_set,
+            "fingerprint": self.fingerprint,
+            "guardian": self.guardian,
+            "label": self.label,
+        }
+        position = (
+            f"# SLIP-39 share: group {self.group_index} of {self.group_count} "
+            f"({self.group_threshold} groups needed), member {self.member_index} "
+            f"({self.member_threshold} needed from this group)"
+        )
+        return b"\n".join([b"# " + canonical_json(metadata), position.encode(), self.share.encode(), b""])
 
     @classmethod
-    def from_json(cls, data: bytes, label: str) -> EnvelopeContent:
-        body = parse_versioned(
-            data,
-            fmt=ENVELOPE_FORMAT,
-            version=ENVELOPE_VERSION,
-            what=f"{label} (decrypted)",
-            kind="a Lifeboat share envelope",
-            error=EnvelopeError,
-        )
+    def from_plaintext(cls, data: bytes, label: str) -> EnvelopeContent:
+        """Read a version 2 plaintext, or a version 1 one (a JSON object)."""
+        what = f"{label} (decrypted)"
+        if data.lstrip().startswith(b"{"):
+            body = _versioned(data, ENVELOPE_VERSION_JSON, what)
+        else:
+            body = _read_lines(data, what, label)
         try:
-            content = cls(
-                share=_field(body, "share", str),
+            content = cls.for_share(
+                _field(body, "share", str),
                 share_set=_optional(body, "share_set", str),
                 fingerprint=_optional(body, "fingerprint", str),
-                identifier=_field(body, "identifier", int),
-                group_index=_field(body, "group_index", int),
-                group_count=_field(body, "group_count", int),
-                group_threshold=_field(body, "group_threshold", int),
-                member_index=_field(body, "member_index", int),
-                member_threshold=_field(body, "member_threshold", int),
                 guardian=_optional(body, "guardian", str),
                 label=_optional(body, "label", str),
+                where=label,
             )
-            info = slip39.inspect(content.share, label)
-        except (TypeError, InputError) as exc:
+            if content.fingerprint is not None:
+                parse_fingerprint(content.fingerprint)
+            # Version 1 stated the share's position beside it; version 2 takes it from the share.
+            positions = ("identifier", "group_index", "member_index")
+            stated = [
+                _field(body, name, int) for name in positions if body["version"] == ENVELOPE_VERSION_JSON
+            ]
+        except (TypeError, ValueError, InputError) as exc:
             raise EnvelopeError(f"{label}: envelope content is malformed ({exc})") from None
-        stated = (content.identifier, content.group_index, content.member_index)
-        actual = (info.identifier, info.group_index, info.member_index)
-        if stated != actual:
+        if stated and stated != [getattr(content, name) for name in positions]:
             raise EnvelopeError(
                 f"{label}: the envelope's metadata does not match the share inside it; "
                 "it was altered before sealing"
@@ -97,8 +117,9 @@ class EnvelopeContent:
         fingerprint: str | None,
         guardian: str | None = None,
         label: str | None = None,
+        where: str = "share",
     ) -> EnvelopeContent:
-        info = slip39.inspect(share)
+        info = slip39.inspect(share, where)
         return cls(
             share=slip39.normalize(share),
             share_set=share_set,
@@ -112,6 +133,40 @@ class EnvelopeContent:
             guardian=guardian,
             label=label,
         )
+
+
+def is_plaintext(data: bytes) -> bool:
+    """Whether ``data`` looks like a decrypted version 2 envelope (e.g. saved from ``age -d``)."""
+    first = data.lstrip().split(b"\n", 1)[0]
+    return first.startswith(METADATA_PREFIX.encode()) and f'"format":"{ENVELOPE_FORMAT}"'.encode() in first
+
+
+def _versioned(data: bytes, version: int, what: str) -> dict[str, Any]:
+    return parse_versioned(
+        data,
+        fmt=ENVELOPE_FORMAT,
+        version=version,
+        what=what,
+        kind="a Lifeboat share envelope",
+        error=EnvelopeError,
+    )
+
+
+def _read_lines(data: bytes, what: str, label: str) -> dict[str, Any]:
+    """The metadata of a version 2 plaintext, with its one share line under ``"share"``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EnvelopeError(f"{what} is not UTF-8 text; it is not a Lifeboat share envelope") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith(METADATA_PREFIX):
+        raise EnvelopeError(f"{what} is not a Lifeboat share envelope")
+    body = _versioned(lines[0][2:].encode(), ENVELOPE_VERSION, what)
+    shares = [line for line in lines[1:] if not line.startswith("#")]
+    if len(shares) != 1:
+        raise EnvelopeError(f"{label}: an envelope holds one share line, this one {len(shares)}")
+    body["share"] = shares[0]
+    return body
 
 
 def _field(body: dict[str, Any], name: str, kind: type[T]) -> T:
@@ -163,7 +218,7 @@ def is_envelope(data: bytes) -> bool:
 
 def seal(content: EnvelopeContent, recipient: pyrage.x25519.Recipient) -> bytes:
     """The armored age envelope of ``content`` for one recipient."""
-    return bytes(pyrage.encrypt(content.to_json(), [recipient], armored=True))
+    return bytes(pyrage.encrypt(content.to_plaintext(), [recipient], armored=True))
 
 
 def open_envelope(
@@ -187,4 +242,4 @@ def open_envelope(
                 "or its header was tampered with)"
             ) from None
         raise EnvelopeError(f"{label}: damaged or truncated ({reason})") from None
-    return EnvelopeContent.from_json(bytes(plaintext), label)
+    return EnvelopeContent.from_plaintext(bytes(plaintext), label)

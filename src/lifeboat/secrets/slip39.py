@@ -86,6 +86,12 @@ class Scheme:
             return cls(1, (GroupSpec(1, 1),))
         threshold_text, sep, groups_text = text.partition(":")
         if not sep:
+            if "," in text:
+                # Several groups and no group threshold: guessing 1 would let any one group recover.
+                raise UsageError(
+                    f"scheme {text!r} has several groups but no group threshold; write it as e.g. "
+                    "'2:2of3,3of5' — the number before ':' is how many groups are needed"
+                )
             threshold_text, groups_text = "1", text
         try:
             groups = tuple(_parse_group(part) for part in groups_text.split(","))
