@@ -81,6 +81,7 @@ __all__ = [
     "BLOB_TREE",
     "DEFAULT_PACK_SIZE",
     "BlobLocation",
+    "KeyFileDamage",
     "LockInfo",
     "Manifest",
     "PackWriter",
@@ -263,6 +264,11 @@ class Repository:
         self.damaged_stores: list[Backend] = []
         #: Stores given that could not be used: one sentence each, naming the store.
         self.store_failures: list[str] = []
+        #: The key file that opened the repository and the exact copy that authenticated (None
+        #: when opened with a master key): ``check`` and ``repair`` hold the other copies to it.
+        self.opened_key_file: tuple[str, bytes] | None = None
+        #: Copies of that key file that differ from the good one or cannot be read, store by store.
+        self.damaged_key_files: list[KeyFileDamage] = []
         #: Manifests that could not be read or verified: key → reason (filled by :meth:`manifests`).
         self.bad_manifests: dict[str, str] = {}
         self._state_lock = threading.Lock()
@@ -472,9 +478,11 @@ class Repository:
                 "run `lifeboat repair` when the store is back"
             )
 
+        unlocked: _Unlocked | None = None
         if master_key is None:
             assert passphrase is not None
-            master_key = _unlock(slots, first.repository, passphrase)
+            unlocked = _unlock(slots, first.repository, passphrase)
+            master_key = unlocked.master_key
         for number, data in raw.items():
             try:
                 verify_config(data, master_key)
@@ -494,6 +502,9 @@ class Repository:
             cache_dir=cache_dir,
         )
         repo.blank_stores = blank
+        if unlocked is not None:
+            repo.opened_key_file = (unlocked.key, unlocked.copy)
+            repo.damaged_key_files = list(unlocked.damaged)
         repo.damaged_stores = damaged
         repo.store_failures = failed
         if load_index:
@@ -708,6 +719,20 @@ class Repository:
             while len(self._pack_cache) > PACK_CACHE:
                 self._pack_cache.popitem(last=False)
         return blobs
+
+    def pack_entry(self, pack_id: bytes) -> tuple[BlobEntry, ...]:
+        """The blobs of a pack as its own table lists them (for rebuilding an index).
+
+        The pack is decoded from any ``k`` good shards and authenticated, and must match its
+        content id; its table then says the type, offset, length and id of every blob.
+        Raises :class:`ShardError` or :class:`RepositoryError` when it cannot be read.
+        """
+        plaintext = self.get_object(_object_key("data", pack_id))
+        if self.blob_id(plaintext) != pack_id:
+            raise FormatError(f"pack {pack_id.hex()[:16]} does not match its id")
+        return tuple(
+            BlobEntry(blob.type, blob.id, blob.offset, blob.length) for blob in parse_pack(plaintext)
+        )
 
     def load_blob(self, blob_id: bytes) -> bytes:
         """One blob, read through its pack (the :data:`PACK_CACHE` most recent packs are kept decoded)."""
@@ -1085,37 +1110,95 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _unlock(stores: Sequence[Backend | None], repository: str, passphrase: str) -> bytes:
-    """Try the passphrase against every key file found in any store."""
-    seen: dict[str, bytes] = {}
-    for store in stores:
+@dataclass(frozen=True)
+class KeyFileDamage:
+    """A copy of a key file in one store that is not the copy that opened the repository."""
+
+    store: int
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Unlocked:
+    master_key: bytes
+    #: The key file that opened, and the exact bytes of the copy that authenticated.
+    key: str
+    copy: bytes
+    damaged: tuple[KeyFileDamage, ...]
+
+
+def _unlock(stores: Sequence[Backend | None], repository: str, passphrase: str) -> _Unlocked:
+    """Try the passphrase against every copy of every key file found in any store.
+
+    Every store holds a copy of every key file, and one damaged copy (flipped bytes, truncated,
+    unreadable) must not hide the good ones: each distinct copy is tried, the most common first,
+    so the usual case costs one Argon2id run per key file. Only when every well-formed copy
+    fails to authenticate is the passphrase wrong. The copies of the key file that opened that
+    differ from the one that authenticated, and copies that could not be read, are returned as
+    damaged (``check`` reports them and ``repair`` rewrites them from the good copy).
+    """
+    # key -> copy bytes -> the stores holding that copy
+    copies: dict[str, dict[bytes, list[int]]] = {}
+    unreadable: list[KeyFileDamage] = []
+    for number, store in enumerate(stores):
         if store is None:
             continue
         try:
-            for key in store.list("keys/"):
-                if key not in seen:
-                    data = store.get(key)
-                    if len(data) <= MAX_KEY_FILE_BYTES:
-                        seen[key] = data
+            names = store.list("keys/")
         except StorageError:
             continue
-    if not seen:
+        for key in names:
+            try:
+                data = store.get(key)
+            except StorageError as exc:
+                unreadable.append(KeyFileDamage(number, key, f"unreadable ({exc})"))
+                continue
+            copies.setdefault(key, {}).setdefault(data, []).append(number)
+    if not copies:
         raise RepositoryKeyError(
             f"repository {repository[:8]} has no readable key file in any store; "
             "recover the key with `lifeboat repo key recover`"
         )
-    errors: list[str] = []
-    for key, data in sorted(seen.items()):
-        try:
-            return unwrap_master_key(data, passphrase, repository=repository)
-        except RepositoryKeyError:
-            continue
-        except RepositoryError as exc:  # FormatError, or a key file of another repository
-            errors.append(f"{key}: {exc}")
-    detail = f" ({'; '.join(errors)})" if errors else ""
+    malformed: list[str] = []
+    authenticated_any = False
+    for key, versions in sorted(copies.items()):
+        ordered = sorted(versions, key=lambda data: (-len(versions[data]), min(versions[data])))
+        for data in ordered:
+            if len(data) > MAX_KEY_FILE_BYTES:
+                malformed.append(
+                    f"{key} in store(s) {_numbers(versions[data])}: over {MAX_KEY_FILE_BYTES} bytes"
+                )
+                continue
+            try:
+                master_key = unwrap_master_key(data, passphrase, repository=repository)
+            except RepositoryKeyError:
+                authenticated_any = True
+                continue
+            except RepositoryError as exc:  # FormatError, or a key file of another repository
+                malformed.append(f"{key} in store(s) {_numbers(versions[data])}: {exc}")
+                continue
+            damaged = [item for item in unreadable if item.key == key]
+            for other, holders in versions.items():
+                if other != data:
+                    damaged.extend(
+                        KeyFileDamage(store, key, "damaged (it differs from the copy that opens)")
+                        for store in holders
+                    )
+            return _Unlocked(master_key, key, data, tuple(sorted(damaged, key=lambda d: d.store)))
+    detail = f" (damaged copies: {'; '.join(malformed)})" if malformed else ""
+    if not authenticated_any:
+        raise RepositoryKeyError(
+            f"repository {repository[:8]} has no well-formed key file in any store{detail}; "
+            "recover the key with `lifeboat repo key recover`"
+        )
     raise RepositoryKeyError(
         f"wrong passphrase for repository {repository[:8]}: no key file opens with it{detail}"
     )
+
+
+def _numbers(stores: Iterable[int]) -> str:
+    return ", ".join(str(number) for number in sorted(stores))
 
 
 class PackWriter:
