@@ -548,10 +548,11 @@ def _new_store(url: str) -> Iterator[Backend]:
             with suppress(StorageError):
                 for key in target.list(""):
                     target.delete(key)
-        if root is not None and created:
+        if root is not None and was_empty:  # the directories its objects went in
             for directory, _, _ in os.walk(root, topdown=False):
-                with suppress(OSError):
-                    os.rmdir(directory)
+                if Path(directory) != root:
+                    with suppress(OSError):
+                        os.rmdir(directory)
         _remove_dirs(created)
         raise
 

@@ -483,16 +483,43 @@ class Repository:
             assert passphrase is not None
             unlocked = _unlock(slots, first.repository, passphrase)
             master_key = unlocked.master_key
-        for number, data in raw.items():
+        altered: list[int] = []
+        for number, data in sorted(raw.items()):
             try:
                 verify_config(data, master_key)
             except RepositoryKeyError:
-                holder = slots[number]
-                assert holder is not None
-                raise RepositoryKeyError(
-                    f"the config of store {holder.name} does not match the repository key: it was "
-                    "tampered with, or the key belongs to another repository"
-                ) from None
+                altered.append(number)
+        if len(altered) == len(raw):
+            names = ", ".join(store.name for store in slots if store is not None)
+            raise RepositoryKeyError(
+                f"no store's config matches the repository key ({names}): the key belongs to another "
+                "repository, or every config was tampered with"
+            )
+        # A config that fails its MAC (rotted, or altered) is not trusted: its store is left out
+        # like one whose config does not parse, and `repair` gives it its config back.
+        for number in altered:
+            holder = slots[number]
+            assert holder is not None
+            failed.append(
+                f"store {holder.name}: its config does not match the repository key (altered or "
+                "damaged); left out until `lifeboat repair` rewrites it"
+            )
+            damaged.append(holder)
+            slots[number] = None
+            unavailable[number] = "its config does not match the repository key"
+        if altered:
+            present = first.n - len(unavailable)
+            if present < first.k:
+                raise StoreDown(
+                    f"only {present} of {first.n} stores answer with a valid config and {first.k} are "
+                    "needed: " + "; ".join(failed)
+                )
+            if writable and not degraded_ok:
+                raise StoreDown(
+                    f"store(s) {', '.join(map(str, altered))} of {first.n} have an altered or damaged "
+                    f"config ({'; '.join(failed)}); writing needs every store. Rerun with --degraded-ok, "
+                    "or run `lifeboat repair`"
+                )
         repo = cls(
             slots,
             first.for_store(0),
