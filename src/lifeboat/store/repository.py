@@ -490,9 +490,9 @@ class Repository:
             except RepositoryKeyError:
                 altered.append(number)
         if len(altered) == len(raw):
-            names = ", ".join(store.name for store in slots if store is not None)
+            given = ", ".join(store.name for store in slots if store is not None)
             raise RepositoryKeyError(
-                f"no store's config matches the repository key ({names}): the key belongs to another "
+                f"no store's config matches the repository key ({given}): the key belongs to another "
                 "repository, or every config was tampered with"
             )
         # A config that fails its MAC (rotted, or altered) is not trusted: its store is left out
