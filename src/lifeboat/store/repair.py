@@ -12,7 +12,11 @@ repair twice rewrites nothing the second time.
 store may be gone entirely (dead disk, deleted bucket). It writes the config first, so an
 interrupted replacement resumes where it stopped, skipping the shards already in place.
 
-Both change the stores, so the caller should hold the repository's exclusive lock while they run
+:func:`assign_numbers` tells which store number a wiped store, or one whose config is damaged,
+takes (its own shards say, else a free number), and :func:`rebuild_index` writes a fresh index
+from the tables of the packs themselves when the index objects are lost beyond repair.
+
+All of them change the stores, so the caller should hold the repository's exclusive lock while they run
 (a backup writing at the same time could make its half-written packs look lost).
 """
 
