@@ -585,3 +585,19 @@ def test_rebuild_index_from_the_packs_when_every_index_is_lost(
     assert check.code == 0, check.out + check.err
     again = cli("--json", "repair", "--rebuild-index", "--no-progress")  # idempotent: same index
     assert again.code == 0 and (again.json()["indexes_written"], again.json()["indexes_removed"]) == (0, 0)
+
+
+def test_a_rotted_config_claiming_another_store_is_left_out_and_repair_gives_it_back(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    config = repo["s1"] / "config"
+    good = config.read_bytes()
+    config.write_bytes(good.replace(b'"store":1', b'"store":3'))  # parses; its MAC no longer matches
+    listed = cli("snapshots")
+    assert listed.code == 0, listed.err
+    assert f"{repo['s1']}: its config does not match the repository key" in listed.err
+    repaired = cli("repair", "--no-progress")
+    assert repaired.code == 0, repaired.err
+    assert "rebuilding it as store 1 (the shards it holds carry that number)" in repaired.err
+    assert config.read_bytes() == good
+    assert cli("check", "--read-data", "--no-progress").code == 0

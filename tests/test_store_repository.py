@@ -442,3 +442,17 @@ def test_only_when_every_copy_fails_is_it_the_passphrase_or_no_key_file() -> Non
     with pytest.raises(RepositoryKeyError, match="no well-formed key file") as raised:
         Repository.open(stores, "correct horse")
     assert "wrong passphrase" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("field", "value"), [("store", 3), ("k", 4), ("n", 6)])
+def test_a_rotted_config_claiming_another_number_or_layout_is_left_out(field: str, value: int) -> None:
+    stores = _stores()
+    _init(stores).close()
+    body = json.loads(stores[1].get(CONFIG_KEY))
+    body[field] = value  # parses, and says something false (its MAC no longer matches)
+    stores[1].put(CONFIG_KEY, json.dumps(body).encode())
+    with Repository.open(stores, "correct horse") as repo:
+        assert repo.stores[1] is None and 1 in repo.unavailable
+        assert repo.stores[3] is stores[3]
+        assert stores[1] in repo.damaged_stores
+        assert any("mem1" in failure for failure in repo.store_failures)

@@ -490,7 +490,7 @@ def assign_numbers(
 ) -> list[tuple[Backend, int, str]]:
     """Give each store of ``candidates`` (empty, or with a damaged config) a store number nobody answers for.
 
-    Returns ``(store, number, why)`` for each. A store whose own shards carry a number
+    Returns ``(store, number, why)`` for each (``why`` is a clause for messages). A store whose own shards carry a number
     (:func:`number_from_shards`) gets it back. The others hold nothing usable, so any free
     number is right for them; ``in_store_order`` (store name → its place in the store list,
     given only when that list is in store-number order) keeps each at its place, and otherwise
@@ -511,18 +511,18 @@ def assign_numbers(
                 "give only one of them"
             )
         free.remove(number)
-        assigned.append((store, number, "its shards are those of"))
+        assigned.append((store, number, "the shards it holds carry that number"))
     later: list[Backend] = []
     for store in rest:
         place = (in_store_order or {}).get(store.name)
         if place is not None and place in free:
             free.remove(place)
-            assigned.append((store, place, "its place in the store list is that of"))
+            assigned.append((store, place, "its place in the store list, which is in store order"))
         else:
             later.append(store)
     for store in later:
         if free:
-            assigned.append((store, free.pop(0), "it takes the free number of"))
+            assigned.append((store, free.pop(0), "a number no store answers for"))
     return assigned
 
 

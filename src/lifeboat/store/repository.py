@@ -27,7 +27,7 @@ import os
 import secrets
 import socket
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -441,24 +441,30 @@ class Repository:
             raise RepositoryError(
                 f"the stores belong to different repositories ({groups}); give only the stores of one"
             )
-        first = parsed[0][1]
+        # A rotted config may still parse and claim another layout or another store's number:
+        # the majority layout wins, and a number claimed twice goes to the claimant whose MAC
+        # verifies once the key is known (two that verify are copies of one store: refused).
+        layouts = Counter((config.k, config.n) for _, config, _ in parsed).most_common()
+        if len(layouts) > 1 and layouts[0][1] == layouts[1][1]:
+            (k1, n1), (k2, n2) = layouts[0][0], layouts[1][0]
+            raise RepositoryError(
+                f"as many stores say the repository is {k1}-of-{n1} as say {k2}-of-{n2}; "
+                "some configs are damaged: give more of its stores"
+            )
+        layout = layouts[0][0]
+        first = next(config for _, config, _ in parsed if (config.k, config.n) == layout)
         slots: list[Backend | None] = [None] * first.n
-        raw: dict[int, bytes] = {}
+        claims: dict[int, list[tuple[Backend, bytes]]] = {}
         for store, config, data in parsed:
-            if (config.k, config.n) != (first.k, first.n):
-                raise RepositoryError(
-                    f"store {store.name} says the repository is {config.k}-of-{config.n}, "
-                    f"another store says {first.k}-of-{first.n}; one config is damaged"
+            if (config.k, config.n) != layout:
+                failed.append(
+                    f"store {store.name}: its config says the repository is {config.k}-of-{config.n}, "
+                    f"the others {first.k}-of-{first.n}: damaged, left out"
                 )
-            if slots[config.store] is not None:
-                other = slots[config.store]
-                assert other is not None
-                raise RepositoryError(
-                    f"stores {other.name} and {store.name} both claim to be store {config.store}; "
-                    "one is a copy of the other; give only one of them"
-                )
-            slots[config.store] = store
-            raw[config.store] = data
+                damaged.append(store)
+                continue
+            claims.setdefault(config.store, []).append((store, data))
+            slots[config.store] = slots[config.store] or store
         unavailable = {
             number: "no store given answers as this one" + (" (see the warnings above)" if failed else "")
             for number in range(first.n)
@@ -483,31 +489,39 @@ class Repository:
             assert passphrase is not None
             unlocked = _unlock(slots, first.repository, passphrase)
             master_key = unlocked.master_key
-        altered: list[int] = []
-        for number, data in sorted(raw.items()):
-            try:
-                verify_config(data, master_key)
-            except RepositoryKeyError:
-                altered.append(number)
-        if len(altered) == len(raw):
-            given = ", ".join(store.name for store in slots if store is not None)
+        altered: list[Backend] = []
+        for number, claimants in sorted(claims.items()):
+            verified: list[Backend] = []
+            for store, data in claimants:
+                try:
+                    verify_config(data, master_key)
+                    verified.append(store)
+                except RepositoryKeyError:
+                    altered.append(store)
+            if len(verified) > 1:
+                raise RepositoryError(
+                    f"stores {verified[0].name} and {verified[1].name} both claim to be store {number}; "
+                    "one is a copy of the other; give only one of them"
+                )
+            slots[number] = verified[0] if verified else None
+            if not verified:
+                unavailable[number] = "its config does not match the repository key"
+        if altered and len(altered) == sum(len(claimants) for claimants in claims.values()):
+            given = ", ".join(store.name for store in altered)
             raise RepositoryKeyError(
                 f"no store's config matches the repository key ({given}): the key belongs to another "
                 "repository, or every config was tampered with"
             )
         # A config that fails its MAC (rotted, or altered) is not trusted: its store is left out
         # like one whose config does not parse, and `repair` gives it its config back.
-        for number in altered:
-            holder = slots[number]
-            assert holder is not None
+        for holder in altered:
             failed.append(
                 f"store {holder.name}: its config does not match the repository key (altered or "
                 "damaged); left out until `lifeboat repair` rewrites it"
             )
             damaged.append(holder)
-            slots[number] = None
-            unavailable[number] = "its config does not match the repository key"
-        if altered:
+        lost = sorted(number for number in claims if slots[number] is None)
+        if lost:
             present = first.n - len(unavailable)
             if present < first.k:
                 raise StoreDown(
@@ -516,7 +530,7 @@ class Repository:
                 )
             if writable and not degraded_ok:
                 raise StoreDown(
-                    f"store(s) {', '.join(map(str, altered))} of {first.n} have an altered or damaged "
+                    f"store(s) {', '.join(map(str, lost))} of {first.n} have an altered or damaged "
                     f"config ({'; '.join(failed)}); writing needs every store. Rerun with --degraded-ok, "
                     "or run `lifeboat repair`"
                 )
