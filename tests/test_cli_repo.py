@@ -501,6 +501,10 @@ def test_repair_adopts_two_wiped_stores_and_reports_what_it_rebuilt(
     objects += len(_shard_files(repo["s0"], "snapshots"))
     for number in (1, 3):
         _damage_store(repo[f"s{number}"], "wiped", 0)
+    dry = cli("repair", "--dry-run", "--no-progress")
+    assert dry.code == 0, dry.err
+    assert dry.out.count("would be rebuilt whole") == 2
+    assert not any(repo["s1"].iterdir()) and not any(repo["s3"].iterdir())
     result = cli("--json", "repair", "--no-progress")
     assert result.code == 0, result.err
     report = result.json()
@@ -601,3 +605,25 @@ def test_a_rotted_config_claiming_another_store_is_left_out_and_repair_gives_it_
     assert "rebuilding it as store 1 (the shards it holds carry that number)" in repaired.err
     assert config.read_bytes() == good
     assert cli("check", "--read-data", "--no-progress").code == 0
+
+
+def test_replace_store_reads_the_old_stores_number_from_its_shards(
+    cli: CliRunner, repo: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo["s1"] / "config").unlink()  # its shards still say which store it was
+    shutil.rmtree(repo["s4"])
+    _set_stores(monkeypatch, [repo[f"s{i}"] for i in (4, 0, 1, 2, 3)])  # not in store order
+    refused = cli("repair", "--no-progress")
+    assert refused.code == 1 and "store(s) 4 of 5 are unavailable" in refused.err
+    assert "replace-store" in refused.err
+    fresh1, fresh4 = repo["root"] / "fresh1", repo["root"] / "fresh4"
+    first = cli("--json", "repo", "replace-store", repo["s1"], fresh1, "--no-progress")
+    assert first.code == 0, first.err
+    assert first.json()["store"] == 1
+    _set_stores(monkeypatch, [repo["s4"], repo["s0"], fresh1, repo["s2"], repo["s3"]])
+    second = cli("--json", "repo", "replace-store", repo["s4"], fresh4, "--no-progress")
+    assert second.code == 0, second.err
+    assert second.json()["store"] == 4
+    _set_stores(monkeypatch, [fresh4, repo["s0"], fresh1, repo["s2"], repo["s3"]])
+    check = cli("check", "--read-data", "--no-progress")
+    assert check.code == 0, check.out + check.err

@@ -462,7 +462,8 @@ def _number_to_replace(
                 and candidate.name == old_backend.name
             ):
                 own, how = number, "its config says so"
-        if own is None and old_backend in [*repo.blank_stores, *repo.damaged_stores]:
+        set_aside = {store.name for store in [*repo.blank_stores, *repo.damaged_stores]}
+        if own is None and old_backend.name in set_aside:
             carried = number_from_shards(repo, old_backend)
             if carried is not None and carried in repo.unavailable:
                 own, how = carried, "the shards it still holds carry that number"
@@ -1081,7 +1082,13 @@ def repair_command(
                 f"{report.configs_rewritten} config(s), {report.key_files_copied} key file copies"
             )
             for number in sorted(set(report.shards_rewritten) | set(report.stores_rebuilt)):
-                whole = " (rebuilt whole)" if number in report.stores_rebuilt else ""
+                whole = ""
+                if number in report.stores_rebuilt:
+                    whole = (
+                        " (would be rebuilt whole; not counted in a dry run)"
+                        if dry_run
+                        else " (rebuilt whole)"
+                    )
                 _say(
                     f"  {repo.store_name(number)}: {report.shards_rewritten.get(number, 0)} shards, "
                     f"{_human_bytes(report.bytes_rewritten.get(number, 0))}{whole}"

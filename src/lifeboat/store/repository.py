@@ -383,31 +383,32 @@ class Repository:
                 + ", ".join(sorted({x for x in names if names.count(x) > 1}))
             )
 
-        def read_config(store: Backend) -> tuple[bytes | None, str, bool]:
-            """(config bytes, or None and a sentence naming the store saying why; blank store?)"""
+        def read_config(store: Backend) -> tuple[bytes | None, str, str]:
+            """(config bytes, or None and a sentence naming the store saying why; "blank" for a store
+            holding nothing, "damaged" for one holding objects but no usable config, else "")"""
             try:
                 data = store.get(CONFIG_KEY)
             except ObjectNotFound:
                 try:
                     empty = not store.list("")
                 except StorageError as exc:
-                    return None, str(exc), False
+                    return None, str(exc), ""
                 if empty:
-                    return None, f"store {store.name} {_BLANK}", True
+                    return None, f"store {store.name} {_BLANK}", "blank"
                 return (
                     None,
                     f"store {store.name} holds no repository config (not a Lifeboat store, or its config was lost)",
-                    False,
+                    "damaged",
                 )
             except StorageError as exc:
-                return None, str(exc), False
+                return None, str(exc), ""
             if len(data) > MAX_CONFIG_BYTES:
                 return (
                     None,
                     f"store {store.name}: config is {len(data)} bytes, over the {MAX_CONFIG_BYTES}-byte limit",
-                    False,
+                    "damaged",
                 )
-            return data, "", False
+            return data, "", ""
 
         with ThreadPoolExecutor(max_workers=max(4, len(stores))) as pool:
             answers = list(pool.map(read_config, stores))
@@ -416,11 +417,13 @@ class Repository:
         failed: list[str] = []
         blank: list[Backend] = []
         damaged: list[Backend] = []
-        for store, (data, why, is_blank) in zip(stores, answers, strict=True):
+        for store, (data, why, state) in zip(stores, answers, strict=True):
             if data is None:
                 failed.append(why)
-                if is_blank:
+                if state == "blank":
                     blank.append(store)
+                elif state == "damaged":  # repair gives it back its config if it holds our key files
+                    damaged.append(store)
                 continue
             try:
                 parsed.append((store, parse_config(data), data))
