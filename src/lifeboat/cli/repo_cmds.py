@@ -1113,10 +1113,11 @@ def _rebuild_index(repo: Repository, dry_run: bool, no_progress: bool) -> None:
         report = rebuild_index(repo, progress=progress, dry_run=dry_run)
 
     def human() -> None:
-        verb = "would write" if dry_run else "wrote"
+        write, remove = ("would write", "would remove") if dry_run else ("wrote", "removed")
         _say(
-            f"read {report.packs_read} packs, {report.blobs_indexed} blobs indexed; {verb} "
-            f"{report.indexes_written} index object(s), removed {report.indexes_removed} old one(s)"
+            f"read {report.packs_read} packs, {report.blobs_indexed} blobs indexed, "
+            f"{len(report.packs_unreadable)} packs unreadable; {write} {report.indexes_written} index "
+            f"object(s), {remove} {report.indexes_removed} old one(s)"
         )
         if report.packs_kept_from_old_index:
             _say(f"{report.packs_kept_from_old_index} unreadable pack(s) keep their entry from an old index")
