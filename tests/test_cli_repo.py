@@ -627,3 +627,22 @@ def test_replace_store_reads_the_old_stores_number_from_its_shards(
     _set_stores(monkeypatch, [fresh4, repo["s0"], fresh1, repo["s2"], repo["s3"]])
     check = cli("check", "--read-data", "--no-progress")
     assert check.code == 0, check.out + check.err
+
+
+@pytest.mark.parametrize(
+    "kinds", [("truncated", "rotted"), ("wiped", "truncated")], ids=["truncated+rotted", "wiped+truncated"]
+)
+def test_two_damaged_stores_are_repaired_in_place(
+    cli: CliRunner, repo: dict[str, Path], kinds: tuple[str, str]
+) -> None:
+    for seed, (number, kind) in enumerate(zip((1, 4), kinds, strict=True)):
+        _damage_store(repo[f"s{number}"], kind, seed)
+    repaired = cli("repair", "--no-progress")
+    assert repaired.code == 0, repaired.out + repaired.err
+    check = cli("--json", "check", "--read-data", "--no-progress")
+    assert check.code == 0, check.out + check.err
+    for number in (0, 2):
+        shutil.rmtree(repo[f"s{number}"])
+    code, target, err = _restore(cli, repo, "out")
+    assert code == 0, err
+    assert_same_tree(repo["src"], restored_root(target, repo["src"]))
