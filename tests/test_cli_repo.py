@@ -379,3 +379,277 @@ def test_a_store_with_a_damaged_config_is_left_out_and_repair_gives_it_back(
     assert repaired.code == 0, repaired.err
     assert "has a damaged config: rebuilding it as store 3" in repaired.err
     assert cli("check", "--read-data", "--no-progress").code == 0
+
+
+# --- issue 10: stores lost beyond a single one, key files, the index --------------------------
+
+
+def _set_stores(monkeypatch: pytest.MonkeyPatch, stores: list[Path]) -> None:
+    monkeypatch.setenv("LIFEBOAT_STORES", " ".join(map(str, stores)))
+
+
+def _damage_store(store: Path, kind: str, seed: int) -> None:
+    """Delete, wipe, truncate every file of, or flip random bytes in every file of a store."""
+    rng = random.Random(seed)
+    if kind in ("deleted", "wiped"):
+        shutil.rmtree(store)
+        if kind == "wiped":
+            store.mkdir()
+        return
+    for path in sorted(p for p in store.rglob("*") if p.is_file()):
+        data = bytearray(path.read_bytes())
+        if kind == "truncated":
+            path.write_bytes(bytes(data[: len(data) // 2]))
+        else:  # rotted
+            for _ in range(3):
+                data[rng.randrange(len(data))] ^= rng.randrange(1, 256)
+            path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("lost", "kinds"),
+    [
+        ((1, 3), ("deleted", "wiped")),
+        ((0, 4), ("truncated", "deleted")),
+        ((2, 3), ("deleted", "rotted")),
+        ((0, 2), ("rotted", "truncated")),
+    ],
+    ids=["deleted+wiped", "truncated+deleted", "deleted+rotted", "rotted+truncated"],
+)
+def test_two_lost_stores_are_rebuilt_on_new_paths_and_survive_losing_two_others(
+    cli: CliRunner,
+    repo: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    lost: tuple[int, int],
+    kinds: tuple[str, str],
+) -> None:
+    for seed, (number, kind) in enumerate(zip(lost, kinds, strict=True)):
+        _damage_store(repo[f"s{number}"], kind, seed)
+    fresh = {number: repo["root"] / f"new{number}" for number in lost}
+    for number in lost:  # the store list still names the old stores, in store order
+        result = cli("--json", "repo", "replace-store", repo[f"s{number}"], fresh[number], "--no-progress")
+        assert result.code == 0, result.err
+        assert result.json()["store"] == number
+        report = result.json()["report"]
+        assert report["shards_rewritten"][str(number)] == report["objects_checked"] > 0
+        assert report["bytes_rewritten"][str(number)] > 0 and report["objects_lost"] == []
+    stores = [fresh.get(i, repo[f"s{i}"]) for i in range(5)]
+    _set_stores(monkeypatch, stores)
+    check = cli("--json", "check", "--read-data", "--no-progress")
+    assert check.code == 0, check.out + check.err
+    assert check.json()["status"] == "healthy"
+    others = [i for i in range(5) if i not in lost]
+    for number in others[:2]:
+        shutil.rmtree(repo[f"s{number}"])
+    code, target, err = _restore(cli, repo, "out")
+    assert code == 0, err
+    assert_same_tree(repo["src"], restored_root(target, repo["src"]))
+
+
+def test_replace_store_never_guesses_between_lost_stores_and_store_number_says(
+    cli: CliRunner, repo: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.rmtree(repo["s1"])
+    shutil.rmtree(repo["s4"])
+    # The list is not in store order, so neither its order nor the old URL says which one s4 was.
+    _set_stores(monkeypatch, [repo[f"s{i}"] for i in (4, 0, 1, 2, 3)])
+    fresh = repo["root"] / "fresh" / "store"
+    refused = cli("repo", "replace-store", repo["s4"], fresh, "--no-progress")
+    assert refused.code == 2, refused.err
+    assert "--store-number" in refused.err and "1, 4" in refused.err
+    assert not (repo["root"] / "fresh").exists()  # nothing made for a command that failed
+    taken = cli("repo", "replace-store", "--store-number", "0", fresh, "--no-progress")
+    assert taken.code == 2 and "answers" in taken.err
+    done = cli("--json", "repo", "replace-store", "--store-number", "4", fresh, "--no-progress")
+    assert done.code == 0, done.err
+    assert done.json()["store"] == 4
+    # One number is missing now (the new store is given): the old URL is enough.
+    _set_stores(monkeypatch, [fresh, *(repo[f"s{i}"] for i in (0, 1, 2, 3))])
+    other = repo["root"] / "other"
+    assert cli("repo", "replace-store", repo["s1"], other, "--no-progress").code == 0
+    _set_stores(monkeypatch, [fresh, other, *(repo[f"s{i}"] for i in (0, 2, 3))])
+    check = cli("check", "--read-data", "--no-progress")
+    assert check.code == 0, check.out + check.err
+
+
+def test_a_replace_store_that_fails_leaves_no_new_folder_behind(
+    cli: CliRunner, repo: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lifeboat.store import repair
+    from lifeboat.store.errors import StoreDown
+
+    shutil.rmtree(repo["s2"])
+    rebuild = repair._rebuild_slot
+    calls = 0
+
+    def dies_part_way(*args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        rebuild(*args, **kwargs)  # type: ignore[arg-type]
+        raise StoreDown("the disk went away")
+
+    monkeypatch.setattr(repair, "_rebuild_slot", dies_part_way)
+    fresh = repo["root"] / "deep" / "fresh"
+    failed = cli("repo", "replace-store", repo["s2"], fresh, "--no-progress")
+    assert failed.code == 1 and "the disk went away" in failed.err and calls == 1
+    assert not (repo["root"] / "deep").exists()
+    # An existing empty directory is left empty, and kept.
+    fresh.mkdir(parents=True)
+    assert cli("repo", "replace-store", repo["s2"], fresh, "--no-progress").code == 1
+    assert fresh.is_dir() and list(fresh.iterdir()) == []
+    monkeypatch.setattr(repair, "_rebuild_slot", rebuild)
+    assert cli("repo", "replace-store", repo["s2"], fresh, "--no-progress").code == 0
+
+
+def test_repair_adopts_two_wiped_stores_and_reports_what_it_rebuilt(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    objects = len(_shard_files(repo["s0"])) + len(_shard_files(repo["s0"], "index"))
+    objects += len(_shard_files(repo["s0"], "snapshots"))
+    for number in (1, 3):
+        _damage_store(repo[f"s{number}"], "wiped", 0)
+    dry = cli("repair", "--dry-run", "--no-progress")
+    assert dry.code == 0, dry.err
+    assert dry.out.count("would be rebuilt whole") == 2
+    assert not any(repo["s1"].iterdir()) and not any(repo["s3"].iterdir())
+    result = cli("--json", "repair", "--no-progress")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["shards_rewritten"] == {"1": objects, "3": objects}
+    assert report["objects_rebuilt"] == 2 * objects
+    assert all(report["bytes_rewritten"][n] > 0 for n in ("1", "3"))
+    assert report["stores_rebuilt"] == {str(n): f"local:{repo[f's{n}']}" for n in (1, 3)}
+    assert (report["configs_rewritten"], report["key_files_copied"]) == (2, 2)
+    human = cli("repair", "--no-progress")
+    assert human.code == 0 and "rebuilt 0 shards" in human.out  # nothing left to do
+    check = cli("check", "--read-data", "--no-progress")
+    assert check.code == 0, check.out + check.err
+
+
+def test_repair_in_place_says_how_many_shards_it_rebuilt(cli: CliRunner, repo: dict[str, Path]) -> None:
+    objects = sum(len(_shard_files(repo["s0"], kind)) for kind in ("data", "index", "snapshots"))
+    _damage_store(repo["s2"], "wiped", 0)
+    result = cli("repair", "--no-progress")
+    assert result.code == 0, result.err
+    assert f"rebuilt {objects} shards of {objects} objects" in result.out
+    assert "rebuilt whole" in result.out
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_a_damaged_key_file_in_store_0_is_reported_and_repaired(
+    cli: CliRunner, repo: dict[str, Path], how: str
+) -> None:
+    (key_file,) = sorted((repo["s0"] / "keys").iterdir())
+    data = key_file.read_bytes()
+    if how == "truncate":
+        key_file.write_bytes(data[: len(data) // 2])
+    else:  # one base64 character of the wrapped key changed: parses, fails to authenticate
+        at = data.index(b'"wrapped":"') + len(b'"wrapped":"') + 5
+        key_file.write_bytes(data[:at] + (b"A" if data[at : at + 1] != b"A" else b"B") + data[at + 1 :])
+    listed = cli("snapshots")
+    assert listed.code == 0, listed.err
+    assert "wrong passphrase" not in listed.err
+    assert f"store 0 (local:{repo['s0']}): its copy of key file keys/{key_file.name} is damaged" in listed.err
+    code, target, err = _restore(cli, repo, "out")
+    assert code == 0, err
+    assert_same_tree(repo["src"], restored_root(target, repo["src"]))
+    assert cli("backup", repo["src"], "--no-progress", "--degraded-ok").code == 0
+    check = cli("--json", "check", "--no-progress")
+    assert check.code == 3, check.out + check.err
+    (bad,) = [item for item in check.json()["objects"] if item["kind"] == "keys"]
+    assert list(bad["corrupt"]) == ["0"] and "damaged" in bad["corrupt"]["0"]
+    repaired = cli("--json", "repair", "--no-progress")
+    assert repaired.code == 0, repaired.err
+    assert repaired.json()["key_files_copied"] == 1
+    assert key_file.read_bytes() == data
+    after = cli("check", "--read-data", "--no-progress")
+    assert after.code == 0, after.out + after.err
+    assert "damaged" not in cli("snapshots").err
+
+
+@pytest.mark.parametrize("damage", ["deleted", "rotted"])
+def test_rebuild_index_from_the_packs_when_every_index_is_lost(
+    cli: CliRunner, repo: dict[str, Path], damage: str
+) -> None:
+    packs = len(_shard_files(repo["s0"]))
+    for number in range(5):
+        for path in _shard_files(repo[f"s{number}"], "index"):
+            if damage == "deleted":
+                path.unlink()
+            elif number < 3:  # three of five shards of every index: beyond what parity heals
+                _flip(path, 40)
+    shutil.rmtree(repo["root"] / "cache", ignore_errors=True)  # no cached index plaintexts either
+    code, _, err = _restore(cli, repo, "before")
+    assert code == 1, err
+    assert cli("check", "--no-progress").code == 1
+    rebuilt = cli("--json", "repair", "--rebuild-index", "--no-progress")
+    assert rebuilt.code == 0, rebuilt.err
+    summary = rebuilt.json()
+    assert summary["packs_read"] == packs and summary["packs_unreadable"] == {}
+    assert summary["blobs_indexed"] > 0 and summary["indexes_written"] == 1
+    if damage == "deleted":
+        assert summary["indexes_removed"] == 0
+    code, target, err = _restore(cli, repo, "after")
+    assert code == 0, err
+    assert_same_tree(repo["src"], restored_root(target, repo["src"]))
+    check = cli("--json", "check", "--read-data", "--no-progress")
+    assert check.code == 0, check.out + check.err
+    again = cli("--json", "repair", "--rebuild-index", "--no-progress")  # idempotent: same index
+    assert again.code == 0 and (again.json()["indexes_written"], again.json()["indexes_removed"]) == (0, 0)
+
+
+def test_a_rotted_config_claiming_another_store_is_left_out_and_repair_gives_it_back(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    config = repo["s1"] / "config"
+    good = config.read_bytes()
+    config.write_bytes(good.replace(b'"store":1', b'"store":3'))  # parses; its MAC no longer matches
+    listed = cli("snapshots")
+    assert listed.code == 0, listed.err
+    assert f"{repo['s1']}: its config does not match the repository key" in listed.err
+    repaired = cli("repair", "--no-progress")
+    assert repaired.code == 0, repaired.err
+    assert "rebuilding it as store 1 (the shards it holds carry that number)" in repaired.err
+    assert config.read_bytes() == good
+    assert cli("check", "--read-data", "--no-progress").code == 0
+
+
+def test_replace_store_reads_the_old_stores_number_from_its_shards(
+    cli: CliRunner, repo: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo["s1"] / "config").unlink()  # its shards still say which store it was
+    shutil.rmtree(repo["s4"])
+    _set_stores(monkeypatch, [repo[f"s{i}"] for i in (4, 0, 1, 2, 3)])  # not in store order
+    refused = cli("repair", "--no-progress")
+    assert refused.code == 1 and "store(s) 4 of 5 are unavailable" in refused.err
+    assert "replace-store" in refused.err
+    fresh1, fresh4 = repo["root"] / "fresh1", repo["root"] / "fresh4"
+    first = cli("--json", "repo", "replace-store", repo["s1"], fresh1, "--no-progress")
+    assert first.code == 0, first.err
+    assert first.json()["store"] == 1
+    _set_stores(monkeypatch, [repo["s4"], repo["s0"], fresh1, repo["s2"], repo["s3"]])
+    second = cli("--json", "repo", "replace-store", repo["s4"], fresh4, "--no-progress")
+    assert second.code == 0, second.err
+    assert second.json()["store"] == 4
+    _set_stores(monkeypatch, [fresh4, repo["s0"], fresh1, repo["s2"], repo["s3"]])
+    check = cli("check", "--read-data", "--no-progress")
+    assert check.code == 0, check.out + check.err
+
+
+@pytest.mark.parametrize(
+    "kinds", [("truncated", "rotted"), ("wiped", "truncated")], ids=["truncated+rotted", "wiped+truncated"]
+)
+def test_two_damaged_stores_are_repaired_in_place(
+    cli: CliRunner, repo: dict[str, Path], kinds: tuple[str, str]
+) -> None:
+    for seed, (number, kind) in enumerate(zip((1, 4), kinds, strict=True)):
+        _damage_store(repo[f"s{number}"], kind, seed)
+    repaired = cli("repair", "--no-progress")
+    assert repaired.code == 0, repaired.out + repaired.err
+    check = cli("--json", "check", "--read-data", "--no-progress")
+    assert check.code == 0, check.out + check.err
+    for number in (0, 2):
+        shutil.rmtree(repo[f"s{number}"])
+    code, target, err = _restore(cli, repo, "out")
+    assert code == 0, err
+    assert_same_tree(repo["src"], restored_root(target, repo["src"]))

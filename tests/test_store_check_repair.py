@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lifeboat.store import codec
-from lifeboat.store.backends import Backend, FaultyBackend, MemoryBackend
+from lifeboat.store.backends import Backend, FaultyBackend, MemoryBackend, StoreError
 from lifeboat.store.check import CheckReport, check_repository, object_id_of, object_key
 from lifeboat.store.config import CONFIG_KEY
 from lifeboat.store.errors import RepositoryError, StoreDown
 from lifeboat.store.index import BlobEntry, PackEntry
 from lifeboat.store.keyfile import TEST_KDF
-from lifeboat.store.repair import repair_repository, replace_store
+from lifeboat.store.repair import rebuild_index, repair_repository, replace_store
 from lifeboat.store.repository import BLOB_DATA, BLOB_TREE, Repository
 
 MiB = 1 << 20
@@ -595,3 +595,57 @@ def test_any_damage_within_the_parity_heals(pristine: Pristine, data: st.DataObj
         assert report.objects_lost == []
         _healthy(check_repository(repo, read_data=True, referenced_blobs=pristine.blobs))
     assert _snapshot(stores) == pristine.objects
+
+
+# --- rebuilding the index from the packs ----------------------------------------------------
+
+
+class RefusesDeletes(RecordingBackend):
+    """A store that takes writes but fails every delete (a crash between the two steps)."""
+
+    def delete(self, key: str) -> None:
+        raise StoreError(f"{self.name}: cannot delete {key!r}")
+
+
+def test_rebuild_index_from_the_packs_writes_before_it_deletes(
+    stores: list[MemoryBackend], pristine: Pristine
+) -> None:
+    with _open(stores, pristine) as repo:  # a second, readable index naming one of the packs
+        pack_id = object_id_of("data", pristine.packs[0])
+        assert pack_id is not None
+        repo.write_index([repo.index.packs[pack_id]])
+    for number in range(3):  # three shards of the first index: beyond the parity
+        _flip(stores[number], pristine.indexes[0])
+    with _open(stores, pristine) as repo:
+        assert len(repo.index) < len(pristine.blobs) and pristine.indexes[0] in repo.bad_indexes
+        missing = next(blob for blob in pristine.blobs if blob not in repo.index)
+        with pytest.raises(RepositoryError, match="in no index"):
+            repo.load_blob(missing)
+    # Stores that refuse deletes: the new index is stored before any old one goes.
+    with (
+        _open([RefusesDeletes(store) for store in stores], pristine) as repo,
+        pytest.raises(StoreDown, match="deleting"),
+    ):
+        rebuild_index(repo)
+    with _open(stores, pristine) as repo:
+        assert len(repo.index) == len(pristine.blobs)
+        report = rebuild_index(repo)
+        assert (report.packs_read, report.blobs_indexed) == (3, len(pristine.blobs))
+        assert report.packs_unreadable == {} and report.indexes_written == 0
+        assert report.indexes_removed >= 1 and len(stores[0].list("index/")) == 1
+        _healthy(check_repository(repo, read_data=True, referenced_blobs=pristine.blobs))
+    _assert_blobs_exact(stores, pristine)
+
+
+def test_rebuild_index_reports_an_unreadable_pack_and_keeps_its_old_entry(
+    stores: list[MemoryBackend], pristine: Pristine
+) -> None:
+    for number in range(3):
+        _flip(stores[number], pristine.packs[0])
+    with _open(stores, pristine) as repo:
+        dry = rebuild_index(repo, dry_run=True)
+        assert dry.dry_run and dry.packs_read == 2 and list(dry.packs_unreadable) == [pristine.packs[0]]
+        assert _snapshot(stores)[3] == pristine.objects[3]
+        report = rebuild_index(repo)
+        assert report.packs_kept_from_old_index == 1
+        assert len(repo.index) == len(pristine.blobs)

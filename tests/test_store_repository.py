@@ -127,14 +127,21 @@ def test_init_refuses_non_empty_stores_and_bad_k() -> None:
         _init(_stores(3), k=4)
 
 
-def test_tampered_config_is_refused_after_unlock() -> None:
+def test_a_tampered_config_leaves_its_store_out_and_one_key_must_match_some_config() -> None:
     stores = _stores(3)
-    _init(stores).close()
+    _init(stores, k=2).close()
     body = json.loads(stores[1].get(CONFIG_KEY))
     body["pack_size"] = 2 * MiB
     stores[1].put(CONFIG_KEY, json.dumps(body).encode())
-    with pytest.raises(RepositoryKeyError, match="config of store mem1"):
-        Repository.open(stores, "correct horse")
+    # One altered (or rotted) config must not lock everyone out: its store is left out, by name.
+    with Repository.open(stores, "correct horse") as repo:
+        assert repo.stores[1] is None and 1 in repo.unavailable
+        assert stores[1] in repo.damaged_stores
+        assert any("mem1" in failure and "does not match" in failure for failure in repo.store_failures)
+    with pytest.raises(StoreDown, match="writing needs every store"):
+        Repository.open(stores, "correct horse", writable=True)
+    with pytest.raises(RepositoryKeyError, match="no store's config matches"):
+        Repository.open(stores, master_key=bytes(32))
 
 
 def test_newer_config_version_asks_for_an_upgrade() -> None:
@@ -394,3 +401,58 @@ def test_a_key_file_of_another_repository_does_not_block_opening() -> None:
     (foreign,) = other[0].list("keys/")
     stores[0].put(foreign, other[0].get(foreign))
     Repository.open(stores, "correct horse").close()
+
+
+def _damage_key_file(store: MemoryBackend, how: str) -> None:
+    (key,) = store.list("keys/")
+    data = store.get(key)
+    if how == "truncate":
+        store.put(key, data[: len(data) // 2])
+    else:  # a valid base64 character of the wrapped key changed: it parses, and fails to authenticate
+        at = data.index(b'"wrapped":"') + len(b'"wrapped":"') + 5
+        store.put(key, data[:at] + (b"A" if data[at : at + 1] != b"A" else b"B") + data[at + 1 :])
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_a_damaged_key_file_in_one_store_does_not_lock_the_repository_out(how: str) -> None:
+    stores = _stores()
+    _init(stores).close()
+    (key,) = stores[0].list("keys/")
+    good = stores[1].get(key)
+    _damage_key_file(stores[0], how)
+    with Repository.open(stores, "correct horse") as repo:
+        assert repo.opened_key_file == (key, good)
+        assert [(d.store, d.key) for d in repo.damaged_key_files] == [(0, key)]
+        assert "damaged" in repo.damaged_key_files[0].reason
+    # Store 0 first or last in the list: the same.
+    Repository.open(stores[::-1], "correct horse").close()
+    with pytest.raises(RepositoryKeyError, match="wrong passphrase"):
+        Repository.open(stores, "not it")
+
+
+def test_only_when_every_copy_fails_is_it_the_passphrase_or_no_key_file() -> None:
+    stores = _stores(3)
+    _init(stores).close()
+    for store in stores:
+        _damage_key_file(store, "flip")
+    with pytest.raises(RepositoryKeyError, match="wrong passphrase"):
+        Repository.open(stores, "correct horse")
+    for store in stores:
+        _damage_key_file(store, "truncate")
+    with pytest.raises(RepositoryKeyError, match="no well-formed key file") as raised:
+        Repository.open(stores, "correct horse")
+    assert "wrong passphrase" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("field", "value"), [("store", 3), ("k", 4), ("n", 6)])
+def test_a_rotted_config_claiming_another_number_or_layout_is_left_out(field: str, value: int) -> None:
+    stores = _stores()
+    _init(stores).close()
+    body = json.loads(stores[1].get(CONFIG_KEY))
+    body[field] = value  # parses, and says something false (its MAC no longer matches)
+    stores[1].put(CONFIG_KEY, json.dumps(body).encode())
+    with Repository.open(stores, "correct horse") as repo:
+        assert repo.stores[1] is None and 1 in repo.unavailable
+        assert repo.stores[3] is stores[3]
+        assert stores[1] in repo.damaged_stores
+        assert any("mem1" in failure for failure in repo.store_failures)

@@ -11,9 +11,10 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 import typer
 from rich.progress import (
@@ -31,11 +32,14 @@ from rich.text import Text
 from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
 from lifeboat.cli.secrets_cmds import PlaintextRest, RevealShares
-from lifeboat.errors import InputError, StorageError, UsageError
+from lifeboat.errors import InputError, LifeboatError, StorageError, UsageError
 from lifeboat.store.backends import Backend, LimitedBackend, RetryingBackend, open_backend
 from lifeboat.store.config import CONFIG_KEY, encode_config
 from lifeboat.store.errors import RepositoryError, StoreDown
 from lifeboat.store.repository import Manifest, Repository, default_cache_dir
+
+if TYPE_CHECKING:
+    from lifeboat.store.repair import RepairReport
 
 repo_app = typer.Typer(
     help="Repositories: n stores, any k of which restore everything (init, keys, locks, stores).",
@@ -172,6 +176,11 @@ def _open(
     try:
         for failure in repo.store_failures:
             info(f"warning: {failure}")
+        for damage in repo.damaged_key_files:
+            info(
+                f"warning: {repo.store_name(damage.store)}: its copy of key file {damage.key} is "
+                f"{damage.reason}; another store's copy opened the repository (`lifeboat repair` rewrites it)"
+            )
         if repo.unavailable:
             numbers = ", ".join(str(n) for n in sorted(repo.unavailable))
             info(
@@ -359,56 +368,201 @@ def unlock_command(
 
 @repo_app.command("replace-store")
 def replace_store_command(
-    old: Annotated[str, typer.Argument(help="The store to replace (its URL, as given with --store).")],
-    new: Annotated[str, typer.Argument(help="The new, empty store.")],
+    locations: Annotated[
+        list[str],
+        typer.Argument(
+            help="OLD NEW: the store to replace (its URL, as given with --store) and the new, empty "
+            "one; or NEW alone with --store-number.",
+            metavar="[OLD] NEW",
+        ),
+    ],
+    store_number: Annotated[
+        int | None,
+        typer.Option(
+            "--store-number",
+            help="The store number the new store takes (one no store answers for); needed when "
+            "several stores are lost and OLD does not say which it was.",
+            metavar="N",
+        ),
+    ] = None,
     store: StoreOpt = None,
     passphrase_file: PassFileOpt = None,
     no_progress: NoProgressOpt = False,
 ) -> None:
-    """Rebuild a dead or lost store's shards onto a new store, from the others."""
+    """Rebuild a dead or lost store's shards onto a new store, from the others.
+
+    Repeat it for each lost store (any n-k of them). If it fails, the new store is left as it
+    was found (a directory it created is removed).
+    """
     from lifeboat.store.repair import replace_store
 
+    if len(locations) == 2:
+        old: str | None = locations[0]
+        new = locations[1]
+    elif len(locations) == 1 and store_number is not None:
+        old, new = None, locations[0]
+    else:
+        raise UsageError("give OLD NEW (the lost store's URL and the new one), or --store-number N NEW")
     urls = _store_urls(store)
-    if old not in urls:
+    if old is not None and old not in urls:
         raise UsageError(
             f"{_public(old)} is not among the stores given with --store; give every store of the repository"
         )
     if new in urls:
         raise UsageError(f"{_public(new)} is already one of the repository's stores")
-    target = _backends([new], create=True)[0]
     others = [url for url in urls if url != old]
-    old_backend = _lenient_backends([old])
+    old_backend = _lenient_backends([old]) if old is not None else []
     with (
         _open(
-            others + ([old] if old_backend else []), passphrase_file, no_cache=True, degraded_ok=True
+            others + ([old] if old is not None and old_backend else []),
+            passphrase_file,
+            no_cache=True,
+            degraded_ok=True,
         ) as repo,
         repo.lock(exclusive=True, operation="replace-store"),
     ):
-        old_number = _slot_of(repo, old_backend[0] if old_backend else None)
-        with _phase_progress(no_progress, "rebuilding") as progress:
-            report = replace_store(repo, old_number, target, progress=progress)
-        data = {"store": old_number, "new": target.name, "report": _as_dict(report)}
-        emit(
-            data,
-            lambda: _say(
-                f"store {old_number} rebuilt onto {target.name}; from now on give it with --store "
-                f"instead of {_public(old)}"
-            ),
+        number, why = _number_to_replace(
+            repo, urls, old, old_backend[0] if old_backend else None, store_number
         )
+        info(f"the new store takes store number {number} ({why})")
+        with _new_store(new) as target, _phase_progress(no_progress, "rebuilding") as progress:
+            report = replace_store(repo, number, target, progress=progress)
+        data = {"store": number, "new": target.name, "report": report.to_json()}
+
+        def human() -> None:
+            _say(
+                f"store {number} rebuilt onto {target.name}: {report.shards_total} shards of "
+                f"{report.objects_checked} objects ({_human_bytes(report.bytes_total)}), config and "
+                f"{report.key_files_copied} key file(s); from now on give it with --store"
+                + (f" instead of {_public(old)}" if old is not None else "")
+            )
+            for key in report.objects_lost:
+                _warn(
+                    f"error: {key} has fewer than {repo.k} good shards in the other stores and was not rebuilt"
+                )
+
+        emit(data, human)
+        if report.objects_lost:
+            raise typer.Exit(1)
 
 
-def _slot_of(repo: Repository, backend: Backend | None) -> int:
-    if backend is not None:
+def _number_to_replace(
+    repo: Repository, urls: list[str], old: str | None, old_backend: Backend | None, wanted: int | None
+) -> tuple[int, str]:
+    """The store number a replacement takes, and why; never a guess between two lost stores."""
+    from lifeboat.store.repair import number_from_shards
+
+    shown = _public(old) if old is not None else "the old store"
+    own: int | None = None
+    how = ""
+    if old_backend is not None:
         for number, candidate in enumerate(repo.stores):
-            if candidate is not None and candidate.name == backend.name:
-                return number
+            if (
+                candidate is not None
+                and number not in repo.unavailable
+                and candidate.name == old_backend.name
+            ):
+                own, how = number, "its config says so"
+        set_aside = {store.name for store in [*repo.blank_stores, *repo.damaged_stores]}
+        if own is None and old_backend.name in set_aside:
+            carried = number_from_shards(repo, old_backend)
+            if carried is not None and carried in repo.unavailable:
+                own, how = carried, "the shards it still holds carry that number"
     missing = sorted(repo.unavailable)
-    if len(missing) != 1:
-        raise UsageError(
-            "cannot tell which store number the old store had: "
-            + (f"stores {missing} are all unavailable" if missing else "every store answers")
-        )
-    return missing[0]
+    if wanted is not None:
+        if not 0 <= wanted < repo.n:
+            raise UsageError(f"--store-number must be from 0 to {repo.n - 1}, got {wanted}")
+        if own is not None and own != wanted:
+            raise UsageError(f"{shown} is store {own} ({how}), not store {wanted}")
+        holder = repo.stores[wanted]
+        if own is None and wanted not in repo.unavailable and holder is not None:
+            raise UsageError(
+                f"store {wanted} is {holder.name}, which answers; give its URL as OLD to move it, or "
+                f"choose a number no store answers for ({', '.join(map(str, missing)) or 'none'})"
+            )
+        return wanted, "--store-number"
+    if own is not None:
+        return own, how
+    if len(missing) == 1:
+        return missing[0], "the only number no store answers for"
+    if old is not None and _in_store_order(repo, urls) is not None and urls.index(old) in missing:
+        return urls.index(old), "the store list is in store order and this is its place"
+    raise UsageError(
+        f"cannot tell which store number {shown} had: "
+        + (f"stores {', '.join(map(str, missing))} are all lost" if missing else "every store answers")
+        + "; say which with --store-number N (one of "
+        + (", ".join(map(str, missing)) or "none")
+        + ")"
+    )
+
+
+def _in_store_order(repo: Repository, urls: list[str]) -> dict[str, int] | None:
+    """Store name → place in ``urls``, if the list holds n stores and every one that answers is at
+    the place of its number (as `repo init` numbered them); else None."""
+    if len(urls) != repo.n:
+        return None
+    places: dict[str, int] = {}
+    for place, url in enumerate(urls):
+        try:
+            places[open_backend(url).name] = place
+        except LifeboatError:
+            continue
+    for number, backend in enumerate(repo.stores):
+        if backend is not None and number not in repo.unavailable and places.get(backend.name) != number:
+            return None
+    return places
+
+
+def _local_root(url: str) -> Path | None:
+    """The directory a local store URL names (None for object stores)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "file":
+        return Path(unquote(parts.path)).absolute()
+    if parts.scheme == "" or "://" not in url:
+        return Path(url).absolute()
+    return None
+
+
+@contextmanager
+def _new_store(url: str) -> Iterator[Backend]:
+    """The new store of replace-store, left as it was found if the command fails.
+
+    A directory it creates is removed again, and a store that was empty is emptied of what this
+    run wrote; one that held an interrupted replacement keeps it (replace-store resumes on it).
+    """
+    root = _local_root(url)
+    created: list[Path] = []
+    if root is not None:
+        ancestor = root
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            created.append(ancestor)
+            ancestor = ancestor.parent
+    target = _backends([url], create=True)[0]
+    try:
+        was_empty = not target.list("")
+    except BaseException:
+        _remove_dirs(created)
+        raise
+    try:
+        yield target
+    except BaseException:
+        if was_empty:
+            with suppress(StorageError):
+                for key in target.list(""):
+                    target.delete(key)
+        if root is not None and was_empty:  # the directories its objects went in
+            for directory, _, _ in os.walk(root, topdown=False):
+                if Path(directory) != root:
+                    with suppress(OSError):
+                        os.rmdir(directory)
+        _remove_dirs(created)
+        raise
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    for directory in created:  # deepest first
+        with suppress(OSError):
+            directory.rmdir()
 
 
 def _as_dict(value: Any) -> Any:
@@ -896,26 +1050,55 @@ def repair_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would be rebuilt; write nothing.")
     ] = False,
+    rebuild_index: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild-index",
+            help="Read every pack's table and write a fresh index of every blob found, then remove the "
+            "old index objects (for an index damaged beyond repair).",
+        ),
+    ] = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Rebuild missing or corrupt shards from the surviving ones onto the stores that lost them."""
-    from lifeboat.store.repair import repair_repository, replace_store
+    from lifeboat.store.repair import repair_repository
 
+    urls = _store_urls(store)
     with (
         _open(store, passphrase_file, no_cache=True, writable=True, degraded_ok=True) as repo,
         repo.lock(exclusive=True, operation="repair"),
     ):
-        _adopt_blank_store(repo, dry_run, replace_store)
-        with _phase_progress(no_progress, "repair") as progress:
-            report = repair_repository(repo, progress=progress, dry_run=dry_run)
-        data = _as_dict(report)
+        if rebuild_index:
+            _rebuild_index(repo, dry_run, no_progress)
+            return
+        adopted = _adopt_stores(repo, urls, dry_run)
+        if dry_run and repo.unavailable:
+            report = adopted  # the stores to adopt are not written in a dry run: nothing more to read
+        else:
+            with _phase_progress(no_progress, "repair") as progress:
+                report = repair_repository(repo, progress=progress, dry_run=dry_run)
+            report.merge(adopted)
+        data = report.to_json()
 
         def human() -> None:
-            rewritten = sum(report.shards_rewritten.values())
             verb = "would rebuild" if dry_run else "rebuilt"
-            _say(f"{verb} {rewritten} shards ({report.objects_checked} objects checked)")
-            for number, count in sorted(report.shards_rewritten.items()):
-                _say(f"  {repo.store_name(number)}: {count}")
+            _say(
+                f"{verb} {report.shards_total} shards of {report.objects_rebuilt} objects "
+                f"({_human_bytes(report.bytes_total)}; {report.objects_checked} objects checked), "
+                f"{report.configs_rewritten} config(s), {report.key_files_copied} key file copies"
+            )
+            for number in sorted(set(report.shards_rewritten) | set(report.stores_rebuilt)):
+                whole = ""
+                if number in report.stores_rebuilt:
+                    whole = (
+                        " (would be rebuilt whole; not counted in a dry run)"
+                        if dry_run
+                        else " (rebuilt whole)"
+                    )
+                _say(
+                    f"  {repo.store_name(number)}: {report.shards_rewritten.get(number, 0)} shards, "
+                    f"{_human_bytes(report.bytes_rewritten.get(number, 0))}{whole}"
+                )
             if report.objects_incomplete:
                 _say(
                     f"{len(report.objects_incomplete)} incomplete objects left by interrupted writes "
@@ -929,33 +1112,71 @@ def repair_command(
             raise typer.Exit(1)
 
 
-def _adopt_blank_store(repo: Repository, dry_run: bool, replace_store: Callable[..., Any]) -> None:
-    """A wiped store, or one whose config is damaged, takes the one store number nobody answers for.
+def _rebuild_index(repo: Repository, dry_run: bool, no_progress: bool) -> None:
+    from lifeboat.store.repair import rebuild_index
 
-    A damaged store must hold this repository's key files (so it is ours, not a stranger); it
-    gets its config back and keeps every valid shard it has (replace-store resumes on it).
-    """
-    if not repo.unavailable:
-        return
-    missing = sorted(repo.unavailable)
-    ours = set(next(s for s in repo.stores if s is not None).list("keys/"))
-    damaged = [store for store in repo.damaged_stores if ours & set(store.list("keys/"))]
-    candidates = repo.blank_stores + damaged
-    if len(candidates) == 1 and len(missing) == 1:
-        store, number = candidates[0], missing[0]
-        state = "is empty" if store in repo.blank_stores else "has a damaged config"
-        info(f"store {store.name} {state}: rebuilding it as store {number}")
+    with _phase_progress(no_progress, "rebuild index") as progress:
+        report = rebuild_index(repo, progress=progress, dry_run=dry_run)
+
+    def human() -> None:
+        write, remove = ("would write", "would remove") if dry_run else ("wrote", "removed")
+        _say(
+            f"read {report.packs_read} packs, {report.blobs_indexed} blobs indexed, "
+            f"{len(report.packs_unreadable)} packs unreadable; {write} {report.indexes_written} index "
+            f"object(s), {remove} {report.indexes_removed} old one(s)"
+        )
+        if report.packs_kept_from_old_index:
+            _say(f"{report.packs_kept_from_old_index} unreadable pack(s) keep their entry from an old index")
+        for key in report.indexes_kept:
+            _warn(f"warning: {key} cannot be read and is kept while a store is down")
+        for key, why in sorted(report.packs_unreadable.items()):
+            _warn(f"error: pack {key} cannot be read: {why}")
         if not dry_run:
-            if store not in repo.blank_stores:
-                store.put(CONFIG_KEY, encode_config(repo.config.for_store(number), repo.master_key))
-            replace_store(repo, number, store)
-            repo.stores[number] = store
-            del repo.unavailable[number]
-        return
-    raise StoreDown(
-        f"store(s) {', '.join(map(str, missing))} of {repo.n} are unavailable; repair writes to every "
-        "store. Bring them back, or move one onto a new store with `lifeboat repo replace-store OLD NEW`"
-    )
+            _say("next: `lifeboat check --read-data`")
+
+    emit(report.to_json(), human)
+    if report.packs_unreadable:
+        raise typer.Exit(1)
+
+
+def _adopt_stores(repo: Repository, urls: list[str], dry_run: bool) -> RepairReport:
+    """Wiped stores, and stores whose config is damaged, take the store numbers nobody answers for.
+
+    A damaged store must hold this repository's key files (so it is ours, not a stranger's); its
+    own shards say its number if one is intact, it gets its config back and keeps every valid
+    shard it has (replace-store resumes on it). Empty ones take the free numbers (their place in
+    the store list when that list is in store order). Every store must be accounted for, else
+    nothing is written and the command says how to rebuild the rest elsewhere.
+    """
+    from lifeboat.store.repair import RepairReport, assign_numbers, replace_store
+
+    merged = RepairReport(dry_run=dry_run)
+    if not repo.unavailable:
+        return merged
+    missing = sorted(repo.unavailable)
+    live = [s for n, s in enumerate(repo.stores) if s is not None and n not in repo.unavailable]
+    ours = set(live[0].list("keys/")) if live else set()
+    damaged = [store for store in repo.damaged_stores if ours & set(store.list("keys/"))]
+    plan = assign_numbers(repo, repo.blank_stores + damaged, _in_store_order(repo, urls))
+    left = sorted(set(missing) - {number for _, number, _ in plan})
+    if left:
+        raise StoreDown(
+            f"store(s) {', '.join(map(str, left))} of {repo.n} are unavailable; repair writes to every "
+            "store. Bring them back, or rebuild each onto a new store with `lifeboat repo replace-store "
+            "OLD NEW` (or `--store-number N NEW`), then run repair again"
+        )
+    for store, number, why in plan:
+        state = "is empty" if store in repo.blank_stores else "has a damaged config"
+        info(f"store {store.name} {state}: rebuilding it as store {number} ({why})")
+        merged.stores_rebuilt[number] = store.name
+        if dry_run:
+            continue
+        if store not in repo.blank_stores:
+            store.put(CONFIG_KEY, encode_config(repo.config.for_store(number), repo.master_key))
+        merged.merge(replace_store(repo, number, store))
+        repo.stores[number] = store
+        del repo.unavailable[number]
+    return merged
 
 
 # forget / prune ------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ __all__ = [
     "bounded_map",
     "check_repository",
     "config_problem",
+    "good_key_file",
     "object_id_of",
     "object_key",
     "survey_shards",
@@ -363,6 +364,19 @@ def best_key_file(repository: str, copies: Iterable[bytes]) -> bytes | None:
     return max(counts, key=lambda data: (counts[data], data))
 
 
+def good_key_file(repo: Repository, key: str, copies: Iterable[bytes]) -> tuple[bytes | None, str]:
+    """The copy of key file ``key`` every store should hold, and what to call a copy that differs.
+
+    The copy that authenticated when the repository was opened with a passphrase is the good one
+    whatever the other stores hold (a damaged copy may even be in the majority); for the other
+    key files, the most common well-formed copy (:func:`best_key_file`).
+    """
+    opened = repo.opened_key_file
+    if opened is not None and opened[0] == key:
+        return opened[1], "damaged: differs from the copy that opens with the passphrase"
+    return best_key_file(repo.id, copies), "differs from the other copies"
+
+
 def config_problem(repo: Repository, store: int, data: bytes) -> str | None:
     """What is wrong with the config read from ``store``, or None if it is this repository's, for it."""
     try:
@@ -629,12 +643,12 @@ class _Check:
             health.corrupt.update(unreadable)
             copies = {store: data for store, data in shards.items() if data is not None}
             health.missing.update(store for store, data in shards.items() if data is None)
-            best = best_key_file(self.repo.id, copies.values())
+            best, differs = good_key_file(self.repo, key, copies.values())
             for store, data in copies.items():
                 if data == best:
                     health.good.add(store)
                 else:
-                    health.corrupt[store] = "differs from the other copies" if best else "malformed key file"
+                    health.corrupt[store] = differs if best else "malformed key file"
             if health.settle(1) == "lost":
                 self.report.errors.append(f"key file {key} is malformed or unreadable in every store")
             self.health.append(health)

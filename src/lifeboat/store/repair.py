@@ -12,18 +12,23 @@ repair twice rewrites nothing the second time.
 store may be gone entirely (dead disk, deleted bucket). It writes the config first, so an
 interrupted replacement resumes where it stopped, skipping the shards already in place.
 
-Both change the stores, so the caller should hold the repository's exclusive lock while they run
+:func:`assign_numbers` tells which store number a wiped store, or one whose config is damaged,
+takes (its own shards say, else a free number), and :func:`rebuild_index` writes a fresh index
+from the tables of the packs themselves when the index objects are lost beyond repair.
+
+All of them change the stores, so the caller should hold the repository's exclusive lock while they run
 (a backup writing at the same time could make its half-written packs look lost).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from lifeboat.errors import InputError, StorageError
+from lifeboat.errors import InputError, LifeboatError, StorageError
 from lifeboat.store import codec
 from lifeboat.store.backends.base import Backend
 from lifeboat.store.check import (
@@ -31,20 +36,29 @@ from lifeboat.store.check import (
     PACKS_IN_FLIGHT,
     Progress,
     StoreReader,
-    best_key_file,
     bounded_map,
     config_problem,
+    good_key_file,
     object_id_of,
     survey_shards,
 )
 from lifeboat.store.codec import CodecParams, ShardError
 from lifeboat.store.config import CONFIG_KEY, encode_config
 from lifeboat.store.errors import RepositoryError, StoreDown
+from lifeboat.store.index import PackEntry, encode_index
 
 if TYPE_CHECKING:
     from lifeboat.store.repository import Repository
 
-__all__ = ["RepairReport", "repair_repository", "replace_store"]
+__all__ = [
+    "IndexRebuildReport",
+    "RepairReport",
+    "assign_numbers",
+    "number_from_shards",
+    "rebuild_index",
+    "repair_repository",
+    "replace_store",
+]
 
 
 @dataclass
@@ -55,6 +69,12 @@ class RepairReport:
     objects_checked: int = 0
     #: store number -> shards written to it.
     shards_rewritten: dict[int, int] = field(default_factory=dict)
+    #: store number -> bytes of the shards written to it.
+    bytes_rewritten: dict[int, int] = field(default_factory=dict)
+    #: Objects at least one shard of which was (or would be) written.
+    objects_rebuilt: int = 0
+    #: store number -> name of the store rebuilt whole (an empty or replaced store), in this run.
+    stores_rebuilt: dict[int, str] = field(default_factory=dict)
     #: Keys of the objects with fewer than ``k`` valid shards (nothing can rebuild them); never written.
     objects_lost: list[str] = field(default_factory=list)
     #: key -> why, for every lost object (and key file without a well-formed copy).
@@ -69,6 +89,30 @@ class RepairReport:
     #: Objects left alone because their names are not object ids.
     objects_skipped: list[str] = field(default_factory=list)
     dry_run: bool = False
+
+    def wrote(self, store: int, size: int) -> None:
+        """Count one shard of ``size`` bytes written (or, with ``dry_run``, to be written) to ``store``."""
+        self.shards_rewritten[store] = self.shards_rewritten.get(store, 0) + 1
+        self.bytes_rewritten[store] = self.bytes_rewritten.get(store, 0) + size
+
+    def merge(self, other: RepairReport) -> None:
+        """Add what ``other`` (a store rebuilt whole before the repair) did to this report."""
+        for store, count in other.shards_rewritten.items():
+            self.shards_rewritten[store] = self.shards_rewritten.get(store, 0) + count
+        for store, size in other.bytes_rewritten.items():
+            self.bytes_rewritten[store] = self.bytes_rewritten.get(store, 0) + size
+        self.objects_rebuilt += other.objects_rebuilt
+        self.stores_rebuilt.update(other.stores_rebuilt)
+        self.configs_rewritten += other.configs_rewritten
+        self.key_files_copied += other.key_files_copied
+        for key in other.objects_lost:
+            if key not in self.problems:
+                self.lost(key, other.problems.get(key, "lost"))
+
+    @property
+    def bytes_total(self) -> int:
+        """Shard bytes written to all stores."""
+        return sum(self.bytes_rewritten.values())
 
     @property
     def shards_total(self) -> int:
@@ -91,6 +135,9 @@ class RepairReport:
             "dry_run": self.dry_run,
             "objects_checked": self.objects_checked,
             "shards_rewritten": {str(store): count for store, count in sorted(self.shards_rewritten.items())},
+            "bytes_rewritten": {str(store): size for store, size in sorted(self.bytes_rewritten.items())},
+            "objects_rebuilt": self.objects_rebuilt,
+            "stores_rebuilt": {str(store): name for store, name in sorted(self.stores_rebuilt.items())},
             "objects_lost": list(self.objects_lost),
             "objects_incomplete": list(self.objects_incomplete),
             "problems": dict(self.problems),
@@ -130,8 +177,8 @@ def _copy_key_files(
     for key in reader.keys_of("keys"):
         holders = reader.holders(key) & set(sources)
         shards, _ = reader.read_many(key, holders | (reader.holders(key) & set(targets)))
-        best = best_key_file(
-            repo.id, (data for store, data in shards.items() if data is not None and store in holders)
+        best, _ = good_key_file(
+            repo, key, (data for store, data in shards.items() if data is not None and store in holders)
         )
         if best is None:
             if holders:
@@ -231,7 +278,7 @@ def _repair_objects(
                 return False
         return True
 
-    def repair_one(item: tuple[str, str]) -> tuple[str, list[int] | str | None]:
+    def repair_one(item: tuple[str, str]) -> tuple[str, dict[int, int] | str | None]:
         kind, name = item
         object_id = object_id_of(kind, name)
         if object_id is None:
@@ -250,7 +297,7 @@ def _repair_objects(
         if not report.dry_run:
             for store in changed:
                 _put(reader, store, name, rebuilt[store])
-        return name, changed
+        return name, {store: len(rebuilt[store]) for store in changed}
 
     with ThreadPoolExecutor(max_workers=PACKS_IN_FLIGHT, thread_name_prefix="lifeboat-repair") as pool:
         for done, (name, outcome) in enumerate(bounded_map(pool, repair_one, work, PACKS_IN_FLIGHT), 1):
@@ -264,8 +311,9 @@ def _repair_objects(
                 report.lost(name, outcome)
             else:
                 report.objects_checked += 1
-                for store in outcome:
-                    report.shards_rewritten[store] = report.shards_rewritten.get(store, 0) + 1
+                report.objects_rebuilt += bool(outcome)
+                for store, size in outcome.items():
+                    report.wrote(store, size)
             _tick(progress, "objects", done, len(work))
 
 
@@ -305,7 +353,7 @@ def replace_store(
                 f"only {len(sources)} other store(s) answer and {repo.k} are needed to rebuild store {old}: "
                 + "; ".join(f"{reader.name(store)}: {why}" for store, why in sorted(reader.errors.items()))
             )
-        report = RepairReport()
+        report = RepairReport(stores_rebuilt={old: new.name})
         config = encode_config(repo.config.for_store(old), repo.master_key)
         shards, _ = reader.read_many(CONFIG_KEY, {old} & reader.holders(CONFIG_KEY))
         if shards.get(old) != config:
@@ -355,7 +403,7 @@ def _rebuild_slot(
         names.update(name for name in reader.listings[store] if name.split("/")[0] in CODEC_KINDS)
     work = [(name.split("/")[0], name) for name in sorted(names)]
 
-    def rebuild(item: tuple[str, str]) -> tuple[str, bool | str | None]:
+    def rebuild(item: tuple[str, str]) -> tuple[str, int | str | None]:
         kind, name = item
         object_id = object_id_of(kind, name)
         if object_id is None:
@@ -366,7 +414,7 @@ def _rebuild_slot(
                 isinstance(present, bytes)
                 and old in survey_shards(key, {old: present}, object_id, params).good
             ):
-                return name, False
+                return name, 0
         holders = [store for store in sources if name in reader.listings[store]]
         shards, _ = reader.read_many(name, holders[: repo.k])
         try:
@@ -379,7 +427,7 @@ def _rebuild_slot(
             except ShardError as exc:
                 return name, str(exc)
         _put(reader, old, name, rebuilt[old])
-        return name, True
+        return name, len(rebuilt[old])
 
     with ThreadPoolExecutor(max_workers=PACKS_IN_FLIGHT, thread_name_prefix="lifeboat-replace") as pool:
         for done, (name, outcome) in enumerate(bounded_map(pool, rebuild, work, PACKS_IN_FLIGHT), 1):
@@ -390,7 +438,8 @@ def _rebuild_slot(
                 if isinstance(outcome, str):
                     report.lost(name, outcome)
                 elif outcome:
-                    report.shards_rewritten[old] = report.shards_rewritten.get(old, 0) + 1
+                    report.objects_rebuilt += 1
+                    report.wrote(old, outcome)
             _tick(progress, "objects", done, len(work))
 
 
@@ -399,3 +448,192 @@ def _repair_from(
 ) -> dict[int, bytes]:
     present = {store: data for store, data in shards.items() if data is not None}
     return codec.repair(key, present, params, object_id=object_id)
+
+
+# --- which number a store had ---------------------------------------------------------------
+
+
+#: Shards read from a store whose config is gone to tell which store number it held.
+_NUMBER_SAMPLE: Final = 16
+
+
+def number_from_shards(repo: Repository, store: Backend) -> int | None:
+    """The store number that the shards a store still holds carry, or None if none verifies.
+
+    Every shard header records its index, under the repository key's checksum, so a store whose
+    config is lost or damaged still says which number it was as long as one shard is intact. A
+    sample of up to :data:`_NUMBER_SAMPLE` objects is read; the most common index wins.
+    """
+    try:
+        keys = [key for key in store.list("") if key.split("/")[0] in CODEC_KINDS]
+    except StorageError:
+        return None
+    step = max(1, len(keys) // _NUMBER_SAMPLE)
+    votes: Counter[int] = Counter()
+    for key in keys[::step][:_NUMBER_SAMPLE]:
+        object_id = object_id_of(key.split("/")[0], key)
+        if object_id is None:
+            continue
+        try:
+            info = codec.verify_shard(repo.master_key, store.get(key))
+        except (StorageError, ShardError):
+            continue
+        if info.object_id == object_id and (info.k, info.n) == (repo.k, repo.n):
+            votes[info.index] += 1
+    if not votes:
+        return None
+    return max(votes, key=lambda number: (votes[number], -number))
+
+
+def assign_numbers(
+    repo: Repository, candidates: Sequence[Backend], in_store_order: Mapping[str, int] | None = None
+) -> list[tuple[Backend, int, str]]:
+    """Give each store of ``candidates`` (empty, or with a damaged config) a store number nobody answers for.
+
+    Returns ``(store, number, why)`` for each (``why`` is a clause for messages). A store whose own shards carry a number
+    (:func:`number_from_shards`) gets it back. The others hold nothing usable, so any free
+    number is right for them; ``in_store_order`` (store name → its place in the store list,
+    given only when that list is in store-number order) keeps each at its place, and otherwise
+    they take the free numbers in ascending order, in the order given. Raises
+    :class:`RepositoryError` when two stores carry shards of one number.
+    """
+    free = sorted(repo.unavailable)
+    assigned: list[tuple[Backend, int, str]] = []
+    rest: list[Backend] = []
+    for store in candidates:
+        number = number_from_shards(repo, store)
+        if number is None:
+            rest.append(store)
+            continue
+        if number not in free:
+            raise RepositoryError(
+                f"{store.name} holds shards of store {number}, which another store answers for; "
+                "give only one of them"
+            )
+        free.remove(number)
+        assigned.append((store, number, "the shards it holds carry that number"))
+    later: list[Backend] = []
+    for store in rest:
+        place = (in_store_order or {}).get(store.name)
+        if place is not None and place in free:
+            free.remove(place)
+            assigned.append((store, place, "its place in the store list, which is in store order"))
+        else:
+            later.append(store)
+    for store in later:
+        if free:
+            assigned.append((store, free.pop(0), "a number no store answers for"))
+    return assigned
+
+
+# --- rebuild the index from the packs -------------------------------------------------------
+
+
+#: Packs listed by one index object that ``rebuild_index`` writes.
+REBUILT_INDEX_PACKS: Final = 1024
+
+
+@dataclass
+class IndexRebuildReport:
+    """What :func:`rebuild_index` did (or, with ``dry_run``, would do)."""
+
+    packs_read: int = 0
+    blobs_indexed: int = 0
+    #: key -> why, for every pack whose table could not be read (fewer than k good shards...).
+    packs_unreadable: dict[str, str] = field(default_factory=dict)
+    #: Unreadable packs whose entry a readable old index still gave (kept in the new index).
+    packs_kept_from_old_index: int = 0
+    indexes_written: int = 0
+    #: Old index objects removed (readable or not: the new ones cover everything they named).
+    indexes_removed: int = 0
+    #: Unreadable old index objects left alone because a store is down (they may read again).
+    indexes_kept: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready description (``lifeboat repair --rebuild-index --json``)."""
+        return {
+            "dry_run": self.dry_run,
+            "packs_read": self.packs_read,
+            "blobs_indexed": self.blobs_indexed,
+            "packs_unreadable": dict(self.packs_unreadable),
+            "packs_kept_from_old_index": self.packs_kept_from_old_index,
+            "indexes_written": self.indexes_written,
+            "indexes_removed": self.indexes_removed,
+            "indexes_kept": list(self.indexes_kept),
+        }
+
+
+def rebuild_index(
+    repo: Repository, *, progress: Progress | None = None, dry_run: bool = False
+) -> IndexRebuildReport:
+    """Write a fresh index from the packs themselves and remove the old index objects.
+
+    Every pack any store lists is decoded from any ``k`` good shards, authenticated, checked
+    against its content id, and its table (the trailer of the pack plaintext: type, length and
+    id of every blob) gives the index entry; the missing-shard mask comes from the listing. A
+    pack that cannot be read keeps the entry a readable old index gives it, if any. The new
+    index objects are stored first; only then are the old ones deleted, so a crash in between
+    leaves both (the union is consistent). An unreadable old index is deleted only while every
+    store answers (with a store down it might read again later, and it is reported instead).
+    The caller holds the exclusive lock. ``progress(phase, done, total)`` is called with the
+    phases ``list`` and ``packs``.
+    """
+    report = IndexRebuildReport(dry_run=dry_run)
+    listing = repo.list_objects("data")
+    old_indexes = repo.list_objects("index")
+    _tick(progress, "list", 1, 1)
+    packs: list[tuple[str, bytes]] = []
+    for key in sorted(listing):
+        pack_id = object_id_of("data", key)
+        if pack_id is not None:
+            packs.append((key, pack_id))
+
+    def read(item: tuple[str, bytes]) -> tuple[str, PackEntry | str]:
+        key, pack_id = item
+        try:
+            entry = repo.pack_entry(pack_id)
+        except LifeboatError as exc:
+            return key, str(exc)
+        mask = sum(1 << store for store in range(repo.n) if store not in listing[key])
+        return key, PackEntry(pack_id, mask, entry)
+
+    entries: list[PackEntry] = []
+    with ThreadPoolExecutor(max_workers=PACKS_IN_FLIGHT, thread_name_prefix="lifeboat-reindex") as pool:
+        for done, (key, outcome) in enumerate(bounded_map(pool, read, packs, PACKS_IN_FLIGHT), 1):
+            if isinstance(outcome, str):
+                pack_id = object_id_of("data", key)
+                old = repo.index.packs.get(pack_id) if pack_id is not None else None
+                if old is not None:
+                    entries.append(old)
+                    report.packs_kept_from_old_index += 1
+                report.packs_unreadable[key] = outcome
+            else:
+                entries.append(outcome)
+                report.packs_read += 1
+            _tick(progress, "packs", done, len(packs))
+    report.blobs_indexed = len({blob.id for entry in entries for blob in entry.blobs})
+    # Indexed packs that no store lists any more are gone: nothing to keep for them.
+    if dry_run:
+        report.indexes_written = -(-len(entries) // REBUILT_INDEX_PACKS)
+        report.indexes_removed = len(old_indexes)
+        return report
+    written: set[str] = set()
+    for start in range(0, len(entries), REBUILT_INDEX_PACKS):
+        chunk = entries[start : start + REBUILT_INDEX_PACKS]
+        index_id = repo.blob_id(encode_index(chunk))
+        key = repo.index_key(index_id)
+        written.add(key)
+        if key in old_indexes and key not in repo.bad_indexes:
+            continue  # the very same index is already stored and readable
+        repo.write_index(chunk)
+        report.indexes_written += 1
+    all_answer = not repo.unavailable
+    for key in sorted(set(old_indexes) - written):
+        if key in repo.bad_indexes and not all_answer:
+            report.indexes_kept.append(key)
+            continue
+        repo.delete_index(repo.id_of_key(key))
+        report.indexes_removed += 1
+    repo.reload_index()
+    return report

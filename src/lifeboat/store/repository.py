@@ -27,7 +27,7 @@ import os
 import secrets
 import socket
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -81,6 +81,7 @@ __all__ = [
     "BLOB_TREE",
     "DEFAULT_PACK_SIZE",
     "BlobLocation",
+    "KeyFileDamage",
     "LockInfo",
     "Manifest",
     "PackWriter",
@@ -263,6 +264,11 @@ class Repository:
         self.damaged_stores: list[Backend] = []
         #: Stores given that could not be used: one sentence each, naming the store.
         self.store_failures: list[str] = []
+        #: The key file that opened the repository and the exact copy that authenticated (None
+        #: when opened with a master key): ``check`` and ``repair`` hold the other copies to it.
+        self.opened_key_file: tuple[str, bytes] | None = None
+        #: Copies of that key file that differ from the good one or cannot be read, store by store.
+        self.damaged_key_files: list[KeyFileDamage] = []
         #: Manifests that could not be read or verified: key → reason (filled by :meth:`manifests`).
         self.bad_manifests: dict[str, str] = {}
         self._state_lock = threading.Lock()
@@ -377,31 +383,32 @@ class Repository:
                 + ", ".join(sorted({x for x in names if names.count(x) > 1}))
             )
 
-        def read_config(store: Backend) -> tuple[bytes | None, str, bool]:
-            """(config bytes, or None and a sentence naming the store saying why; blank store?)"""
+        def read_config(store: Backend) -> tuple[bytes | None, str, str]:
+            """(config bytes, or None and a sentence naming the store saying why; "blank" for a store
+            holding nothing, "damaged" for one holding objects but no usable config, else "")"""
             try:
                 data = store.get(CONFIG_KEY)
             except ObjectNotFound:
                 try:
                     empty = not store.list("")
                 except StorageError as exc:
-                    return None, str(exc), False
+                    return None, str(exc), ""
                 if empty:
-                    return None, f"store {store.name} {_BLANK}", True
+                    return None, f"store {store.name} {_BLANK}", "blank"
                 return (
                     None,
                     f"store {store.name} holds no repository config (not a Lifeboat store, or its config was lost)",
-                    False,
+                    "damaged",
                 )
             except StorageError as exc:
-                return None, str(exc), False
+                return None, str(exc), ""
             if len(data) > MAX_CONFIG_BYTES:
                 return (
                     None,
                     f"store {store.name}: config is {len(data)} bytes, over the {MAX_CONFIG_BYTES}-byte limit",
-                    False,
+                    "damaged",
                 )
-            return data, "", False
+            return data, "", ""
 
         with ThreadPoolExecutor(max_workers=max(4, len(stores))) as pool:
             answers = list(pool.map(read_config, stores))
@@ -410,11 +417,13 @@ class Repository:
         failed: list[str] = []
         blank: list[Backend] = []
         damaged: list[Backend] = []
-        for store, (data, why, is_blank) in zip(stores, answers, strict=True):
+        for store, (data, why, state) in zip(stores, answers, strict=True):
             if data is None:
                 failed.append(why)
-                if is_blank:
+                if state == "blank":
                     blank.append(store)
+                elif state == "damaged":  # repair gives it back its config if it holds our key files
+                    damaged.append(store)
                 continue
             try:
                 parsed.append((store, parse_config(data), data))
@@ -435,24 +444,30 @@ class Repository:
             raise RepositoryError(
                 f"the stores belong to different repositories ({groups}); give only the stores of one"
             )
-        first = parsed[0][1]
+        # A rotted config may still parse and claim another layout or another store's number:
+        # the majority layout wins, and a number claimed twice goes to the claimant whose MAC
+        # verifies once the key is known (two that verify are copies of one store: refused).
+        layouts = Counter((config.k, config.n) for _, config, _ in parsed).most_common()
+        if len(layouts) > 1 and layouts[0][1] == layouts[1][1]:
+            (k1, n1), (k2, n2) = layouts[0][0], layouts[1][0]
+            raise RepositoryError(
+                f"as many stores say the repository is {k1}-of-{n1} as say {k2}-of-{n2}; "
+                "some configs are damaged: give more of its stores"
+            )
+        layout = layouts[0][0]
+        first = next(config for _, config, _ in parsed if (config.k, config.n) == layout)
         slots: list[Backend | None] = [None] * first.n
-        raw: dict[int, bytes] = {}
+        claims: dict[int, list[tuple[Backend, bytes]]] = {}
         for store, config, data in parsed:
-            if (config.k, config.n) != (first.k, first.n):
-                raise RepositoryError(
-                    f"store {store.name} says the repository is {config.k}-of-{config.n}, "
-                    f"another store says {first.k}-of-{first.n}; one config is damaged"
+            if (config.k, config.n) != layout:
+                failed.append(
+                    f"store {store.name}: its config says the repository is {config.k}-of-{config.n}, "
+                    f"the others {first.k}-of-{first.n}: damaged, left out"
                 )
-            if slots[config.store] is not None:
-                other = slots[config.store]
-                assert other is not None
-                raise RepositoryError(
-                    f"stores {other.name} and {store.name} both claim to be store {config.store}; "
-                    "one is a copy of the other; give only one of them"
-                )
-            slots[config.store] = store
-            raw[config.store] = data
+                damaged.append(store)
+                continue
+            claims.setdefault(config.store, []).append((store, data))
+            slots[config.store] = slots[config.store] or store
         unavailable = {
             number: "no store given answers as this one" + (" (see the warnings above)" if failed else "")
             for number in range(first.n)
@@ -472,19 +487,56 @@ class Repository:
                 "run `lifeboat repair` when the store is back"
             )
 
+        unlocked: _Unlocked | None = None
         if master_key is None:
             assert passphrase is not None
-            master_key = _unlock(slots, first.repository, passphrase)
-        for number, data in raw.items():
-            try:
-                verify_config(data, master_key)
-            except RepositoryKeyError:
-                holder = slots[number]
-                assert holder is not None
-                raise RepositoryKeyError(
-                    f"the config of store {holder.name} does not match the repository key: it was "
-                    "tampered with, or the key belongs to another repository"
-                ) from None
+            unlocked = _unlock(slots, first.repository, passphrase)
+            master_key = unlocked.master_key
+        altered: list[Backend] = []
+        for number, claimants in sorted(claims.items()):
+            verified: list[Backend] = []
+            for store, data in claimants:
+                try:
+                    verify_config(data, master_key)
+                    verified.append(store)
+                except RepositoryKeyError:
+                    altered.append(store)
+            if len(verified) > 1:
+                raise RepositoryError(
+                    f"stores {verified[0].name} and {verified[1].name} both claim to be store {number}; "
+                    "one is a copy of the other; give only one of them"
+                )
+            slots[number] = verified[0] if verified else None
+            if not verified:
+                unavailable[number] = "its config does not match the repository key"
+        if altered and len(altered) == sum(len(claimants) for claimants in claims.values()):
+            given = ", ".join(store.name for store in altered)
+            raise RepositoryKeyError(
+                f"no store's config matches the repository key ({given}): the key belongs to another "
+                "repository, or every config was tampered with"
+            )
+        # A config that fails its MAC (rotted, or altered) is not trusted: its store is left out
+        # like one whose config does not parse, and `repair` gives it its config back.
+        for holder in altered:
+            failed.append(
+                f"store {holder.name}: its config does not match the repository key (altered or "
+                "damaged); left out until `lifeboat repair` rewrites it"
+            )
+            damaged.append(holder)
+        lost = sorted(number for number in claims if slots[number] is None)
+        if lost:
+            present = first.n - len(unavailable)
+            if present < first.k:
+                raise StoreDown(
+                    f"only {present} of {first.n} stores answer with a valid config and {first.k} are "
+                    "needed: " + "; ".join(failed)
+                )
+            if writable and not degraded_ok:
+                raise StoreDown(
+                    f"store(s) {', '.join(map(str, lost))} of {first.n} have an altered or damaged "
+                    f"config ({'; '.join(failed)}); writing needs every store. Rerun with --degraded-ok, "
+                    "or run `lifeboat repair`"
+                )
         repo = cls(
             slots,
             first.for_store(0),
@@ -494,6 +546,9 @@ class Repository:
             cache_dir=cache_dir,
         )
         repo.blank_stores = blank
+        if unlocked is not None:
+            repo.opened_key_file = (unlocked.key, unlocked.copy)
+            repo.damaged_key_files = list(unlocked.damaged)
         repo.damaged_stores = damaged
         repo.store_failures = failed
         if load_index:
@@ -708,6 +763,20 @@ class Repository:
             while len(self._pack_cache) > PACK_CACHE:
                 self._pack_cache.popitem(last=False)
         return blobs
+
+    def pack_entry(self, pack_id: bytes) -> tuple[BlobEntry, ...]:
+        """The blobs of a pack as its own table lists them (for rebuilding an index).
+
+        The pack is decoded from any ``k`` good shards and authenticated, and must match its
+        content id; its table then says the type, offset, length and id of every blob.
+        Raises :class:`ShardError` or :class:`RepositoryError` when it cannot be read.
+        """
+        plaintext = self.get_object(_object_key("data", pack_id))
+        if self.blob_id(plaintext) != pack_id:
+            raise FormatError(f"pack {pack_id.hex()[:16]} does not match its id")
+        return tuple(
+            BlobEntry(blob.type, blob.id, blob.offset, blob.length) for blob in parse_pack(plaintext)
+        )
 
     def load_blob(self, blob_id: bytes) -> bytes:
         """One blob, read through its pack (the :data:`PACK_CACHE` most recent packs are kept decoded)."""
@@ -1085,37 +1154,95 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _unlock(stores: Sequence[Backend | None], repository: str, passphrase: str) -> bytes:
-    """Try the passphrase against every key file found in any store."""
-    seen: dict[str, bytes] = {}
-    for store in stores:
+@dataclass(frozen=True)
+class KeyFileDamage:
+    """A copy of a key file in one store that is not the copy that opened the repository."""
+
+    store: int
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Unlocked:
+    master_key: bytes
+    #: The key file that opened, and the exact bytes of the copy that authenticated.
+    key: str
+    copy: bytes
+    damaged: tuple[KeyFileDamage, ...]
+
+
+def _unlock(stores: Sequence[Backend | None], repository: str, passphrase: str) -> _Unlocked:
+    """Try the passphrase against every copy of every key file found in any store.
+
+    Every store holds a copy of every key file, and one damaged copy (flipped bytes, truncated,
+    unreadable) must not hide the good ones: each distinct copy is tried, the most common first,
+    so the usual case costs one Argon2id run per key file. Only when every well-formed copy
+    fails to authenticate is the passphrase wrong. The copies of the key file that opened that
+    differ from the one that authenticated, and copies that could not be read, are returned as
+    damaged (``check`` reports them and ``repair`` rewrites them from the good copy).
+    """
+    # key -> copy bytes -> the stores holding that copy
+    copies: dict[str, dict[bytes, list[int]]] = {}
+    unreadable: list[KeyFileDamage] = []
+    for number, store in enumerate(stores):
         if store is None:
             continue
         try:
-            for key in store.list("keys/"):
-                if key not in seen:
-                    data = store.get(key)
-                    if len(data) <= MAX_KEY_FILE_BYTES:
-                        seen[key] = data
+            names = store.list("keys/")
         except StorageError:
             continue
-    if not seen:
+        for key in names:
+            try:
+                data = store.get(key)
+            except StorageError as exc:
+                unreadable.append(KeyFileDamage(number, key, f"unreadable ({exc})"))
+                continue
+            copies.setdefault(key, {}).setdefault(data, []).append(number)
+    if not copies:
         raise RepositoryKeyError(
             f"repository {repository[:8]} has no readable key file in any store; "
             "recover the key with `lifeboat repo key recover`"
         )
-    errors: list[str] = []
-    for key, data in sorted(seen.items()):
-        try:
-            return unwrap_master_key(data, passphrase, repository=repository)
-        except RepositoryKeyError:
-            continue
-        except RepositoryError as exc:  # FormatError, or a key file of another repository
-            errors.append(f"{key}: {exc}")
-    detail = f" ({'; '.join(errors)})" if errors else ""
+    malformed: list[str] = []
+    authenticated_any = False
+    for key, versions in sorted(copies.items()):
+        ordered = sorted(versions, key=lambda data: (-len(versions[data]), min(versions[data])))
+        for data in ordered:
+            if len(data) > MAX_KEY_FILE_BYTES:
+                malformed.append(
+                    f"{key} in store(s) {_numbers(versions[data])}: over {MAX_KEY_FILE_BYTES} bytes"
+                )
+                continue
+            try:
+                master_key = unwrap_master_key(data, passphrase, repository=repository)
+            except RepositoryKeyError:
+                authenticated_any = True
+                continue
+            except RepositoryError as exc:  # FormatError, or a key file of another repository
+                malformed.append(f"{key} in store(s) {_numbers(versions[data])}: {exc}")
+                continue
+            damaged = [item for item in unreadable if item.key == key]
+            for other, holders in versions.items():
+                if other != data:
+                    damaged.extend(
+                        KeyFileDamage(store, key, "damaged (it differs from the copy that opens)")
+                        for store in holders
+                    )
+            return _Unlocked(master_key, key, data, tuple(sorted(damaged, key=lambda d: d.store)))
+    detail = f" (damaged copies: {'; '.join(malformed)})" if malformed else ""
+    if not authenticated_any:
+        raise RepositoryKeyError(
+            f"repository {repository[:8]} has no well-formed key file in any store{detail}; "
+            "recover the key with `lifeboat repo key recover`"
+        )
     raise RepositoryKeyError(
         f"wrong passphrase for repository {repository[:8]}: no key file opens with it{detail}"
     )
+
+
+def _numbers(stores: Iterable[int]) -> str:
+    return ", ".join(str(number) for number in sorted(stores))
 
 
 class PackWriter:
