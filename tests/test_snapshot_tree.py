@@ -101,7 +101,7 @@ FILE = {
         (_tree([{**FILE, "size": -1}]), "out of range"),
         (_tree([{**FILE, "content": ["AB" * 32]}]), "lowercase"),
         (_tree([{**FILE, "content": ["ab"]}]), "hex digits"),
-        (_tree([{**FILE, "type": "fifo"}]), "unknown type"),
+        (_tree([{**FILE, "type": "socket"}]), "unknown type"),
         (_tree([{**FILE, "subtree": "00" * 32}]), "unexpected"),
         (_tree([{"name": "l", "type": "symlink", "mode": 511, "mtime_ns": 1, "target": ""}]), "target"),
         (_tree([FILE]).replace(b":", b": ", 1), "canonical form"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -80,19 +80,44 @@ def _hoist_json(argv: list[str]) -> list[str]:
     return ["--json", *[a for i, a in enumerate(argv) if not (a == "--json" and i < end)]]
 
 
+#: click's ClickException, found through typer's public BadParameter (newer typer releases carry
+#: their own copy of click, older ones use the click package).
+_PARSER_ERROR: type[Exception] = next(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"
+)
+
+
+def _parser_error(exc: Any) -> int:
+    """One line for an error the argument parser found (``lifeboat: no such option: --foo ...``)."""
+    code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()  # a bare group (`lifeboat repo`): its help is the answer
+        return code
+    message = " ".join(str(exc.format_message()).split())
+    message = message[:1].lower() + message[1:]
+    context = getattr(exc, "ctx", None)
+    if context is not None:
+        message += f" (see {context.command_path} --help)"
+    if settings.json:
+        emit({"ok": False, "error": message, "kind": "UsageError"}, lambda: None)
+    print(f"lifeboat: {message}", file=sys.stderr)
+    return code
+
+
 def main_entry(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit status (0 ok, 1 user error, 2 usage)."""
     args = _hoist_json(list(sys.argv[1:] if argv is None else argv))
     settings.json = "--json" in args[:1]
     try:
-        app(args=args, prog_name="lifeboat")
+        # standalone_mode=False: parser errors come here as exceptions, printed as one line
+        # below instead of click's multi-line box; Exit(n) comes back as the return value
+        result = app(args=args, prog_name="lifeboat", standalone_mode=False)
+    except typer.Abort:
+        return _fail("aborted", "Interrupted", 1)
+    except _PARSER_ERROR as exc:
+        return _parser_error(exc)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if code == 2 and settings.json:
-            # The parser has printed its message on stderr; give JSON readers a result too.
-            emit(
-                {"ok": False, "error": "usage error; see standard error", "kind": "UsageError"}, lambda: None
-            )
         return code
     except LifeboatError as exc:
         return _fail(str(exc), type(exc).__name__, 2 if isinstance(exc, UsageError) else 1)
@@ -101,7 +126,7 @@ def main_entry(argv: list[str] | None = None) -> int:
         return _fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", "StorageError", 1)
     except KeyboardInterrupt:
         return _fail("interrupted; nothing was left half-written", "Interrupted", 130)
-    return 0
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 def run() -> None:

@@ -340,9 +340,22 @@ class Repository:
             store.put(f"keys/{name}", key_file)
             store.put(CONFIG_KEY, encode_config(config.for_store(number), master_key))
 
+        def undo(number: int) -> None:
+            # the stores were empty: these two objects are all that init can have written
+            for key in (CONFIG_KEY, f"keys/{name}"):
+                with suppress(StorageError):
+                    stores[number].delete(key)
+
         with ThreadPoolExecutor(max_workers=max(4, n)) as pool:
-            for future in [pool.submit(initialise, number) for number in range(n)]:
-                future.result()
+            futures = [pool.submit(initialise, number) for number in range(n)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.exception()  # wait for every write before undoing them
+                list(pool.map(undo, range(n)))
+                raise
         return cls(list(stores), config, master_key, unavailable={}, degraded_ok=False, cache_dir=cache_dir)
 
     @classmethod
@@ -356,8 +369,13 @@ class Repository:
         writable: bool = False,
         cache_dir: Path | None = None,
         load_index: bool = True,
+        unopened: Sequence[str] = (),
     ) -> Repository:
         """Open the repository held by ``stores`` (any order; missing or dead ones allowed).
+
+        ``unopened`` are sentences about stores the caller was given but could not even open
+        (a missing directory, a bad URL): they are reported with the stores that do not answer,
+        so a store that was given is never described as not given.
 
         Give either ``passphrase`` (tried against every key file) or ``master_key``. Stores that
         do not answer or hold no config are left out; at least ``k`` must remain. With
@@ -407,7 +425,7 @@ class Repository:
             answers = list(pool.map(read_config, stores))
 
         parsed: list[tuple[Backend, RepoConfig, bytes]] = []
-        failed: list[str] = []
+        failed: list[str] = [f"given but unreachable or missing: {why}" for why in unopened]
         blank: list[Backend] = []
         damaged: list[Backend] = []
         for store, (data, why, is_blank) in zip(stores, answers, strict=True):
@@ -467,7 +485,7 @@ class Repository:
         if writable and unavailable and not degraded_ok:
             raise StoreDown(
                 f"store(s) {', '.join(map(str, sorted(unavailable)))} of {first.n} not available "
-                f"({'; '.join(failed) or 'not given'}); writing needs every store. Rerun with "
+                f"({'; '.join(failed) or 'not given with --store'}); writing needs every store. Rerun with "
                 f"--degraded-ok to write to the {present} that answer (at least {first.k}) and "
                 "run `lifeboat repair` when the store is back"
             )
@@ -909,6 +927,23 @@ class Repository:
         """A manifest (of ``kind``, if given) by id prefix (at least 4 hex digits) or ``latest``."""
         everything = self.manifests(kind)
         if ref == "latest":
+            if self.bad_manifests:
+                # an unreadable manifest may well be the newest one: never pass an older one off
+                # as the latest without the user saying so
+                count = len(self.bad_manifests)
+                key, why = next(iter(self.bad_manifests.items()))
+                damage = f"{count} snapshot manifest(s) cannot be read (e.g. {key}: {why})"
+                if not everything:
+                    raise RepositoryError(
+                        f"no readable snapshot: {damage}; the newest snapshots are unreadable, not "
+                        "absent. Run `lifeboat check`; `lifeboat repair` may rebuild them"
+                    )
+                newest = everything[-1]
+                raise RepositoryError(
+                    f"cannot tell which snapshot is the latest: {damage}, and it may be newer than "
+                    f"the newest readable one, {newest.short_id} of {newest.payload.get('time')}. "
+                    f"Give that id to use it anyway, or run `lifeboat check`"
+                )
             if not everything:
                 raise InputError("the repository has no snapshots yet")
             return everything[-1]

@@ -28,6 +28,7 @@ from lifeboat.store.backends.base import (
     InvalidKey,
     ObjectNotFound,
     StoreError,
+    StoreTimeout,
     validate_key,
     validate_prefix,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "ObjectStoreBackend",
     "RetryingBackend",
     "StoreError",
+    "StoreTimeout",
     "open_backend",
     "validate_key",
     "validate_prefix",
