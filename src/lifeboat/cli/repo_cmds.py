@@ -361,6 +361,7 @@ def info_command(
             "packs": len(repo.index.packs),
             "blobs": len(repo.index),
             "snapshots": len(snapshots),
+            "unreadable_snapshots": sorted(repo.bad_manifests),
         }
 
         def human() -> None:
@@ -371,6 +372,8 @@ def info_command(
             _say(f"{len(repo.index.packs)} packs, {len(repo.index)} blobs, {len(snapshots)} snapshots")
 
         emit(data, human)
+        for key, why in repo.bad_manifests.items():
+            _warn(f"error: snapshot manifest {key} cannot be read: {why}")
 
 
 @repo_app.command("unlock")
