@@ -403,6 +403,8 @@ def test_unreadable_snapshots_are_damage_not_an_empty_list(cli: CliRunner, repo:
     assert "1 snapshots, and 1 unreadable" in listed.out and older["short_id"] in listed.out
     assert f"error: snapshot manifest {spoiled} cannot be read" in listed.err
     assert cli("--json", "snapshots").json()["unreadable"].keys() == {spoiled}
+    info = cli("repo", "info")
+    assert f"warning: snapshot manifest {spoiled} cannot be read" in info.err
 
     # `latest` could be the unreadable one: the older snapshot is not passed off as the latest
     code, target, err = _restore(cli, repo, "out")
