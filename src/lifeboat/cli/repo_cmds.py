@@ -372,8 +372,8 @@ def info_command(
             _say(f"{len(repo.index.packs)} packs, {len(repo.index)} blobs, {len(snapshots)} snapshots")
 
         emit(data, human)
-        for key, why in repo.bad_manifests.items():
-            _warn(f"error: snapshot manifest {key} cannot be read: {why}")
+        for key, why in repo.bad_manifests.items():  # `snapshots` and `check` exit 1 for these
+            _warn(f"warning: snapshot manifest {key} cannot be read: {why}")
 
 
 @repo_app.command("unlock")
