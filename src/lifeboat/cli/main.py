@@ -2,8 +2,11 @@
 
 Conventions for every command: ``--json`` prints one JSON document; exit status 0 on success,
 1 on a user error (one line on stderr that says what to do), 2 on a usage error (unknown
-option, contradictory or missing choices), 3 for a result that needs a look (``check``: degraded
-but readable; ``backup``: saved, but some files could not be read); secrets are
+option, contradictory or missing choices; the parser's own errors are one line too), 3 for a
+result that needs a look (``check``: degraded but readable; ``backup``: saved, but some files
+could not be read or sockets were skipped; ``restore``: done, but device nodes need root).
+Damage found while listing is an error, not an empty list: ``snapshots`` and ``state list``
+print the readable snapshots, name each unreadable manifest on stderr and exit 1; secrets are
 printed only with ``--reveal`` and written only to files created 0600 atomically.
 """
 
