@@ -130,7 +130,7 @@ def test_init_refuses_non_empty_stores_and_bad_k() -> None:
 def test_a_failed_init_removes_what_it_wrote() -> None:
     inner = _stores(3)
     # the third store takes its key file, then fails on its config
-    stores = [inner[0], inner[1], FaultyBackend(inner[2], fail_puts=[2])]
+    stores = [FaultyBackend(inner[0]), FaultyBackend(inner[1]), FaultyBackend(inner[2], fail_puts=[2])]
     with pytest.raises(StoreError):
         _init(stores)
     assert [store.list("") for store in inner] == [[], [], []]
