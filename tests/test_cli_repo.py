@@ -533,3 +533,18 @@ def test_a_hung_s3_store_is_reported_and_the_others_are_used(cli: CliRunner, rep
     )
     assert "s3cr3t" not in result.err
     assert len(accepted) == 1 and elapsed < 30
+
+
+def test_a_manifest_left_incomplete_by_a_crash_is_not_damage(cli: CliRunner, repo: dict[str, Path]) -> None:
+    first = cli("--json", "snapshots").json()["snapshots"][0]["id"]
+    (repo["src"] / "later.txt").write_text("a later backup\n")
+    assert cli("backup", repo["src"], "--no-progress").code == 0
+    newest = cli("--json", "snapshots").json()["snapshots"][-1]["id"]
+    for number in (0, 2, 4):  # as if the backup died after 2 of the 5 shards of its manifest
+        (repo[f"s{number}"] / "snapshots" / newest).unlink()
+    listed = cli("--json", "snapshots")
+    assert listed.code == 0, listed.err
+    assert [s["id"] for s in listed.json()["snapshots"]] == [first]
+    assert listed.json()["incomplete"] == [f"snapshots/{newest}"] and listed.json()["unreadable"] == {}
+    code, _, err = _restore(cli, repo, "out")
+    assert code == 0, err

@@ -697,7 +697,11 @@ def snapshots_command(
     """List the snapshots, oldest first."""
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         manifests = repo.manifests("files")
-        data = {"snapshots": [_snapshot_json(m) for m in manifests], "unreadable": repo.bad_manifests}
+        data = {
+            "snapshots": [_snapshot_json(m) for m in manifests],
+            "unreadable": repo.bad_manifests,
+            "incomplete": sorted(repo.incomplete_manifests),
+        }
 
         def human() -> None:
             table = Table("ID", "Time", "Host", "Tags", "Paths", "Size", box=None)
@@ -727,6 +731,11 @@ def snapshots_command(
             )
 
         emit(data, human)
+        if repo.incomplete_manifests:
+            info(
+                f"note: {len(repo.incomplete_manifests)} manifest(s) left incomplete by an interrupted "
+                "backup (never a snapshot; `lifeboat forget --prune` removes them)"
+            )
         for key, why in repo.bad_manifests.items():
             _warn(f"error: snapshot manifest {key} cannot be read: {why}")
         if repo.bad_manifests:

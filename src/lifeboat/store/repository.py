@@ -265,6 +265,10 @@ class Repository:
         self.store_failures: list[str] = []
         #: Manifests that could not be read or verified: key → reason (filled by :meth:`manifests`).
         self.bad_manifests: dict[str, str] = {}
+        #: Manifests with fewer than ``k`` shards in stores that all answer: the residue of a
+        #: write that was interrupted (never a snapshot; prune removes them). Not damage, so not
+        #: in :attr:`bad_manifests`. Key → reason (filled by :meth:`manifests`).
+        self.incomplete_manifests: dict[str, str] = {}
         self._state_lock = threading.Lock()
         self._io = ThreadPoolExecutor(max_workers=max(4, 2 * config.n), thread_name_prefix="lifeboat-io")
         self._cpu = ThreadPoolExecutor(
@@ -898,13 +902,16 @@ class Repository:
         return self.verify_manifest(manifest_id, self.get_object(key))
 
     def manifests(self, kind: str | None = None) -> list[Manifest]:
-        """Every readable, verified manifest, oldest first; the others go to :attr:`bad_manifests`.
+        """Every readable, verified manifest, oldest first; the others go to :attr:`bad_manifests`
+        (or :attr:`incomplete_manifests`, for the residue of an interrupted write).
 
         ``kind`` keeps only the manifests whose payload has that ``kind`` (``"files"`` for file
         snapshots, ``"state"`` and ``"state-journal"`` for record snapshots).
         """
-        keys = sorted(self.list_objects("snapshots"))
+        listing = self.list_objects("snapshots")
+        keys = sorted(listing)
         self.bad_manifests = {}
+        self.incomplete_manifests = {}
 
         def load(key: str) -> Manifest | str:
             try:
@@ -916,6 +923,8 @@ class Repository:
         for key, result in zip(keys, self._cpu.map(load, keys), strict=True):
             if isinstance(result, Manifest):
                 found.append(result)
+            elif self.interrupted_write(len(listing[key])):
+                self.incomplete_manifests[key] = result
             else:
                 self.bad_manifests[key] = result
         found.sort(key=lambda m: (m.time, m.id))
