@@ -98,6 +98,8 @@ def _parser_error(exc: Any) -> int:
         return code
     message = " ".join(str(exc.format_message()).split())
     message = message[:1].lower() + message[1:]
+    if message.endswith(".") and not message.endswith("..."):
+        message = message[:-1]
     context = getattr(exc, "ctx", None)
     if context is not None:
         message += f" (see {context.command_path} --help)"
