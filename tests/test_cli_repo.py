@@ -341,6 +341,7 @@ def test_the_entry_point_finds_the_subcommand_after_global_options() -> None:
     assert command_of(["backup", "x"]) == "backup"
     assert command_of(["--json", "--home", "backup", "forget", "--keep-last", "1"]) == "forget"
     assert command_of(["--version"]) is None
+    assert command_of(["--store-timeout", "5", "backup", "x"]) == "backup"
 
 
 def test_markup_characters_in_tags_and_paths_are_printed_as_they_are(
@@ -508,9 +509,7 @@ def test_a_hung_s3_store_is_reported_and_the_others_are_used(cli: CliRunner, rep
 
     threading.Thread(target=accept, daemon=True).start()
     port = listener.getsockname()[1]
-    hung = (
-        f"s3://bucket/p?endpoint=http://127.0.0.1:{port}&timeout=1&access_key_id=k&secret_access_key=s3cr3t"
-    )
+    hung = f"s3://bucket/p?endpoint=http://127.0.0.1:{port}&access_key_id=k&secret_access_key=s3cr3t"
     stores = [str(repo[f"s{i}"]) for i in (0, 2, 4)] + [hung]
     try:
         started = time.monotonic()
@@ -520,6 +519,8 @@ def test_a_hung_s3_store_is_reported_and_the_others_are_used(cli: CliRunner, rep
             "--target",
             repo["root"] / "out",
             "--no-progress",
+            "--store-timeout",  # a global option, accepted after the command too
+            "1",
             *itertools.chain.from_iterable(("--store", s) for s in stores),
         )
         elapsed = time.monotonic() - started

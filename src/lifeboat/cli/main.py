@@ -63,9 +63,20 @@ def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    store_timeout: Annotated[
+        float,
+        typer.Option(
+            "--store-timeout",
+            help="Seconds an object store (s3://...) may take to answer a request before it is "
+            "reported and the other stores are used (a URL's timeout= option overrides it).",
+            metavar="SECONDS",
+            min=0.1,
+        ),
+    ] = 30.0,
 ) -> None:
     settings.home = home
     settings.json = json_output
+    settings.store_timeout = store_timeout
 
 
 def _fail(message: str, kind: str, code: int) -> int:
@@ -76,11 +87,26 @@ def _fail(message: str, kind: str, code: int) -> int:
 
 
 def _hoist_json(argv: list[str]) -> list[str]:
-    """Let ``--json`` stand anywhere before ``--`` (``lifeboat shares list --json``)."""
+    """Let ``--json`` and ``--store-timeout S`` stand anywhere before ``--`` (``lifeboat shares list --json``)."""
     end = argv.index("--") if "--" in argv else len(argv)
-    if "--json" not in argv[:end]:
-        return argv
-    return ["--json", *[a for i, a in enumerate(argv) if not (a == "--json" and i < end)]]
+    front: list[str] = []
+    rest: list[str] = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif i >= end:
+            rest.append(arg)
+        elif arg == "--json":
+            front[:0] = [] if "--json" in front else ["--json"]
+        elif arg == "--store-timeout" and i + 1 < end:
+            front += [arg, argv[i + 1]]
+            skip = True
+        elif arg.startswith("--store-timeout="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+    return front + rest
 
 
 #: click's ClickException, found through typer's public BadParameter (newer typer releases carry

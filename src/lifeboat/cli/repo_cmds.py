@@ -120,7 +120,11 @@ def _store_urls(stores: list[str] | None) -> list[str]:
 
 def _backends(urls: list[str], *, create: bool = False) -> list[Backend]:
     return [
-        RetryingBackend(LimitedBackend(open_backend(url, create=create), 8), attempts=4, max_delay=1.0)
+        RetryingBackend(
+            LimitedBackend(open_backend(url, create=create, timeout=settings.store_timeout), 8),
+            attempts=4,
+            max_delay=1.0,
+        )
         for url in urls
     ]
 

@@ -10,8 +10,9 @@ applies one policy to every backend. obstore exceptions are mapped to the store 
 
 * not found (HTTP 404 on an object) → :class:`ObjectNotFound` from ``get`` (``stat`` returns
   None, ``delete`` succeeds);
-* no answer within ``timeout`` (30 s unless the URL's ``timeout=SECONDS`` option says
-  otherwise) → :class:`StoreTimeout`, which names the store and the limit and is not retried;
+* no answer within ``timeout`` (30 s unless ``lifeboat --store-timeout`` or the URL's
+  ``timeout=SECONDS`` option says otherwise) → :class:`StoreTimeout`, which names the store and
+  the limit and is not retried;
 * connection refused or reset, HTTP 5xx and 429 → :class:`BackendUnavailable`;
 * no credentials anywhere (obstore then asks the cloud instance-metadata service at
   169.254.169.254, which answers no) → :class:`StoreError` saying "no S3 credentials" and
@@ -232,13 +233,14 @@ class ObjectStoreBackend:
         return cls(store, name=name, secrets=secrets, timeout=timeout, implicit_credentials=implicit)
 
     @classmethod
-    def from_url(cls, url: str) -> ObjectStoreBackend:
+    def from_url(cls, url: str, *, timeout: float = 30.0) -> ObjectStoreBackend:
         """Open ``s3://bucket/prefix?endpoint=...`` (or ``gs://``, ``az://``; untested).
 
         ``s3://`` query options: ``endpoint``, ``region``, ``access_key_id``,
         ``secret_access_key``, ``session_token``, ``allow_http``, ``virtual_hosted_style``,
         ``skip_signature`` (booleans as true/false), ``timeout`` and ``connect_timeout``
-        (seconds) and ``max_retries``. Options for ``gs://`` and ``az://`` (also ``azure://``,
+        (seconds; ``timeout`` defaults to the ``timeout`` argument) and ``max_retries``.
+        Options for ``gs://`` and ``az://`` (also ``azure://``,
         ``abfs://``) are passed to obstore's ``GCSStore``/``AzureStore`` configuration as they
         are, e.g. ``gs://bucket/prefix?service_account_path=/path/key.json``.
         """
@@ -274,7 +276,7 @@ class ObjectStoreBackend:
                     options.get("virtual_hosted_style", "false"), "virtual_hosted_style"
                 ),
                 skip_signature=_flag(options.get("skip_signature", "false"), "skip_signature"),
-                timeout=_seconds(options.get("timeout", "30"), "timeout"),
+                timeout=_seconds(options["timeout"], "timeout") if "timeout" in options else timeout,
                 connect_timeout=_seconds(options.get("connect_timeout", "5"), "connect_timeout"),
                 max_retries=_count(options.get("max_retries", "0"), "max_retries"),
             )
@@ -387,7 +389,7 @@ class ObjectStoreBackend:
             limit = f"{self._timeout:g} s" if self._timeout is not None else "its timeout"
             raise StoreTimeout(
                 f"{self.name}: cannot {what} {key!r}: no answer within {limit} (the store is hung or "
-                "very slow; the URL option timeout=SECONDS sets the limit)"
+                "very slow; --store-timeout SECONDS or the URL option timeout=SECONDS sets the limit)"
             ) from None
         transient = _TRANSIENT.search(summary) or _TRANSIENT_KIND.search(text)
         if isinstance(exc, ConnectionError | TimeoutError) or transient:
