@@ -469,7 +469,7 @@ def test_a_given_but_missing_store_is_not_called_not_given(cli: CliRunner, repo:
     done = cli("backup", repo["src"], "--no-progress", "--degraded-ok")
     assert done.code == 0, done.err
     assert "stored across 4 of 5 stores" in done.out
-    assert "written degraded, 1 of 5 stores got no shards (store 1" in done.err
+    assert "written degraded: 1 of 5 stores missed shards (store 1" in done.err
 
 
 def test_init_usage_errors_and_failures_leave_nothing_behind(

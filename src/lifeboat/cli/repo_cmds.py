@@ -678,7 +678,7 @@ def backup_command(
                     for number in degraded
                 )
                 _warn(
-                    f"warning: written degraded, {len(degraded)} of {repo.n} stores got no shards "
+                    f"warning: written degraded: {len(degraded)} of {repo.n} stores missed shards "
                     f"({missing}); run `lifeboat repair` when they are back"
                 )
 
