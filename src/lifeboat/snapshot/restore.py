@@ -674,8 +674,7 @@ class _Restore:
                 else:
                     kind_bits = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
                     os.mknod(tmp, kind_bits | 0o600, os.makedev(node.major, node.minor), dir_fd=parent)
-                # the name was just created by mknod/mkfifo (which never follow a symlink)
-                os.chmod(tmp, node.mode, dir_fd=parent)
+                _chmod_special(tmp, node.mode, parent)
                 os.utime(tmp, ns=(node.mtime_ns, node.mtime_ns), dir_fd=parent, follow_symlinks=False)
                 os.rename(tmp, parts[-1], src_dir_fd=parent, dst_dir_fd=parent)
             except OSError as exc:
@@ -695,3 +694,20 @@ class _Restore:
                 os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
             except OSError as exc:
                 self.error("/" + "/".join(parts), f"mode or mtime not restored: {exc.strerror or exc}")
+
+
+def _chmod_special(name: str, mode: int, parent: int) -> None:
+    """Set the mode of the FIFO or device node ``name`` just made in ``parent``, never through a symlink.
+
+    A FIFO or device cannot be opened to ``fchmod`` it without side effects, so this is
+    ``fchmodat(AT_SYMLINK_NOFOLLOW)``, which refuses a symlink. A C library too old for that
+    flag gets a check that the name is still not a symlink, then a plain ``chmod``.
+    """
+    try:
+        os.chmod(name, mode, dir_fd=parent, follow_symlinks=False)
+        return
+    except (NotImplementedError, ValueError):  # no AT_SYMLINK_NOFOLLOW, or ``name`` became a symlink
+        pass
+    if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+        raise OSError(errno.ELOOP, "replaced by a symlink while being restored")
+    os.chmod(name, mode, dir_fd=parent)
