@@ -549,3 +549,20 @@ def test_a_manifest_left_incomplete_by_a_crash_is_not_damage(cli: CliRunner, rep
     assert listed.json()["incomplete"] == [f"snapshots/{newest}"] and listed.json()["unreadable"] == {}
     code, _, err = _restore(cli, repo, "out")
     assert code == 0, err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_device_restored_without_root_is_named_with_exit_3(
+    cli: CliRunner, repo: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    special = repo["root"] / "dev"
+    special.mkdir()
+    os.mknod(special / "null", stat.S_IFCHR | 0o666, os.stat("/dev/null").st_rdev)
+    (special / "plain.txt").write_text("plain\n")
+    assert cli("backup", special, "--no-progress").code == 0
+    assert any(line.startswith("crw-") for line in cli("ls", "latest").out.splitlines())
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    code, target, err = _restore(cli, repo, "out")
+    assert code == 3, err
+    assert "warning: " in err and "null: character device" in err and "needs root" in err
+    assert (restored_root(target, special) / "plain.txt").read_text() == "plain\n"
