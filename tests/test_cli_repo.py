@@ -6,10 +6,16 @@ a third does too many, and the commands say so instead of writing wrong data.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
 import random
 import shutil
+import socket
+import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -342,6 +348,7 @@ def test_the_entry_point_finds_the_subcommand_after_global_options() -> None:
     assert command_of(["backup", "x"]) == "backup"
     assert command_of(["--json", "--home", "backup", "forget", "--keep-last", "1"]) == "forget"
     assert command_of(["--version"]) is None
+    assert command_of(["--store-timeout", "5", "backup", "x"]) == "backup"
 
 
 def test_markup_characters_in_tags_and_paths_are_printed_as_they_are(
@@ -653,3 +660,190 @@ def test_two_damaged_stores_are_repaired_in_place(
     code, target, err = _restore(cli, repo, "out")
     assert code == 0, err
     assert_same_tree(repo["src"], restored_root(target, repo["src"]))
+
+
+# --- issue 10: damage is reported as damage, and every message says what happened ---------------
+
+
+def _spoil_manifest(store_dirs: list[Path], snapshot_id: str) -> str:
+    """Make a snapshot's manifest unreadable (k of its 5 shards damaged); return its key."""
+    key = f"snapshots/{snapshot_id}"
+    for store in store_dirs:
+        _flip(store / key)
+    return key
+
+
+def test_unreadable_snapshots_are_damage_not_an_empty_list(cli: CliRunner, repo: dict[str, Path]) -> None:
+    older = cli("--json", "snapshots").json()["snapshots"][0]
+    (repo["src"] / "later.txt").write_text("a later backup\n")
+    assert cli("backup", repo["src"], "--no-progress").code == 0
+    newest = cli("--json", "snapshots").json()["snapshots"][-1]["id"]
+    spoiled = _spoil_manifest([repo["s0"], repo["s2"], repo["s4"]], newest)
+
+    listed = cli("snapshots")
+    assert listed.code == 1
+    assert "1 snapshots, and 1 unreadable" in listed.out and older["short_id"] in listed.out
+    assert f"error: snapshot manifest {spoiled} cannot be read" in listed.err
+    assert cli("--json", "snapshots").json()["unreadable"].keys() == {spoiled}
+    info = cli("repo", "info")
+    assert f"warning: snapshot manifest {spoiled} cannot be read" in info.err
+
+    # `latest` could be the unreadable one: the older snapshot is not passed off as the latest
+    code, target, err = _restore(cli, repo, "out")
+    assert code == 1 and not target.exists()
+    assert "cannot tell which snapshot is the latest" in err and older["short_id"] in err
+    assert spoiled in err
+    by_id = cli("restore", older["short_id"], "--target", target, "--no-progress")
+    assert by_id.code == 0, by_id.err
+
+    _spoil_manifest([repo["s0"], repo["s2"], repo["s4"]], older["id"])
+    listed = cli("snapshots")
+    assert listed.code == 1 and "0 snapshots, and 2 unreadable" in listed.out
+    code, _, err = _restore(cli, repo, "again")
+    assert code == 1
+    assert "no readable snapshot" in err and "unreadable, not absent" in err
+    assert "no snapshots yet" not in err
+    # the record-snapshot listing shares the manifest reader, and the exit status
+    state = cli("state", "list")
+    assert state.code == 1 and spoiled in state.err
+
+
+def test_fifos_are_backed_up_and_sockets_reported(cli: CliRunner, repo: dict[str, Path]) -> None:
+    special = repo["root"] / "special"
+    special.mkdir()
+    os.mkfifo(special / "pipe", 0o640)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(special / "sock"))
+    result = cli("backup", special, "--no-progress")
+    assert result.code == 3
+    assert f"warning: {special.resolve()}/sock: skipped (socket; not backed up)" in result.err
+    listing = cli("ls", "latest").out
+    assert any(line.startswith("prw-r-----") and line.endswith("/pipe") for line in listing.splitlines())
+    assert "/sock" not in listing
+    code, target, err = _restore(cli, repo, "out")
+    assert code == 0, err
+    restored = restored_root(target, special)
+    assert stat.S_ISFIFO((restored / "pipe").lstat().st_mode)
+    assert stat.S_IMODE((restored / "pipe").lstat().st_mode) == 0o640
+
+
+def test_a_failed_restore_says_it_failed(cli: CliRunner, repo: dict[str, Path]) -> None:
+    # the largest pack holds file data (trees are small): its files fail, the others come back
+    victim = max(_shard_files(repo["s0"]), key=lambda p: p.stat().st_size).relative_to(repo["s0"])
+    for number in (0, 1, 3):
+        _flip(repo[f"s{number}"] / victim)
+    target = repo["root"] / "out"
+    result = cli("restore", "latest", "--target", target, "--no-progress")
+    assert result.code == 1
+    assert "restored snapshot" not in result.out
+    last = result.err.strip().splitlines()[-1]
+    assert last.startswith("error: restore of snapshot ") and "FAILED for" in last
+    assert " files restored" in last
+
+
+def test_a_given_but_missing_store_is_not_called_not_given(cli: CliRunner, repo: dict[str, Path]) -> None:
+    shutil.rmtree(repo["s1"])
+    refused = cli("backup", repo["src"], "--no-progress")
+    assert refused.code == 1
+    assert "not given" not in refused.err
+    assert f"given but unreachable or missing: local:{repo['s1']}" in refused.err
+    done = cli("backup", repo["src"], "--no-progress", "--degraded-ok")
+    assert done.code == 0, done.err
+    assert "stored across 4 of 5 stores" in done.out
+    assert "written degraded: 1 of 5 stores missed shards (store 1" in done.err
+
+
+def test_init_usage_errors_and_failures_leave_nothing_behind(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIFEBOAT_REPO_PASSPHRASE", PASSPHRASE)
+    monkeypatch.delenv("LIFEBOAT_STORES", raising=False)
+    a, b = tmp_path / "a", tmp_path / "deep" / "b"
+    bad = cli("repo", "init", "--data-shards", "3", "--store", a, "--store", b)
+    assert bad.code == 2 and "--data-shards must be between 1" in bad.err
+    assert not a.exists() and not b.parent.exists()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "something").write_text("not a store\n")
+    failed = cli("repo", "init", "--store", a, "--store", b, "--store", busy)
+    assert failed.code == 1 and "is not empty" in failed.err
+    assert not a.exists() and not (tmp_path / "deep").exists()
+    assert [p.name for p in busy.iterdir()] == ["something"]
+
+
+def test_an_unknown_option_is_one_line(cli: CliRunner, tmp_path: Path) -> None:
+    result = cli("backup", "--foo", tmp_path)
+    assert result.code == 2
+    assert result.err == "lifeboat: no such option: --foo (see lifeboat backup --help)\n"
+
+
+def test_a_hung_s3_store_is_reported_and_the_others_are_used(cli: CliRunner, repo: dict[str, Path]) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = listener.getsockname()[1]
+    hung = f"s3://bucket/p?endpoint=http://127.0.0.1:{port}&access_key_id=k&secret_access_key=s3cr3t"
+    stores = [str(repo[f"s{i}"]) for i in (0, 2, 4)] + [hung]
+    try:
+        started = time.monotonic()
+        result = cli(
+            "restore",
+            "latest",
+            "--target",
+            repo["root"] / "out",
+            "--no-progress",
+            "--store-timeout",  # a global option, accepted after the command too
+            "1",
+            *itertools.chain.from_iterable(("--store", s) for s in stores),
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
+    assert result.code == 0, result.err
+    assert (
+        f"s3://bucket/p at http://127.0.0.1:{port}: cannot get 'config': no answer within 1 s" in result.err
+    )
+    assert "s3cr3t" not in result.err
+    assert len(accepted) == 1 and elapsed < 30
+
+
+def test_a_manifest_left_incomplete_by_a_crash_is_not_damage(cli: CliRunner, repo: dict[str, Path]) -> None:
+    first = cli("--json", "snapshots").json()["snapshots"][0]["id"]
+    (repo["src"] / "later.txt").write_text("a later backup\n")
+    assert cli("backup", repo["src"], "--no-progress").code == 0
+    newest = cli("--json", "snapshots").json()["snapshots"][-1]["id"]
+    for number in (0, 2, 4):  # as if the backup died after 2 of the 5 shards of its manifest
+        (repo[f"s{number}"] / "snapshots" / newest).unlink()
+    listed = cli("--json", "snapshots")
+    assert listed.code == 0, listed.err
+    assert [s["id"] for s in listed.json()["snapshots"]] == [first]
+    assert listed.json()["incomplete"] == [f"snapshots/{newest}"] and listed.json()["unreadable"] == {}
+    code, _, err = _restore(cli, repo, "out")
+    assert code == 0, err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_device_restored_without_root_is_named_with_exit_3(
+    cli: CliRunner, repo: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    special = repo["root"] / "dev"
+    special.mkdir()
+    os.mknod(special / "null", stat.S_IFCHR | 0o666, os.stat("/dev/null").st_rdev)
+    (special / "plain.txt").write_text("plain\n")
+    assert cli("backup", special, "--no-progress").code == 0
+    assert any(line.startswith("crw-") for line in cli("ls", "latest").out.splitlines())
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    code, target, err = _restore(cli, repo, "out")
+    assert code == 3, err
+    assert "warning: " in err and "null: character device" in err and "needs root" in err
+    assert (restored_root(target, special) / "plain.txt").read_text() == "plain\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,7 +141,7 @@ def test_special_and_unreadable_entries_are_reported(
 ) -> None:
     root = tmp_path / "src"
     root.mkdir()
-    os.mkfifo(root / "pipe")
+    _bind_socket(root / "sock")
     (root / "secret").write_bytes(b"s")
     (root / "fine").write_bytes(b"f")
     real = files._open_file
@@ -153,10 +154,79 @@ def test_special_and_unreadable_entries_are_reported(
     monkeypatch.setattr(files, "_open_file", deny)
     result = backup_paths(repo, [root])
     assert result.errors == [f"{root}/secret: Permission denied"]
-    assert result.warnings == [f"{root}/pipe: skipped (FIFO)"]
+    assert result.warnings == [f"{root}/sock: skipped (socket; not backed up)"]
     assert result.summary["error_count"] == 1 and result.summary["errors"] == result.errors
     listing = _paths(repo, result.manifest)
-    assert f"{root}/fine" in listing and f"{root}/secret" not in listing and f"{root}/pipe" not in listing
+    assert f"{root}/fine" in listing and f"{root}/secret" not in listing and f"{root}/sock" not in listing
+
+
+def _bind_socket(path: Path) -> None:
+    """Leave a Unix socket file at ``path`` (the socket itself is closed again)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+
+
+def test_fifos_and_devices_are_backed_up_and_restored(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "src"
+    root.mkdir()
+    os.mkfifo(root / "pipe")
+    os.chmod(root / "pipe", 0o640)
+    _bind_socket(root / "sock")
+    as_root = os.geteuid() == 0
+    null = os.stat("/dev/null").st_rdev
+    if as_root:  # a character device with the numbers of /dev/null
+        os.mknod(root / "null", stat.S_IFCHR | 0o620, null)
+    for number, name in enumerate(sorted(os.listdir(root))):
+        os.utime(root / name, ns=(1_600_000_000_000_000_000 + number, 1_600_000_000_000_000_000 + number))
+    result = backup_paths(repo, [root])
+    assert result.warnings == [f"{root}/sock: skipped (socket; not backed up)"]
+    listing = _paths(repo, result.manifest)
+    assert listing[f"{root}/pipe"].type == "fifo" and listing[f"{root}/pipe"].mode == 0o640
+    assert f"{root}/sock" not in listing
+    if as_root:
+        device = listing[f"{root}/null"]
+        assert (device.type, device.major, device.minor) == ("chardev", os.major(null), os.minor(null))
+
+    out = tmp_path / "out"
+    restored = restore.restore(repo, result.manifest, out)
+    assert restored.errors == [] and restored.warnings == []
+    back = restored_root(out, root)
+    for name in os.listdir(root):
+        if name == "sock":
+            continue
+        want, got = os.lstat(root / name), os.lstat(back / name)
+        assert stat.S_IFMT(got.st_mode) == stat.S_IFMT(want.st_mode), name
+        assert stat.S_IMODE(got.st_mode) == stat.S_IMODE(want.st_mode), name
+        assert got.st_mtime_ns == want.st_mtime_ns, name
+        assert got.st_rdev == want.st_rdev, name
+    assert not (back / "sock").exists()
+    assert restored.specials == (2 if as_root else 1)
+
+    # Without root a device node is named, not created, and everything else is restored.
+    if as_root:
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+        again = restore.restore(repo, result.manifest, tmp_path / "unprivileged")
+        assert again.errors == []
+        assert again.warnings == [
+            f"{root}/null: character device {os.major(null)}:{os.minor(null)} not created "
+            "(creating device nodes needs root)"
+        ]
+        plain = restored_root(tmp_path / "unprivileged", root)
+        assert stat.S_ISFIFO(os.lstat(plain / "pipe").st_mode) and not (plain / "null").exists()
+
+    # diff sees a FIFO go and a device change its numbers
+    (root / "pipe").unlink()
+    if as_root:
+        (root / "null").unlink()
+        os.mknod(root / "null", stat.S_IFCHR | 0o620, os.makedev(1, 5))
+    changes = {
+        (c.path, c.kind, c.type) for c in diff(repo, result.manifest, backup_paths(repo, [root]).manifest)
+    }
+    assert (f"{root}/pipe", "-", "fifo") in changes
+    if as_root:
+        assert (f"{root}/null", "M", "chardev") in changes
 
 
 def test_deep_directories_need_no_recursion(repo: Repository, tmp_path: Path) -> None:

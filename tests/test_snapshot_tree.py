@@ -101,7 +101,7 @@ FILE = {
         (_tree([{**FILE, "size": -1}]), "out of range"),
         (_tree([{**FILE, "content": ["AB" * 32]}]), "lowercase"),
         (_tree([{**FILE, "content": ["ab"]}]), "hex digits"),
-        (_tree([{**FILE, "type": "fifo"}]), "unknown type"),
+        (_tree([{**FILE, "type": "socket"}]), "unknown type"),
         (_tree([{**FILE, "subtree": "00" * 32}]), "unexpected"),
         (_tree([{"name": "l", "type": "symlink", "mode": 511, "mtime_ns": 1, "target": ""}]), "target"),
         (_tree([FILE]).replace(b":", b": ", 1), "canonical form"),
@@ -173,3 +173,61 @@ def test_mutated_blobs_raise_only_format_error(tree: list[Node], data: st.DataOb
     except FormatError:
         return
     assert encode_tree(decoded) == bytes(blob)
+
+
+# --- special files (tree version 2) ------------------------------------------------------------
+
+
+def test_fifos_and_devices_round_trip_in_version_2_and_plain_trees_stay_version_1() -> None:
+    special = [
+        Node("pipe", "fifo", 0o640, 3),
+        Node("null", "chardev", 0o666, 4, major=1, minor=3),
+        Node("disk", "blockdev", 0o660, 5, major=8, minor=2**20),
+    ]
+    data = encode_tree([*sample_nodes(), *special])
+    document = json.loads(data)
+    assert document["version"] == 2
+    by_name = {node["name"]: node for node in document["nodes"]}
+    assert by_name["pipe"] == {"name": "pipe", "type": "fifo", "mode": 0o640, "mtime_ns": 3}
+    assert by_name["null"] == {
+        "name": "null",
+        "type": "chardev",
+        "mode": 0o666,
+        "mtime_ns": 4,
+        "major": 1,
+        "minor": 3,
+    }
+    assert set(decode_tree(data)) == {*sample_nodes(), *special}
+    # a tree without special files is exactly what version 1 readers and earlier backups have
+    assert json.loads(encode_tree(sample_nodes()))["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_tree([{"name": "p", "type": "fifo", "mode": 420, "mtime_ns": 1}]), "need version 2"),
+        (_tree([FILE], version=2), "lists no special file"),
+        (_tree([{"name": "p", "type": "fifo", "mode": 420, "mtime_ns": 1}], version=3), "upgrade"),
+        (
+            _tree(
+                [{"name": "n", "type": "chardev", "mode": 420, "mtime_ns": 1, "major": 1}],
+                version=2,
+            ),
+            "missing fields \\['minor'\\]",
+        ),
+        (
+            _tree(
+                [{"name": "n", "type": "blockdev", "mode": 420, "mtime_ns": 1, "major": 1, "minor": 2**32}],
+                version=2,
+            ),
+            "minor .* out of range",
+        ),
+        (
+            _tree([{"name": "s", "type": "socket", "mode": 420, "mtime_ns": 1}], version=2),
+            "unknown type 'socket'",
+        ),
+    ],
+)
+def test_version_2_is_strict(data: bytes, message: str) -> None:
+    with pytest.raises(FormatError, match=message):
+        decode_tree(data)

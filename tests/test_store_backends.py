@@ -10,6 +10,7 @@ import errno
 import http.server
 import os
 import random
+import socket
 import stat
 import threading
 import time
@@ -36,6 +37,7 @@ from lifeboat.store.backends import (
     ObjectStoreBackend,
     RetryingBackend,
     StoreError,
+    StoreTimeout,
     open_backend,
 )
 
@@ -371,6 +373,77 @@ def test_s3_http_failures_are_classified(status: int, unavailable: bool) -> None
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _SilentServer:
+    """A TCP server on 127.0.0.1 that accepts every connection and never answers (a hung S3)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[_SilentServer]:
+    server = _SilentServer()
+    yield server
+    server.close()
+
+
+def test_s3_hung_server_times_out_once_naming_the_limit(silent_server: _SilentServer) -> None:
+    inner = ObjectStoreBackend.s3(
+        "b",
+        endpoint=f"http://127.0.0.1:{silent_server.port}",
+        access_key_id="k",
+        secret_access_key="s3cr3t-value",
+        timeout=0.5,
+    )
+    backend = RetryingBackend(inner, attempts=4, sleep=lambda _: None)
+    with pytest.raises(StoreTimeout, match=r"no answer within 0\.5 s .*timeout=SECONDS") as info:
+        backend.get("config")
+    assert inner.name in str(info.value)
+    # one request, not four: each retry would wait the whole timeout again
+    assert len(silent_server.accepted) == 1
+
+
+def test_s3_without_credentials_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    (port,) = _free_ports(1)
+    # obstore then asks the instance-metadata service; point it at a closed local port
+    monkeypatch.setenv("AWS_METADATA_ENDPOINT", f"http://127.0.0.1:{port}")
+    backend = open_backend(f"s3://b/p?endpoint=http://127.0.0.1:{port}")
+    with pytest.raises(StoreError) as info:
+        backend.get("config")
+    assert str(info.value) == (
+        f"{backend.name}: no S3 credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the "
+        "URL's access_key_id/secret_access_key options"
+    )
+    assert not isinstance(info.value, BackendUnavailable)  # not retried: waiting will not help
 
 
 def test_s3_wrong_secret_and_missing_bucket(seaweedfs: SeaweedS3) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.store.backends import FaultyBackend, LocalBackend, MemoryBackend
+from lifeboat.store.backends import FaultyBackend, LocalBackend, MemoryBackend, StoreError
 from lifeboat.store.codec import ShardError
 from lifeboat.store.config import CONFIG_KEY
 from lifeboat.store.errors import FormatError, LockedError, RepositoryError, RepositoryKeyError, StoreDown
@@ -125,6 +125,16 @@ def test_init_refuses_non_empty_stores_and_bad_k() -> None:
         _init(stores)
     with pytest.raises(Exception, match="between 1 and the number of stores"):
         _init(_stores(3), k=4)
+
+
+def test_a_failed_init_removes_what_it_wrote() -> None:
+    inner = _stores(3)
+    # the third store takes its key file, then fails on its config
+    stores = [FaultyBackend(inner[0]), FaultyBackend(inner[1]), FaultyBackend(inner[2], fail_puts=[2])]
+    with pytest.raises(StoreError):
+        _init(stores)
+    assert [store.list("") for store in inner] == [[], [], []]
+    _init(inner).close()  # and the stores can be used for a new repository at once
 
 
 def test_a_tampered_config_leaves_its_store_out_and_one_key_must_match_some_config() -> None:

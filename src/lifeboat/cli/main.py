@@ -2,8 +2,11 @@
 
 Conventions for every command: ``--json`` prints one JSON document; exit status 0 on success,
 1 on a user error (one line on stderr that says what to do), 2 on a usage error (unknown
-option, contradictory or missing choices), 3 for a result that needs a look (``check``: degraded
-but readable; ``backup``: saved, but some files could not be read); secrets are
+option, contradictory or missing choices; the parser's own errors are one line too), 3 for a
+result that needs a look (``check``: degraded but readable; ``backup``: saved, but some files
+could not be read or sockets were skipped; ``restore``: done, but device nodes need root).
+Damage found while listing is an error, not an empty list: ``snapshots`` and ``state list``
+print the readable snapshots, name each unreadable manifest on stderr and exit 1; secrets are
 printed only with ``--reveal`` and written only to files created 0600 atomically.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -60,9 +63,20 @@ def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    store_timeout: Annotated[
+        float,
+        typer.Option(
+            "--store-timeout",
+            help="Seconds an object store (s3://...) may take to answer a request before it is "
+            "reported and the other stores are used (a URL's timeout= option overrides it).",
+            metavar="SECONDS",
+            min=0.1,
+        ),
+    ] = 30.0,
 ) -> None:
     settings.home = home
     settings.json = json_output
+    settings.store_timeout = store_timeout
 
 
 def _fail(message: str, kind: str, code: int) -> int:
@@ -73,11 +87,52 @@ def _fail(message: str, kind: str, code: int) -> int:
 
 
 def _hoist_json(argv: list[str]) -> list[str]:
-    """Let ``--json`` stand anywhere before ``--`` (``lifeboat shares list --json``)."""
+    """Let ``--json`` and ``--store-timeout S`` stand anywhere before ``--`` (``lifeboat shares list --json``)."""
     end = argv.index("--") if "--" in argv else len(argv)
-    if "--json" not in argv[:end]:
-        return argv
-    return ["--json", *[a for i, a in enumerate(argv) if not (a == "--json" and i < end)]]
+    front: list[str] = []
+    rest: list[str] = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif i >= end:
+            rest.append(arg)
+        elif arg == "--json":
+            front[:0] = [] if "--json" in front else ["--json"]
+        elif arg == "--store-timeout" and i + 1 < end:
+            front += [arg, argv[i + 1]]
+            skip = True
+        elif arg.startswith("--store-timeout="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+    return front + rest
+
+
+#: click's ClickException, found through typer's public BadParameter (newer typer releases carry
+#: their own copy of click, older ones use the click package).
+_PARSER_ERROR: type[Exception] = next(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"
+)
+
+
+def _parser_error(exc: Any) -> int:
+    """One line for an error the argument parser found (``lifeboat: no such option: --foo ...``)."""
+    code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()  # a bare group (`lifeboat repo`): its help is the answer
+        return code
+    message = " ".join(str(exc.format_message()).split())
+    message = message[:1].lower() + message[1:]
+    if message.endswith(".") and not message.endswith("..."):
+        message = message[:-1]
+    context = getattr(exc, "ctx", None)
+    if context is not None:
+        message += f" (see {context.command_path} --help)"
+    if settings.json:
+        emit({"ok": False, "error": message, "kind": "UsageError"}, lambda: None)
+    print(f"lifeboat: {message}", file=sys.stderr)
+    return code
 
 
 def main_entry(argv: list[str] | None = None) -> int:
@@ -85,14 +140,15 @@ def main_entry(argv: list[str] | None = None) -> int:
     args = _hoist_json(list(sys.argv[1:] if argv is None else argv))
     settings.json = "--json" in args[:1]
     try:
-        app(args=args, prog_name="lifeboat")
+        # standalone_mode=False: parser errors come here as exceptions, printed as one line
+        # below instead of click's multi-line box; Exit(n) comes back as the return value
+        result = app(args=args, prog_name="lifeboat", standalone_mode=False)
+    except typer.Abort:
+        return _fail("aborted", "Interrupted", 1)
+    except _PARSER_ERROR as exc:
+        return _parser_error(exc)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if code == 2 and settings.json:
-            # The parser has printed its message on stderr; give JSON readers a result too.
-            emit(
-                {"ok": False, "error": "usage error; see standard error", "kind": "UsageError"}, lambda: None
-            )
         return code
     except LifeboatError as exc:
         return _fail(str(exc), type(exc).__name__, 2 if isinstance(exc, UsageError) else 1)
@@ -101,7 +157,7 @@ def main_entry(argv: list[str] | None = None) -> int:
         return _fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", "StorageError", 1)
     except KeyboardInterrupt:
         return _fail("interrupted; nothing was left half-written", "Interrupted", 130)
-    return 0
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 def run() -> None:

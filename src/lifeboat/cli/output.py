@@ -20,6 +20,8 @@ from rich.console import Console
 class Settings:
     home: Path | None = None
     json: bool = False
+    #: Seconds an object store may take to answer one request (``--store-timeout``).
+    store_timeout: float = 30.0
 
 
 settings = Settings()

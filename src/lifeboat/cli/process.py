@@ -26,12 +26,12 @@ PACK_WRITERS = frozenset({"backup", "forget"})
 
 
 def command_of(argv: list[str]) -> str | None:
-    """The subcommand in ``argv`` (after the global options; ``--home`` takes a value)."""
+    """The subcommand in ``argv`` (after the global options; ``--home`` and ``--store-timeout`` take a value)."""
     skip = False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--home":
+        elif arg in ("--home", "--store-timeout"):
             skip = True
         elif not arg.startswith("-"):
             return arg

@@ -124,19 +124,28 @@ def _store_urls(stores: list[str] | None) -> list[str]:
 
 def _backends(urls: list[str], *, create: bool = False) -> list[Backend]:
     return [
-        RetryingBackend(LimitedBackend(open_backend(url, create=create), 8), attempts=4, max_delay=1.0)
+        RetryingBackend(
+            LimitedBackend(open_backend(url, create=create, timeout=settings.store_timeout), 8),
+            attempts=4,
+            max_delay=1.0,
+        )
         for url in urls
     ]
 
 
-def _lenient_backends(urls: list[str]) -> list[Backend]:
-    """Open what can be opened; a store that fails to open is skipped (the repository says what is missing)."""
+def _lenient_backends(urls: list[str], failures: list[str] | None = None) -> list[Backend]:
+    """Open what can be opened; a store that fails to open is skipped (the repository says what is missing).
+
+    Why each given store could not be opened is appended to ``failures``, if given.
+    """
     found: list[Backend] = []
     for url in urls:
         try:
             found.extend(_backends([url]))
         except StorageError as exc:  # reported; the repository decides whether enough stores remain
             info(f"warning: {exc}")
+            if failures is not None:
+                failures.append(str(exc))
     return found
 
 
@@ -161,7 +170,8 @@ def _open(
     degraded_ok: bool = False,
     load_index: bool = True,
 ) -> Iterator[Repository]:
-    backends = _lenient_backends(_store_urls(stores))
+    unopened: list[str] = []
+    backends = _lenient_backends(_store_urls(stores), unopened)
     if not backends:
         raise RepositoryError("none of the given stores can be opened")
     passphrase = _passphrase(passphrase_file)
@@ -172,6 +182,7 @@ def _open(
         degraded_ok=degraded_ok,
         cache_dir=_cache(cache_dir, no_cache),
         load_index=load_index,
+        unopened=unopened,
     )
     try:
         for failure in repo.store_failures:
@@ -268,6 +279,30 @@ def _snapshot_json(manifest: Manifest) -> dict[str, Any]:
 # repo init / info / unlock / replace-store -------------------------------------------------------
 
 
+def _missing_top(url: str) -> Path | None:
+    """For a local store that does not exist yet: the outermost directory init will create."""
+    if "://" in url and not url.startswith("file://"):
+        return None
+    path = Path(unquote(urlsplit(url).path) if url.startswith("file://") else url).absolute()
+    if os.path.lexists(path):
+        return None
+    top = path
+    while not os.path.lexists(top.parent) and top.parent != top:
+        top = top.parent
+    return top
+
+
+def _remove_empty_dirs(top: Path) -> None:
+    """Remove ``top`` and the directories below it, if they hold nothing else (no file is ever removed)."""
+    if not top.is_dir() or top.is_symlink():
+        return
+    for directory, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
+
+
 @repo_app.command("init")
 def init_command(
     store: StoreOpt = None,
@@ -284,9 +319,20 @@ def init_command(
 ) -> None:
     """Create a repository across the given stores (each gets one shard of every object)."""
     urls = _store_urls(store)
-    backends = _backends(urls, create=True)
+    if data_shards is not None and not 1 <= data_shards <= len(urls):
+        raise UsageError(
+            f"--data-shards must be between 1 and the number of stores ({len(urls)}), got {data_shards}"
+        )
     passphrase = _passphrase(passphrase_file, confirm=True, prompt="New repository passphrase")
-    with Repository.init(backends, passphrase, k=data_shards, cache_dir=None) as repo:
+    created = [top for top in map(_missing_top, urls) if top is not None]
+    try:
+        backends = _backends(urls, create=True)
+        repo = Repository.init(backends, passphrase, k=data_shards, cache_dir=None)
+    except BaseException:
+        for top in created:  # init removed what it wrote; remove the directories it made
+            _remove_empty_dirs(top)
+        raise
+    with repo:
         data = {"repository": repo.id, "k": repo.k, "n": repo.n, "stores": [s.name for s in backends]}
 
         def human() -> None:
@@ -328,6 +374,7 @@ def info_command(
             "packs": len(repo.index.packs),
             "blobs": len(repo.index),
             "snapshots": len(snapshots),
+            "unreadable_snapshots": sorted(repo.bad_manifests),
         }
 
         def human() -> None:
@@ -338,6 +385,8 @@ def info_command(
             _say(f"{len(repo.index.packs)} packs, {len(repo.index)} blobs, {len(snapshots)} snapshots")
 
         emit(data, human)
+        for key, why in repo.bad_manifests.items():  # `snapshots` and `check` exit 1 for these
+            _warn(f"warning: snapshot manifest {key} cannot be read: {why}")
 
 
 @repo_app.command("unlock")
@@ -767,27 +816,35 @@ def backup_command(
             )
         manifest = result.manifest
         summary = manifest.payload.get("summary", {})
-        data = {"snapshot": _snapshot_json(manifest), "summary": summary}
+        data = {"snapshot": _snapshot_json(manifest), "summary": summary, "skipped": result.warnings}
+        degraded = result.degraded_stores
 
         def human() -> None:
             s = summary
+            where = f"{repo.n} stores" if not degraded else f"{repo.n - len(degraded)} of {repo.n} stores"
             _say(
                 f"snapshot {manifest.short_id} saved: {s.get('files_new', 0)} new, "
                 f"{s.get('files_changed', 0)} changed, {s.get('files_unmodified', 0)} unmodified files; "
                 f"{_human_bytes(s.get('bytes_read', 0))} read, {_human_bytes(s.get('bytes_added', 0))} new data, "
-                f"{_human_bytes(s.get('bytes_stored', 0))} stored across {repo.n} stores "
+                f"{_human_bytes(s.get('bytes_stored', 0))} stored across {where} "
                 f"in {s.get('duration_s', 0):.1f} s"
             )
             for problem in s.get("errors", []):
                 _warn(f"warning: {problem}")
-            if manifest.payload.get("degraded_stores"):
+            if degraded:
+                missing = "; ".join(
+                    f"{repo.store_name(number)}: {repo.unavailable.get(number, 'a write failed')}"
+                    for number in degraded
+                )
                 _warn(
-                    f"warning: written degraded: stores {manifest.payload['degraded_stores']} are missing "
-                    "shards; run `lifeboat repair` when they are back"
+                    f"warning: written degraded: {len(degraded)} of {repo.n} stores missed shards "
+                    f"({missing}); run `lifeboat repair` when they are back"
                 )
 
         emit(data, human)
-        if summary.get("errors"):
+        for skipped in result.warnings:  # on stderr under --json too: nothing is skipped silently
+            _warn(f"warning: {skipped}")
+        if summary.get("errors") or result.warnings:
             raise typer.Exit(3)
 
 
@@ -803,7 +860,11 @@ def snapshots_command(
     """List the snapshots, oldest first."""
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         manifests = repo.manifests("files")
-        data = {"snapshots": [_snapshot_json(m) for m in manifests], "unreadable": repo.bad_manifests}
+        data = {
+            "snapshots": [_snapshot_json(m) for m in manifests],
+            "unreadable": repo.bad_manifests,
+            "incomplete": sorted(repo.incomplete_manifests),
+        }
 
         def human() -> None:
             table = Table("ID", "Time", "Host", "Tags", "Paths", "Size", box=None)
@@ -827,11 +888,22 @@ def snapshots_command(
                     )
                 )
             stdout.print(table)
-            _say(f"{len(manifests)} snapshots")
-            for key, why in repo.bad_manifests.items():
-                _warn(f"warning: {key} cannot be read: {why}")
+            _say(
+                f"{len(manifests)} snapshots"
+                + (f", and {len(repo.bad_manifests)} unreadable (see below)" if repo.bad_manifests else "")
+            )
 
         emit(data, human)
+        if repo.incomplete_manifests:
+            info(
+                f"note: {len(repo.incomplete_manifests)} manifest(s) left incomplete by an interrupted "
+                "backup (never a snapshot; `lifeboat forget --prune` removes them)"
+            )
+        for key, why in repo.bad_manifests.items():
+            _warn(f"error: snapshot manifest {key} cannot be read: {why}")
+        if repo.bad_manifests:
+            # damage, not a warning: `lifeboat check` calls unreadable manifests errors (exit 1)
+            raise typer.Exit(1)
 
 
 def ls_command(
@@ -858,6 +930,11 @@ def ls_command(
                     "size": node.size,
                     "mtime_ns": node.mtime_ns,
                     **({"target": node.target} if node.target is not None else {}),
+                    **(
+                        {"major": node.major, "minor": node.minor}
+                        if node.type in ("chardev", "blockdev")
+                        else {}
+                    ),
                 }
                 for p, node in entries
             ],
@@ -868,13 +945,16 @@ def ls_command(
                 suffix = (
                     f" -> {node.target}" if node.type == "symlink" else ("/" if node.type == "dir" else "")
                 )
-                _say(f"{_mode_string(node.type, node.mode)} {node.size or 0:>12} {p}{suffix}")
+                size = (
+                    f"{node.major}, {node.minor}" if node.type in ("chardev", "blockdev") else node.size or 0
+                )
+                _say(f"{_mode_string(node.type, node.mode)} {size:>12} {p}{suffix}")
 
         emit(data, human)
 
 
 def _mode_string(kind: str, mode: int) -> str:
-    first = {"dir": "d", "symlink": "l"}.get(kind, "-")
+    first = {"dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}.get(kind, "-")
     bits = "".join(ch if mode & (1 << (8 - i)) else "-" for i, ch in enumerate("rwxrwxrwx"))
     return first + bits
 
@@ -948,16 +1028,27 @@ def restore_command(
         }
 
         def human() -> None:
-            _say(
-                f"restored snapshot {manifest.short_id} to {target}: {result.files} files, "
-                f"{_human_bytes(result.bytes_written)} in {elapsed:.1f} s"
-            )
+            if not result.errors:
+                _say(
+                    f"restored snapshot {manifest.short_id} to {target}: {result.files} files, "
+                    f"{_human_bytes(result.bytes_written)} in {elapsed:.1f} s"
+                )
             for problem in result.errors:
                 _warn(f"error: {problem}")
+            for problem in result.warnings:
+                _warn(f"warning: {problem}")
+            if result.errors:
+                _warn(
+                    f"error: restore of snapshot {manifest.short_id} to {target} FAILED for "
+                    f"{len(result.errors)} entries (listed above); {result.files} of {result.files_total} "
+                    f"files restored ({_human_bytes(result.bytes_written)}); the others are not in {target}"
+                )
 
         emit(data, human)
         if result.errors:
             raise typer.Exit(1)
+        if result.warnings:
+            raise typer.Exit(3)
 
 
 # check / repair --------------------------------------------------------------------------------------

@@ -351,6 +351,8 @@ def list_command(
         stdout.print(table)
 
     emit({"snapshots": [_snap_json(s) for s in snapshots], "unreadable": problems}, human)
+    if problems:  # damage, not an empty list: see the exit codes in `lifeboat snapshots`
+        raise typer.Exit(1)
 
 
 @state_app.command("show")

@@ -7,8 +7,10 @@ The walk
     holding ``docs``; those parent directories carry the metadata of the real directories but
     list only the backed-up entries. A path inside another backed-up path is redundant and
     dropped. Directory entries are visited sorted by name. Symlinks are never followed: they
-    become symlink nodes (a backed-up path that is a symlink too). Sockets, FIFOs and devices
-    are skipped with a warning. A file or directory that cannot be read is an error in the
+    become symlink nodes (a backed-up path that is a symlink too). FIFOs and character and
+    block devices are recorded (type, mode, mtime, and a device's major and minor numbers;
+    never a device's contents); sockets, which only a running process can give meaning to,
+    are skipped with a warning (as restic does). A file or directory that cannot be read is an error in the
     result (and the manifest summary), and the backup goes on without it; a directory that
     cannot be listed is kept, empty. The walk crosses file-system boundaries.
 
@@ -500,10 +502,23 @@ class _Walker:
             self.files_done += 1
             self.report()
             return None
-        kind = (
-            "socket" if stat.S_ISSOCK(mode) else "FIFO" if stat.S_ISFIFO(mode) else "device or special file"
-        )
-        self.warnings.append(f"{display_path(path)}: skipped ({kind})")
+        if stat.S_ISFIFO(mode):
+            frame.nodes.append(Node(name, "fifo", stat.S_IMODE(mode), info.st_mtime_ns))
+            return None
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            frame.nodes.append(
+                Node(
+                    name,
+                    "chardev" if stat.S_ISCHR(mode) else "blockdev",
+                    stat.S_IMODE(mode),
+                    info.st_mtime_ns,
+                    major=os.major(info.st_rdev),
+                    minor=os.minor(info.st_rdev),
+                )
+            )
+            return None
+        kind = "socket" if stat.S_ISSOCK(mode) else "special file of an unknown type"
+        self.warnings.append(f"{display_path(path)}: skipped ({kind}; not backed up)")
         return None
 
     def _file(self, path: str, name: str, info: os.stat_result, old: Node | None) -> Node | None:

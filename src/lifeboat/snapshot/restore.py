@@ -21,7 +21,10 @@ Restore, in three steps:
    their directory. A file whose last blob is written gets its mode and mtime and is renamed
    to its real name. Memory stays near two decoded packs whatever the snapshot's size.
 3. **Finish.** Symlinks are created (as links, under a temporary name, then renamed), then
-   directories get their mode and mtime, deepest first (after everything inside them).
+   FIFOs (``mkfifo``) and devices (``mknod`` with the recorded major and minor numbers, only
+   when running as root: otherwise each is named in :attr:`RestoreResult.warnings` and not
+   created), then directories get their mode and mtime, deepest first (after everything inside
+   them).
 
 The repository checks every blob against its content id when it loads a pack, so nothing
 unauthenticated is written. A file whose blob cannot be loaded (its pack lost or damaged, no
@@ -107,10 +110,16 @@ class RestoreResult:
     """What :func:`restore` did; a non-empty ``errors`` means some entries were not restored."""
 
     files: int = 0
+    #: Files the snapshot (or the ``includes``) selected.
+    files_total: int = 0
     dirs: int = 0
     symlinks: int = 0
+    #: FIFOs and device nodes created.
+    specials: int = 0
     bytes_written: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Entries left out on purpose (a device node without root); everything else was restored.
+    warnings: list[str] = field(default_factory=list)
 
 
 def _show(path: str) -> str:
@@ -221,7 +230,11 @@ def diff(repo: Repository, a: Manifest, b: Manifest) -> list[Change]:
                 if after.type == "dir" and after.subtree is not None:
                     changes.extend(Change(p, "+", n.type) for p, n in walk(repo, after.subtree, path))
             else:
-                if before.content != after.content or before.target != after.target:
+                if (
+                    before.content != after.content
+                    or before.target != after.target
+                    or (before.major, before.minor) != (after.major, after.minor)
+                ):
                     changes.append(Change(path, "M", after.type))
                 elif before.mode != after.mode or before.mtime_ns != after.mtime_ns:
                     changes.append(Change(path, "U", after.type))
@@ -322,6 +335,7 @@ class _Restore:
         self.failed_dirs: set[tuple[str, ...]] = set()
         self.files: list[_File] = []
         self.links: list[tuple[tuple[str, ...], Node]] = []
+        self.specials: list[tuple[tuple[str, ...], Node]] = []
         self.token = secrets.token_hex(4)
         self.files_done = 0
         self.bytes_total = 0
@@ -399,9 +413,11 @@ class _Restore:
                     if node.type == "file":
                         self.files.append(_File(here, node))
                         self.bytes_total += node.size
-                    else:
+                    elif node.type == "symlink":
                         self.links.append((here, node))
-        if self.includes and not self.dirs and not self.files and not self.links:
+                    else:
+                        self.specials.append((here, node))
+        if self.includes and not self.dirs and not self.files and not self.links and not self.specials:
             raise InputError(
                 f"no entry of snapshot {self.manifest.short_id} matches --include "
                 + " ".join(self.includes)
@@ -424,6 +440,7 @@ class _Restore:
 
     def run(self) -> RestoreResult:
         self.plan()
+        self.result.files_total = len(self.files)
         try:
             self.target.mkdir(parents=True, exist_ok=True)
             root_fd = os.open(self.target, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
@@ -437,6 +454,7 @@ class _Restore:
             packs = self._plan_packs()
             self._write_packs(packs)
             self._make_links()
+            self._make_specials()
             self._finish_dirs()
         finally:
             for fd in self._file_fds.values():
@@ -633,6 +651,40 @@ class _Restore:
                 continue
             self.result.symlinks += 1
 
+    def _make_specials(self) -> None:
+        """FIFOs and device nodes: made under a temporary name, given mode and mtime, renamed."""
+        root = os.geteuid() == 0 if hasattr(os, "geteuid") else False
+        for parts, node in self.specials:
+            if self._under_failed(parts[:-1]):
+                continue
+            path = "/" + "/".join(parts)
+            if node.type != "fifo" and not root:
+                kind = "character" if node.type == "chardev" else "block"
+                self.result.warnings.append(
+                    f"{_show(path)}: {kind} device {node.major}:{node.minor} not created "
+                    "(creating device nodes needs root)"
+                )
+                continue
+            tmp = f".lifeboat-restore-{self.token}-special"
+            parent = -1
+            try:
+                parent = self.handles.get(parts[:-1])
+                if node.type == "fifo":
+                    os.mkfifo(tmp, 0o600, dir_fd=parent)
+                else:
+                    kind_bits = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
+                    os.mknod(tmp, kind_bits | 0o600, os.makedev(node.major, node.minor), dir_fd=parent)
+                _chmod_special(tmp, node.mode, parent)
+                os.utime(tmp, ns=(node.mtime_ns, node.mtime_ns), dir_fd=parent, follow_symlinks=False)
+                os.rename(tmp, parts[-1], src_dir_fd=parent, dst_dir_fd=parent)
+            except OSError as exc:
+                if parent >= 0:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp, dir_fd=parent)
+                self.error(path, f"not restored: {exc.strerror or exc}")
+                continue
+            self.result.specials += 1
+
     def _finish_dirs(self) -> None:
         for parts in sorted(self.dirs - self.failed_dirs, key=len, reverse=True):
             node = self.dir_nodes[parts]
@@ -642,3 +694,20 @@ class _Restore:
                 os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
             except OSError as exc:
                 self.error("/" + "/".join(parts), f"mode or mtime not restored: {exc.strerror or exc}")
+
+
+def _chmod_special(name: str, mode: int, parent: int) -> None:
+    """Set the mode of the FIFO or device node ``name`` just made in ``parent``, never through a symlink.
+
+    A FIFO or device cannot be opened to ``fchmod`` it without side effects, so this is
+    ``fchmodat(AT_SYMLINK_NOFOLLOW)``, which refuses a symlink. A C library too old for that
+    flag gets a check that the name is still not a symlink, then a plain ``chmod``.
+    """
+    try:
+        os.chmod(name, mode, dir_fd=parent, follow_symlinks=False)
+        return
+    except (NotImplementedError, ValueError):  # no AT_SYMLINK_NOFOLLOW, or ``name`` became a symlink
+        pass
+    if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+        raise OSError(errno.ELOOP, "replaced by a symlink while being restored")
+    os.chmod(name, mode, dir_fd=parent)

@@ -8,6 +8,14 @@ A tree blob lists the entries of one directory, sorted by name::
       {"name": "sub", "type": "dir", "mode": 493, "mtime_ns": 1, "subtree": "<64 hex>"},
       {"name": "l", "type": "symlink", "mode": 511, "mtime_ns": 1, "target": "../x"}]}
 
+Version 2 adds special files: ``{"name": "p", "type": "fifo", "mode": 420, "mtime_ns": 1}`` and
+``{"name": "null", "type": "chardev" | "blockdev", "mode": 438, "mtime_ns": 1, "major": 1,
+"minor": 3}``. A tree is written as version 1 when it holds none of them (so trees without
+special files are byte-identical to those of earlier releases and dedup with them) and as version
+2 otherwise; a reader that knows only version 1 refuses such a tree by its version, never by
+guessing at an unknown entry type. Version 1 with a special entry, or version 2 without one, is
+not canonical and refused.
+
 Canonical JSON is ``json.dumps(obj, sort_keys=True, separators=(",", ":"))`` with ASCII
 escapes, so the bytes of a tree depend only on its contents and equal trees dedup to one blob.
 Names and symlink targets are :func:`os.fsdecode` strings: a name that is not valid UTF-8
@@ -38,8 +46,10 @@ __all__ = [
     "MAX_NAME_BYTES",
     "MAX_TARGET_BYTES",
     "MAX_TREE_BYTES",
+    "SPECIAL_TYPES",
     "TREE_FORMAT",
     "TREE_VERSION",
+    "TREE_VERSION_PLAIN",
     "Node",
     "NodeType",
     "check_name",
@@ -48,7 +58,9 @@ __all__ = [
 ]
 
 TREE_FORMAT: Final = "lifeboat-tree"
-TREE_VERSION: Final = 1
+TREE_VERSION: Final = 2
+#: The version of a tree without special files (FIFOs, devices): what earlier releases wrote.
+TREE_VERSION_PLAIN: Final = 1
 #: The largest tree blob :func:`decode_tree` parses (a directory of roughly a million entries).
 MAX_TREE_BYTES: Final = 256 << 20
 #: The longest entry name, in file-system bytes (Linux allows 255; other systems a little more).
@@ -61,12 +73,18 @@ _MAX_U64: Final = (1 << 64) - 1
 _MIN_I64: Final = -(1 << 63)
 _MAX_I64: Final = (1 << 63) - 1
 
-NodeType = Literal["file", "dir", "symlink"]
+NodeType = Literal["file", "dir", "symlink", "fifo", "chardev", "blockdev"]
+#: Entry types that need tree version 2.
+SPECIAL_TYPES: Final = frozenset({"fifo", "chardev", "blockdev"})
+_MAX_U32: Final = (1 << 32) - 1
 
 _FIELDS: Final[dict[str, frozenset[str]]] = {
     "file": frozenset({"name", "type", "mode", "mtime_ns", "size", "inode", "device", "content"}),
     "dir": frozenset({"name", "type", "mode", "mtime_ns", "subtree"}),
     "symlink": frozenset({"name", "type", "mode", "mtime_ns", "target"}),
+    "fifo": frozenset({"name", "type", "mode", "mtime_ns"}),
+    "chardev": frozenset({"name", "type", "mode", "mtime_ns", "major", "minor"}),
+    "blockdev": frozenset({"name", "type", "mode", "mtime_ns", "major", "minor"}),
 }
 
 
@@ -75,7 +93,8 @@ class Node:
     """One directory entry of a snapshot.
 
     ``size``, ``inode``, ``device`` and ``content`` describe files (zero / empty otherwise);
-    ``subtree`` is the tree blob id of a directory; ``target`` is the text of a symlink.
+    ``subtree`` is the tree blob id of a directory; ``target`` is the text of a symlink;
+    ``major`` and ``minor`` are the device number of a character or block device.
     """
 
     name: str
@@ -88,6 +107,8 @@ class Node:
     content: tuple[bytes, ...] = ()
     subtree: bytes | None = None
     target: str | None = None
+    major: int = 0
+    minor: int = 0
 
 
 def check_name(name: str) -> None:
@@ -119,9 +140,10 @@ def encode_tree(nodes: Iterable[Node]) -> bytes:
     for before, after in itertools.pairwise(ordered):
         if before.name == after.name:
             raise FormatError(f"two tree entries are named {before.name!r}")
+    special = any(node.type in SPECIAL_TYPES for node in ordered)
     document = {
         "format": TREE_FORMAT,
-        "version": TREE_VERSION,
+        "version": TREE_VERSION if special else TREE_VERSION_PLAIN,
         "nodes": [_node_to_json(node) for node in ordered],
     }
     return canonical_json(document)
@@ -140,8 +162,12 @@ def decode_tree(data: bytes) -> list[Node]:
     if document.get("format") != TREE_FORMAT:
         raise FormatError(f"not a tree blob (format {document.get('format')!r})")
     version = document.get("version")
-    if version != TREE_VERSION or isinstance(version, bool):
-        raise FormatError(f"tree blob version {version!r} is not supported (this Lifeboat reads version 1)")
+    if version not in (TREE_VERSION_PLAIN, TREE_VERSION) or isinstance(version, bool):
+        raise FormatError(
+            f"tree blob version {version!r} is not supported (this Lifeboat reads versions "
+            f"{TREE_VERSION_PLAIN} and {TREE_VERSION})"
+            + (" (upgrade Lifeboat)" if isinstance(version, int) and version > TREE_VERSION else "")
+        )
     if set(document) != {"format", "version", "nodes"}:
         raise FormatError(
             f"tree blob has unexpected fields {sorted(set(document) - {'format', 'version', 'nodes'})}"
@@ -154,6 +180,12 @@ def decode_tree(data: bytes) -> list[Node]:
         if before.name >= after.name:
             what = "duplicate" if before.name == after.name else "unsorted"
             raise FormatError(f"tree blob has {what} entries {before.name!r} and {after.name!r}")
+    special = any(node.type in SPECIAL_TYPES for node in nodes)
+    if special != (version == TREE_VERSION):
+        raise FormatError(
+            f"tree blob version {version} "
+            + ("lists special files (they need version 2)" if special else "lists no special file")
+        )
     if canonical_json(document) != bytes(data):
         raise FormatError("tree blob is not in canonical form")
     return nodes
@@ -193,13 +225,18 @@ def _node_to_json(node: Node) -> dict[str, Any]:
             raise FormatError(f"symlink {node.name!r} has no target")
         _check_target(node.target, node.name)
         item["target"] = node.target
-    else:
+    elif node.type in ("chardev", "blockdev"):
+        item.update(major=node.major, minor=node.minor)
+    elif node.type != "fifo":
         raise FormatError(f"tree entry {node.name!r} has unknown type {node.type!r}")
     _check_int(item["mode"], 0, 0o7777, "mode", node.name)
     _check_int(item["mtime_ns"], _MIN_I64, _MAX_I64, "mtime_ns", node.name)
     if node.type == "file":
         for field in ("size", "inode", "device"):
             _check_int(item[field], 0, _MAX_U64, field, node.name)
+    if node.type in ("chardev", "blockdev"):
+        for field in ("major", "minor"):
+            _check_int(item[field], 0, _MAX_U32, field, node.name)
     return item
 
 
@@ -236,6 +273,17 @@ def _node_from_json(raw: object, position: int) -> Node:
     if node_type == "dir":
         return Node(
             name=name, type="dir", mode=mode, mtime_ns=mtime_ns, subtree=_blob_id(raw["subtree"], name)
+        )
+    if node_type == "fifo":
+        return Node(name=name, type="fifo", mode=mode, mtime_ns=mtime_ns)
+    if node_type in ("chardev", "blockdev"):
+        return Node(
+            name=name,
+            type="chardev" if node_type == "chardev" else "blockdev",
+            mode=mode,
+            mtime_ns=mtime_ns,
+            major=_check_int(raw["major"], 0, _MAX_U32, "major", name),
+            minor=_check_int(raw["minor"], 0, _MAX_U32, "minor", name),
         )
     target = raw["target"]
     if not isinstance(target, str):

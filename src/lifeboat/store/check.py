@@ -12,7 +12,7 @@ large only through the stores' listings and object sizes:
 * every pack the index names: which stores list a shard of it, and whether the shard sizes agree
   with one another and with the pack's length as the index describes it (``stat``, no reads);
   a pack with fewer than ``k`` plausible shards is *lost*;
-* packs that no index names (an interrupted backup leaves them; ``prune`` removes them), stale
+* packs that no index names (an interrupted backup or prune leaves them; ``prune`` removes them), stale
   locks, and the blobs the snapshot layer says it needs (``referenced_blobs``).
 
 ``read_data=True`` also reads every shard of every pack from every store, verifies each one,
@@ -105,7 +105,7 @@ class ObjectHealth:
     missing: set[int] = field(default_factory=set)
     corrupt: dict[int, str] = field(default_factory=dict)
     status: HealthStatus = "healthy"
-    #: A pack that no index names (left by an interrupted backup; ``prune`` removes it).
+    #: A pack that no index names (left by an interrupted backup or prune; ``prune`` removes it).
     orphan: bool = False
     #: Why the object as a whole is unusable although enough shards verify (fails authentication...).
     problem: str | None = None
@@ -776,7 +776,7 @@ class _Check:
         orphans = sorted(listed - set(packs))
         if orphans:
             report.warnings.append(
-                f"{len(orphans)} pack(s) are in no index (left by an interrupted backup; prune removes "
+                f"{len(orphans)} pack(s) are in no index (left by an interrupted write: a backup or a prune; prune removes "
                 f"them): {_shown([object_key('data', pack) for pack in orphans])}"
             )
         work: list[tuple[bytes, _PackExpectation | None]] = [(pack, packs[pack]) for pack in sorted(packs)]

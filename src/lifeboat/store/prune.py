@@ -14,7 +14,8 @@ its packs and writing their index while prune runs.
   pack is then deleted. Not every such pack is repacked: unused bytes are tolerated up to
   ``max_unused`` × the live bytes (restic's ``--max-unused``), and the most wasteful packs are
   repacked first;
-* **orphan** — a pack object that no index lists (left by an interrupted backup): deleted.
+* **orphan** — a pack object that no index lists (left by an interrupted backup, or by an
+  interrupted prune before it wrote the index of its repacked packs): deleted.
 
 A blob stored in several packs (two backups raced, or an earlier prune was interrupted) is kept
 once: in a pack that enough stores hold, preferring the pack whose blobs are most live.

@@ -271,6 +271,10 @@ class Repository:
         self.damaged_key_files: list[KeyFileDamage] = []
         #: Manifests that could not be read or verified: key → reason (filled by :meth:`manifests`).
         self.bad_manifests: dict[str, str] = {}
+        #: Manifests with fewer than ``k`` shards in stores that all answer: the residue of a
+        #: write that was interrupted (never a snapshot; prune removes them). Not damage, so not
+        #: in :attr:`bad_manifests`. Key → reason (filled by :meth:`manifests`).
+        self.incomplete_manifests: dict[str, str] = {}
         self._state_lock = threading.Lock()
         self._io = ThreadPoolExecutor(max_workers=max(4, 2 * config.n), thread_name_prefix="lifeboat-io")
         self._cpu = ThreadPoolExecutor(
@@ -346,9 +350,22 @@ class Repository:
             store.put(f"keys/{name}", key_file)
             store.put(CONFIG_KEY, encode_config(config.for_store(number), master_key))
 
+        def undo(number: int) -> None:
+            # the stores were empty: these two objects are all that init can have written
+            for key in (CONFIG_KEY, f"keys/{name}"):
+                with suppress(StorageError):
+                    stores[number].delete(key)
+
         with ThreadPoolExecutor(max_workers=max(4, n)) as pool:
-            for future in [pool.submit(initialise, number) for number in range(n)]:
-                future.result()
+            futures = [pool.submit(initialise, number) for number in range(n)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.exception()  # wait for every write before undoing them
+                list(pool.map(undo, range(n)))
+                raise
         return cls(list(stores), config, master_key, unavailable={}, degraded_ok=False, cache_dir=cache_dir)
 
     @classmethod
@@ -362,8 +379,13 @@ class Repository:
         writable: bool = False,
         cache_dir: Path | None = None,
         load_index: bool = True,
+        unopened: Sequence[str] = (),
     ) -> Repository:
         """Open the repository held by ``stores`` (any order; missing or dead ones allowed).
+
+        ``unopened`` are sentences about stores the caller was given but could not even open
+        (a missing directory, a bad URL): they are reported with the stores that do not answer,
+        so a store that was given is never described as not given.
 
         Give either ``passphrase`` (tried against every key file) or ``master_key``. Stores that
         do not answer or hold no config are left out; at least ``k`` must remain. With
@@ -414,7 +436,7 @@ class Repository:
             answers = list(pool.map(read_config, stores))
 
         parsed: list[tuple[Backend, RepoConfig, bytes]] = []
-        failed: list[str] = []
+        failed: list[str] = [f"given but unreachable or missing: {why}" for why in unopened]
         blank: list[Backend] = []
         damaged: list[Backend] = []
         for store, (data, why, state) in zip(stores, answers, strict=True):
@@ -482,7 +504,7 @@ class Repository:
         if writable and unavailable and not degraded_ok:
             raise StoreDown(
                 f"store(s) {', '.join(map(str, sorted(unavailable)))} of {first.n} not available "
-                f"({'; '.join(failed) or 'not given'}); writing needs every store. Rerun with "
+                f"({'; '.join(failed) or 'not given with --store'}); writing needs every store. Rerun with "
                 f"--degraded-ok to write to the {present} that answer (at least {first.k}) and "
                 "run `lifeboat repair` when the store is back"
             )
@@ -949,13 +971,16 @@ class Repository:
         return self.verify_manifest(manifest_id, self.get_object(key))
 
     def manifests(self, kind: str | None = None) -> list[Manifest]:
-        """Every readable, verified manifest, oldest first; the others go to :attr:`bad_manifests`.
+        """Every readable, verified manifest, oldest first; the others go to :attr:`bad_manifests`
+        (or :attr:`incomplete_manifests`, for the residue of an interrupted write).
 
         ``kind`` keeps only the manifests whose payload has that ``kind`` (``"files"`` for file
         snapshots, ``"state"`` and ``"state-journal"`` for record snapshots).
         """
-        keys = sorted(self.list_objects("snapshots"))
+        listing = self.list_objects("snapshots")
+        keys = sorted(listing)
         self.bad_manifests = {}
+        self.incomplete_manifests = {}
 
         def load(key: str) -> Manifest | str:
             try:
@@ -967,6 +992,8 @@ class Repository:
         for key, result in zip(keys, self._cpu.map(load, keys), strict=True):
             if isinstance(result, Manifest):
                 found.append(result)
+            elif self.interrupted_write(len(listing[key])):
+                self.incomplete_manifests[key] = result
             else:
                 self.bad_manifests[key] = result
         found.sort(key=lambda m: (m.time, m.id))
@@ -978,6 +1005,23 @@ class Repository:
         """A manifest (of ``kind``, if given) by id prefix (at least 4 hex digits) or ``latest``."""
         everything = self.manifests(kind)
         if ref == "latest":
+            if self.bad_manifests:
+                # an unreadable manifest may well be the newest one: never pass an older one off
+                # as the latest without the user saying so
+                count = len(self.bad_manifests)
+                key, why = next(iter(self.bad_manifests.items()))
+                damage = f"{count} snapshot manifest(s) cannot be read (e.g. {key}: {why})"
+                if not everything:
+                    raise RepositoryError(
+                        f"no readable snapshot: {damage}; the newest snapshots are unreadable, not "
+                        "absent. Run `lifeboat check`; `lifeboat repair` may rebuild them"
+                    )
+                newest = everything[-1]
+                raise RepositoryError(
+                    f"cannot tell which snapshot is the latest: {damage}, and it may be newer than "
+                    f"the newest readable one, {newest.short_id} of {newest.payload.get('time')}. "
+                    f"Give that id to use it anyway, or run `lifeboat check`"
+                )
             if not everything:
                 raise InputError("the repository has no snapshots yet")
             return everything[-1]

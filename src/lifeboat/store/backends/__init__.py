@@ -28,6 +28,7 @@ from lifeboat.store.backends.base import (
     InvalidKey,
     ObjectNotFound,
     StoreError,
+    StoreTimeout,
     validate_key,
     validate_prefix,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "ObjectStoreBackend",
     "RetryingBackend",
     "StoreError",
+    "StoreTimeout",
     "open_backend",
     "validate_key",
     "validate_prefix",
@@ -61,12 +63,13 @@ SUPPORTED_SCHEMES = ("file", "s3", "gs", "az")
 _OBJECT_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss")
 
 
-def open_backend(url: str, *, create: bool = False) -> Backend:
+def open_backend(url: str, *, create: bool = False, timeout: float = 30.0) -> Backend:
     """Open the backend that ``url`` names (see the module docstring for the forms).
 
     ``create`` applies to local directories only: create a missing root instead of raising
-    :class:`BackendUnavailable`. An unknown scheme raises :class:`UsageError` naming the
-    supported ones.
+    :class:`BackendUnavailable`. ``timeout`` is how many seconds an ``s3://`` store may take to
+    answer one request, unless the URL's ``timeout=`` option says otherwise. An unknown scheme
+    raises :class:`UsageError` naming the supported ones.
     """
     if not url:
         raise UsageError("storage location is empty; give a directory or an s3:// URL")
@@ -81,7 +84,7 @@ def open_backend(url: str, *, create: bool = False) -> Backend:
     if scheme == "" or "://" not in url:
         return LocalBackend(Path(url), create=create)
     if scheme in _OBJECT_SCHEMES:
-        return ObjectStoreBackend.from_url(url)
+        return ObjectStoreBackend.from_url(url, timeout=timeout)
     raise UsageError(
         f"unsupported storage URL scheme {parts.scheme!r}; supported: "
         "a directory path or file:///path, s3://bucket/prefix, gs://bucket/prefix, az://container/prefix"

@@ -12,6 +12,9 @@ Errors (all derive from :class:`lifeboat.errors.StorageError`):
 * :class:`ObjectNotFound` — ``get`` of a key that does not exist;
 * :class:`BackendUnavailable` — the backend could not be reached or answered with a transient
   failure (connection refused, timeout, HTTP 5xx or 429); retrying may help;
+* :class:`StoreTimeout` — a :class:`BackendUnavailable` for a request that got no answer
+  within the store's timeout (a hung or very slow server): not retried, since each attempt
+  would wait the whole timeout again while the other stores could be used;
 * :class:`InvalidKey` — the key breaks the rules above;
 * :class:`StoreError` — anything else (permissions, a missing bucket, a full disk).
 
@@ -43,6 +46,10 @@ class ObjectNotFound(StoreError):
 
 class BackendUnavailable(StoreError):
     """The backend could not be reached or failed transiently; the call may be retried."""
+
+
+class StoreTimeout(BackendUnavailable):
+    """The backend accepted the request but did not answer within its timeout (not retried)."""
 
 
 class InvalidKey(StoreError):

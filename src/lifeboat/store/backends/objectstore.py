@@ -10,7 +10,13 @@ applies one policy to every backend. obstore exceptions are mapped to the store 
 
 * not found (HTTP 404 on an object) → :class:`ObjectNotFound` from ``get`` (``stat`` returns
   None, ``delete`` succeeds);
-* connection refused or reset, timeouts, HTTP 5xx and 429 → :class:`BackendUnavailable`;
+* no answer within ``timeout`` (30 s unless ``lifeboat --store-timeout`` or the URL's
+  ``timeout=SECONDS`` option says otherwise) → :class:`StoreTimeout`, which names the store and
+  the limit and is not retried;
+* connection refused or reset, HTTP 5xx and 429 → :class:`BackendUnavailable`;
+* no credentials anywhere (obstore then asks the cloud instance-metadata service at
+  169.254.169.254, which answers no) → :class:`StoreError` saying "no S3 credentials" and
+  where to set them;
 * everything else (403, a missing bucket, bad configuration) → :class:`StoreError`.
 
 Messages keep only the first line of obstore's message, with any configured secret blanked.
@@ -36,6 +42,7 @@ from lifeboat.store.backends.base import (
     InvalidKey,
     ObjectNotFound,
     StoreError,
+    StoreTimeout,
     validate_key,
     validate_prefix,
 )
@@ -68,6 +75,16 @@ _TRANSIENT = re.compile(
 # error kinds are trusted there.
 _TRANSIENT_KIND = re.compile(r"kind: (Connect|Timeout|Body|Decode)\b")
 _MISSING_BUCKET = re.compile(r"NoSuchBucket", re.IGNORECASE)
+_TIMEOUT_KIND = re.compile(r"kind: Timeout\b")
+# Without credentials obstore asks the EC2 instance-metadata service for some.
+_METADATA = re.compile(r"169\.254\.169\.254|/latest/(api/token|meta-data)")
+#: Variables that give obstore credentials without access keys (web identity, containers).
+_CREDENTIAL_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -112,10 +129,20 @@ class ObjectStoreBackend:
     ``name`` for messages; ``secrets`` lists strings to blank out of error messages.
     """
 
-    def __init__(self, store: ObjectStore, *, name: str, secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        name: str,
+        secrets: Iterable[str] = (),
+        timeout: float | None = None,
+        implicit_credentials: bool = False,
+    ) -> None:
         self._store = store
         self.name = name
         self._secrets = tuple(s for s in secrets if s)
+        self._timeout = timeout
+        self._implicit_credentials = implicit_credentials
 
     def __repr__(self) -> str:
         return f"ObjectStoreBackend({self.name!r})"
@@ -202,16 +229,18 @@ class ObjectStoreBackend:
         name = f"s3://{bucket}/{prefix}".rstrip("/") + where
         secrets = [secret_access_key or "", session_token or ""]
         secrets += [os.environ.get(var, "") for var in _SECRET_ENV]
-        return cls(store, name=name, secrets=secrets)
+        implicit = not (access_key_id or skip_signature or any(os.environ.get(v) for v in _CREDENTIAL_ENV))
+        return cls(store, name=name, secrets=secrets, timeout=timeout, implicit_credentials=implicit)
 
     @classmethod
-    def from_url(cls, url: str) -> ObjectStoreBackend:
+    def from_url(cls, url: str, *, timeout: float = 30.0) -> ObjectStoreBackend:
         """Open ``s3://bucket/prefix?endpoint=...`` (or ``gs://``, ``az://``; untested).
 
         ``s3://`` query options: ``endpoint``, ``region``, ``access_key_id``,
         ``secret_access_key``, ``session_token``, ``allow_http``, ``virtual_hosted_style``,
         ``skip_signature`` (booleans as true/false), ``timeout`` and ``connect_timeout``
-        (seconds) and ``max_retries``. Options for ``gs://`` and ``az://`` (also ``azure://``,
+        (seconds; ``timeout`` defaults to the ``timeout`` argument) and ``max_retries``.
+        Options for ``gs://`` and ``az://`` (also ``azure://``,
         ``abfs://``) are passed to obstore's ``GCSStore``/``AzureStore`` configuration as they
         are, e.g. ``gs://bucket/prefix?service_account_path=/path/key.json``.
         """
@@ -247,7 +276,7 @@ class ObjectStoreBackend:
                     options.get("virtual_hosted_style", "false"), "virtual_hosted_style"
                 ),
                 skip_signature=_flag(options.get("skip_signature", "false"), "skip_signature"),
-                timeout=_seconds(options.get("timeout", "30"), "timeout"),
+                timeout=_seconds(options["timeout"], "timeout") if "timeout" in options else timeout,
                 connect_timeout=_seconds(options.get("connect_timeout", "5"), "connect_timeout"),
                 max_retries=_count(options.get("max_retries", "0"), "max_retries"),
             )
@@ -351,6 +380,17 @@ class ObjectStoreBackend:
         if _MISSING_BUCKET.search(text):
             raise StoreError(f"{self.name}: cannot {what} {key!r}: the bucket does not exist") from None
         summary = text.split("Debug source:", 1)[0]
+        if self._implicit_credentials and _METADATA.search(summary):
+            raise StoreError(
+                f"{self.name}: no S3 credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the "
+                "URL's access_key_id/secret_access_key options"
+            ) from None
+        if _TIMEOUT_KIND.search(text) or isinstance(exc, TimeoutError):
+            limit = f"{self._timeout:g} s" if self._timeout is not None else "its timeout"
+            raise StoreTimeout(
+                f"{self.name}: cannot {what} {key!r}: no answer within {limit} (the store is hung or "
+                "very slow; --store-timeout SECONDS or the URL option timeout=SECONDS sets the limit)"
+            ) from None
         transient = _TRANSIENT.search(summary) or _TRANSIENT_KIND.search(text)
         if isinstance(exc, ConnectionError | TimeoutError) or transient:
             raise BackendUnavailable(message) from None

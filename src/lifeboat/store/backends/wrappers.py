@@ -1,7 +1,8 @@
 """Wrappers that add behaviour to any backend, and an in-memory backend for tests.
 
 * :class:`RetryingBackend` retries calls that failed with :class:`BackendUnavailable`
-  (exponential backoff with jitter); every other error passes straight through.
+  (exponential backoff with jitter), except :class:`StoreTimeout`; every other error passes
+  straight through.
 * :class:`LimitedBackend` caps how many calls run at once (a semaphore around each call).
 * :class:`FaultyBackend` injects failures, corruption and vanished objects, deterministically
   from a seed, so tests of the layers above can exercise their error paths.
@@ -26,6 +27,7 @@ from lifeboat.store.backends.base import (
     Backend,
     BackendUnavailable,
     ObjectNotFound,
+    StoreTimeout,
     validate_key,
     validate_prefix,
 )
@@ -127,6 +129,8 @@ class RetryingBackend:
         for attempt in range(1, self.attempts + 1):
             try:
                 return operation()
+            except StoreTimeout:
+                raise  # the whole timeout already passed once; the caller moves to other stores
             except BackendUnavailable as exc:
                 if attempt == self.attempts:
                     exc.add_note(f"gave up after {self.attempts} attempts")
