@@ -184,34 +184,3 @@ def test_pack_writer_hashes_on_its_own_threads(
     backup_paths(repo, [src], hostname="h")
     assert threads  # the recorder saw the hashes
     assert set(threads) == {1}
-
-
-@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this platform")
-def test_the_next_file_to_read_is_prefetched(
-    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """While a file is read, the kernel is asked to start reading the next one that will be read."""
-    hinted: list[tuple[str, int, int]] = []
-    real = os.posix_fadvise
-
-    def recording(fd: int, offset: int, length: int, advice: int) -> None:
-        if advice == os.POSIX_FADV_WILLNEED:
-            hinted.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), offset, length))
-        real(fd, offset, length, advice)
-
-    monkeypatch.setattr(os, "posix_fadvise", recording)
-    src = tmp_path / "src"
-    (src / "sub").mkdir(parents=True)
-    for name in ("a", "b", "c", "skip.tmp", "z"):
-        (src / name).write_bytes(os.urandom(3000))
-    (src / "empty").write_bytes(b"")
-    (src / "link").symlink_to("a")
-    (src / "sub" / "d").write_bytes(b"d" * 10)
-    # entries in name order: a b c empty link skip.tmp sub/ (d) z
-    backup_paths(repo, [src], hostname="h", excludes=["*.tmp"])
-    assert hinted == [("b", 0, 3000), ("c", 0, 3000)]  # not: empty, a symlink, excluded, a directory
-
-    hinted.clear()
-    (src / "c").write_bytes(os.urandom(100))  # changed since the parent: read, so prefetched
-    backup_paths(repo, [src], hostname="h", excludes=["*.tmp"])
-    assert hinted == [("c", 0, 100)]  # a and b are unchanged: neither read nor prefetched

@@ -84,15 +84,9 @@ MAX_SUMMARY_ERRORS: Final = 1000
 #: Seconds between two progress reports (at most about ten a second).
 PROGRESS_INTERVAL: Final = 0.1
 
-#: Bytes of the next file in a directory that the kernel is asked to start reading while the
-#: current one is chunked (one chunker buffer's worth): with a cold page cache the first read of
-#: each file then finds its data read or on the way instead of waiting for the disk.
-PREFETCH_BYTES: Final = 16 * 1024 * 1024
-
 # O_NONBLOCK: a file swapped for a FIFO after lstat must not hang the open (fstat then refuses it).
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _NOATIME: Final = getattr(os, "O_NOATIME", 0)
-_WILLNEED: Final[int | None] = getattr(os, "POSIX_FADV_WILLNEED", None)
 
 
 @dataclass(frozen=True)
@@ -502,7 +496,6 @@ class _Walker:
             frame.nodes.append(Node(name, "symlink", stat.S_IMODE(mode), info.st_mtime_ns, target=target))
             return None
         if stat.S_ISREG(mode):
-            self._prefetch_next(frame)
             node = self._file(path, name, info, old)
             if node is not None:
                 frame.nodes.append(node)
@@ -515,9 +508,8 @@ class _Walker:
         self.warnings.append(f"{display_path(path)}: skipped ({kind})")
         return None
 
-    def _unchanged(self, old: Node | None, info: os.stat_result) -> bool:
-        """True if the parent's node ``old`` can stand for the file ``info`` without reading it."""
-        return (
+    def _file(self, path: str, name: str, info: os.stat_result, old: Node | None) -> Node | None:
+        if (
             old is not None
             and old.type == "file"
             and old.size == info.st_size
@@ -525,42 +517,7 @@ class _Walker:
             and old.inode == info.st_ino
             and old.device == info.st_dev
             and all(blob_id in self.repo.index for blob_id in old.content)
-        )
-
-    def _prefetch_next(self, frame: _Frame) -> None:
-        """If the entry after the current one is a file that will be read, have the kernel start reading it.
-
-        Only a hint (``posix_fadvise(WILLNEED)``, which does not wait for the disk): nothing is
-        reported if it fails, and files that are excluded or unchanged since the parent are left
-        alone.
-        """
-        if _WILLNEED is None or not frame.pending:
-            return
-        name, subtrie = frame.pending[-1]
-        if subtrie is not None:
-            return
-        path = f"{frame.path.rstrip('/')}/{name}"
-        try:
-            info = os.lstat(path)
-            if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
-                return
-            if (self.rules and self.rules.excluded(path, False)) or self._unchanged(
-                frame.parent_nodes.get(name), info
-            ):
-                return
-            fd = _open_nofollow(path)
-        except OSError:
-            return
-        try:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
-                os.posix_fadvise(fd, 0, min(info.st_size, PREFETCH_BYTES), _WILLNEED)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-    def _file(self, path: str, name: str, info: os.stat_result, old: Node | None) -> Node | None:
-        if old is not None and self._unchanged(old, info):
+        ):
             self.files_unmodified += 1
             self.bytes_done += old.size
             return Node(
@@ -613,11 +570,6 @@ class _Walker:
 
 
 def _open_file(path: str) -> int:
-    """Open a regular file to back it up (see :func:`_open_nofollow`)."""
-    return _open_nofollow(path)
-
-
-def _open_nofollow(path: str) -> int:
     """Open a regular file for reading without following a symlink (and without touching atime if allowed)."""
     if _NOATIME:
         with contextlib.suppress(PermissionError):
