@@ -102,7 +102,9 @@ MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
 #: PACK_ENCODERS packs are sealed and not yet encoded, so the caller (chunking and hashing the
 #: next pack) never runs further ahead. The encoder empties a pack's plaintext as soon as it has
 #: compressed it (``consume=True``), which is what lets two encoders fit the memory budget:
-#: measured on the 1 GiB benchmark, one encoder 188-200 MiB, two 210-226 MiB and faster.
+#: measured on the 1 GiB benchmark, one encoder 188-200 MiB, two 210-226 MiB and faster. A
+#: third worker (two encoding, one more writing) cut the main thread's waits for an encoder by
+#: about half but added 20-25 MiB of peak memory (shards waiting on fsync), over the budget.
 PACK_WORKERS: Final = 2
 PACK_ENCODERS: Final = 2
 #: zstd level for every object: on the benchmark's ledger data level 1 compresses both faster
@@ -1125,9 +1127,10 @@ def _unlock(stores: Sequence[Backend | None], repository: str, passphrase: str) 
 class PackWriter:
     """Gathers new blobs into packs, encodes and stores them on worker threads, then indexes them.
 
-    ``add_blob`` returns at once for a known blob. A pack is sealed when it reaches the
-    config's ``pack_size`` and handed to the CPU pool (encode) which hands its shards to the
-    I/O pool; at most :data:`PACK_ENCODERS` packs wait or are being encoded while the caller
+    ``add_blob`` hashes on the caller's thread and returns at once for a known blob; a new one
+    is copied straight into the open pack (:class:`PackBuilder`), so the caller may reuse its
+    buffer. A pack is sealed when it reaches the config's ``pack_size`` and handed to a pack
+    worker (table, encode) which hands its shards to the I/O pool; at most :data:`PACK_ENCODERS` packs wait or are being encoded while the caller
     fills the next (:data:`PACK_WORKERS` threads also write the shards), so memory stays within
     a few packs' worth (a pack being encoded briefly needs its
     plaintext, its ciphertext and its shards at once). Index
