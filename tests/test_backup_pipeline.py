@@ -184,3 +184,16 @@ def test_pack_writer_hashes_on_its_own_threads(
     backup_paths(repo, [src], hostname="h")
     assert threads  # the recorder saw the hashes
     assert set(threads) == {1}
+
+
+def test_pack_ids_are_the_content_ids_of_the_packs(repo: Repository, tmp_path: Path) -> None:
+    """Packs written blob by blob into the open pack are well-formed and stored under their content id."""
+    src = tmp_path / "src"
+    _tree(src, random.Random(8))
+    backup_paths(repo, [src], hostname="h")
+    packs = repo.index.packs
+    assert len(packs) >= 3  # several data packs (1 MiB each here) and a tree pack
+    for pack_id in packs:
+        plaintext = repo.get_object(f"data/{pack_id.hex()[:2]}/{pack_id.hex()}")
+        assert codec.content_id(repo.master_key, plaintext) == pack_id
+        assert parse_pack(plaintext)  # a well-formed pack, table and trailer included
