@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,10 @@ def test_stream_chunker_keeps_one_buffer_for_every_stream() -> None:
         for chunk in chunker.chunks(io.BytesIO(data).readinto):
             owners.add(id(chunk.obj))
     assert len(owners) == 1
+    assert chunker.buffer_size < 2 * 1024  # pyfastcdc's cut_stream takes two largest chunks per stream
+    default = ChunkerParams()
+    big = FastCDC(avg_size=default.avg_size, min_size=default.min_size, max_size=default.max_size, seed=5)
+    assert StreamChunker(big).buffer_size == 9 * MiB
 
 
 def test_pack_builder_copies_each_blob_when_it_is_added() -> None:
@@ -197,3 +202,20 @@ def test_pack_ids_are_the_content_ids_of_the_packs(repo: Repository, tmp_path: P
         plaintext = repo.get_object(f"data/{pack_id.hex()[:2]}/{pack_id.hex()}")
         assert codec.content_id(repo.master_key, plaintext) == pack_id
         assert parse_pack(plaintext)  # a well-formed pack, table and trailer included
+
+
+def test_encoding_never_holds_ciphertext_parity_and_all_shards_at_once() -> None:
+    """Parity shards are assembled first and each parity block dropped as it goes."""
+    size = 6 * MiB
+    original = os.urandom(size)  # incompressible: the ciphertext is as large as the object
+    data = bytearray(original)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        shards = codec.encode(bytes(32), bytes(32), data, codec.CodecParams(3, 5), level=1, consume=True)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert codec.decode(bytes(32), [None, None, *shards[2:]], object_id=bytes(32)) == original
+    # ciphertext (1) + parity (2/3) + five shards (5/3) = 10/3 of the size before; 8/3 now
+    assert peak < 2.8 * size, peak / size

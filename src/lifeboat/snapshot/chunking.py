@@ -3,9 +3,9 @@
 pyfastcdc's own ``cut_stream`` allocates a fresh buffer of twice the largest chunk (16 MiB
 with the default sizes) for every stream, and after each chunk moves the unread rest of it to
 the front as soon as less than a largest chunk is left: with 1 MiB chunks it copies most bytes
-once more in memory. A backup walks many files, so :class:`StreamChunker` keeps one buffer for
-all of them and moves the unread rest only when the next cut point might depend on bytes not
-read yet.
+once more in memory. A backup walks many files, so :class:`StreamChunker` keeps one smaller
+buffer (a largest chunk and an eighth, or an average chunk if more) for all of them and moves
+the unread rest only when the next cut point might depend on bytes not read yet.
 
 The cut points are exactly ``cut_stream``'s. FastCDC finds the end of a chunk by looking at
 most ``max_size`` bytes ahead: with ``remaining`` bytes available it scans positions
@@ -31,8 +31,10 @@ __all__ = ["StreamChunker"]
 #: Reads into the buffer given, returns the number of bytes read (0 or None at the end).
 ReadInto = Callable[[memoryview], "int | None"]
 
-#: The buffer holds this many largest chunks (pyfastcdc's cut_stream uses two as well).
-_BUFFER_CHUNKS: Final = 2
+#: The buffer holds one largest chunk and this fraction of one more (pyfastcdc's cut_stream holds
+#: two largest chunks): after a refill, every chunk whose cut point the rolling hash found is
+#: taken, so only the last, partial chunk moves to the front (about an average chunk).
+_BUFFER_SLACK: Final = 8
 
 
 class StreamChunker:
@@ -47,8 +49,13 @@ class StreamChunker:
         self._min = fastcdc.min_size
         self._avg = fastcdc.avg_size
         self._max = fastcdc.max_size
-        self._buffer = bytearray(_BUFFER_CHUNKS * self._max)
+        self._buffer = bytearray(self._max + max(self._max // _BUFFER_SLACK, self._avg))
         self._view = memoryview(self._buffer)
+
+    @property
+    def buffer_size(self) -> int:
+        """Bytes of the one buffer (9 MiB with the default chunk sizes)."""
+        return len(self._buffer)
 
     def chunks(self, readinto: ReadInto) -> Iterator[memoryview]:
         """The chunks of the stream read by ``readinto``, in order, as views of the buffer."""

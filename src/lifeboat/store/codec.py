@@ -246,8 +246,17 @@ def encode(
     view = _consumed(view, data, consume)
 
     coded: list[bytes | memoryview] = list(zfec.Encoder(params.k, params.n).encode(blocks))
+    del blocks
     shard_key = _subkey(key, _CONTEXT_SHARD_KEY)
-    return [_assemble(shard_key, header, index, body, parallel) for index, body in enumerate(coded)]
+    # Parity shards first, each parity block dropped once its shard holds a copy: the ciphertext,
+    # the parity and every shard are never all alive at once (for an incompressible object the
+    # peak falls from 10/3 to 8/3 of its size).
+    shards: list[bytes] = [b""] * params.n
+    for index in reversed(range(params.n)):
+        body, coded[index] = coded[index], b""
+        shards[index] = _assemble(shard_key, header, index, body, parallel)
+        del body
+    return shards
 
 
 def _consumed(view: memoryview, data: object, consume: bool) -> memoryview:
