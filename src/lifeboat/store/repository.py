@@ -104,7 +104,7 @@ MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
 #: compressed it (``consume=True``), which is what lets two encoders fit the memory budget:
 #: measured on the 1 GiB benchmark, one encoder 188-200 MiB, two 210-226 MiB and faster. A
 #: third worker (two encoding, one more writing) cut the main thread's waits for an encoder by
-#: about half but added 20-25 MiB of peak memory (shards waiting on fsync), over the budget.
+#: about half but added 20-38 MiB of peak memory (shards waiting on fsync), over the budget.
 PACK_WORKERS: Final = 2
 PACK_ENCODERS: Final = 2
 #: zstd level for every object: on the benchmark's ledger data level 1 compresses both faster
@@ -1130,10 +1130,10 @@ class PackWriter:
     ``add_blob`` hashes on the caller's thread and returns at once for a known blob; a new one
     is copied straight into the open pack (:class:`PackBuilder`), so the caller may reuse its
     buffer. A pack is sealed when it reaches the config's ``pack_size`` and handed to a pack
-    worker (table, encode) which hands its shards to the I/O pool; at most :data:`PACK_ENCODERS` packs wait or are being encoded while the caller
-    fills the next (:data:`PACK_WORKERS` threads also write the shards), so memory stays within
-    a few packs' worth (a pack being encoded briefly needs its
-    plaintext, its ciphertext and its shards at once). Index
+    worker (table, encode) which hands its shards to the I/O pool; at most
+    :data:`PACK_ENCODERS` packs wait or are being encoded while the caller fills the next
+    (:data:`PACK_WORKERS` threads also write the shards), so memory stays within a few packs'
+    worth (a pack being encoded briefly needs its ciphertext and its shards at once). Index
     objects are written every ``index_every`` packs and at :meth:`flush`; a blob is only in a
     stored index after its pack's shards are stored, so a crash never indexes missing data.
     """
