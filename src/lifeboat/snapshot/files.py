@@ -62,6 +62,7 @@ from pyfastcdc import FastCDC
 
 from lifeboat.errors import InputError, LifeboatError
 from lifeboat.fs import read_bounded
+from lifeboat.snapshot.chunking import StreamChunker
 from lifeboat.snapshot.restore import manifest_tree_id
 from lifeboat.snapshot.tree import Node, decode_tree, encode_tree
 from lifeboat.store.repository import BLOB_DATA, BLOB_TREE, Manifest, PackWriter, Repository, now_rfc3339
@@ -368,6 +369,7 @@ class _Walker:
             max_size=chunker.max_size,
             seed=repo.chunker_seed,
         )
+        self.cutter = StreamChunker(self.chunker)
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.files_new = 0
@@ -556,12 +558,12 @@ class _Walker:
                 if not stat.S_ISREG(opened.st_mode):
                     self.error(path, "changed into something else than a file while being backed up")
                     return None
-                for chunk in self.chunker.cut_stream(handle):
-                    blob_id, _ = self.writer.add_blob(BLOB_DATA, chunk.data)
+                for data in self.cutter.chunks(handle.readinto):
+                    blob_id, _ = self.writer.add_blob(BLOB_DATA, data)
                     content.append(blob_id)
-                    size += chunk.length
-                    self.bytes_read += chunk.length
-                    self.bytes_done += chunk.length
+                    size += len(data)
+                    self.bytes_read += len(data)
+                    self.bytes_done += len(data)
                     self.report()
         except OSError as exc:
             self.error(path, exc)

@@ -9,7 +9,8 @@ as one object) is the blobs back to back, then a table, then a fixed trailer::
 
 All integers are big-endian. Offsets are not stored: blob ``i`` starts where blob ``i - 1``
 ends, and the lengths add up exactly to the size of the blob area. The trailer sits at the end so
-a writer can stream blobs before it knows how many there are. A pack holds blobs of one type.
+a writer can stream blobs before it knows how many there are (:class:`PackBuilder` does). A pack
+holds blobs of one type.
 Blobs are not compressed one by one: the codec compresses the whole pack.
 
 >>> pack = build_pack([(BLOB_DATA, bytes(32), b"hello"), (BLOB_DATA, bytes([1]) * 32, b"world")])
@@ -42,6 +43,7 @@ __all__ = [
     "PACK_VERSION",
     "BlobSpan",
     "PackBlob",
+    "PackBuilder",
     "blob_view",
     "build_pack",
     "parse_pack",
@@ -92,6 +94,61 @@ class BlobSpan(Protocol):
     def length(self) -> int: ...
 
 
+class PackBuilder:
+    """A pack's plaintext, written as blobs are added (one copy of each blob, no join at the end).
+
+    :meth:`add` appends a blob's bytes at once, so the caller's buffer (a chunker's, say) may be
+    reused as soon as it returns; :meth:`finish` appends the table and the trailer. Raises
+    :class:`InputError` as :func:`build_pack` does.
+    """
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._table: list[bytes] = []
+        self._seen: set[bytes] = set()
+        self._type: int | None = None
+
+    def __len__(self) -> int:
+        """Bytes of blob data added so far."""
+        return len(self._data)
+
+    @property
+    def count(self) -> int:
+        """Blobs added so far."""
+        return len(self._table)
+
+    def add(self, blob_type: int, blob_id: bytes, data: bytes | bytearray | memoryview) -> int:
+        """Append a blob; return its offset in the pack."""
+        if type(blob_type) is not int or blob_type not in BLOB_TYPES:
+            raise InputError(f"unknown blob type {blob_type!r}")
+        if not isinstance(blob_id, bytes) or len(blob_id) != BLOB_ID_BYTES:
+            raise InputError(f"a blob id must be {BLOB_ID_BYTES} bytes")
+        if blob_id in self._seen:
+            raise InputError(f"blob {blob_id.hex()} appears twice in one pack")
+        if self._type is not None and blob_type != self._type:
+            raise InputError("a pack holds blobs of one type only")
+        view = memoryview(data).cast("B")
+        if len(view) > MAX_BLOB_BYTES:
+            raise InputError(
+                f"blob {blob_id.hex()} is {len(view)} bytes; a pack entry holds at most {MAX_BLOB_BYTES}"
+            )
+        offset = len(self._data)
+        self._data += view
+        self._seen.add(blob_id)
+        self._type = blob_type
+        self._table.append(_ENTRY.pack(blob_type, len(view), blob_id))
+        return offset
+
+    def finish(self) -> bytearray:
+        """The pack plaintext (a ``bytearray``, for ``codec.encode(..., consume=True)``); the builder is spent."""
+        data, self._data = self._data, bytearray()
+        data += b"".join(self._table)
+        data += _COUNT.pack(len(self._table)) + PACK_MAGIC + bytes((PACK_VERSION,))
+        self._table = []
+        self._seen = set()
+        return data
+
+
 def build_pack(blobs: Sequence[tuple[int, bytes, bytes | memoryview]]) -> bytearray:
     """The pack plaintext holding ``blobs``, each ``(type, 32-byte id, data)``, in that order.
 
@@ -101,30 +158,10 @@ def build_pack(blobs: Sequence[tuple[int, bytes, bytes | memoryview]]) -> bytear
     Raises :class:`InputError` for an unknown type, an id that is not 32 bytes, a repeated id,
     blobs of more than one type, or a blob over :data:`MAX_BLOB_BYTES`.
     """
-    parts: list[bytes | memoryview] = []
-    table: list[bytes] = []
-    types: set[int] = set()
-    seen: set[bytes] = set()
+    builder = PackBuilder()
     for blob_type, blob_id, data in blobs:
-        if type(blob_type) is not int or blob_type not in BLOB_TYPES:
-            raise InputError(f"unknown blob type {blob_type!r}")
-        if not isinstance(blob_id, bytes) or len(blob_id) != BLOB_ID_BYTES:
-            raise InputError(f"a blob id must be {BLOB_ID_BYTES} bytes")
-        if blob_id in seen:
-            raise InputError(f"blob {blob_id.hex()} appears twice in one pack")
-        view = memoryview(data).cast("B")
-        if len(view) > MAX_BLOB_BYTES:
-            raise InputError(
-                f"blob {blob_id.hex()} is {len(view)} bytes; a pack entry holds at most {MAX_BLOB_BYTES}"
-            )
-        seen.add(blob_id)
-        types.add(blob_type)
-        parts.append(view)
-        table.append(_ENTRY.pack(blob_type, len(view), blob_id))
-    if len(types) > 1:
-        raise InputError("a pack holds blobs of one type only")
-    trailer = _COUNT.pack(len(table)) + PACK_MAGIC + bytes((PACK_VERSION,))
-    return bytearray().join((*parts, *table, trailer))
+        builder.add(blob_type, blob_id, data)
+    return builder.finish()
 
 
 def parse_pack(data: bytes | bytearray | memoryview) -> list[PackBlob]:

@@ -73,7 +73,7 @@ from lifeboat.store.keyfile import (
     unwrap_master_key,
     wrap_master_key,
 )
-from lifeboat.store.packs import BLOB_DATA, BLOB_STATE, BLOB_TREE, BLOB_TYPES, build_pack, parse_pack
+from lifeboat.store.packs import BLOB_DATA, BLOB_STATE, BLOB_TREE, BLOB_TYPES, PackBuilder, parse_pack
 
 __all__ = [
     "BLOB_DATA",
@@ -103,7 +103,9 @@ MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
 #: PACK_ENCODERS packs are sealed and not yet encoded, so the caller (chunking and hashing the
 #: next pack) never runs further ahead. The encoder empties a pack's plaintext as soon as it has
 #: compressed it (``consume=True``), which is what lets two encoders fit the memory budget:
-#: measured on the 1 GiB benchmark, one encoder 188-200 MiB, two 210-226 MiB and faster.
+#: measured on the 1 GiB benchmark, one encoder 188-200 MiB, two 210-226 MiB and faster. A
+#: third worker (two encoding, one more writing) cut the main thread's waits for an encoder by
+#: about half but added 20-38 MiB of peak memory (shards waiting on fsync), over the budget.
 PACK_WORKERS: Final = 2
 PACK_ENCODERS: Final = 2
 #: zstd level for every object: on the benchmark's ledger data level 1 compresses both faster
@@ -753,9 +755,13 @@ class Repository:
 
     # --- blobs --------------------------------------------------------------------------------
 
-    def blob_id(self, data: bytes | bytearray | memoryview) -> bytes:
-        """The keyed content id of a blob (and of any object stored under its content)."""
-        return codec.content_id(self._key, data)  # type: ignore[arg-type]
+    def blob_id(self, data: bytes | bytearray | memoryview, *, parallel: bool = True) -> bytes:
+        """The keyed content id of a blob (and of any object stored under its content).
+
+        ``parallel=False`` hashes on the calling thread only (the pack writer's threads already
+        share the cores); the id is the same.
+        """
+        return codec.content_id(self._key, data, parallel=parallel)  # type: ignore[arg-type]
 
     def has_blob(self, blob_id: bytes) -> bool:
         return blob_id in self.index
@@ -1292,12 +1298,13 @@ def _numbers(stores: Iterable[int]) -> str:
 class PackWriter:
     """Gathers new blobs into packs, encodes and stores them on worker threads, then indexes them.
 
-    ``add_blob`` returns at once for a known blob. A pack is sealed when it reaches the
-    config's ``pack_size`` and handed to the CPU pool (encode) which hands its shards to the
-    I/O pool; at most :data:`PACK_ENCODERS` packs wait or are being encoded while the caller
-    fills the next (:data:`PACK_WORKERS` threads also write the shards), so memory stays within
-    a few packs' worth (a pack being encoded briefly needs its
-    plaintext, its ciphertext and its shards at once). Index
+    ``add_blob`` hashes on the caller's thread and returns at once for a known blob; a new one
+    is copied straight into the open pack (:class:`PackBuilder`), so the caller may reuse its
+    buffer. A pack is sealed when it reaches the config's ``pack_size`` and handed to a pack
+    worker (table, encode) which hands its shards to the I/O pool; at most
+    :data:`PACK_ENCODERS` packs wait or are being encoded while the caller fills the next
+    (:data:`PACK_WORKERS` threads also write the shards), so memory stays within a few packs'
+    worth (a pack being encoded briefly needs its ciphertext and its shards at once). Index
     objects are written every ``index_every`` packs and at :meth:`flush`; a blob is only in a
     stored index after its pack's shards are stored, so a crash never indexes missing data.
     """
@@ -1307,8 +1314,10 @@ class PackWriter:
         self.stats = WriterStats()
         self._dedup = dedup
         self._index_every = index_every
-        self._open: dict[int, list[tuple[int, bytes, bytes]]] = {kind: [] for kind in sorted(BLOB_TYPES)}
-        self._open_size: dict[int, int] = dict.fromkeys(sorted(BLOB_TYPES), 0)
+        # One open pack per blob type: its plaintext so far and the index entries of its blobs.
+        self._open: dict[int, tuple[PackBuilder, list[BlobEntry]]] = {
+            kind: (PackBuilder(), []) for kind in sorted(BLOB_TYPES)
+        }
         self._queued: set[bytes] = set()
         self._in_flight: list[Future[PackEntry]] = []
         self._encoding = threading.BoundedSemaphore(PACK_ENCODERS)
@@ -1339,28 +1348,29 @@ class PackWriter:
         if self._error is not None:
             raise self._error
         if blob_id is None:
-            blob_id = self.repo.blob_id(data)
+            blob_id = self.repo.blob_id(data, parallel=False)
         if self.known(blob_id):
             self.stats.blobs_known += 1
             return blob_id, False
-        payload = bytes(data)
-        if len(payload) >= self.repo.config.pack_size:
+        size = len(memoryview(data).cast("B"))
+        if size >= self.repo.config.pack_size:
             self._seal(blob_type)  # a blob of pack size gets a pack of its own
+        builder, entries = self._open[blob_type]
+        # The one copy of the blob: straight into the open pack (the caller may reuse ``data``).
+        offset = builder.add(blob_type, blob_id, data)
+        entries.append(BlobEntry(blob_type, blob_id, offset, size))
         self._queued.add(blob_id)
-        self._open[blob_type].append((blob_type, blob_id, payload))
-        self._open_size[blob_type] += len(payload)
         self.stats.blobs_new += 1
-        self.stats.bytes_new_raw += len(payload)
-        if self._open_size[blob_type] >= self.repo.config.pack_size:
+        self.stats.bytes_new_raw += size
+        if len(builder) >= self.repo.config.pack_size:
             self._seal(blob_type)
         return blob_id, True
 
     def _seal(self, blob_type: int) -> None:
-        blobs = self._open[blob_type]
-        if not blobs:
+        builder, entries = self._open[blob_type]
+        if not entries:
             return
-        self._open[blob_type] = []
-        self._open_size[blob_type] = 0
+        self._open[blob_type] = (PackBuilder(), [])
         self._reap()
         if self._error is not None:
             raise self._error
@@ -1368,24 +1378,24 @@ class PackWriter:
         # the caller never runs more than PACK_ENCODERS packs ahead of the encoders.
         self._encoding.acquire()
         try:
-            future = self.repo._packs.submit(self._store_pack, blobs)
+            future = self.repo._packs.submit(self._store_pack, builder, entries)
         except BaseException:
             self._encoding.release()
             raise
         self._in_flight.append(future)
 
-    def _store_pack(self, blobs: list[tuple[int, bytes, bytes]]) -> PackEntry:
+    def _store_pack(self, builder: PackBuilder, entries: list[BlobEntry]) -> PackEntry:
         try:
-            plaintext = build_pack(blobs)
-            entries = []
-            offset = 0
-            for blob_type, blob_id, payload in blobs:
-                entries.append(BlobEntry(blob_type, blob_id, offset, len(payload)))
-                offset += len(payload)
-            blobs.clear()  # the payloads now live in the plaintext only
-            pack_id = self.repo.blob_id(plaintext)
+            plaintext = builder.finish()
+            pack_id = self.repo.blob_id(plaintext, parallel=False)
             shards = codec.encode(
-                self.repo.master_key, pack_id, plaintext, self.repo.params, level=ZSTD_LEVEL, consume=True
+                self.repo.master_key,
+                pack_id,
+                plaintext,
+                self.repo.params,
+                level=ZSTD_LEVEL,
+                consume=True,
+                parallel=False,
             )
             del plaintext
         finally:
