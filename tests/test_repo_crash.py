@@ -305,7 +305,10 @@ def test_kill_9_during_backup_never_costs_a_snapshot_and_repair_prune_recover(
     result, report = _check(cli, "--read-data")
     assert result.code == 0, f"{result.out}\n{trail()}"
     assert report["status"] == "healthy" and report["objects"] == [], f"{report}\n{trail()}"
-    assert not [w for w in report["warnings"] if "interrupted" in w], f"prune left leftovers: {report}"
+    # A lock object a kill left with fewer than k shards is stale and says "interrupted"; locks are
+    # `repo unlock`'s to remove (below), not prune's, so only other warnings count as leftovers here.
+    leftover_warnings = [w for w in report["warnings"] if "interrupted" in w and "stale lock" not in w]
+    assert not leftover_warnings, f"prune left leftovers: {report}"
     unlocked = cli("--json", "repo", "unlock")
     assert unlocked.code == 0, unlocked.err
     reasons = Counter(lock["reason"].split(":")[0] for lock in unlocked.json()["removed"])
