@@ -747,6 +747,7 @@ def test_a_given_but_missing_store_is_not_called_not_given(cli: CliRunner, repo:
     assert refused.code == 1
     assert "not given" not in refused.err
     assert f"given but unreachable or missing: local:{repo['s1']}" in refused.err
+    assert refused.err.count(f"directory {repo['s1']} does not exist") == 1, refused.err  # said once
     done = cli("backup", repo["src"], "--no-progress", "--degraded-ok")
     assert done.code == 0, done.err
     assert "stored across 4 of 5 stores" in done.out

@@ -142,10 +142,11 @@ def _lenient_backends(urls: list[str], failures: list[str] | None = None) -> lis
     for url in urls:
         try:
             found.extend(_backends([url]))
-        except StorageError as exc:  # reported; the repository decides whether enough stores remain
-            info(f"warning: {exc}")
+        except StorageError as exc:  # reported once; the repository decides whether enough stores remain
             if failures is not None:
-                failures.append(str(exc))
+                failures.append(str(exc))  # the repository reports it with the other store failures
+            else:
+                info(f"warning: {exc}")
     return found
 
 
