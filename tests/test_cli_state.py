@@ -6,6 +6,7 @@ stores (created with the cheap test KDF), on small ledgers made by ``shared/benc
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
@@ -538,8 +539,16 @@ def test_proofs_verify_alone_and_tampering_is_caught(
         sums[0] = str(int(sums[0]) + 1)
 
     def bump_sibling_sum(b: dict[str, Any]) -> None:
-        sibling = b["proof"]["records"][0]["path"][0]["siblings"][0]
-        sibling[2] = str(int(sibling[2]) + 1)
+        # A step is [entries, index, (first_key,) siblings]; the first sibling is its hash, then
+        # (length byte, big-endian bytes) for its count and each sum: change its first sum's last byte.
+        step = b["proof"]["records"][0]["path"][0]
+        blob = bytearray(base64.urlsafe_b64decode(step[-1] + "=" * (-len(step[-1]) % 4)))
+        at = 32 + 1 + blob[32]
+        if blob[at]:
+            blob[at + blob[at]] ^= 1
+        else:  # a zero sum (length 0) becomes 1
+            blob[at : at + 1] = b"\x01\x01"
+        step[-1] = base64.urlsafe_b64encode(bytes(blob)).rstrip(b"=").decode()
 
     def bump_total(b: dict[str, Any]) -> None:
         b["statement"]["totals"][0] = str(int(b["statement"]["totals"][0]) + 1)
