@@ -704,3 +704,11 @@ def test_absence_neighbours_are_bound_too() -> None:
         statement, sign(statement, SEED), prolly.prove(honest_source, honest.root, b"acct:0011")
     )
     assert not verify_bundle(data).proof.present
+
+
+def test_a_bundle_with_a_version_1_proof_says_to_make_it_again(ledger: Ledger) -> None:
+    source, tree, statement, signature = ledger
+    document = json.loads(encode_bundle(statement, signature, prolly.prove(source, tree.root, b"acct:0010")))
+    document["proof"]["version"] = 1
+    with pytest.raises(StateError, match=r"proof version 1 is an older format .* `lifeboat state prove`"):
+        verify_bundle(canonical_json(document))
