@@ -6,6 +6,7 @@ stores (created with the cheap test KDF), on small ledgers made by ``shared/benc
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
@@ -538,8 +539,16 @@ def test_proofs_verify_alone_and_tampering_is_caught(
         sums[0] = str(int(sums[0]) + 1)
 
     def bump_sibling_sum(b: dict[str, Any]) -> None:
-        sibling = b["proof"]["records"][0]["path"][0]["siblings"][0]
-        sibling[2] = str(int(sibling[2]) + 1)
+        # A step is [entries, index, (first_key,) siblings]; the first sibling is its hash, then
+        # (length byte, big-endian bytes) for its count and each sum: change its first sum's last byte.
+        step = b["proof"]["records"][0]["path"][0]
+        blob = bytearray(base64.urlsafe_b64decode(step[-1] + "=" * (-len(step[-1]) % 4)))
+        at = 32 + 1 + blob[32]
+        if blob[at]:
+            blob[at + blob[at]] ^= 1
+        else:  # a zero sum (length 0) becomes 1
+            blob[at : at + 1] = b"\x01\x01"
+        step[-1] = base64.urlsafe_b64encode(bytes(blob)).rstrip(b"=").decode()
 
     def bump_total(b: dict[str, Any]) -> None:
         b["statement"]["totals"][0] = str(int(b["statement"]["totals"][0]) + 1)
@@ -1200,3 +1209,71 @@ def test_a_snapshot_after_an_earlier_one_equals_a_fresh_one_whatever_changed(
     broken[50] = '{"key":"k0055","amount":"-1"}'
     bad = _tiny(repo, "".join(x + "\n" for x in broken), "data.jsonl")
     one_line_error(snapshot(cli, bad, sums=("amount",)), "line 51", "negative")
+
+
+# --- a signer that commits values that do not match their sums or keys ------------------------
+
+
+def test_a_dishonest_snapshot_is_caught_by_verify_proof_and_verify_read_data(
+    cli: CliRunner, repo: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repository's own signer snapshots records whose sums (and one key) are not what their
+    values say: every hash and signature checks, yet each proof of such a record, and the walk of
+    ``verify --read-data``, refuses it."""
+    from lifeboat.state import records as records_mod
+    from lifeboat.state import snapshots as state_mod
+    from lifeboat.store.backends import open_backend as backend
+
+    class Dishonest(records_mod.Source):
+        """Yields ``a`` with a committed amount of 0 while its value says 100, ``b`` with a value
+        whose key field says ``c``, and an honest ``d``."""
+
+        def __init__(self) -> None:
+            super().__init__("jsonl", records_mod.RecordSpec("key", ("amount",)), None)
+
+        def _records(self) -> Iterator[records_mod.SourceRecord]:
+            rows = [
+                (b"a", b'{"key":"a","amount":"100"}', (0,)),
+                (b"b", b'{"key":"c","amount":"2"}', (2,)),
+                (b"d", b'{"key":"d","amount":"4"}', (4,)),
+            ]
+            for key, value, sums in rows:
+                self.records += 1
+                yield records_mod.SourceRecord(key, value, sums, json.loads(value))
+
+        def describe(self) -> dict[str, Any]:
+            return {"kind": "jsonl", "records": self.records}
+
+    stores = [backend(str(repo[f"s{i}"])) for i in range(5)]
+    with Repository.open(stores, PASSPHRASE, writable=True) as opened:
+        state_mod.snapshot_records(
+            opened,
+            Dishonest(),
+            records_mod.RecordSpec("key", ("amount",)),
+            name="tiny",
+            signing=state_mod.repository_signing(opened),
+        )
+    proofs = {key: repo["root"] / f"proof-{key}.json" for key in ("a", "b", "c", "d")}
+    for key, path in proofs.items():
+        ok(cli("state", "prove", key, "-o", path))
+    monkeypatch.delenv("LIFEBOAT_STORES")
+    one_line_error(
+        cli("state", "verify-proof", proofs["a"]),
+        "record 'a': the value's amount is 100 but the tree commits 0",
+    )
+    one_line_error(
+        cli("state", "verify-proof", proofs["b"]),
+        "record 'b': the value's key field 'key' is 'c', not the key the tree commits ('b')",
+    )
+    # "c" is absent; its neighbour below is the lying "b", so the absence proof is refused too.
+    one_line_error(cli("state", "verify-proof", proofs["c"]), "record 'b': the value's key field")
+    assert ok(cli("--json", "state", "verify-proof", proofs["d"])).json()["sums"] == {"amount": "4"}
+
+    monkeypatch.setenv("LIFEBOAT_STORES", " ".join(str(repo[f"s{i}"]) for i in range(5)))
+    assert ok(cli("--json", "state", "verify")).json()["ok"] is True  # statements alone are fine
+    report = cli("--json", "state", "verify", "--read-data")
+    assert report.code == 1, report.out + report.err
+    problems = report.json()["problems"]["tiny"]
+    assert len(problems) == 2, problems
+    assert "record 'a': the value's amount is 100 but the tree commits 0" in problems[0]
+    assert "record 'b': the value's key field 'key' is 'c'" in problems[1]

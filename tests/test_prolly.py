@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -543,18 +545,64 @@ def test_proof_json_is_versioned() -> None:
     document = json.loads(prove(source, tree.root, b"acct:").to_json())
     assert (document["format"], document["version"], document["kind"]) == (
         "lifeboat-prolly-proof",
-        1,
+        2,
         "absence",
     )
-    for version in (2, 0, "1", True):
+    for version in (3, 0, "2", True):
         with pytest.raises(ProofError, match="version"):
             Proof.from_json(json.dumps({**document, "version": version}))
+    with pytest.raises(ProofError, match="version 1 is an older format .* make the proof again"):
+        Proof.from_json(json.dumps({**document, "version": 1}))
     with pytest.raises(ProofError, match="unknown field"):
         Proof.from_json(json.dumps({**document, "extra": 1}))
     with pytest.raises(ProofError, match="not a Lifeboat record proof"):
         Proof.from_json(json.dumps({**document, "format": "other"}))
     with pytest.raises(ProofError, match="repeats"):
         Proof.from_json(b'{"format":"lifeboat-prolly-proof","format":"x"}')
+
+
+def test_proof_siblings_have_one_compact_encoding() -> None:
+    """A step is [entries, index, (first_key,) siblings]; the siblings are one base64url string of
+    hash || (length byte, minimal big-endian) for the count and each sum. Any other spelling of
+    the same numbers is refused, so a proof has exactly one JSON form."""
+    source, tree = make(random_records(300, seed=13, sum_fields=2), fanout=4, sum_fields=2)
+    key = sorted(random_records(300, seed=13, sum_fields=2))[40]
+    proof = prove(source, tree.root, key)
+    document = json.loads(proof.to_json())
+    leaf = document["records"][0]["path"][0]
+    assert [type(item) for item in leaf] == [int, int, str]
+    assert all(len(step) == 4 for step in document["records"][0]["path"][1:])
+    blob = base64.urlsafe_b64decode(leaf[2] + "=" * (-len(leaf[2]) % 4))
+    first = proof.paths[0].steps[0].siblings[0]
+    count_bytes = first.record_count.to_bytes((first.record_count.bit_length() + 7) // 8, "big")
+    assert (
+        blob[:32] == first.hash
+        and blob[32] == len(count_bytes)
+        and blob[33 : 33 + len(count_bytes)] == count_bytes
+    )
+    assert Proof.from_json(proof.to_json()) == proof
+
+    def with_leaf_siblings(raw: bytes) -> bytes:
+        changed = json.loads(proof.to_json())
+        changed["records"][0]["path"][0][2] = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        return json.dumps(changed).encode()
+
+    padded = blob[:32] + bytes((blob[32] + 1, 0)) + blob[33:]  # the count with a leading zero byte
+    for raw, message in (
+        (padded, "without a leading zero byte"),
+        (blob[:-1], "cut short"),
+        (blob[:20], "cut short"),
+        (blob[:32] + b"\x09" + bytes(9) + blob[33:], "at most 8 bytes"),
+    ):
+        with pytest.raises(ProofError, match=message):
+            Proof.from_json(with_leaf_siblings(raw))
+    changed = json.loads(proof.to_json())
+    changed["records"][0]["path"][0][2] += "="
+    with pytest.raises(ProofError, match="unpadded base64url"):
+        Proof.from_json(json.dumps(changed))
+    changed["records"][0]["path"][0] = {"entries": 1, "index": 0, "siblings": []}
+    with pytest.raises(ProofError, match=r"must be a list \[entries, index, siblings\]"):
+        Proof.from_json(json.dumps(changed))
 
 
 @settings(max_examples=200, deadline=None)
@@ -586,6 +634,30 @@ def test_proof_size_grows_with_log_n() -> None:
     assert 0 < per_doubling < 150  # about one sibling (hash, count, sum) per doubling
     projected = large + per_doubling * math.log2(1_000_000 / 64_000)
     assert projected < 4096, projected
+
+
+def test_a_sibling_costs_under_90_bytes_with_two_large_sums() -> None:
+    """Siblings are most of a proof (a 1,000,000-account ledger's has about 28): with two sums
+    near 10**27 each one costs its 43-character hash and about 40 more characters, where the
+    version-1 form ([hash, "count", "sum", "sum"]) took about 110."""
+    rng = random.Random(14)
+    records = sorted(
+        Record(b"acct:0x%040x" % rng.getrandbits(160), rng.randbytes(40), (rng.randrange(10**24),) * 2)
+        for _ in range(3000)
+    )
+    source = MemorySource()
+    nodes = build(records, fanout=64, leaf_fanout=7, sum_fields=2)
+    for node in nodes:
+        source.put(node)
+    prover = prolly.Prover(source, nodes.tree.root)
+    for record in rng.sample(records, 20):
+        proof = prover.prove(record.key)
+        path = proof.paths[0]
+        bare = RecordPath(path.record, tuple(dataclasses.replace(step, siblings=()) for step in path.steps))
+        without = dataclasses.replace(proof, paths=(bare,))
+        siblings = sum(len(step.siblings) for step in path.steps)
+        per_sibling = (len(proof.to_json()) - len(without.to_json())) / siblings
+        assert per_sibling < 90, per_sibling
 
 
 # --- hostile node bytes -----------------------------------------------------------------------

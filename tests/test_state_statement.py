@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
 
 import nacl.signing
@@ -411,9 +412,22 @@ def test_signing_key_garbage() -> None:
 # --- bundles ----------------------------------------------------------------------------------
 
 
+def _value(index: int, usdc: object = None, eth: object = None, key: object = None) -> bytes:
+    """A record whose key field and sum fields (balances.USDC, balances.ETH) say what the tree commits."""
+    document = {
+        "key": f"acct:{index:04d}" if key is None else key,
+        "balances": {
+            "USDC": str(index) if usdc is None else usdc,
+            "ETH": 2 * index + 1 if eth is None else eth,
+        },
+        "n": index,
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 def _records(count: int, salt: bytes = b"") -> list[prolly.Record]:
     return [
-        prolly.Record(b"acct:%04d" % index, b'{"n":%d}' % index + salt, (index, 2 * index + 1))
+        prolly.Record(b"acct:%04d" % index, _value(index) + salt, (index, 2 * index + 1))
         for index in range(0, 2 * count, 2)
     ]
 
@@ -459,7 +473,7 @@ def test_bundle_good(ledger: Ledger) -> None:
     verified = verify_bundle(data, root=tree.root, trust=public_key_of(SEED))
     assert verified.statement == statement
     assert verified.proof.present and verified.proof.record is not None
-    assert verified.proof.record.value == b'{"n":10}'
+    assert verified.proof.record.value == _value(10)
     assert verified.proof.count == 60 and verified.proof.totals == tree.totals
     assert verify_bundle(data).statement == statement
 
@@ -504,7 +518,7 @@ def test_bundle_tampered_record(ledger: Ledger) -> None:
     data = encode_bundle(statement, signature, prolly.prove(source, tree.root, b"acct:0010"))
 
     def value(document: dict[str, Any]) -> None:
-        document["proof"]["records"][0]["value"] = b'{"n":11}'.hex()
+        document["proof"]["records"][0]["value"] = _value(11).decode()
 
     def sums(document: dict[str, Any]) -> None:
         document["proof"]["records"][0]["sums"][0] = "999"
@@ -605,3 +619,96 @@ def test_encode_bundle_checks_arguments(ledger: Ledger) -> None:
         encode_bundle(statement, signature[:10], proof)
     with pytest.raises(UsageError, match=r"prolly\.Proof"):
         encode_bundle(statement, signature, proof.to_json())  # type: ignore[arg-type]
+
+
+# --- a dishonest signer: values that do not match what the tree commits ------------------------
+
+
+def _dishonest(ledger: Ledger, key: bytes, value: bytes, *, sums: tuple[int, ...] | None = None) -> bytes:
+    """A real proof with one record's value (and sums) rewritten, the whole path recomputed up to a
+    new root, and a statement for that root signed with the signer's key: what a signer that
+    committed inconsistent data hands out. Every hash in it checks; only the binding can fail."""
+    from lifeboat.state.prolly.proof import _verify_path
+
+    source, tree, _statement, _signature = ledger
+    proof = prolly.prove(source, tree.root, key)
+    path = proof.paths[0]
+    record = path.record._replace(value=value, sums=path.record.sums if sums is None else sums)
+    assert proof.present
+    paths = (dataclasses.replace(path, record=record),)
+    root, _position, packed = _verify_path(paths[0], proof.fanout, proof.leaf_fanout, proof.sum_fields)
+    count, totals = prolly.node.unpack_sums(packed, proof.sum_fields)
+    forged = dataclasses.replace(proof, paths=paths)
+    lying = statement_for(tree, root=root, count=count, totals=totals)
+    return encode_bundle(lying, sign(lying, SEED), forged)
+
+
+@pytest.mark.parametrize(
+    ("value", "sums", "message"),
+    [
+        (_value(10, usdc="100"), None, "the value's balances.USDC is 100 but the tree commits 10"),
+        (_value(10, usdc=0), None, "the value's balances.USDC is 0 but the tree commits 10"),
+        (_value(10, eth="7"), None, "the value's balances.ETH is 7 but the tree commits 21"),
+        (_value(10), (10, 22), "the value's balances.ETH is 21 but the tree commits 22"),
+        (b'{"key":"acct:0010","n":1}', None, "the value's balances.USDC is 0 but the tree commits 10"),
+        (_value(10, key="acct:0012"), None, "key field 'key' is 'acct:0012', not the key the tree commits"),
+        (_value(10, key=10), None, "key field 'key' is '10', not the key the tree commits"),
+        (b'{"balances":{"USDC":"10","ETH":21}}', None, "has no key field 'key'"),
+        (b"acct:0010 holds 10 USDC", None, "the value is not JSON"),
+        (b'{"key":"acct:0010",', None, "the value is not JSON"),
+        (b'{"key":"acct:0010","balances":{"USDC":NaN}}', None, "the value is not JSON"),
+        (b'["acct:0010"]', None, "the value is a list, not a JSON object"),
+        (_value(10, usdc=10.0), None, "sum field 'balances.USDC' is not an integer"),
+        (_value(10, usdc="-10"), None, "sum field 'balances.USDC' is negative"),
+        (b'{"key":"acct:0010","balances":7}', None, "runs through 'balances', which is an integer"),
+    ],
+)
+def test_bundle_from_a_dishonest_signer_is_refused(
+    ledger: Ledger, value: bytes, sums: tuple[int, ...] | None, message: str
+) -> None:
+    data = _dishonest(ledger, b"acct:0010", value, sums=sums)
+    with pytest.raises(StateError, match=re.escape(message)):
+        verify_bundle(data)
+
+
+def test_dishonest_bundle_is_otherwise_sound(ledger: Ledger) -> None:
+    """The forgery helper makes proofs that pass every other check: honest data re-signed verifies."""
+    data = _dishonest(ledger, b"acct:0010", _value(10))
+    assert verify_bundle(data).proof.record is not None
+    # and an exact integer beyond 64 bits is read exactly, as the sources read it
+    big = 2**100 + 1
+    data = _dishonest(ledger, b"acct:0010", _value(10, usdc=big), sums=(big, 21))
+    verified = verify_bundle(data)
+    assert verified.proof.record is not None and verified.proof.record.sums == (big, 21)
+
+
+def test_absence_neighbours_are_bound_too() -> None:
+    """A dishonest signer builds a tree with one neighbour's value saying 5 while its sum is the
+    real one: the absence proof of the key next to it is refused, whichever side the liar is."""
+    for liar in (10, 12):
+        records = [
+            record._replace(value=_value(liar, usdc="5")) if record.key == b"acct:%04d" % liar else record
+            for record in _records(60)
+        ]
+        source, tree = make_tree(records)
+        statement = statement_for(tree)
+        data = encode_bundle(statement, sign(statement, SEED), prolly.prove(source, tree.root, b"acct:0011"))
+        with pytest.raises(
+            StateError,
+            match=f"record 'acct:00{liar}': the value's balances.USDC is 5 but the tree commits {liar}",
+        ):
+            verify_bundle(data)
+    honest_source, honest = make_tree(_records(60))
+    statement = statement_for(honest)
+    data = encode_bundle(
+        statement, sign(statement, SEED), prolly.prove(honest_source, honest.root, b"acct:0011")
+    )
+    assert not verify_bundle(data).proof.present
+
+
+def test_a_bundle_with_a_version_1_proof_says_to_make_it_again(ledger: Ledger) -> None:
+    source, tree, statement, signature = ledger
+    document = json.loads(encode_bundle(statement, signature, prolly.prove(source, tree.root, b"acct:0010")))
+    document["proof"]["version"] = 1
+    with pytest.raises(StateError, match=r"proof version 1 is an older format .* `lifeboat state prove`"):
+        verify_bundle(canonical_json(document))

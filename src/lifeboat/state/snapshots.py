@@ -29,8 +29,18 @@ from lifeboat.state import journal as journal_format
 from lifeboat.state import prolly
 from lifeboat.state.invariants import InvariantChecker, Invariants
 from lifeboat.state.journal import Change
+from lifeboat.state.record import show_key
 from lifeboat.state.records import RecordSpec, Source, SourceRecord
-from lifeboat.state.statement import Signer, Statement, check_chain, sign, utc_now, verify_signature
+from lifeboat.state.statement import (
+    Signer,
+    Statement,
+    check_chain,
+    check_record,
+    record_spec,
+    sign,
+    utc_now,
+    verify_signature,
+)
 from lifeboat.store.packs import BLOB_DATA, BLOB_STATE
 from lifeboat.store.repository import Manifest, Repository
 
@@ -812,19 +822,35 @@ def lenient_sums(sum_fields: Sequence[str], document: Mapping[str, Any]) -> tupl
 # --- verification and the known-good snapshot -------------------------------------------------
 
 
+#: How many records whose value does not match its key or sums `verify --read-data` names.
+_UNBOUND_SHOWN: Final = 10
+
+
 def _walk_nodes(repo: Repository, snap: StateSnapshot) -> list[str]:
     """Read every node of ``snap``'s tree (each checked against its id); problems found."""
     nodes = RepositoryNodes(repo)
     count = 0
     totals = [0] * len(snap.statement.sum_fields)
+    problems = []
+    unbound = 0
     try:
+        spec = record_spec(snap.statement)
         for record in prolly.iterate(nodes, snap.statement.root):
             count += 1
             for i, value in enumerate(record.sums):
                 totals[i] += value
+            try:  # the value must hold the key and the sums the tree commits next to it
+                check_record(snap.statement, record, what=f"record {show_key(record.key)}", spec=spec)
+            except StateError as exc:
+                unbound += 1
+                if unbound <= _UNBOUND_SHOWN:
+                    problems.append(f"{snap.short_id}: {exc}")
     except LifeboatError as exc:
         return [f"{snap.short_id}: tree cannot be read: {exc}"]
-    problems = []
+    if unbound > _UNBOUND_SHOWN:
+        problems.append(
+            f"{snap.short_id}: {unbound - _UNBOUND_SHOWN} more records do not match their key or sums"
+        )
     if count != snap.statement.count:
         problems.append(
             f"{snap.short_id}: tree holds {count} records, the statement says {snap.statement.count}"

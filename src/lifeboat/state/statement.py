@@ -43,11 +43,13 @@ from typing import Any, Final
 
 import nacl.exceptions
 import nacl.signing
+import orjson
 from blake3 import blake3
 
-from lifeboat.documents import canonical_json, check_fields, parse_strict_versioned
-from lifeboat.errors import StateError, UsageError, exact_bytes
+from lifeboat.documents import canonical_json, check_fields, json_kind, parse_strict_versioned
+from lifeboat.errors import RecordError, StateError, UsageError, exact_bytes
 from lifeboat.state import prolly
+from lifeboat.state.record import RecordSpec
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -64,11 +66,13 @@ __all__ = [
     "VerifiedBundle",
     "check_chain",
     "check_name",
+    "check_record",
     "decode_signing_key",
     "encode_bundle",
     "encode_signing_key",
     "new_signing_key",
     "public_key_of",
+    "record_spec",
     "sign",
     "utc_now",
     "verify_bundle",
@@ -538,4 +542,64 @@ def verify_bundle(data: bytes, *, root: bytes | None = None, trust: bytes | None
         raise StateError(
             f"{what}'s proof shows {verified.count} records under the root; the statement says {statement.count}"
         )
+    for record in (verified.record, verified.before, verified.after):
+        if record is not None:
+            check_record(statement, record, what=f"{what}'s record {_show(record.key)}")
     return VerifiedBundle(statement, verified)
+
+
+def check_record(
+    statement: Statement, record: prolly.Record, *, what: str = "the record", spec: RecordSpec | None = None
+) -> None:
+    """:class:`StateError` unless ``record``'s value is a record the statement's spec gives this
+    key and these sums: a JSON object whose key field is the record's key and whose sum fields
+    are the sums the tree commits (the rules of :mod:`lifeboat.state.records`).
+
+    A tree commits a record's value, key and sums side by side; this is what ties them
+    together, so a signer that committed a value saying 100 next to a sum of 0 is caught.
+    ``spec`` is :func:`record_spec` of the statement (pass it when checking many records).
+    """
+    if spec is None:
+        spec = record_spec(statement, what)
+    value = record.value
+    try:
+        document = orjson.loads(value)  # the JSON the sources accept: RFC 8259, UTF-8, no NaN
+    except orjson.JSONDecodeError:
+        raise StateError(f"{what}: the value is not JSON, so it cannot hold its key and sums") from None
+    if type(document) is not dict:
+        raise StateError(f"{what}: the value is {json_kind(document)}, not a JSON object")
+    try:
+        key = spec.key_of(document, what)
+        sums = spec.sums_of(document, what, record.key)
+    except RecordError:
+        # orjson reads integers beyond 64 bits as floats; read the same text again exactly
+        # (as the JSON Lines source does), and let that reading's error stand.
+        try:
+            document = json.loads(value)
+            key = spec.key_of(document, what)
+            sums = spec.sums_of(document, what, record.key)
+        except RecordError as exc:
+            raise StateError(str(exc)) from None
+        except (ValueError, RecursionError):
+            raise StateError(f"{what}: the value is not JSON, so it cannot hold its key and sums") from None
+    if key != record.key:
+        raise StateError(
+            f"{what}: the value's key field {statement.key_field!r} is {_show(key)}, "
+            f"not the key the tree commits ({_show(record.key)})"
+        )
+    for field, found, committed in zip(statement.sum_fields, sums, record.sums, strict=True):
+        if found != committed:
+            raise StateError(f"{what}: the value's {field} is {found} but the tree commits {committed}")
+
+
+def record_spec(statement: Statement, what: str = "the statement") -> RecordSpec:
+    """The :class:`RecordSpec` a statement names (its key field and sum fields)."""
+    try:
+        return RecordSpec(statement.key_field, statement.sum_fields)
+    except UsageError as exc:
+        raise StateError(f"{what}: the statement's record spec is unusable: {exc}") from None
+
+
+def _show(key: bytes) -> str:
+    text = repr(key.decode("utf-8", "backslashreplace"))
+    return text if len(text) <= 80 else text[:77] + "..."

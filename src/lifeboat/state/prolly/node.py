@@ -36,56 +36,26 @@ Keys can be chosen to move boundaries (a boundary takes about as many tries as t
 so hostile keys can make nodes small or cut at the limit; they cannot make a node larger than
 the limit, and they cannot change what a root commits to.
 
-Node bytes (version 1; integers big-endian)
--------------------------------------------
-::
+Node bytes, hashes and proofs
+-----------------------------
+The contract is docs/formats.md, "Record snapshots, version 1": the node header and entries
+(integers big-endian), the entry, inner and node hashes (BLAKE3 with a domain byte), the
+packed ``S = (count, sums)`` of every subtree, the proof JSON (version 2) and the verification
+algorithm step by step, with worked examples in hex that tests/test_formats_doc.py checks
+against this code. In short::
 
     header          u8 version = 1 | u8 level | u16 fanout | u16 leaf_fanout | u8 k | u16 n
-                                                                               (9 bytes)
     leaf entry      0x01 | u16 len | key | u32 len | value | k × u128 sum
     internal entry  0x02 | u16 len | first key | child id (32) | S(child)
+    S(x)            u64 count | k × u192 sum
+    entry hash      BLAKE3(entry bytes)
+    inner hash      BLAKE3(0x03 || left || S(left) || right || S(right))
+    node id         BLAKE3(0x04 || header || S(node) || merkle root)
 
-    S(x)            u64 count | k × u192 sum        (the records below x and their sums)
-
-A node is its header followed by its ``n`` entries (all leaf entries when ``level == 0``,
-all internal entries otherwise), keys strictly increasing, nothing after. ``n`` is at most
-``4 * leaf_fanout`` in a leaf and ``4 * fanout`` above, and at least 1 except in the empty
-tree's root. Keys are at most :data:`MAX_KEY_BYTES`, values at most :data:`MAX_VALUE_BYTES`,
-a record's sums below ``2**128``.
-
-Hashes (BLAKE3, 32 bytes, the first byte of the input is the domain)::
-
-    entry hash   BLAKE3(entry bytes)                         (they start with 0x01 or 0x02)
-    inner hash   BLAKE3(0x03 || left || S(left) || right || S(right))
-    node id      BLAKE3(0x04 || header || S(node) || merkle root)
-
-A leaf entry's ``S`` is ``(1, its sums)``; an internal entry's is its child's. The Merkle
-root of a node's entry hashes pairs neighbours layer by layer, the odd last one moving up
-unpaired: one entry is its own root, none gives 32 zero bytes. ``S`` of an inner node is the
-element-wise sum of its two children's, so ``S`` of the root holds the record count and totals.
-
-Proofs (JSON, version 1)
-------------------------
-::
-
-    {"format": "lifeboat-prolly-proof", "version": 1, "kind": "inclusion" | "absence",
-     "key": B, "fanout": int, "leaf_fanout": int, "sum_fields": k,
-     "records": [{"key": B, "value": B, "sums": ["<decimal>", ...],
-                  "path": [{"entries": n, "index": i, "siblings": [[hash, "<count>",
-                            "<sum>", ...], ...]},                         leaf first, root last;
-                           {"entries": n, "index": i, "first_key": B, "siblings": [...]}]}]}
-
-A byte string ``B`` (a key or a value) is a JSON string when it is UTF-8 (the usual case: text
-keys and JSON records stay readable and short), else ``{"hex": "<lowercase hex>"}``. A sibling
-``hash`` is 43 characters of unpadded base64url. Counts and sums are decimal strings.
-
-An inclusion proof holds the record; an absence proof holds its neighbours below and above
-(one at an end of the tree, none for the empty tree). The verifier (:func:`verify`) needs only
-the proof and the root: it rebuilds the leaf entry, walks the siblings (left or right follows
-from ``index`` and ``entries``), computes every ``S`` itself, and compares the final node id with
-the root. The sum of the counts of the left siblings is the record's position, which is how an
-absence proof shows that its two records are adjacent. A root vouches for the tree its builder
-made: like any Merkle search tree, absence is proven relative to a correctly sorted tree.
+A node is its header followed by its ``n`` entries, keys strictly increasing, nothing after.
+``n`` is at most ``4 * leaf_fanout`` in a leaf and ``4 * fanout`` above, and at least 1 except
+in the empty tree's root. The Merkle root of a node's entry hashes pairs neighbours layer by
+layer, the odd last one moving up unpaired; one entry is its own root, none gives 32 zero bytes.
 """
 
 from __future__ import annotations

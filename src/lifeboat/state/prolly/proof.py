@@ -1,7 +1,9 @@
 """Proofs of one record (and of the totals at the root): making them, their JSON form, verifying them.
 
 A proof carries, per level, the node's header fields and the sibling hashes of the entry's path
-in the node's Merkle tree; :func:`verify` recomputes the root from them alone.
+in the node's Merkle tree; :func:`verify` recomputes the root from them alone. The JSON form
+(version 2) and the verification algorithm are specified, byte for byte, in docs/formats.md,
+"Record snapshots, version 1".
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import base64
 import bisect
 import itertools
-import re
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -50,15 +51,20 @@ from lifeboat.state.prolly.node import (
 )
 
 PROOF_FORMAT: Final = "lifeboat-prolly-proof"
-PROOF_VERSION: Final = 1
+PROOF_VERSION: Final = 2
+#: The proof versions this Lifeboat has written and no longer reads (make the proof again).
+RETIRED_PROOF_VERSIONS: Final = frozenset({1})
 
 
 #: The largest proof JSON :meth:`Proof.from_json` reads (two records of the largest value, in hex).
 MAX_PROOF_BYTES: Final = 4 * MAX_VALUE_BYTES + (1 << 20)
 
 
-#: Comma-separated decimals without leading zeros (a proof's counts and sums), each below 10**80.
-_NUMBERS: Final = re.compile(r"(?:0|[1-9][0-9]{0,79})(?:,(?:0|[1-9][0-9]{0,79}))*")
+#: The largest byte length of a sibling's count and of each of its sums in the compact form.
+_COUNT_BYTES: Final = 8
+_SUM_BYTES: Final = LANE_BITS // 8
+#: At most this many siblings in one step (a node of 4 * 4096 entries has a Merkle tree 14 deep).
+_MAX_STEP_SIBLINGS: Final = 32
 
 
 class ProofError(LifeboatError):
@@ -135,6 +141,11 @@ class Proof:
         if body.get("format") != PROOF_FORMAT:
             raise ProofError(f"not a Lifeboat record proof (format {body.get('format')!r})")
         version = body.get("version")
+        if type(version) is int and version in RETIRED_PROOF_VERSIONS:
+            raise ProofError(
+                f"proof version {version} is an older format this Lifeboat no longer reads (it reads "
+                f"version {PROOF_VERSION}); make the proof again with `lifeboat state prove`"
+            )
         if type(version) is not int or version != PROOF_VERSION:
             raise ProofError(
                 f"proof version {version!r} is not supported (this Lifeboat reads version {PROOF_VERSION})"
@@ -159,21 +170,16 @@ _PROOF_FIELDS: Final = frozenset(
     {"format", "version", "kind", "key", "fanout", "leaf_fanout", "sum_fields", "records"}
 )
 _RECORD_FIELDS: Final = frozenset({"key", "value", "sums", "path"})
-_STEP_FIELDS: Final = frozenset({"entries", "index", "siblings"})
-_INNER_STEP_FIELDS: Final = _STEP_FIELDS | {"first_key"}
 
 
 def _path_to_json(path: RecordPath) -> dict[str, Any]:
-    steps = []
+    steps: list[list[Any]] = []
     for step in path.steps:
-        item: dict[str, Any] = {
-            "entries": step.entries,
-            "index": step.index,
-            "siblings": [[_b64(s.hash), str(s.record_count), *map(str, s.sums)] for s in step.siblings],
-        }
-        if step.first_key is not None:
-            item["first_key"] = _bytes_to_json(step.first_key)
-        steps.append(item)
+        siblings = _b64(b"".join(_sibling_bytes(sibling) for sibling in step.siblings))
+        if step.first_key is None:
+            steps.append([step.entries, step.index, siblings])
+        else:
+            steps.append([step.entries, step.index, _bytes_to_json(step.first_key), siblings])
     record = path.record
     return {
         "key": _bytes_to_json(record.key),
@@ -181,6 +187,48 @@ def _path_to_json(path: RecordPath) -> dict[str, Any]:
         "sums": list(map(str, record.sums)),
         "path": steps,
     }
+
+
+def _sibling_bytes(sibling: Sibling) -> bytes:
+    """A sibling in a proof: its hash, then its count and each sum as a length byte and minimal
+    big-endian bytes (no leading zero byte; zero is the length byte 0 alone)."""
+    parts = [sibling.hash]
+    for number in (sibling.record_count, *sibling.sums):
+        size = (number.bit_length() + 7) >> 3
+        parts.append(bytes((size,)))
+        parts.append(number.to_bytes(size, "big"))
+    return b"".join(parts)
+
+
+def _siblings_from_bytes(data: bytes, sum_fields: int, where: str) -> tuple[Sibling, ...]:
+    """The inverse of :func:`_sibling_bytes` over a step's concatenated siblings, accepting only
+    the one encoding it writes."""
+    siblings: list[Sibling] = []
+    position = 0
+    end = len(data)
+    while position < end:
+        if len(siblings) == _MAX_STEP_SIBLINGS:
+            raise ProofError(f"{where} has more than {_MAX_STEP_SIBLINGS} siblings")
+        digest = data[position : position + ID_BYTES]
+        position += ID_BYTES
+        numbers = []
+        for lane in range(sum_fields + 1):
+            size = data[position] if position < end else 0
+            raw = data[position + 1 : position + 1 + size]
+            if position >= end or len(raw) != size:
+                raise ProofError(
+                    f"{where}: a sibling is cut short (it needs a hash, a count and {sum_fields} sums)"
+                )
+            limit = _SUM_BYTES if lane else _COUNT_BYTES
+            if size > limit or (size and raw[0] == 0):
+                raise ProofError(
+                    f"{where}: a sibling's {'sum' if lane else 'count'} must be at most {limit} bytes, "
+                    "big-endian without a leading zero byte"
+                )
+            numbers.append(int.from_bytes(raw, "big"))
+            position += 1 + size
+        siblings.append(Sibling(digest, numbers[0], tuple(numbers[1:])))
+    return tuple(siblings)
 
 
 def _path_from_json(item: object, sum_fields: int, number: int) -> RecordPath:
@@ -203,44 +251,24 @@ def _path_from_json(item: object, sum_fields: int, number: int) -> RecordPath:
     steps = []
     for level, raw in enumerate(raw_steps):
         where = f"{what} level {level}"
-        if not isinstance(raw, dict):
-            raise ProofError(f"{where} is not a JSON object")
-        expected = _INNER_STEP_FIELDS if level else _STEP_FIELDS
-        if raw.keys() != expected:
-            check_fields(raw, expected, where, ProofError)
-        raw_siblings = raw["siblings"]
-        if not isinstance(raw_siblings, list) or len(raw_siblings) > 32:
-            raise ProofError(f"{where} siblings must be a list")
-        siblings = []
-        for sibling in raw_siblings:
-            # One check per sibling, not per value: this is the hot part of reading a proof.
-            try:
-                encoded, numbers = sibling[0], sibling[1:]
-                digest = base64.urlsafe_b64decode(encoded + "=")
-                text = ",".join(numbers)
-                canonical = (
-                    _NUMBERS.fullmatch(text) is not None
-                    and text.count(",") == len(numbers) - 1
-                    and _b64(digest) == encoded
-                )
-            except (TypeError, ValueError, KeyError, IndexError):
-                canonical = False
-            if type(sibling) is not list or len(sibling) != sum_fields + 2 or not canonical:
-                raise ProofError(
-                    f"{where}: a sibling must be [hash as {_B64_ID_CHARS} characters of base64url, count, "
-                    f"{sum_fields} sums as decimal strings without leading zeros]"
-                )
-            if len(digest) != ID_BYTES:
-                raise ProofError(f"{where}: a sibling hash must be {ID_BYTES} bytes")
-            values = tuple(map(int, numbers))
-            siblings.append(Sibling(digest, values[0], values[1:]))
-        first_key = _json_bytes(raw["first_key"], f"{where} first_key") if level else None
+        size = 4 if level else 3
+        if type(raw) is not list or len(raw) != size:
+            shape = "[entries, index, first_key, siblings]" if level else "[entries, index, siblings]"
+            raise ProofError(f"{where} must be a list {shape}")
+        encoded = raw[-1]
+        try:
+            blob = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            canonical = _b64(blob) == encoded
+        except (TypeError, ValueError):
+            canonical = False
+        if type(encoded) is not str or not canonical:
+            raise ProofError(f"{where}: the siblings must be one string of unpadded base64url")
         steps.append(
             ProofStep(
-                _json_int(raw["entries"], f"{where} entries", NODE_LIMIT_FACTOR * MAX_FANOUT),
-                _json_int(raw["index"], f"{where} index", NODE_LIMIT_FACTOR * MAX_FANOUT),
-                tuple(siblings),
-                first_key,
+                _json_int(raw[0], f"{where} entries", NODE_LIMIT_FACTOR * MAX_FANOUT),
+                _json_int(raw[1], f"{where} index", NODE_LIMIT_FACTOR * MAX_FANOUT),
+                _siblings_from_bytes(blob, sum_fields, where),
+                _json_bytes(raw[2], f"{where} first_key") if level else None,
             )
         )
     return RecordPath(record, tuple(steps))
@@ -262,9 +290,6 @@ def _json_decimal(value: object, what: str) -> int:
     ):
         raise ProofError(f"the proof's {what} must be a decimal string without leading zeros")
     return int(value)
-
-
-_B64_ID_CHARS: Final = 43
 
 
 def _b64(digest: bytes) -> str:
