@@ -321,13 +321,13 @@ def parse_siblings(raw: bytes, k: int, what: str) -> list[tuple[bytes, int, tupl
             raise Invalid(f"{what}: a short sibling")
         length = raw[pos]
         pos += 1
-        if length < 1 or length > limit_bytes:
+        if length > limit_bytes:
             raise Invalid(f"{what}: a number of {length} bytes")
         if pos + length > len(raw):
             raise Invalid(f"{what}: a short sibling")
         body = raw[pos : pos + length]
         pos += length
-        if length > 1 and body[0] == 0:
+        if length and body[0] == 0:  # 0 is the length byte 00 alone
             raise Invalid(f"{what}: a number with a leading zero byte")
         return int.from_bytes(body, "big")
 
