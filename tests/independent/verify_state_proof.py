@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime
 import json
 import re
 import sys
@@ -37,7 +38,7 @@ HEX128 = re.compile(r"[0-9a-f]{128}")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 DECIMAL = re.compile(r"0|[1-9][0-9]*")
 DIGITS = re.compile(r"[0-9]+")
-TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?Z")
+TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,6})?Z")
 B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 STATEMENT_MEMBERS = frozenset(
@@ -105,6 +106,8 @@ def _float_exact(text: str) -> float:
 
 def parse_document(data: bytes, what: str) -> Any:
     """Strict JSON for bundles: UTF-8, no repeated member, no NaN/Infinity."""
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark is skipped, as Lifeboat does
+        data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -120,6 +123,22 @@ def parse_document(data: bytes, what: str) -> Any:
         raise Invalid(f"{what} is not JSON: {exc}") from exc
 
 
+def _finite(text: str) -> None:
+    # Lifeboat refuses a number whose magnitude is beyond the IEEE double range (1e309, 2e308).
+    if float(text) in (float("inf"), float("-inf")):
+        raise Invalid(f"record value: number {text[:20]}... is out of range")
+
+
+def _value_int(text: str) -> IntLiteral:
+    _finite(text)
+    return IntLiteral(text)
+
+
+def _value_frac(text: str) -> FracLiteral:
+    _finite(text)
+    return FracLiteral(text)
+
+
 def parse_value(value: bytes) -> dict[str, Any]:
     """A record's value: RFC 8259 text, top level an object; repeated names: the last counts."""
     try:
@@ -128,7 +147,7 @@ def parse_value(value: bytes) -> dict[str, Any]:
         raise Invalid("record value is not UTF-8") from exc
     try:
         parsed = json.loads(
-            text, parse_int=IntLiteral, parse_float=FracLiteral, parse_constant=_refuse_constant
+            text, parse_int=_value_int, parse_float=_value_frac, parse_constant=_refuse_constant
         )
     except ValueError as exc:
         raise Invalid(f"record value is not JSON: {exc}") from exc
@@ -379,14 +398,18 @@ def value_sum(obj: dict[str, Any], path: str) -> int:
             return 0
         current = current[step]
     if isinstance(current, IntLiteral):
-        number = int(current)
-        if str(current).startswith("-") or number >= 2**128:
+        number = int(current) if len(current) <= 40 else 2**128
+        if number < 0 or number >= 2**128:  # -0 is 0
             raise Invalid(f"sum field {path!r}: out of range")
         return number
     if isinstance(current, str) and not isinstance(current, FracLiteral):
         if not DIGITS.fullmatch(current) or not current.isascii():
             raise Invalid(f"sum field {path!r}: not a number")
-        number = int(current)
+        significant = current.lstrip("0") or "0"
+        # Lifeboat refuses a digit string of more than 4,300 characters, leading zeros included.
+        if len(current) > 4300 or len(significant) > 39:  # 2**128 has 39 digits
+            raise Invalid(f"sum field {path!r}: out of range")
+        number = int(significant)
         if number >= 2**128:
             raise Invalid(f"sum field {path!r}: out of range")
         return number
@@ -422,6 +445,18 @@ class Result:
         }
 
 
+def _valid_time(text: str) -> bool:
+    match = TIME.fullmatch(text)
+    if not match:
+        return False
+    try:
+        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+        datetime.datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return False
+    return True
+
+
 def check_statement(raw: Any) -> dict[str, Any]:
     st = _members(raw, STATEMENT_MEMBERS, "statement")
     if st["format"] != "lifeboat-state":
@@ -451,11 +486,14 @@ def check_statement(raw: Any) -> dict[str, Any]:
         raise Invalid("statement key_field must be a non-empty string")
     if not isinstance(st["source"], dict):
         raise Invalid("statement source must be an object")
-    if not isinstance(st["time"], str) or not TIME.fullmatch(st["time"]):
-        raise Invalid("statement time must be YYYY-MM-DDTHH:MM:SS[.ffffff]Z")
+    if not isinstance(st["time"], str) or not _valid_time(st["time"]):
+        raise Invalid("statement time must be YYYY-MM-DDTHH:MM:SS[.f to .ffffff]Z, a real UTC time")
     _int_in(st["sequence"], 0, 2**63 - 1, "statement sequence")
-    if st["invariants"] is not None and not isinstance(st["invariants"], dict):
-        raise Invalid("statement invariants must be an object or null")
+    invariants = st["invariants"]
+    if invariants is not None and not (
+        isinstance(invariants, dict) and isinstance(invariants.get("passed"), bool)
+    ):
+        raise Invalid("statement invariants must be null or a report with a boolean 'passed'")
     for name in ("previous", "parent"):
         if st[name] is not None:
             _hex64(st[name], f"statement {name}")
@@ -585,9 +623,7 @@ def verify_bundle(data: bytes, root: str | None = None, trust: str | None = None
     if (proof["fanout"], proof["leaf_fanout"], proof["sum_fields"]) != (fanout, leaf_fanout, k):
         raise Invalid("the proof's shape (fanout, leaf_fanout, sum_fields) is not the statement's")
 
-    proof_key = decode_bytes(proof["key"], "proof key")
-    if len(proof_key) > MAX_KEY:
-        raise Invalid("proof key longer than 4,096 bytes")
+    proof_key = decode_bytes(proof["key"], "proof key")  # any length: a longer key is simply absent
     count = st["count"]
     totals = [int(t) for t in st["totals"]]
     root_bytes = bytes.fromhex(st["root"])
