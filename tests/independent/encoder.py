@@ -212,9 +212,7 @@ def public_key_hex(seed: bytes = SEED) -> str:
     return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw().hex()
 
 
-def statement_for(
-    tree: Tree, sum_fields: list[str], key_field: str = "key", **extra: Any
-) -> dict[str, Any]:
+def statement_for(tree: Tree, sum_fields: list[str], key_field: str = "key", **extra: Any) -> dict[str, Any]:
     count, totals = tree.totals
     st: dict[str, Any] = {
         "format": "lifeboat-state",
@@ -255,7 +253,9 @@ def bundle_bytes(statement: dict[str, Any], proof: dict[str, Any], signature: st
     return (canonical_json(bundle) + "\n").encode("ascii")
 
 
-def jsonl_records(lines: list[bytes], key_field: str, sum_fields: list[str]) -> list[tuple[bytes, bytes, tuple[int, ...]]]:
+def jsonl_records(
+    lines: list[bytes], key_field: str, sum_fields: list[str]
+) -> list[tuple[bytes, bytes, tuple[int, ...]]]:
     """Key and sums of JSON Lines values, by the verifier's own rules (for well-formed inputs)."""
     from verify_state_proof import parse_value, value_key, value_sum
 
