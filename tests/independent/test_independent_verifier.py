@@ -360,6 +360,24 @@ CRAFTED: dict[str, tuple[bool, bytes]] = {
     "308-digit number": (True, crafted([rec(b"a", b'{"key":"a","x":' + b"9" * 308 + b"}")], [])),
     "309-digit number": (False, crafted([rec(b"a", b'{"key":"a","x":' + b"9" * 309 + b"}")], [])),
     "2e308": (False, crafted([rec(b"a", b'{"key":"a","x":2e308}')], [])),
+    "lone surrogate escape in a value": (False, crafted([rec(b"a", b'{"key":"a","x":"\\ud800"}')], [])),
+    "surrogate pair escape in a key": (
+        True,
+        crafted([rec("\U0001f600".encode(), b'{"key":"\\ud83d\\ude00"}')], []),
+    ),
+    "lone surrogate in the statement's source": (True, crafted(ONE, ["b"], source={"path": "\ud800"})),
+    "key field with a dot is a member name": (
+        True,
+        crafted([rec(b"a", b'{"x.y":"a"}')], [], key_field="x.y"),
+    ),
+    "sum digits: 4,300 characters": (
+        True,
+        crafted([rec(b"a", b'{"key":"a","b":"' + b"0" * 4299 + b'1"}', 1)], ["b"]),
+    ),
+    "sum digits: 4,301 characters": (
+        False,
+        crafted([rec(b"a", b'{"key":"a","b":"' + b"0" * 4300 + b'1"}', 1)], ["b"]),
+    ),
     "empty tree": (True, crafted([], ["b"], key=b"x")),
     "absent key longer than 4,096 bytes": (True, crafted(ONE, ["b"], key=b"z" * 5000)),
     "absent key not UTF-8 (hex)": (True, crafted(ONE, ["b"], key=b"\xff")),

@@ -153,7 +153,25 @@ def parse_value(value: bytes) -> dict[str, Any]:
         raise Invalid(f"record value is not JSON: {exc}") from exc
     if not isinstance(parsed, dict):
         raise Invalid("record value is not a JSON object")
+    _no_lone_surrogates(parsed)
     return parsed
+
+
+def _no_lone_surrogates(node: Any) -> None:
+    """A string escape that is half a surrogate pair (``\\ud800``) makes the value not JSON."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and not isinstance(item, IntLiteral | FracLiteral):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise Invalid("record value holds a lone surrogate escape") from exc
 
 
 def _canonical_string(text: str) -> str:
