@@ -173,6 +173,11 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
         for name, key in KEYS.items():
             proofs[name] = base / f"{name}.json"
             assert main_entry(["state", "prove", key, "-o", str(proofs[name]), *cache]) == 0
+        # leaf fanout 2: nodes closed at 4 * leaf_fanout entries occur (the cap rule of "Tree shape")
+        assert main_entry([*snap, "--sum", SUMS[1], "--leaf-fanout", "2", "--name", "small", *cache]) == 0
+        proofs["small"] = base / "small.json"
+        prove = ["state", "prove", KEYS["present"], "--name", "small", "-o", str(proofs["small"])]
+        assert main_entry([*prove, *cache]) == 0
         yield proofs
 
 
@@ -184,13 +189,19 @@ def load(path: Path) -> dict[str, Any]:
 def test_independent_encoder_gives_the_cli_root_and_proofs(snapshot: dict[str, Path]) -> None:
     tree = build(jsonl_records(ledger_lines(), "key", SUMS), 64, 7, 2)
     assert len(tree.levels) >= 3  # several levels
+    small = build(jsonl_records(ledger_lines(), "key", SUMS[1:]), 64, 2, 1)
+    assert any(len(node.entries) == 8 for node in small.levels[0])
+    assert load(snapshot["small"])["statement"]["root"] == small.root.hex()
+    assert make_proof(small, KEYS["present"].encode()) == load(snapshot["small"])["proof"]
     for name, path in snapshot.items():
+        if name == "small":
+            continue
         bundle = load(path)
         assert bundle["statement"]["root"] == tree.root.hex()
         assert make_proof(tree, KEYS[name].encode()) == bundle["proof"], name
 
 
-@pytest.mark.parametrize("name", list(KEYS))
+@pytest.mark.parametrize("name", [*KEYS, "small"])
 def test_cli_bundles_are_valid(cli: Any, snapshot: dict[str, Path], name: str) -> None:
     path = snapshot[name]
     statement = load(path)["statement"]
