@@ -432,3 +432,19 @@ def test_signature_by_another_key(cli: Any, tmp_path: Path) -> None:
     bundle = json.loads(crafted(ONE, ["b"]))
     bundle["signature"] = sign(bundle["statement"], bytes(32))
     assert not agree(cli, write(tmp_path / "other-key.json", bundle))
+
+
+@pytest.mark.parametrize(
+    ("written", "valid"),
+    [("1e2", True), ("1E+2", True), ("100.0", True), ("100", False)],
+)
+def test_statement_numbers_are_rewritten_canonically(
+    cli: Any, tmp_path: Path, written: str, valid: bool
+) -> None:
+    """The message is the canonical JSON of the parsed statement: 1e2 is the fraction 100.0, 100 is not."""
+    tree = build(ONE, 4, 2, 1)
+    data = bundle_bytes(statement_for(tree, ["b"], source={"kind": "x", "f": 100.0}), make_proof(tree, b"a"))
+    assert b'"f":100.0' in data
+    path = tmp_path / "numbers.json"
+    path.write_bytes(data.replace(b'"f":100.0', f'"f":{written}'.encode()))
+    assert agree(cli, path) is valid
