@@ -444,7 +444,8 @@ class JournalResult:
     first: int | None = None
     last: int | None = None
     segment: Segment | None = None
-    #: True when an identical segment was already stored (the same journal appended twice).
+    #: True when every change after the snapshot was stored already (the same journal appended
+    #: twice); ``first`` and ``last`` then say which.
     duplicate: bool = False
 
 
@@ -476,9 +477,12 @@ def journal_segments(repo: Repository, name: str) -> list[Segment]:
 def append_journal(repo: Repository, name: str, lines: Iterable[bytes], *, what: str) -> JournalResult:
     """Store the changes in ``lines`` that come after the newest snapshot of ``name``.
 
-    Changes at or below the snapshot's sequence number are already in it and are skipped, and
-    a segment identical to a stored one is not stored twice: appending the same journal again
-    changes nothing.
+    The journal is append-only. Changes at or below the snapshot's sequence number are already
+    in it and are skipped. Changes at or below the last stored sequence number must be stored
+    changes, byte for byte (appending the same journal again, or a longer copy of it, stores
+    only what is new); one that differs or that was never stored is refused, since it would
+    rewrite the history earlier point-in-time restores read. A delete must name a key that
+    exists at that point of the history. Nothing is stored when a change is refused.
     """
     with repo.lock(exclusive=True, operation="state journal"):
         repo.reload_index()
@@ -487,40 +491,67 @@ def append_journal(repo: Repository, name: str, lines: Iterable[bytes], *, what:
             raise InputError(f"no record snapshot named {name!r}; a journal follows a snapshot")
         key_field = base.statement.key_field
         spec = _spec_of(base.statement)
+        after = base.statement.sequence
+        try:
+            stored = _changes(repo, name, after, None)
+        except StateError as exc:
+            raise StateError(
+                f"{exc}; the stored journal of {name!r} must be readable to append to it"
+            ) from None
+        stored_at = {change.seq: change for change in stored}
+        end = stored[-1].seq if stored else after
+        # Whether each key touched since the snapshot exists; other keys are looked up in it.
+        exists = {change.key: change.value is not None for change in stored}
+        nodes = RepositoryNodes(repo)
         result = JournalResult()
         fresh: list[Change] = []
+        repeated: list[Change] = []
         for change in journal_format.parse_changes(lines, key_field=key_field, what=what):
-            if change.seq <= base.statement.sequence:
+            if change.seq <= after:
                 result.skipped += 1
                 continue
-            if change.value is not None:  # the record must be one a snapshot could hold
-                where = f"{what}: change {change.seq}"
+            if change.seq <= end:
+                known = stored_at.get(change.seq)
+                if known is None:
+                    raise RecordError(
+                        f"{what}: change {change.seq} comes before the last stored change {end} of the "
+                        f"journal of {name!r}, which is append-only: new changes must come after {end}"
+                    )
+                if known != change:
+                    raise RecordError(
+                        f"{what}: journal seq {change.seq} appears twice with different changes "
+                        f"({known.op} {known.key!r} stored, {change.op} {change.key!r} given); "
+                        "the stored journal keeps its changes"
+                    )
+                repeated.append(change)
+                continue
+            where = f"{what}: change {change.seq}"
+            key = change.key.encode("utf-8", "surrogateescape")
+            if change.value is None:
+                present = exists.get(change.key)
+                if present is None:
+                    present = prolly.lookup(nodes, base.statement.root, key) is not None
+                if not present:
+                    raise RecordError(
+                        f"{where} deletes the key {change.key!r}, which does not exist at that point of "
+                        f"the history; nothing was stored"
+                    )
+            else:  # the record must be one a snapshot could hold
                 document = orjson.loads(change.value)
-                key = change.key.encode("utf-8", "surrogateescape")
                 if key_field not in document or spec.key_of(document, where) != key:
                     raise RecordError(f"{where}: the record must hold its key in the field {key_field!r}")
                 spec.sums_of(document, where, key)
+            exists[change.key] = change.value is not None
             fresh.append(change)
+        result.skipped += len(repeated)
         if not fresh:
+            if repeated:
+                result.duplicate = True
+                result.first, result.last = repeated[0].seq, repeated[-1].seq
             return result
-        # A change may repeat a stored one (the same journal again), never contradict it.
-        stored = _segment_changes(
-            repo,
-            [s for s in journal_segments(repo, name) if s.last >= fresh[0].seq and s.first <= fresh[-1].seq],
-        )
-        try:
-            journal_format.merge([*stored, fresh], after=fresh[0].seq - 1, through=fresh[-1].seq)
-        except StateError as exc:
-            raise RecordError(f"{what}: {exc}; the stored journal keeps its changes") from None
         data = journal_format.encode_segment(name, base.digest, fresh)
         blob_id = repo.blob_id(data)
         result.first, result.last = fresh[0].seq, fresh[-1].seq
-        for segment in journal_segments(repo, name):
-            if segment.blob == blob_id:
-                result.duplicate = True
-                result.skipped += len(fresh)
-                result.segment = segment
-                return result
         with repo.writer() as writer:
             writer.add_blob(BLOB_DATA, data, blob_id)
         manifest = repo.put_manifest(
