@@ -1220,6 +1220,49 @@ def test_rollback_reports_how_an_exploited_state_differs_even_with_negative_bala
     assert live.read_text() == good
 
 
+@pytest.mark.parametrize("damage", ["statement", "manifest"])
+def test_rollback_stops_at_a_damaged_snapshot_unless_told_to_skip_it(
+    cli: CliRunner, repo: dict[str, Path], damage: str
+) -> None:
+    from lifeboat.state import snapshots as state_mod
+
+    invariants = _invariants_no_negative(repo)
+    for amount in (1, 2, 3):
+        source = _tiny(repo, f'{{"key":"a","amount":"{amount}"}}\n', f"v{amount}.jsonl")
+        ok(snapshot(cli, source, "--name", "tiny", "--invariants", invariants, sums=("amount",)))
+    first, middle, _ = ok(cli("--json", "state", "list")).json()["snapshots"]
+    stores = [open_backend(str(repo[f"s{i}"])) for i in range(5)]
+    with Repository.open(stores, PASSPHRASE) as opened:
+        manifest = state_mod.find_state(opened, middle["short_id"]).manifest
+        if damage == "statement":  # a readable manifest whose statement is not one
+            payload = dict(manifest.payload)
+            payload["statement"] = dict(payload["statement"], count="two")
+            named = opened.put_manifest(payload).short_id
+            opened.delete_manifest(manifest.id)
+        else:  # a manifest that cannot be read at all (3 of its 5 shards flipped)
+            named = f"snapshots/{manifest.id.hex()}"
+            for i in (0, 2, 4):
+                shard = repo[f"s{i}"] / named
+                data = bytearray(shard.read_bytes())
+                data[-7] ^= 0x5A
+                shard.write_bytes(bytes(data))
+    # The newest snapshot follows the damaged one, so its chain cannot be shown: going back to
+    # the oldest would lose the newest good state without a word.
+    live = _tiny(repo, '{"key":"a","amount":"-9"}\n', "live.jsonl")
+    stopped = cli("state", "rollback", "--target", live)
+    one_line_error(stopped, "damaged snapshot", named, "--skip-damaged")
+    assert live.read_text() == '{"key":"a","amount":"-9"}\n'
+    listed = cli("state", "list")
+    assert listed.code == 1 and named in listed.err
+    skipped = ok(cli("--json", "state", "rollback", "--target", live, "--skip-damaged")).json()
+    assert skipped["snapshot"] == first["id"] and live.read_text() == '{"key":"a","amount":"1"}\n'
+    assert len(skipped["damaged_skipped"]) == 1 and named in skipped["damaged_skipped"][0]
+    assert len(skipped["skipped"]) == 1 and "not in the repository" in skipped["skipped"][0]["why"]
+    human = cli("state", "rollback", "--target", live, "--skip-damaged", "--dry-run")
+    assert human.code == 0 and "skipping a damaged snapshot (--skip-damaged): " in human.err
+    assert named in human.err
+
+
 def _invariants_no_negative(repo: dict[str, Path]) -> Path:
     path = repo["root"] / "inv.toml"
     path.write_text('version = 1\n[[bound]]\nname = "no-negative"\nfield = "amount"\nmin = 0\n')

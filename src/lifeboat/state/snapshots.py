@@ -142,19 +142,39 @@ def _state_of(manifest: Manifest) -> StateSnapshot:
     return StateSnapshot(manifest, statement, signature)
 
 
-def state_snapshots(repo: Repository, name: str | None = None) -> tuple[list[StateSnapshot], list[str]]:
-    """The record snapshots (of ``name``), oldest first, and why any could not be read."""
+@dataclass(frozen=True)
+class Damaged:
+    """A manifest that may be a record snapshot but cannot be read: its dataset name when the
+    manifest says (None for a manifest that cannot be read at all) and why, naming it."""
+
+    name: str | None
+    why: str
+
+
+def _read_states(repo: Repository) -> tuple[list[StateSnapshot], list[Damaged]]:
     found: list[StateSnapshot] = []
-    problems: list[str] = []
+    damaged: list[Damaged] = []
     for manifest in repo.manifests(STATE_KIND):
         try:
-            snap = _state_of(manifest)
+            found.append(_state_of(manifest))
         except LifeboatError as exc:
-            problems.append(str(exc))
-            continue
-        if name is None or snap.statement.name == name:
-            found.append(snap)
-    problems.extend(f"{key}: {why}" for key, why in repo.bad_manifests.items())
+            statement = manifest.payload.get("statement")
+            named = statement.get("name") if isinstance(statement, dict) else None
+            damaged.append(Damaged(named if isinstance(named, str) else None, str(exc)))
+    damaged.extend(Damaged(None, f"{key}: {why}") for key, why in repo.bad_manifests.items())
+    return found, damaged
+
+
+def state_snapshots(repo: Repository, name: str | None = None) -> tuple[list[StateSnapshot], list[str]]:
+    """The record snapshots (of ``name``), oldest first, and why any could not be read."""
+    return _unique(_read_states(repo), name)
+
+
+def _unique(
+    read: tuple[list[StateSnapshot], list[Damaged]], name: str | None
+) -> tuple[list[StateSnapshot], list[str]]:
+    found = [snap for snap in read[0] if name is None or snap.statement.name == name]
+    problems = [damage.why for damage in read[1]]
     # One statement may be stored twice (an `attest` interrupted between writing the signed copy
     # and deleting the unsigned one): keep one copy, the signed one if there is one.
     unique: dict[bytes, StateSnapshot] = {}
@@ -930,11 +950,29 @@ def verify_states(
 
 
 def known_good(
-    repo: Repository, name: str | None, *, trust: bytes | None = None
-) -> tuple[StateSnapshot | None, list[tuple[StateSnapshot, str]]]:
-    """The newest snapshot whose signature, chain and invariants all hold, and why newer ones failed."""
-    snapshots, _ = state_snapshots(repo, None)
-    chosen_name = _one_name(snapshots, name)
+    repo: Repository, name: str | None, *, trust: bytes | None = None, skip_damaged: bool = False
+) -> tuple[StateSnapshot | None, list[tuple[StateSnapshot, str]], list[str]]:
+    """The newest snapshot whose signature, chain and invariants all hold, why newer ones failed,
+    and the damaged snapshots gone past.
+
+    A snapshot that cannot be read may be the newest good state, and the snapshots that follow
+    it cannot show their chain: unless ``skip_damaged``, any damaged snapshot of the name (or
+    a manifest that cannot be read at all, whose name is unknown) is a :class:`StateError`
+    naming it, rather than a silent step back past it.
+    """
+    read = _read_states(repo)
+    snapshots, _ = _unique(read, None)
+    # With nothing readable to name the dataset, every damaged snapshot counts.
+    chosen: str | None = None if name is None and not snapshots else _one_name(snapshots, name)
+    damaged = [d.why for d in read[1] if chosen is None or d.name is None or d.name == chosen]
+    if damaged and not skip_damaged:
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        raise StateError(
+            f"damaged snapshot: {damaged[0]}{more}; rollback stops rather than go back past a snapshot "
+            "that may hold the newest good state. Run `lifeboat state verify` and `lifeboat check` "
+            "(`lifeboat repair` may restore it), or pass --skip-damaged to roll back past it"
+        )
+    chosen_name = _one_name(snapshots, name) if chosen is None else chosen
     chain = [s for s in snapshots if s.statement.name == chosen_name]
     rejected: list[tuple[StateSnapshot, str]] = []
     by_digest = {s.digest: s for s in chain}
@@ -960,6 +998,6 @@ def known_good(
                 ]
                 why = "invariants failed: " + ", ".join(failed)
         if why is None:
-            return snap, rejected
+            return snap, rejected, damaged
         rejected.append((snap, why))
-    return None, rejected
+    return None, rejected, damaged
