@@ -288,6 +288,18 @@ def test_check_needs_no_repository(
     assert "FAIL sum   conservation: 1 violation(s)" in human.out and "INVARIANTS VIOLATED" in human.out
 
 
+@pytest.mark.parametrize("expr", ["x ** x ** x ** 99", "'a' * 10**10"])
+def test_check_stops_a_rule_that_goes_over_the_sandbox_bounds(
+    cli: CliRunner, tmp_path: Path, expr: str
+) -> None:
+    ledger = tmp_path / "tiny.jsonl"
+    ledger.write_text('{"key":"a","x":2}\n{"key":"b","x":3}\n')
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'version = 1\n[[rule]]\nname = "bomb"\nexpr = "{expr}"\n')
+    result = cli("state", "check", ledger, "--key", "key", "--invariants", rules, "--no-progress")
+    one_line_error(result, "rule invariant 'bomb' went over a limit", "record 'a'")
+
+
 def test_human_check_output_prints_keys_as_they_are(cli: CliRunner, tmp_path: Path) -> None:
     ledger = tmp_path / "tiny.jsonl"
     ledger.write_text(
