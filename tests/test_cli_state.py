@@ -289,6 +289,18 @@ def test_check_needs_no_repository(
     assert "FAIL sum   conservation: 1 violation(s)" in human.out and "INVARIANTS VIOLATED" in human.out
 
 
+@pytest.mark.parametrize("expr", ["x ** x ** x ** 99", "'a' * 10**10"])
+def test_check_stops_a_rule_that_goes_over_the_sandbox_bounds(
+    cli: CliRunner, tmp_path: Path, expr: str
+) -> None:
+    ledger = tmp_path / "tiny.jsonl"
+    ledger.write_text('{"key":"a","x":2}\n{"key":"b","x":3}\n')
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'version = 1\n[[rule]]\nname = "bomb"\nexpr = "{expr}"\n')
+    result = cli("state", "check", ledger, "--key", "key", "--invariants", rules, "--no-progress")
+    one_line_error(result, "rule invariant 'bomb' went over a limit", "record 'a'")
+
+
 def test_human_check_output_prints_keys_as_they_are(cli: CliRunner, tmp_path: Path) -> None:
     ledger = tmp_path / "tiny.jsonl"
     ledger.write_text(
@@ -656,8 +668,9 @@ def test_second_snapshot_writes_only_changed_paths_and_diff_matches(
 # --- 6. journals ------------------------------------------------------------------------------
 
 
-def _compact(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+def _as_written(value: dict[str, Any]) -> bytes:
+    """A value as ``json.dumps`` writes it in a journal line: a journal keeps it byte for byte."""
+    return json.dumps(value).encode()
 
 
 def _expected_at(base: dict[str, bytes], changes: list[dict[str, Any]], seq: int) -> bytes:
@@ -668,7 +681,7 @@ def _expected_at(base: dict[str, bytes], changes: list[dict[str, Any]], seq: int
         if change["op"] == "delete":
             records.pop(change["key"], None)
         else:
-            records[change["key"]] = _compact(change["value"])
+            records[change["key"]] = _as_written(change["value"])
     return b"".join(records[key] + b"\n" for key in sorted(records, key=str.encode))
 
 
@@ -721,7 +734,7 @@ def test_journal_append_restore_at_seq_and_apply(
     assert not beyond.exists()
     one_line_error(cli("state", "get", a, "--at-seq", 50), "ends at sequence 9, before 50")
     got = ok(cli("--json", "state", "get", a, "--at-seq", 5)).json()
-    assert got["value"].encode() == _compact(changes[3]["value"])
+    assert got["value"].encode() == _as_written(changes[3]["value"])
     one_line_error(cli("state", "get", b, "--at-seq", 2), f"no record with key {b!r}")
 
     applied = ok(cli("--json", "state", "journal", "apply")).json()
@@ -766,7 +779,7 @@ def test_journal_apply_checks_invariants_and_rollback_skips_a_bad_apply(
     assert failed[0]["examples"][0]["key"] == f"supply:{asset}"
     live = repo["root"] / "live.jsonl"
     ok(cli("state", "restore", "--target", live))
-    assert raw_lines(live)[victim["key"]] == _compact(inflated)
+    assert raw_lines(live)[victim["key"]] == _as_written(inflated)
     back = ok(cli("--json", "state", "rollback", "--target", live)).json()
     assert back["snapshot"] == good["id"] and back["skipped"][0]["id"] == body["id"]
     assert back["current_vs_snapshot"]["changed"] == 1
@@ -809,6 +822,110 @@ def test_journal_from_standard_input(cli: CliRunner, repo: dict[str, Path]) -> N
     assert out.read_text() == '{"key":"a","amount":"1"}\n{"key":"b","amount":"2"}\n{"key":"c","amount":"3"}\n'
     bad = cli("state", "journal", "append", "-", stdin="nonsense\n")
     one_line_error(bad, "standard input line 1 is not valid JSON")
+
+
+def test_journal_values_restore_byte_for_byte_and_match_a_snapshot_of_the_same_lines(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    tiny = repo["root"] / "tiny.jsonl"
+    tiny.write_bytes(b'{"key":"a","amount":"1"}\n{"key":"c", "amount":"3"}\n')
+    ok(snapshot(cli, tiny, sums=("amount",)))
+    # Odd spaces, \u escapes (of an ASCII letter too), a tab, an exponent: all kept as written.
+    b_value = b'{ "key" : "b","name":"caf\\u00e9" ,\t"amount": "2" , "x": 1.0E2 }'
+    a_value = b'{"key":"\\u0061",  "amount":"7","note":"\\u2603 \xe2\x98\x83"}'
+    journal = repo["root"] / "journal.jsonl"
+    journal.write_bytes(
+        b'{"seq":1,"op":"upsert","key":"b","value":' + b_value + b"}\n"
+        b'{ "value" : ' + a_value + b' , "seq":2,"op":"upsert","key":"a"}\r\n'
+        b'{"seq":3,"op":"delete","key":"c"}\n'
+    )
+    ok(cli("state", "journal", "append", journal))
+    expected = {
+        1: b'{"key":"a","amount":"1"}\n' + b_value + b'\n{"key":"c", "amount":"3"}\n',
+        2: a_value + b"\n" + b_value + b'\n{"key":"c", "amount":"3"}\n',
+        3: a_value + b"\n" + b_value + b"\n",
+    }
+    for seq, content in expected.items():
+        out = repo["root"] / f"at-{seq}.jsonl"
+        ok(cli("state", "restore", "--at-seq", seq, "--target", out))
+        assert out.read_bytes() == content, seq
+    assert ok(cli("--json", "state", "get", "b", "--at-seq", 1)).json()["value"].encode() == b_value
+    applied = ok(cli("--json", "state", "journal", "apply")).json()
+    out = repo["root"] / "applied.jsonl"
+    ok(cli("state", "restore", "--target", out))
+    assert out.read_bytes() == expected[3]
+    assert ok(cli("--json", "state", "get", "a")).json()["value"].encode("utf-8") == a_value
+    # A snapshot of a file holding the same lines is the same tree: one root, one proof per key.
+    same = repo["root"] / "same.jsonl"
+    same.write_bytes(expected[3])
+    full = ok(snapshot(cli, same, "--name", "same", sums=("amount",))).json()
+    assert (full["root"], full["totals"]) == (applied["root"], applied["totals"])
+
+
+def test_the_journal_is_append_only_and_deletes_need_an_existing_key(
+    cli: CliRunner, repo: dict[str, Path]
+) -> None:
+    ok(snapshot(cli, _tiny(repo, '{"key":"a","amount":"1"}\n{"key":"b","amount":"2"}\n'), sums=("amount",)))
+    first = [
+        '{"seq":10,"op":"upsert","key":"c","value":{"key":"c","amount":"3"}}',
+        '{"seq":12,"op":"delete","key":"a"}',
+    ]
+    ok(cli("state", "journal", "append", _tiny(repo, "\n".join(first) + "\n", "j1.jsonl")))
+
+    def segments() -> list[tuple[int, int]]:
+        listed = ok(cli("--json", "state", "journal", "list")).json()["segments"]
+        return [(s["first"], s["last"]) for s in listed]
+
+    # Below the last stored change: a gap filled in later would rewrite restores at 11 and 12.
+    for late in (
+        '{"seq":11,"op":"upsert","key":"d","value":{"key":"d","amount":"4"}}',
+        '{"seq":5,"op":"delete","key":"b"}',
+    ):
+        seq = json.loads(late)["seq"]
+        one_line_error(
+            cli("state", "journal", "append", _tiny(repo, late + "\n", "late.jsonl")),
+            f"change {seq} comes before the last stored change 12",
+            "append-only",
+        )
+    assert segments() == [(10, 12)]
+    out = repo["root"] / "out.jsonl"
+    ok(cli("state", "restore", "--at-seq", 11, "--target", out))
+    assert out.read_text() == '{"key":"a","amount":"1"}\n{"key":"b","amount":"2"}\n{"key":"c","amount":"3"}\n'
+    # The same journal again changes nothing; a longer copy of it stores only what is new.
+    again = ok(cli("--json", "state", "journal", "append", _tiny(repo, "\n".join(first) + "\n", "j1.jsonl")))
+    assert again.json() == {"stored": 0, "skipped": 2, "first": 10, "last": 12, "duplicate": True}
+    longer = [*first, '{"seq":13,"op":"delete","key":"c"}']
+    grown = ok(cli("--json", "state", "journal", "append", _tiny(repo, "\n".join(longer) + "\n", "j2.jsonl")))
+    assert grown.json() == {"stored": 1, "skipped": 2, "first": 13, "last": 13, "duplicate": False}
+    assert segments() == [(10, 12), (13, 13)]
+    # A delete must find its key at that point: never in the state, deleted by a stored
+    # change, or deleted earlier in the same input.
+    for lines, key, seq in (
+        (['{"seq":20,"op":"delete","key":"zz"}'], "zz", 20),
+        (['{"seq":20,"op":"delete","key":"a"}'], "a", 20),
+        (['{"seq":20,"op":"delete","key":"b"}', '{"seq":21,"op":"delete","key":"b"}'], "b", 21),
+    ):
+        one_line_error(
+            cli("state", "journal", "append", _tiny(repo, "\n".join(lines) + "\n", "bad.jsonl")),
+            f"change {seq} deletes the key {key!r}, which does not exist",
+        )
+    assert segments() == [(10, 12), (13, 13)]
+    # Re-created keys can be deleted again.
+    ok(
+        cli(
+            "state",
+            "journal",
+            "append",
+            _tiny(
+                repo,
+                '{"seq":20,"op":"upsert","key":"a","value":{"key":"a","amount":"5"}}\n'
+                '{"seq":21,"op":"delete","key":"a"}\n{"seq":22,"op":"delete","key":"b"}\n',
+                "ok.jsonl",
+            ),
+        )
+    )
+    ok(cli("state", "restore", "--at-seq", 22, "--target", out))
+    assert out.read_text() == ""
 
 
 # --- 7. signing keys and FROST ----------------------------------------------------------------
@@ -1122,6 +1239,49 @@ def test_rollback_reports_how_an_exploited_state_differs_even_with_negative_bala
     assert (diff["added"], diff["removed"], diff["changed"]) == (1, 0, 1)
     assert diff["sum_deltas"] == {"amount": str(-110 + 1)}
     assert live.read_text() == good
+
+
+@pytest.mark.parametrize("damage", ["statement", "manifest"])
+def test_rollback_stops_at_a_damaged_snapshot_unless_told_to_skip_it(
+    cli: CliRunner, repo: dict[str, Path], damage: str
+) -> None:
+    from lifeboat.state import snapshots as state_mod
+
+    invariants = _invariants_no_negative(repo)
+    for amount in (1, 2, 3):
+        source = _tiny(repo, f'{{"key":"a","amount":"{amount}"}}\n', f"v{amount}.jsonl")
+        ok(snapshot(cli, source, "--name", "tiny", "--invariants", invariants, sums=("amount",)))
+    first, middle, _ = ok(cli("--json", "state", "list")).json()["snapshots"]
+    stores = [open_backend(str(repo[f"s{i}"])) for i in range(5)]
+    with Repository.open(stores, PASSPHRASE) as opened:
+        manifest = state_mod.find_state(opened, middle["short_id"]).manifest
+        if damage == "statement":  # a readable manifest whose statement is not one
+            payload = dict(manifest.payload)
+            payload["statement"] = dict(payload["statement"], count="two")
+            named = opened.put_manifest(payload).short_id
+            opened.delete_manifest(manifest.id)
+        else:  # a manifest that cannot be read at all (3 of its 5 shards flipped)
+            named = f"snapshots/{manifest.id.hex()}"
+            for i in (0, 2, 4):
+                shard = repo[f"s{i}"] / named
+                data = bytearray(shard.read_bytes())
+                data[-7] ^= 0x5A
+                shard.write_bytes(bytes(data))
+    # The newest snapshot follows the damaged one, so its chain cannot be shown: going back to
+    # the oldest would lose the newest good state without a word.
+    live = _tiny(repo, '{"key":"a","amount":"-9"}\n', "live.jsonl")
+    stopped = cli("state", "rollback", "--target", live)
+    one_line_error(stopped, "damaged snapshot", named, "--skip-damaged")
+    assert live.read_text() == '{"key":"a","amount":"-9"}\n'
+    listed = cli("state", "list")
+    assert listed.code == 1 and named in listed.err
+    skipped = ok(cli("--json", "state", "rollback", "--target", live, "--skip-damaged")).json()
+    assert skipped["snapshot"] == first["id"] and live.read_text() == '{"key":"a","amount":"1"}\n'
+    assert len(skipped["damaged_skipped"]) == 1 and named in skipped["damaged_skipped"][0]
+    assert len(skipped["skipped"]) == 1 and "not in the repository" in skipped["skipped"][0]["why"]
+    human = cli("state", "rollback", "--target", live, "--skip-damaged", "--dry-run")
+    assert human.code == 0 and "skipping a damaged snapshot (--skip-damaged): " in human.err
+    assert named in human.err
 
 
 def _invariants_no_negative(repo: dict[str, Path]) -> Path:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import json
+import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import pytest
@@ -27,6 +30,7 @@ from lifeboat.state.invariants import (
     Violation,
     load_invariants,
     parse_invariants,
+    sandbox,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -759,3 +763,147 @@ def test_conservation_agrees_with_a_reference_model(generated: list[dict[str, An
     records = keyed(generated)
     conservation = check(parse(CONSERVATION), records).results[0]
     assert (conservation.passed, conservation.violations) == reference_conservation(records)
+
+
+# --- bounds of the rule sandbox ------------------------------------------------------------------
+
+
+@contextmanager
+def _within(seconds: float) -> Iterator[None]:
+    """Fail (rather than hang) when the body runs longer than ``seconds``."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"a rule ran over {seconds} s: the sandbox did not bound it")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _rule_file(expr: str) -> str:
+    return f'version = 1\n[[rule]]\nname = "bomb"\nexpr = {json.dumps(expr)}\n'
+
+
+BOMB_RECORD = {"key": "acct:1", "x": 2, "n": 10**10, "s": "ab" * 1500, "items": [1, 2, 3]}
+
+
+@pytest.mark.parametrize(
+    ("expr", "reason"),
+    [
+        ("x ** x ** x ** 99", "a power would pass 65536 bits"),  # the issue's two examples
+        ("'a' * 10**10", "a repetition would have 10000000000 items"),
+        ("'a' * n", "a repetition would have 10000000000 items"),
+        ("[0] * n", "a repetition would have"),
+        ("n * [0]", "a repetition would have"),
+        ("9 ** 9 ** 9", "a power would pass"),
+        ("(x << n) > 0", "a shift would pass"),
+        ("(10 ** 15000) * (10 ** 15000) > 0", "a product would pass"),
+        ("len([[c for c in s] for d in s]) > 0", "more than 1048576 steps"),  # nested comprehensions
+        ("any(a == 'z' for a in s for b in s for c in s)", "more than 1048576 steps"),
+        ("len([[0] * 100000 for c in s]) > 0", "builds more than 8388608 items"),
+        ("sum([[0] * 1000] * 10000, []) == []", "items"),
+        ("str([[0] * 1000000] * 1000000) != ''", "str() would print more than 1048576 characters"),
+        ("len({c for c in s} | {c for c in s}) > 0 and len(s * 300 + s * 300) > 0", "a concatenation"),
+        ("len([(s * 300)[1:] for c in s]) > 0", "builds more than 8388608 items"),
+        ("round(5, -n) == 0", "rounds to -10000000000 digits"),
+        ("'%*d' % (n, 1) != ''", "formats a string with %"),
+    ],
+)
+def test_a_rule_over_a_bound_is_an_error_naming_it(expr: str, reason: str) -> None:
+    invariants = parse(_rule_file(expr))
+    with _within(60), pytest.raises(RecordError) as caught:
+        check(invariants, [BOMB_RECORD])
+    message = str(caught.value)
+    assert message.startswith(
+        "rule invariant 'bomb' went over a limit of the rule sandbox on the record 'acct:1'"
+    )
+    assert reason in message
+
+
+@pytest.mark.parametrize(
+    ("expr", "reason"),
+    [
+        ("1 + " * 2100 + "1", "characters long, over the limit of 4096"),
+        ("-" * 3000 + "1", "nest"),
+        ("not " * 150 + "x", "deep, over the limit of 100"),
+        ("[" + ", ".join(["x"] * 1200) + "]", "syntax nodes, over the limit of 1000"),
+        ("[" * 150 + "]" * 150, "deep, over the limit of 100"),
+        ("range(10**12)", "calls something other than the functions"),  # no range(): no huge ranges
+    ],
+)
+def test_rule_expressions_are_bounded_when_parsed(expr: str, reason: str) -> None:
+    with _within(60), pytest.raises(RecordError) as caught:
+        parse(_rule_file(expr))
+    assert "rule invariant 'bomb': " in str(caught.value) and reason in str(caught.value)
+
+
+def test_rules_within_the_bounds_still_work() -> None:
+    text = _rule_file(
+        "x ** 1000 > 0 and len('ab' * 1000) == 2000 and sum(i for i in items) == 6 and "
+        "str(items) == '[1, 2, 3]' and s[:2] == 'ab' and round(2.5) == 2 and 7 % 4 == 3 and "
+        "len({c for c in s} | {c for c in 'z'}) == 3 and sum([[1], [2]], []) == [1, 2] and min(items) == 1"
+    )
+    report = check(parse(text), [BOMB_RECORD])
+    assert report.passed, report.to_json()
+
+
+_ATOMS = st.sampled_from(
+    [
+        "x",
+        "n",
+        "s",
+        "items",
+        "key",
+        "record['x']",
+        "0",
+        "1",
+        "2",
+        "7",
+        "99",
+        "-3",
+        "2.5",
+        "'ab'",
+        "[1, 2]",
+        "True",
+    ]
+)
+
+
+def _grow(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    operators = ["+", "-", "*", "**", "%", "//", "/", "<<", ">>", "|", "&", "^", "==", "<", "in", "and", "or"]
+    functions = ["len", "int", "abs", "str", "float", "round", "min", "max", "sum", "any", "all"]
+    return st.one_of(
+        st.tuples(inner, st.sampled_from(operators), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        inner.map(lambda e: f"(-{e})") | inner.map(lambda e: f"(not {e})"),
+        st.tuples(st.sampled_from(functions), inner).map(lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(inner, inner).map(lambda t: f"round({t[0]}, {t[1]})"),
+        st.tuples(inner, inner).map(lambda t: f"[{t[0]} for v in {t[1]}]"),
+        st.tuples(inner, inner, inner).map(lambda t: f"sum({t[0]} for v in {t[1]} for w in {t[2]})"),
+        st.tuples(inner, inner).map(lambda t: f"{t[0]}[{t[1]}:]"),
+        st.tuples(inner, inner, inner).map(lambda t: f"({t[0]} if {t[1]} else {t[2]})"),
+        st.lists(inner, max_size=3).map(lambda items: "[" + ", ".join(items) + "]"),
+    )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expr=st.recursive(_ATOMS, _grow, max_leaves=20))
+def test_random_rules_finish_within_the_bounds_or_raise_the_documented_error(expr: str) -> None:
+    code = sandbox.compile_rule(expr, _refuse)
+    record = {"key": "k", "x": 3, "n": 10**9, "s": "ab" * 100, "items": [1, 2, 3]}
+    with _within(60):
+        try:
+            sandbox.evaluate_rule(code, "k", record)
+        except sandbox.RuleLimit as exc:  # the documented error, saying which bound
+            assert str(exc)
+        except (MemoryError, RecursionError, TimeoutError):
+            raise
+        except Exception as exc:  # an ordinary error of the expression: a violation of the record
+            assert type(exc).__module__ == "builtins", repr(exc)
+
+
+def _refuse(reason: str) -> NoReturn:
+    raise AssertionError(reason)

@@ -40,12 +40,45 @@ def test_good_lines() -> None:
         b'{"seq":11,"op":"upsert","key":"n","value":{"big":18446744073709551615,"neg":-9223372036854775808}}',
     )
     assert changes == [
-        Change(1, "upsert", "acct:1", b'{"z":1,"key":"acct:1","a":[1.5,null]}'),
+        Change(1, "upsert", "acct:1", b'{"z": 1, "key": "acct:1", "a": [1.5, null]}'),
         Change(2, "delete", "acct:2", None),
         Change(9, "upsert", "17", '{"key":17,"b":"é"}'.encode()),
         Change(10, "upsert", "k", b"{}"),
         Change(11, "upsert", "n", b'{"big":18446744073709551615,"neg":-9223372036854775808}'),
     ]
+
+
+def test_values_are_kept_byte_for_byte() -> None:
+    # Spaces, \u escapes, field order and number spellings stay as written: the stored value is
+    # the value's bytes from its "{" to its "}", as a JSON Lines snapshot keeps a line.
+    value = b'{ "key" :"a",\t"name": "caf\\u00e9",  "n": 1.50E+2 , "x": [ ] }'
+    (change,) = parse(b'  {"seq" : 1,"op":"upsert", "key":"a", "value":  ' + value + b"  }\r\n")
+    assert change.value == value
+    (last,) = parse(b'{"value":' + value + b',"seq":1,"op":"upsert","key":"a"}')
+    assert last.value == value
+    segment = encode_segment("ledger", BASE, [change])
+    assert segment.split(b"\n")[1] == b'{"key":"a","op":"upsert","seq":1,"value":' + value + b"}"
+    assert decode_segment(segment, "seg").changes == (change,)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b'{"seq":1,"op":"upsert","key":"a","value":{"x":1e400}}', "beyond the range of a double"),
+        (b'{"seq":1,"op":"upsert","key":"a","value":{}} x', "is not valid JSON"),
+        (b'{"seq":1,"op":"upsert","key":"a","value":{}', "is not valid JSON"),
+        (b'{"seq":1,"op":"upsert","key":"a","value":{},}', "is not valid JSON"),
+        (b'{"seq":1 "op":"upsert"}', "is not valid JSON"),
+        (b"{seq:1}", "is not valid JSON"),
+        (b'{"seq":1,"op":"upsert","key":"a","value":{},"value":{}}', "repeats the field 'value'"),
+        (b"  [1] ", "is not a JSON object"),
+        (b'"{}"', "is not a JSON object"),
+    ],
+)
+def test_change_lines_read_strictly(line: bytes, message: str) -> None:
+    with pytest.raises(RecordError, match="journal.jsonl line 1") as info:
+        parse(line)
+    assert message in str(info.value)
 
 
 def test_key_field_is_the_snapshots() -> None:
@@ -207,7 +240,11 @@ def _header(**changes: object) -> bytes:
         (lambda data: _corrupt(data, 2, b'{"key":4,"op":"delete","seq":4}'), "line 3 is not canonical"),
         (lambda data: _corrupt(data, 2, b""), "line 3 is not valid JSON"),
         (
-            lambda data: _corrupt(data, 1, b'{"key":"acct:1","op":"upsert","seq":3,"value":{"z": 1}}'),
+            lambda data: _corrupt(data, 1, b'{"key":"acct:1","op":"upsert","seq":3,"value": {"z":1}}'),
+            "line 2 is not canonical",
+        ),
+        (
+            lambda data: _corrupt(data, 1, b'{"key":"acct:1","op":"upsert","value":{"z":1},"seq":3}'),
             "line 2 is not canonical",
         ),
         (
@@ -241,9 +278,14 @@ def test_decode_segment_garbage() -> None:
         ([Change(2, "delete", "a", None), Change(2, "delete", "b", None)], "above 2"),
         ([Change(1, "delete", "a", b"{}")], "a delete has no value"),
         ([Change(1, "upsert", "a", None)], "value must be bytes"),
-        ([Change(1, "upsert", "a", b'{"a": 1}')], "compact JSON object"),
-        ([Change(1, "upsert", "a", b"[1]")], "compact JSON object"),
-        ([Change(1, "upsert", "a", b"{")], "compact JSON object"),
+        ([Change(1, "upsert", "a", b' {"a": 1}')], "JSON object on one line"),
+        ([Change(1, "upsert", "a", b'{"a": 1}\n')], "JSON object on one line"),
+        ([Change(1, "upsert", "a", b'{"a":\n1}')], "JSON object on one line"),
+        ([Change(1, "upsert", "a", b'{"a":1,"a":2}')], "JSON object on one line"),
+        ([Change(1, "upsert", "a", b'{"a":1e400}')], "JSON object on one line"),
+        ([Change(1, "upsert", "a", b"\xff")], "JSON object on one line"),
+        ([Change(1, "upsert", "a", b"[1]")], "JSON object on one line"),
+        ([Change(1, "upsert", "a", b"{")], "JSON object on one line"),
         ([Change(1, "rename", "a", None)], "unknown op"),  # type: ignore[arg-type]
         ([Change(1, "delete", 5, None)], "key must be a string"),  # type: ignore[arg-type]
         ([(1, "delete", "a", None)], "Change tuples"),

@@ -656,6 +656,13 @@ def rollback_command(
     name: NameOpt = None,
     trust: TrustOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; write nothing.")] = False,
+    skip_damaged: Annotated[
+        bool,
+        typer.Option(
+            "--skip-damaged",
+            help="Roll back past snapshots that cannot be read (else a damaged one stops the rollback).",
+        ),
+    ] = False,
     store: StoreOpt = None,
     passphrase_file: PassFileOpt = None,
     cache_dir: CacheOpt = None,
@@ -663,7 +670,9 @@ def rollback_command(
 ) -> None:
     """Restore the newest snapshot whose signature, chain and invariants hold, and report what differed."""
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
-        good, rejected = state.known_good(repo, name, trust=_trust(trust))
+        good, rejected, damaged = state.known_good(repo, name, trust=_trust(trust), skip_damaged=skip_damaged)
+        for problem in damaged:
+            _warn(f"skipping a damaged snapshot (--skip-damaged): {problem}")
         for snap, why in rejected:
             _warn(f"skipping {snap.short_id} ({snap.statement.time}): {why}")
         if good is None:
@@ -700,6 +709,7 @@ def rollback_command(
         "time": s.time,
         "sequence": s.sequence,
         "skipped": [{"id": snap.digest.hex(), "why": why} for snap, why in rejected],
+        "damaged_skipped": damaged,
         "current_vs_snapshot": None if diff is None else diff.to_json(),
         "current_unreadable": unreadable,
         "dry_run": dry_run,

@@ -8,8 +8,10 @@ A journal is a stream of changes, one JSON object per line, numbered by ``seq``:
 ``seq`` is a positive integer, strictly increasing within one input. An upsert's ``value`` is the
 whole new record (a JSON object); if it holds the snapshot's key field, that field must be the
 change's key (a string as is, an integer as its decimal digits). :func:`parse_changes` reads such
-a stream strictly; the record value kept is ``orjson.dumps(value)``: compact, fields in the order
-given. A value's integers must fit in 64 bits (write larger ones as decimal strings).
+a stream strictly; the record value kept is the value's bytes exactly as they appear in the line,
+from its ``{`` to its ``}`` (spaces and ``\\u`` escapes included), as a JSON Lines snapshot keeps
+a line. A value's integers must fit in 64 bits (write larger ones as decimal strings), and it
+must be a JSON object that every reader accepts (no repeated field, no number beyond a double).
 
 A *segment* stores a run of changes that follow one signed statement (its digest, ``base``)::
 
@@ -133,6 +135,61 @@ def _load(line: bytes, where: str, error: type[LifeboatError]) -> dict[str, Any]
     return body
 
 
+_SPACE: Final = re.compile(r"[ \t\n\r]*")
+
+
+def _load_change(line: bytes, where: str, error: type[LifeboatError]) -> tuple[dict[str, Any], bytes | None]:
+    """A change line parsed, with the exact bytes of its ``value`` member (None when it has none).
+
+    The top-level object is walked here, each member's value read by the strict decoder, so the
+    line is parsed once and the value's span in the line is known.
+    """
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{where} is not valid JSON") from None
+    body: dict[str, Any] = {}
+    raw: str | None = None
+    try:
+        at = _SPACE.match(text).end()  # type: ignore[union-attr]
+        if text[at : at + 1] != "{":
+            _load(line, where, error)  # says which: not JSON, or JSON but not an object
+            raise error(f"{where} is not a JSON object")
+        at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+        if text[at : at + 1] == "}":
+            at += 1
+        else:
+            while True:
+                if text[at : at + 1] != '"':
+                    raise ValueError("a member name must be a string")
+                name, at = _DECODER.raw_decode(text, at)
+                at = _SPACE.match(text, at).end()  # type: ignore[union-attr]
+                if text[at : at + 1] != ":":
+                    raise ValueError("':' expected")
+                at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+                value, end = _DECODER.raw_decode(text, at)
+                if name in body:
+                    raise _Repeated(name)
+                body[name] = value
+                if name == "value":
+                    raw = text[at:end]
+                at = _SPACE.match(text, end).end()  # type: ignore[union-attr]
+                if text[at : at + 1] == "}":
+                    at += 1
+                    break
+                if text[at : at + 1] != ",":
+                    raise ValueError("',' or '}' expected")
+                at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+        if _SPACE.match(text, at).end() != len(text):  # type: ignore[union-attr]
+            raise ValueError("extra data after the object")
+    except _Repeated as exc:
+        raise error(f"{where} repeats the field {exc.name!r}") from None
+    except (ValueError, RecursionError):
+        raise error(f"{where} is not valid JSON") from None
+    # The decoded text is valid UTF-8, so a slice of it encodes back to the bytes it came from.
+    return body, None if raw is None else raw.encode("utf-8")
+
+
 def _key_text(key: object, where: str, error: type[LifeboatError]) -> str:
     if type(key) is int:
         key = str(key)
@@ -148,9 +205,15 @@ def _key_text(key: object, where: str, error: type[LifeboatError]) -> str:
 
 
 def _change(
-    body: dict[str, Any], where: str, error: type[LifeboatError], key_field: str | None, before: int
+    loaded: tuple[dict[str, Any], bytes | None],
+    where: str,
+    error: type[LifeboatError],
+    key_field: str | None,
+    before: int,
 ) -> Change:
-    """The change in a parsed line, checked; ``before`` is the previous line's seq (0 at first)."""
+    """The change in a parsed line (:func:`_load_change`), checked; ``before`` is the previous
+    line's seq (0 at first)."""
+    body, raw = loaded
     op = body.get("op")
     if "op" in body and op not in ("upsert", "delete"):
         raise error(f"{where} has unknown op {op!r}; expected 'upsert' or 'delete'")
@@ -175,11 +238,19 @@ def _change(
                 f"{where}: the value's key field {key_field!r} is {value[key_field]!r}, not the key {key!r}"
             )
     try:
-        data = orjson.dumps(value)
+        orjson.dumps(value)
     except orjson.JSONEncodeError:
         raise error(
             f"{where}: 'value' holds an integer beyond 64 bits or invalid Unicode "
             "(write large integers as decimal strings)"
+        ) from None
+    assert raw is not None  # the line has a "value" member
+    data = raw
+    try:  # what a JSON Lines snapshot and every later reader parse the stored value with
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise error(
+            f"{where}: 'value' holds a number beyond the range of a double or nests too deep"
         ) from None
     if len(data) > prolly.MAX_VALUE_BYTES:
         raise error(f"{where}: 'value' is {len(data)} bytes, over the {prolly.MAX_VALUE_BYTES}-byte limit")
@@ -201,7 +272,7 @@ def parse_changes(lines: Iterable[bytes], *, key_field: str, what: str) -> Itera
             line = line[:-1]
         if not line.strip():
             raise RecordError(f"{where} is blank; every line must be one change")
-        change = _change(_load(line, where, RecordError), where, RecordError, key_field, before)
+        change = _change(_load_change(line, where, RecordError), where, RecordError, key_field, before)
         before = change.seq
         yield change
 
@@ -232,12 +303,16 @@ def _check_change(change: object, before: int) -> Change:
     elif op == "upsert":
         if type(value) is not bytes:
             raise UsageError(f"journal change {seq}: an upsert's value must be bytes")
+        # Stored as is: a JSON object from its "{" to its "}", on one line, that the strict
+        # reader of decode_segment and orjson (every later reader) both accept.
         try:
-            canonical = orjson.dumps(orjson.loads(value)) == value and value.startswith(b"{")
-        except orjson.JSONDecodeError:
-            canonical = False
-        if not canonical:
-            raise UsageError(f"journal change {seq}: an upsert's value must be a compact JSON object")
+            body = _DECODER.decode(value.decode("utf-8"))
+            orjson.loads(value)
+            usable = type(body) is dict and value[:1] == b"{" and value[-1:] == b"}" and b"\n" not in value
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            usable = False
+        if not usable:
+            raise UsageError(f"journal change {seq}: an upsert's value must be a JSON object on one line")
     else:
         raise UsageError(f"journal change {seq}: unknown op {op!r}")
     return change
@@ -310,7 +385,7 @@ def decode_segment(data: bytes, what: str) -> Segment:
     before = 0
     for number, line in enumerate(lines[1:], 2):
         where = f"{what} line {number}"
-        change = _change(_load(line, where, StateError), where, StateError, None, before)
+        change = _change(_load_change(line, where, StateError), where, StateError, None, before)
         if _change_line(change) != line:
             raise StateError(f"{where} is not canonical JSON")
         changes.append(change)

@@ -152,19 +152,39 @@ def _state_of(manifest: Manifest) -> StateSnapshot:
     return StateSnapshot(manifest, statement, signature)
 
 
-def state_snapshots(repo: Repository, name: str | None = None) -> tuple[list[StateSnapshot], list[str]]:
-    """The record snapshots (of ``name``), oldest first, and why any could not be read."""
+@dataclass(frozen=True)
+class Damaged:
+    """A manifest that may be a record snapshot but cannot be read: its dataset name when the
+    manifest says (None for a manifest that cannot be read at all) and why, naming it."""
+
+    name: str | None
+    why: str
+
+
+def _read_states(repo: Repository) -> tuple[list[StateSnapshot], list[Damaged]]:
     found: list[StateSnapshot] = []
-    problems: list[str] = []
+    damaged: list[Damaged] = []
     for manifest in repo.manifests(STATE_KIND):
         try:
-            snap = _state_of(manifest)
+            found.append(_state_of(manifest))
         except LifeboatError as exc:
-            problems.append(str(exc))
-            continue
-        if name is None or snap.statement.name == name:
-            found.append(snap)
-    problems.extend(f"{key}: {why}" for key, why in repo.bad_manifests.items())
+            statement = manifest.payload.get("statement")
+            named = statement.get("name") if isinstance(statement, dict) else None
+            damaged.append(Damaged(named if isinstance(named, str) else None, str(exc)))
+    damaged.extend(Damaged(None, f"{key}: {why}") for key, why in repo.bad_manifests.items())
+    return found, damaged
+
+
+def state_snapshots(repo: Repository, name: str | None = None) -> tuple[list[StateSnapshot], list[str]]:
+    """The record snapshots (of ``name``), oldest first, and why any could not be read."""
+    return _unique(_read_states(repo), name)
+
+
+def _unique(
+    read: tuple[list[StateSnapshot], list[Damaged]], name: str | None
+) -> tuple[list[StateSnapshot], list[str]]:
+    found = [snap for snap in read[0] if name is None or snap.statement.name == name]
+    problems = [damage.why for damage in read[1]]
     # One statement may be stored twice (an `attest` interrupted between writing the signed copy
     # and deleting the unsigned one): keep one copy, the signed one if there is one.
     unique: dict[bytes, StateSnapshot] = {}
@@ -454,7 +474,8 @@ class JournalResult:
     first: int | None = None
     last: int | None = None
     segment: Segment | None = None
-    #: True when an identical segment was already stored (the same journal appended twice).
+    #: True when every change after the snapshot was stored already (the same journal appended
+    #: twice); ``first`` and ``last`` then say which.
     duplicate: bool = False
 
 
@@ -486,9 +507,12 @@ def journal_segments(repo: Repository, name: str) -> list[Segment]:
 def append_journal(repo: Repository, name: str, lines: Iterable[bytes], *, what: str) -> JournalResult:
     """Store the changes in ``lines`` that come after the newest snapshot of ``name``.
 
-    Changes at or below the snapshot's sequence number are already in it and are skipped, and
-    a segment identical to a stored one is not stored twice: appending the same journal again
-    changes nothing.
+    The journal is append-only. Changes at or below the snapshot's sequence number are already
+    in it and are skipped. Changes at or below the last stored sequence number must be stored
+    changes, byte for byte (appending the same journal again, or a longer copy of it, stores
+    only what is new); one that differs or that was never stored is refused, since it would
+    rewrite the history earlier point-in-time restores read. A delete must name a key that
+    exists at that point of the history. Nothing is stored when a change is refused.
     """
     with repo.lock(exclusive=True, operation="state journal"):
         repo.reload_index()
@@ -497,40 +521,67 @@ def append_journal(repo: Repository, name: str, lines: Iterable[bytes], *, what:
             raise InputError(f"no record snapshot named {name!r}; a journal follows a snapshot")
         key_field = base.statement.key_field
         spec = _spec_of(base.statement)
+        after = base.statement.sequence
+        try:
+            stored = _changes(repo, name, after, None)
+        except StateError as exc:
+            raise StateError(
+                f"{exc}; the stored journal of {name!r} must be readable to append to it"
+            ) from None
+        stored_at = {change.seq: change for change in stored}
+        end = stored[-1].seq if stored else after
+        # Whether each key touched since the snapshot exists; other keys are looked up in it.
+        exists = {change.key: change.value is not None for change in stored}
+        nodes = RepositoryNodes(repo)
         result = JournalResult()
         fresh: list[Change] = []
+        repeated: list[Change] = []
         for change in journal_format.parse_changes(lines, key_field=key_field, what=what):
-            if change.seq <= base.statement.sequence:
+            if change.seq <= after:
                 result.skipped += 1
                 continue
-            if change.value is not None:  # the record must be one a snapshot could hold
-                where = f"{what}: change {change.seq}"
+            if change.seq <= end:
+                known = stored_at.get(change.seq)
+                if known is None:
+                    raise RecordError(
+                        f"{what}: change {change.seq} comes before the last stored change {end} of the "
+                        f"journal of {name!r}, which is append-only: new changes must come after {end}"
+                    )
+                if known != change:
+                    raise RecordError(
+                        f"{what}: journal seq {change.seq} appears twice with different changes "
+                        f"({known.op} {known.key!r} stored, {change.op} {change.key!r} given); "
+                        "the stored journal keeps its changes"
+                    )
+                repeated.append(change)
+                continue
+            where = f"{what}: change {change.seq}"
+            key = change.key.encode("utf-8", "surrogateescape")
+            if change.value is None:
+                present = exists.get(change.key)
+                if present is None:
+                    present = prolly.lookup(nodes, base.statement.root, key) is not None
+                if not present:
+                    raise RecordError(
+                        f"{where} deletes the key {change.key!r}, which does not exist at that point of "
+                        f"the history; nothing was stored"
+                    )
+            else:  # the record must be one a snapshot could hold
                 document = orjson.loads(change.value)
-                key = change.key.encode("utf-8", "surrogateescape")
                 if key_field not in document or spec.key_of(document, where) != key:
                     raise RecordError(f"{where}: the record must hold its key in the field {key_field!r}")
                 spec.sums_of(document, where, key)
+            exists[change.key] = change.value is not None
             fresh.append(change)
+        result.skipped += len(repeated)
         if not fresh:
+            if repeated:
+                result.duplicate = True
+                result.first, result.last = repeated[0].seq, repeated[-1].seq
             return result
-        # A change may repeat a stored one (the same journal again), never contradict it.
-        stored = _segment_changes(
-            repo,
-            [s for s in journal_segments(repo, name) if s.last >= fresh[0].seq and s.first <= fresh[-1].seq],
-        )
-        try:
-            journal_format.merge([*stored, fresh], after=fresh[0].seq - 1, through=fresh[-1].seq)
-        except StateError as exc:
-            raise RecordError(f"{what}: {exc}; the stored journal keeps its changes") from None
         data = journal_format.encode_segment(name, base.digest, fresh)
         blob_id = repo.blob_id(data)
         result.first, result.last = fresh[0].seq, fresh[-1].seq
-        for segment in journal_segments(repo, name):
-            if segment.blob == blob_id:
-                result.duplicate = True
-                result.skipped += len(fresh)
-                result.segment = segment
-                return result
         with repo.writer() as writer:
             writer.add_blob(BLOB_DATA, data, blob_id)
         manifest = repo.put_manifest(
@@ -925,11 +976,29 @@ def verify_states(
 
 
 def known_good(
-    repo: Repository, name: str | None, *, trust: bytes | None = None
-) -> tuple[StateSnapshot | None, list[tuple[StateSnapshot, str]]]:
-    """The newest snapshot whose signature, chain and invariants all hold, and why newer ones failed."""
-    snapshots, _ = state_snapshots(repo, None)
-    chosen_name = _one_name(snapshots, name)
+    repo: Repository, name: str | None, *, trust: bytes | None = None, skip_damaged: bool = False
+) -> tuple[StateSnapshot | None, list[tuple[StateSnapshot, str]], list[str]]:
+    """The newest snapshot whose signature, chain and invariants all hold, why newer ones failed,
+    and the damaged snapshots gone past.
+
+    A snapshot that cannot be read may be the newest good state, and the snapshots that follow
+    it cannot show their chain: unless ``skip_damaged``, any damaged snapshot of the name (or
+    a manifest that cannot be read at all, whose name is unknown) is a :class:`StateError`
+    naming it, rather than a silent step back past it.
+    """
+    read = _read_states(repo)
+    snapshots, _ = _unique(read, None)
+    # With nothing readable to name the dataset, every damaged snapshot counts.
+    chosen: str | None = None if name is None and not snapshots else _one_name(snapshots, name)
+    damaged = [d.why for d in read[1] if chosen is None or d.name is None or d.name == chosen]
+    if damaged and not skip_damaged:
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        raise StateError(
+            f"damaged snapshot: {damaged[0]}{more}; rollback stops rather than go back past a snapshot "
+            "that may hold the newest good state. Run `lifeboat state verify` and `lifeboat check` "
+            "(`lifeboat repair` may restore it), or pass --skip-damaged to roll back past it"
+        )
+    chosen_name = _one_name(snapshots, name) if chosen is None else chosen
     chain = [s for s in snapshots if s.statement.name == chosen_name]
     rejected: list[tuple[StateSnapshot, str]] = []
     by_digest = {s.digest: s for s in chain}
@@ -955,6 +1024,6 @@ def known_good(
                 ]
                 why = "invariants failed: " + ", ".join(failed)
         if why is None:
-            return snap, rejected
+            return snap, rejected, damaged
         rejected.append((snap, why))
-    return None, rejected
+    return None, rejected, damaged

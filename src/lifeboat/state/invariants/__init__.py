@@ -64,9 +64,15 @@ min max sum any all str float round``: no attribute access, no lambda, no name s
 ``__``. The record passes when the value is true. An expression that raises, or that names a field
 the record lacks, is a violation of that record (the detail says why), not an error.
 
-The file is trusted configuration: the expression language is restricted to the forms above, but
-it still runs on the operator's machine, with the operator's CPU and memory (``10 ** 10 ** 9``
-is a valid expression). Load invariant files from where you load the rest of your configuration.
+Rules are bounded (:mod:`~lifeboat.state.invariants.sandbox` has the numbers): an expression
+is at most 4096 characters, 1000 syntax nodes and 100 levels deep; while it runs, integers built
+by ``**``, ``*`` and ``<<`` stay within 65536 bits, strings and lists built by ``*``, ``+``,
+slices and ``str()`` within 2**20 items, and one evaluation within 2**20 iteration steps, 2**23
+items built in all and 5 seconds; ``%`` string formatting is refused. A rule that goes over a
+bound (``x ** x ** x ** 99``, ``'a' * 10**10``) stops the check with a :class:`RecordError`
+naming the rule and the record: it is the rule's fault, not a violation of the record. The file
+is still trusted configuration, as it runs on the operator's machine: load invariant files from
+where you load the rest of your configuration.
 
 Reports
 -------

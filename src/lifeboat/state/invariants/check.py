@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from lifeboat.documents import json_kind
+from lifeboat.errors import RecordError
 from lifeboat.state.invariants.report import Examples, InvariantReport, InvariantResult
 from lifeboat.state.invariants.rules import (
     EACH,
@@ -36,7 +37,7 @@ from lifeboat.state.invariants.rules import (
     show_value,
     walk_path,
 )
-from lifeboat.state.invariants.sandbox import evaluate_rule
+from lifeboat.state.invariants.sandbox import RuleLimit, evaluate_rule
 
 # --- checking ---------------------------------------------------------------------------------
 #
@@ -446,6 +447,11 @@ class _RuleCheck:
         except NameError as exc:
             missing = exc.name if exc.name is not None else str(exc)
             detail = f"{expr}: the record has no field {missing!r}"
+        except RuleLimit as exc:  # the rule, not the record, is at fault: stop the check
+            raise RecordError(
+                f"rule invariant {self.definition.name!r} went over a limit of the rule sandbox on the "
+                f"record {show_value(key)}: {exc}; make the rule cheaper"
+            ) from None
         except Exception as exc:
             message = str(exc)
             message = message if len(message) <= 200 else message[:197] + "..."
