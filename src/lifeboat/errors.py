@@ -73,3 +73,8 @@ class RecordError(InputError):
 class StateError(LifeboatError):
     """A state snapshot that does not verify: a bad signature, a broken hash chain, a proof for
     another root, a statement or journal of an unknown version."""
+
+
+class RecoveryError(LifeboatError):
+    """A guardian-recovery action that is refused: a bad or replayed signature, an action the
+    policy does not allow now, an unknown vault or request, a damaged audit log."""
