@@ -39,7 +39,7 @@ from lifeboat.state.prolly import (
     update,
     verify,
 )
-from lifeboat.state.prolly.node import hash_key
+from lifeboat.state.prolly.node import DecodedNode, hash_key
 from lifeboat.store.errors import FormatError
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -93,6 +93,10 @@ def reachable(source: MemorySource, root: bytes) -> set[bytes]:
             seen.add(child.node_id)
             stack.append(child.node_id)
     return seen
+
+
+def walk_nodes(source: MemorySource, root: bytes) -> list[DecodedNode]:
+    return [decode_node(source.get(node_id)) for node_id in reachable(source, root)]
 
 
 keys = st.binary(max_size=6)
@@ -725,3 +729,69 @@ def test_scan_reads_what_iterate_reads(records: dict[bytes, bytes]) -> None:
         source.put(node)
     root = made.tree.root
     assert list(scan(source, root)) == [(r.key, r.value) for r in iterate(source, root)]
+
+
+@PROPERTY
+@given(
+    st.integers(min_value=1, max_value=600),
+    st.integers(min_value=0, max_value=2**32),
+    st.integers(min_value=0, max_value=4),
+    fanouts,
+    leaf_fanouts,
+    st.booleans(),
+)
+def test_update_in_place_mixed_with_structural_edits(
+    count: int, seed: int, structural: int, fanout: int, leaf_fanout: int | None, verify: bool
+) -> None:
+    # Mostly value replacements (rewritten in place), with a few inserts and deletes among them
+    # (some of a node's first key) that send an in-place attempt back to the builder.
+    records = random_records(count, seed)
+    source, tree = make(records, fanout=fanout, leaf_fanout=leaf_fanout)
+    rng = random.Random(seed)
+    keys_in = sorted(records)
+    edits: dict[bytes, Record | Delete] = {}
+    for key in rng.sample(keys_in, min(len(keys_in), rng.randint(1, 60))):
+        edits[key] = Record(key, b"v%d" % rng.getrandbits(16), (rng.getrandbits(20),))
+    firsts = [node.first_key for node in walk_nodes(source, tree.root) if node.level == 0]
+    for _ in range(structural):
+        kind = rng.randrange(3)
+        if kind == 0:
+            key = rng.choice(firsts)
+            edits[key] = Delete(key)
+        elif kind == 1:
+            key = rng.choice(keys_in)
+            edits[key] = Delete(key)
+        else:
+            key = rng.choice(keys_in) + b"+"
+            edits[key] = Record(key, b"new", (7,))
+    expected = dict(records)
+    for key, edit in edits.items():
+        if isinstance(edit, Delete):
+            expected.pop(key, None)
+        else:
+            expected[key] = (edit.value, edit.sums)
+    result = update(source, tree.root, [edits[key] for key in sorted(edits)], verify=verify)
+    for node in result:
+        source.put(node)
+    _, rebuilt = make(expected, fanout=fanout, leaf_fanout=leaf_fanout)
+    assert result.tree == rebuilt
+    assert list(iterate(source, result.tree.root)) == [
+        Record(k, v, s) for k, (v, s) in sorted(expected.items())
+    ]
+
+
+def test_update_without_verify_still_checks_structure() -> None:
+    records = random_records(2000, seed=11)
+    source, tree = make(records, fanout=8)
+    key = sorted(records)[777]
+    # A leaf that lies about its content: its parent's entry no longer matches it.
+    leaf = next(
+        n for n in walk_nodes(source, tree.root) if n.level == 0 and key in [r.key for r in n.records]
+    )
+    data = bytearray(source.nodes[leaf.node_id])
+    data[-1] ^= 1  # the last record's sum
+    source.nodes[leaf.node_id] = bytes(data)
+    with pytest.raises(FormatError, match="disagrees with its entry"):
+        list(update(source, tree.root, [Record(key, b"x", (1,))], verify=False))
+    with pytest.raises(FormatError, match="does not match its id"):
+        list(update(source, tree.root, [Record(key, b"x", (1,))], verify=True))

@@ -349,8 +349,13 @@ def decode_node(data: bytes) -> DecodedNode:
     return _parse(data).node
 
 
-def _parse(data: bytes, *, layers: bool = False) -> ParsedNode:
-    """Parse and hash a node; with ``layers``, keep every layer of its Merkle tree (for proofs)."""
+def _parse(data: bytes, *, layers: bool = False, trusted_id: bytes | None = None) -> ParsedNode:
+    """Parse and hash a node; with ``layers``, keep every layer of its Merkle tree (for proofs).
+
+    ``trusted_id``: the id the bytes are known to have (they come from storage that
+    authenticates them, see :class:`NodeReader`); the node's Merkle root and id are then not
+    recomputed, and the result carries that id. The entries are still parsed, checked and hashed.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise FormatError(f"a prolly node must be bytes, not {type(data).__name__}")
     data = bytes(data)
@@ -445,8 +450,11 @@ def _parse(data: bytes, *, layers: bool = False) -> ParsedNode:
                 raise FormatError("prolly node sums overflow")
             total = added
     merkle_layers: list[tuple[list[bytes], list[int]]] | None = [] if layers else None
-    merkle = merkle_root(hashes, packs, width, merkle_layers)
-    node_id = node_id_of(data[:HEADER_BYTES], total.to_bytes(width, "big"), merkle)
+    if trusted_id is None or layers:
+        merkle = merkle_root(hashes, packs, width, merkle_layers)
+        node_id = node_id_of(data[:HEADER_BYTES], total.to_bytes(width, "big"), merkle)
+    else:
+        node_id = trusted_id
     records_count, totals = unpack_sums(total, sum_fields)
     first = records[0].key if records else children[0].first_key if children else b""
     node = DecodedNode(
@@ -465,10 +473,18 @@ def _parse(data: bytes, *, layers: bool = False) -> ParsedNode:
 
 
 class NodeReader:
-    """Fetches nodes, checks each against its id and against the entry that points at it."""
+    """Fetches nodes, checks each against its id and against the entry that points at it.
 
-    def __init__(self, source: NodeSource, root: bytes) -> None:
+    ``verify=False`` skips recomputing each node's id (its Merkle root) from its bytes, for a
+    ``source`` that already authenticates what it returns under an id (a repository: nodes come
+    out of packs sealed with an AEAD under the repository key). Every node is still parsed
+    strictly and checked against the entry that points at it (level, shape, first key, count,
+    sums); ``lifeboat state verify --read-data`` is what recomputes every id.
+    """
+
+    def __init__(self, source: NodeSource, root: bytes, *, verify: bool = True) -> None:
         self.source = source
+        self.verify = verify
         self.root_id = exact_bytes(root, ID_BYTES, "a prolly root")
         self.root = self._fetch(self.root_id)
         node = self.root.node
@@ -480,7 +496,7 @@ class NodeReader:
         self.cache: dict[bytes, ParsedNode] = {}
 
     def _fetch(self, node_id: bytes, *, layers: bool = False) -> ParsedNode:
-        parsed = _parse(self.source.get(node_id), layers=layers)
+        parsed = _parse(self.source.get(node_id), layers=layers, trusted_id=None if self.verify else node_id)
         if parsed.node.node_id != node_id:
             raise FormatError(
                 f"prolly node {node_id.hex()} does not match its id (it hashes to "
