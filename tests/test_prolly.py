@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import importlib
 import json
 import math
 import random
 from collections.abc import Iterable, Iterator
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -41,6 +43,8 @@ from lifeboat.state.prolly import (
 )
 from lifeboat.state.prolly.node import DecodedNode, hash_key
 from lifeboat.store.errors import FormatError
+
+prolly_update = importlib.import_module("lifeboat.state.prolly.update")
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -739,19 +743,29 @@ def test_scan_reads_what_iterate_reads(records: dict[bytes, bytes]) -> None:
     fanouts,
     leaf_fanouts,
     st.booleans(),
+    st.sampled_from([0, 1, 3]),
+    st.sampled_from([0, 1, 255]),
 )
 def test_update_in_place_mixed_with_structural_edits(
-    count: int, seed: int, structural: int, fanout: int, leaf_fanout: int | None, verify: bool
+    count: int,
+    seed: int,
+    structural: int,
+    fanout: int,
+    leaf_fanout: int | None,
+    verify: bool,
+    sum_fields: int,
+    in_place_level: int,
 ) -> None:
     # Mostly value replacements (rewritten in place), with a few inserts and deletes among them
     # (some of a node's first key) that send an in-place attempt back to the builder.
-    records = random_records(count, seed)
-    source, tree = make(records, fanout=fanout, leaf_fanout=leaf_fanout)
+    records = random_records(count, seed, sum_fields)
+    source, tree = make(records, fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=sum_fields)
     rng = random.Random(seed)
     keys_in = sorted(records)
     edits: dict[bytes, Record | Delete] = {}
     for key in rng.sample(keys_in, min(len(keys_in), rng.randint(1, 60))):
-        edits[key] = Record(key, b"v%d" % rng.getrandbits(16), (rng.getrandbits(20),))
+        sums = tuple(rng.randrange(2**128) for _ in range(sum_fields))
+        edits[key] = Record(key, b"v%d" % rng.getrandbits(16), sums)
     firsts = [node.first_key for node in walk_nodes(source, tree.root) if node.level == 0]
     for _ in range(structural):
         kind = rng.randrange(3)
@@ -763,17 +777,19 @@ def test_update_in_place_mixed_with_structural_edits(
             edits[key] = Delete(key)
         else:
             key = rng.choice(keys_in) + b"+"
-            edits[key] = Record(key, b"new", (7,))
+            edits[key] = Record(key, b"new", (7,) * sum_fields)
     expected = dict(records)
     for key, edit in edits.items():
         if isinstance(edit, Delete):
             expected.pop(key, None)
         else:
             expected[key] = (edit.value, edit.sums)
-    result = update(source, tree.root, [edits[key] for key in sorted(edits)], verify=verify)
-    for node in result:
-        source.put(node)
-    _, rebuilt = make(expected, fanout=fanout, leaf_fanout=leaf_fanout)
+    # The level in-place attempts start at changes what is held, never the result (255: the root).
+    with mock.patch.object(prolly_update, "IN_PLACE_LEVEL", in_place_level):
+        result = update(source, tree.root, [edits[key] for key in sorted(edits)], verify=verify)
+        for node in result:
+            source.put(node)
+    _, rebuilt = make(expected, fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=sum_fields)
     assert result.tree == rebuilt
     assert list(iterate(source, result.tree.root)) == [
         Record(k, v, s) for k, (v, s) in sorted(expected.items())

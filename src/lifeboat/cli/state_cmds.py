@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -286,7 +286,14 @@ def snapshot_command(
         raise typer.Exit(3)
 
 
-def _report_snapshot(snap: StateSnapshot, written: state.Written, message_out: Path | None) -> None:
+def _report_snapshot(
+    snap: StateSnapshot,
+    written: state.Written,
+    message_out: Path | None,
+    appended: tuple[dict[str, Any], Callable[[], None]] | None = None,
+) -> None:
+    """Print a new snapshot; ``appended``: the journal append that came first in the same run
+    (its JSON, which then holds the snapshot's under ``snapshot``, and its human renderer)."""
     data = _snap_json(snap)
     data["written"] = {
         "nodes_new": written.nodes_new,
@@ -317,7 +324,16 @@ def _report_snapshot(snap: StateSnapshot, written: state.Written, message_out: P
         else:
             _say(f"  signed ({s.signer.scheme}) by {s.signer.public_key.hex()}")
 
-    emit(data, human)
+    if appended is None:
+        emit(data, human)
+        return
+    appended_data, appended_human = appended
+
+    def both() -> None:
+        appended_human()
+        human()
+
+    emit({**appended_data, "applied": True, "snapshot": data}, both)
 
 
 @state_app.command("list")
@@ -813,26 +829,55 @@ def journal_append_command(
         Path, typer.Argument(help="A JSON Lines file of changes ('-' for stdin).", metavar="FILE")
     ],
     name: NameOpt = None,
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply",
+            help="Then make the new snapshot (as `journal apply` does), in the same run and lock.",
+        ),
+    ] = False,
+    invariants: InvariantsOpt = None,
+    signing_key: SigningKeyOpt = None,
+    frost_group: FrostGroupOpt = None,
     store: StoreOpt = None,
     passphrase_file: PassFileOpt = None,
     cache_dir: CacheOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Store record changes (upserts and deletes with sequence numbers) after the newest snapshot."""
+    if not apply and (invariants is not None or signing_key is not None or frost_group is not None):
+        raise UsageError("--invariants, --signing-key and --frost-group go with --apply")
+    checks = load_invariants(invariants) if invariants is not None else None
+    applied: state.SnapshotResult | None = None
     with _open(
         store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache, writable=True, load_index=False
     ) as repo:
         dataset = name or state.find_state(repo, "latest").statement.name
+
+        def append(lines: Iterable[bytes], what: str) -> state.JournalResult:
+            nonlocal applied
+            if not apply:
+                return state.append_journal(repo, dataset, lines, what=what)
+            result, applied = state.append_and_apply_journal(
+                repo,
+                dataset,
+                lines,
+                what=what,
+                signing=_signing(repo, signing_key, frost_group),
+                invariants=checks,
+            )
+            return result
+
         if str(changes) == "-":
-            result = state.append_journal(repo, dataset, sys.stdin.buffer, what="standard input")
+            result = append(sys.stdin.buffer, "standard input")
         else:
             try:
                 stream = changes.open("rb")
             except OSError as exc:
                 raise InputError(f"{changes}: {exc.strerror}") from None
             with stream:
-                result = state.append_journal(repo, dataset, stream, what=str(changes))
-    data = {
+                result = append(stream, str(changes))
+    data: dict[str, Any] = {
         "stored": result.stored,
         "skipped": result.skipped,
         "first": result.first,
@@ -850,7 +895,20 @@ def journal_append_command(
         else:
             _say(f"journal of {dataset!r}: nothing new ({result.skipped} change(s) already in the snapshot)")
 
-    emit(data, human)
+    if not apply:
+        emit(data, human)
+        return
+    if applied is None:
+
+        def nothing() -> None:
+            human()
+            _say(f"journal of {dataset!r}: nothing to apply")
+
+        emit({**data, "applied": False}, nothing)
+        return
+    _report_snapshot(applied.snapshot, applied.written, None, (data, human))
+    if applied.snapshot.statement.invariants_passed is False:
+        raise typer.Exit(3)
 
 
 @journal_app.command("apply")

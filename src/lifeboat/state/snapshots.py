@@ -57,6 +57,7 @@ __all__ = [
     "StateSnapshot",
     "VerifyReport",
     "Written",
+    "append_and_apply_journal",
     "append_journal",
     "apply_journal",
     "attach_signature",
@@ -339,7 +340,8 @@ def snapshot_records(
             nodes = RepositoryNodes(repo)
             source.progress = progress
             edits = _as_edits(source.differences(prolly.scan(nodes, previous.statement.root)))
-            build = prolly.update(nodes, previous.statement.root, edits)
+            # verify=False: nodes come out of AEAD-sealed packs (docs/threat-model.md).
+            build = prolly.update(nodes, previous.statement.root, edits, verify=False)
         else:
             build = prolly.build(
                 records(), fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=len(spec.sum_fields)
@@ -519,87 +521,99 @@ def append_journal(repo: Repository, name: str, lines: Iterable[bytes], *, what:
         base = _latest(repo, name)
         if base is None:
             raise InputError(f"no record snapshot named {name!r}; a journal follows a snapshot")
-        key_field = base.statement.key_field
-        spec = _spec_of(base.statement)
-        after = base.statement.sequence
-        try:
-            stored = _changes(repo, name, after, None)
-        except StateError as exc:
-            raise StateError(
-                f"{exc}; the stored journal of {name!r} must be readable to append to it"
-            ) from None
-        stored_at = {change.seq: change for change in stored}
-        end = stored[-1].seq if stored else after
-        # Whether each key touched since the snapshot exists; other keys are looked up in it.
-        exists = {change.key: change.value is not None for change in stored}
-        nodes = RepositoryNodes(repo)
-        result = JournalResult()
-        fresh: list[Change] = []
-        repeated: list[Change] = []
-        for change in journal_format.parse_changes(lines, key_field=key_field, what=what):
-            if change.seq <= after:
-                result.skipped += 1
-                continue
-            if change.seq <= end:
-                known = stored_at.get(change.seq)
-                if known is None:
-                    raise RecordError(
-                        f"{what}: change {change.seq} comes before the last stored change {end} of the "
-                        f"journal of {name!r}, which is append-only: new changes must come after {end}"
-                    )
-                if known != change:
-                    raise RecordError(
-                        f"{what}: journal seq {change.seq} appears twice with different changes "
-                        f"({known.op} {known.key!r} stored, {change.op} {change.key!r} given); "
-                        "the stored journal keeps its changes"
-                    )
-                repeated.append(change)
-                continue
-            where = f"{what}: change {change.seq}"
-            key = change.key.encode("utf-8", "surrogateescape")
-            if change.value is None:
-                present = exists.get(change.key)
-                if present is None:
-                    present = prolly.lookup(nodes, base.statement.root, key) is not None
-                if not present:
-                    raise RecordError(
-                        f"{where} deletes the key {change.key!r}, which does not exist at that point of "
-                        f"the history; nothing was stored"
-                    )
-            else:  # the record must be one a snapshot could hold
-                document = orjson.loads(change.value)
-                if key_field not in document or spec.key_of(document, where) != key:
-                    raise RecordError(f"{where}: the record must hold its key in the field {key_field!r}")
-                spec.sums_of(document, where, key)
-            exists[change.key] = change.value is not None
-            fresh.append(change)
-        result.skipped += len(repeated)
-        if not fresh:
-            if repeated:
-                result.duplicate = True
-                result.first, result.last = repeated[0].seq, repeated[-1].seq
-            return result
-        data = journal_format.encode_segment(name, base.digest, fresh)
-        blob_id = repo.blob_id(data)
-        result.first, result.last = fresh[0].seq, fresh[-1].seq
-        with repo.writer() as writer:
-            writer.add_blob(BLOB_DATA, data, blob_id)
-        manifest = repo.put_manifest(
-            {
-                "kind": JOURNAL_KIND,
-                "name": name,
-                "base": base.digest.hex(),
-                "first": fresh[0].seq,
-                "last": fresh[-1].seq,
-                "count": len(fresh),
-                "blob": blob_id.hex(),
-            }
-        )
-        result.stored = len(fresh)
-        result.segment = Segment(
-            manifest, name, base.digest, fresh[0].seq, fresh[-1].seq, len(fresh), blob_id
-        )
-        return result
+        return _append(repo, name, base, lines, what=what).result
+
+
+@dataclass
+class _Appended:
+    """What :func:`_append` did, and every change after the base snapshot (stored before, then new)."""
+
+    result: JournalResult
+    changes: list[Change]
+
+
+def _append(
+    repo: Repository, name: str, base: StateSnapshot, lines: Iterable[bytes], *, what: str
+) -> _Appended:
+    """:func:`append_journal` under its lock, ``base`` the newest snapshot of ``name``."""
+    key_field = base.statement.key_field
+    spec = _spec_of(base.statement)
+    after = base.statement.sequence
+    try:
+        stored = _changes(repo, name, after, None)
+    except StateError as exc:
+        raise StateError(f"{exc}; the stored journal of {name!r} must be readable to append to it") from None
+    stored_at = {change.seq: change for change in stored}
+    end = stored[-1].seq if stored else after
+    # Whether each key touched since the snapshot exists; other keys are looked up in it.
+    exists = {change.key: change.value is not None for change in stored}
+    nodes = RepositoryNodes(repo)
+    result = JournalResult()
+    fresh: list[Change] = []
+    repeated: list[Change] = []
+    for change in journal_format.parse_changes(lines, key_field=key_field, what=what):
+        if change.seq <= after:
+            result.skipped += 1
+            continue
+        if change.seq <= end:
+            known = stored_at.get(change.seq)
+            if known is None:
+                raise RecordError(
+                    f"{what}: change {change.seq} comes before the last stored change {end} of the "
+                    f"journal of {name!r}, which is append-only: new changes must come after {end}"
+                )
+            if known != change:
+                raise RecordError(
+                    f"{what}: journal seq {change.seq} appears twice with different changes "
+                    f"({known.op} {known.key!r} stored, {change.op} {change.key!r} given); "
+                    "the stored journal keeps its changes"
+                )
+            repeated.append(change)
+            continue
+        where = f"{what}: change {change.seq}"
+        key = change.key.encode("utf-8", "surrogateescape")
+        if change.value is None:
+            present = exists.get(change.key)
+            if present is None:
+                present = prolly.lookup(nodes, base.statement.root, key) is not None
+            if not present:
+                raise RecordError(
+                    f"{where} deletes the key {change.key!r}, which does not exist at that point of "
+                    f"the history; nothing was stored"
+                )
+        else:  # the record must be one a snapshot could hold
+            document = orjson.loads(change.value)
+            if key_field not in document or spec.key_of(document, where) != key:
+                raise RecordError(f"{where}: the record must hold its key in the field {key_field!r}")
+            spec.sums_of(document, where, key)
+        exists[change.key] = change.value is not None
+        fresh.append(change)
+    result.skipped += len(repeated)
+    if not fresh:
+        if repeated:
+            result.duplicate = True
+            result.first, result.last = repeated[0].seq, repeated[-1].seq
+        return _Appended(result, stored)
+    data = journal_format.encode_segment(name, base.digest, fresh)
+    blob_id = repo.blob_id(data)
+    result.first, result.last = fresh[0].seq, fresh[-1].seq
+    with repo.writer() as writer:
+        writer.add_blob(BLOB_DATA, data, blob_id)
+    manifest = repo.put_manifest(
+        {
+            "kind": JOURNAL_KIND,
+            "name": name,
+            "base": base.digest.hex(),
+            "first": fresh[0].seq,
+            "last": fresh[-1].seq,
+            "count": len(fresh),
+            "blob": blob_id.hex(),
+        }
+    )
+    result.stored = len(fresh)
+    result.segment = Segment(manifest, name, base.digest, fresh[0].seq, fresh[-1].seq, len(fresh), blob_id)
+    # The segment stored is these changes: what apply reads back from it, not re-read here.
+    return _Appended(result, stored + fresh)
 
 
 def _changes(
@@ -663,43 +677,84 @@ def apply_journal(
             raise InputError(f"no record snapshot named {name!r}")
         _check_signer(base, signing.signer)
         changes = _changes(repo, name, base.statement.sequence, through)
-        if not changes:
-            return None
-        spec = _spec_of(base.statement)
-        nodes = RepositoryNodes(repo)
-        build = prolly.update(nodes, base.statement.root, _edits(changes, spec))
-        written = _store_tree(repo, build)
-        tree = build.tree
-        report = None
-        if invariants is not None:
-            checker = InvariantChecker(invariants)
-            for record in prolly.iterate(nodes, tree.root):
-                checker.feed(record.key.decode("utf-8", "surrogateescape"), orjson.loads(record.value))
-            report = checker.finish().to_json()
-        source = dict(base.statement.source)
-        source["journal"] = {
-            "after": base.statement.sequence,
-            "through": changes[-1].seq,
-            "changes": len(changes),
-        }
-        statement = Statement(
-            name=name,
-            root=tree.root,
-            count=tree.count,
-            sum_fields=base.statement.sum_fields,
-            totals=tree.totals,
-            fanout=tree.fanout,
-            leaf_fanout=tree.leaf_fanout,
-            key_field=base.statement.key_field,
-            source=source,
-            time=_time_after(base),
-            sequence=changes[-1].seq,
-            invariants=report,
-            previous=base.digest,
-            signer=signing.signer,
-            parent=base.digest,
-        )
-        return SnapshotResult(_put_statement(repo, statement, signing.signature_for(statement)), written)
+        return _apply(repo, name, base, changes, signing=signing, invariants=invariants)
+
+
+def append_and_apply_journal(
+    repo: Repository,
+    name: str,
+    lines: Iterable[bytes],
+    *,
+    what: str,
+    signing: Signing,
+    invariants: Invariants | None = None,
+) -> tuple[JournalResult, SnapshotResult | None]:
+    """:func:`append_journal`, then :func:`apply_journal` of every change, under one lock.
+
+    The new snapshot is the one the two calls make (the same root and statement fields but
+    its time), but the stored journal is not read back: the changes already stored are
+    decoded once, the new ones are the ones just parsed. Nothing is stored when a change is
+    refused, or when the signer does not match the base snapshot's.
+    """
+    with repo.lock(exclusive=True, operation="state journal"):
+        repo.reload_index()
+        base = _latest(repo, name)
+        if base is None:
+            raise InputError(f"no record snapshot named {name!r}; a journal follows a snapshot")
+        _check_signer(base, signing.signer)
+        appended = _append(repo, name, base, lines, what=what)
+        applied = _apply(repo, name, base, appended.changes, signing=signing, invariants=invariants)
+        return appended.result, applied
+
+
+def _apply(
+    repo: Repository,
+    name: str,
+    base: StateSnapshot,
+    changes: Sequence[Change],
+    *,
+    signing: Signing,
+    invariants: Invariants | None,
+) -> SnapshotResult | None:
+    """A snapshot of ``base`` with ``changes`` (its journal after it, in seq order) applied."""
+    if not changes:
+        return None
+    spec = _spec_of(base.statement)
+    nodes = RepositoryNodes(repo)
+    # Nodes come out of AEAD-sealed packs; their ids are not recomputed (docs/threat-model.md).
+    build = prolly.update(nodes, base.statement.root, _edits(changes, spec), verify=False)
+    written = _store_tree(repo, build)
+    tree = build.tree
+    report = None
+    if invariants is not None:
+        checker = InvariantChecker(invariants)
+        for record in prolly.iterate(nodes, tree.root):
+            checker.feed(record.key.decode("utf-8", "surrogateescape"), orjson.loads(record.value))
+        report = checker.finish().to_json()
+    source = dict(base.statement.source)
+    source["journal"] = {
+        "after": base.statement.sequence,
+        "through": changes[-1].seq,
+        "changes": len(changes),
+    }
+    statement = Statement(
+        name=name,
+        root=tree.root,
+        count=tree.count,
+        sum_fields=base.statement.sum_fields,
+        totals=tree.totals,
+        fanout=tree.fanout,
+        leaf_fanout=tree.leaf_fanout,
+        key_field=base.statement.key_field,
+        source=source,
+        time=_time_after(base),
+        sequence=changes[-1].seq,
+        invariants=report,
+        previous=base.digest,
+        signer=signing.signer,
+        parent=base.digest,
+    )
+    return SnapshotResult(_put_statement(repo, statement, signing.signature_for(statement)), written)
 
 
 def _replayed(repo: Repository, snap: StateSnapshot, through: int | None) -> list[Change]:

@@ -55,6 +55,11 @@ from lifeboat.state.prolly.node import (
     unpack_sums,
 )
 
+#: The highest level at which an in-place rewrite starts: a leaf's parent. What an attempt holds
+#: until it succeeds (its new nodes) is then one small subtree; the few nodes above go through
+#: the builder.
+IN_PLACE_LEVEL = 1
+
 # --- incremental update ------------------------------------------------------------------------
 
 
@@ -106,6 +111,14 @@ class _Edits:
                 self._returned.appendleft(self.head)
             self._returned.extendleft(reversed(taken[1:]))
             self.head = taken[0]
+
+
+def _leaf_sums(sums: tuple[int, ...], size: int) -> bytes:
+    """A leaf entry's sums: each a u128, big-endian."""
+    combined = 0
+    for item in sums:
+        combined = (combined << 128) | item
+    return combined.to_bytes(size, "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +221,7 @@ class _InPlace:
                         key,
                         U32.pack(len(value)),
                         value,
-                        pack_sums(0, sums).to_bytes(self.sum_bytes, "big") if sums else b"",
+                        _leaf_sums(sums, self.sum_bytes),
                     )
                 )
                 blobs[index], hashes[index], packs[index] = blob, blake3(blob).digest(), pack_sums(1, sums)
@@ -303,7 +316,9 @@ def _update(reader: NodeReader, builder: Builder, edits_iter: Iterator[Record | 
         if root.count:
             builder._add_node(root.level, child, hash_key(root.first_key))
     else:
-        whole = in_place.attempt(None, Child(root.node_id, root.first_key, root.count, root.sums), None)
+        whole = None
+        if root.level <= IN_PLACE_LEVEL:
+            whole = in_place.attempt(None, Child(root.node_id, root.first_key, root.count, root.sums), None)
         if whole is not None:
             yield from whole.nodes
             builder.result = Tree(
@@ -374,7 +389,7 @@ def _visit(
                 if builder._out:
                     yield from builder.take()
                 continue
-        elif head is not None and (after is None or head.key < after):
+        elif node.level - 1 <= IN_PLACE_LEVEL and head is not None and (after is None or head.key < after):
             # Not a delete of the next child's first key (that moves this child's end).
             first_hash = hash_key(child.first_key)
             if builder._can_take(node.level - 1, first_hash):
