@@ -36,12 +36,15 @@ from lifeboat.store.config import (
 )
 from lifeboat.store.errors import FormatError, RepositoryError, RepositoryKeyError
 from lifeboat.store.index import (
+    INDEX_HEADER_BYTES,
     INDEX_MAGIC,
+    INDEX_PACK_BYTES,
     BlobEntry,
     BlobLocation,
     Index,
     PackEntry,
     decode_index,
+    decode_index_tables,
     encode_index,
 )
 from lifeboat.store.keyfile import (
@@ -56,6 +59,7 @@ from lifeboat.store.keyfile import (
 from lifeboat.store.packs import (
     BLOB_DATA,
     BLOB_TREE,
+    BLOB_TYPES,
     PACK_ENTRY_BYTES,
     PACK_MAGIC,
     PACK_TRAILER_BYTES,
@@ -707,3 +711,43 @@ def test_index_from_decoded_objects() -> None:
         location = index.lookup(bytes([i]) * 32)
         assert location is not None
         assert bytes(blob_view(pack, location)) == bytes([i]) * (i + 1)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(min_size=32, max_size=32),
+            st.integers(min_value=0, max_value=2**32 - 1),
+            st.lists(
+                st.tuples(
+                    st.sampled_from(sorted(BLOB_TYPES)),
+                    st.binary(min_size=32, max_size=32) | st.sampled_from([b"s" * 32, b"t" * 32]),
+                    st.integers(min_value=0, max_value=2**32 - 1),
+                    st.integers(min_value=0, max_value=2**32 - 1),
+                ),
+                max_size=6,
+            ),
+        ),
+        max_size=5,
+        unique_by=lambda pack: pack[0],
+    )
+)
+def test_index_from_tables_is_the_index_from_entries(
+    raw: list[tuple[bytes, int, list[tuple[int, bytes, int, int]]]],
+) -> None:
+    # The compact path (undecoded blob tables, as reload_index adds them) and the PackEntry path
+    # (as a writer adds them) give the same lookups, packs and blob order, duplicates included.
+    packs = [PackEntry(p, m, tuple(BlobEntry(*blob) for blob in blobs)) for p, m, blobs in raw]
+    data = encode_index(packs)
+    assert decode_index_tables(data) == [
+        (p.pack, p.missing, encode_index([p])[INDEX_HEADER_BYTES + INDEX_PACK_BYTES :]) for p in packs
+    ]
+    from_tables, from_entries = Index(), Index()
+    from_tables.add_tables(b"i" * 32, decode_index_tables(data))
+    from_entries.add(b"i" * 32, decode_index(data))
+    assert list(from_tables.blobs()) == list(from_entries.blobs())
+    assert dict(from_tables.packs) == dict(from_entries.packs) == {p.pack: p for p in packs}
+    for pack in packs:
+        for blob in pack.blobs:
+            assert from_tables.lookup(blob.id) == from_entries.lookup(blob.id) is not None

@@ -24,7 +24,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Final
 
 from lifeboat.errors import InputError
@@ -41,7 +40,9 @@ __all__ = [
     "BlobLocation",
     "Index",
     "PackEntry",
+    "PackTable",
     "decode_index",
+    "decode_index_tables",
     "encode_index",
 ]
 
@@ -125,12 +126,35 @@ def encode_index(packs: Iterable[PackEntry]) -> bytes:
     return b"".join((_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, len(seen)), *parts))
 
 
+#: One pack as an index object lists it, undecoded: its id, missing-shard mask, and blob table
+#: (the ``type | offset | length | blob id`` entries, 41 bytes each, as stored).
+PackTable = tuple[bytes, int, bytes]
+
+
 def decode_index(data: bytes | memoryview) -> list[PackEntry]:
     """The packs listed in index plaintext ``data``, in order.
 
     Every count is checked against the bytes that remain before anything is allocated for it.
     Raises :class:`FormatError` for a wrong magic, a newer or unknown version, a truncated
     index, trailing bytes, an unknown blob type or a pack listed twice.
+    """
+    return [
+        PackEntry(pack_id, missing, _blob_entries(table))
+        for pack_id, missing, table in decode_index_tables(data)
+    ]
+
+
+def _blob_entries(table: bytes) -> tuple[BlobEntry, ...]:
+    return tuple(
+        BlobEntry(blob_type, blob_id, offset, length)
+        for blob_type, offset, length, blob_id in _BLOB.iter_unpack(table)
+    )
+
+
+def decode_index_tables(data: bytes | memoryview) -> list[PackTable]:
+    """:func:`decode_index` without making an object per blob: each pack's blob table as stored.
+
+    The same checks, the same errors.
     """
     view = memoryview(data).cast("B")
     size = len(view)
@@ -152,7 +176,7 @@ def decode_index(data: bytes | memoryview) -> list[PackEntry]:
     position = INDEX_HEADER_BYTES
     if pack_count * INDEX_PACK_BYTES > size - position:
         raise FormatError(f"index claims {pack_count} packs, too many for its {size} bytes")
-    packs: list[PackEntry] = []
+    packs: list[PackTable] = []
     seen: set[bytes] = set()
     for number in range(pack_count):
         if size - position < INDEX_PACK_BYTES:
@@ -167,16 +191,21 @@ def decode_index(data: bytes | memoryview) -> list[PackEntry]:
             raise FormatError(
                 f"truncated index: pack {number} claims {blob_count} blobs, more than the remaining bytes hold"
             )
-        blobs: list[BlobEntry] = []
-        for blob_type, offset, length, blob_id in _BLOB.iter_unpack(view[position:end]):
-            if blob_type not in BLOB_TYPES:
-                raise FormatError(f"index entry for pack {pack_id.hex()} has unknown blob type {blob_type}")
-            blobs.append(BlobEntry(blob_type, blob_id, offset, length))
+        table = bytes(view[position:end])
+        unknown = set(table[::INDEX_BLOB_BYTES]) - BLOB_TYPES
+        if unknown:
+            raise FormatError(f"index entry for pack {pack_id.hex()} has unknown blob type {min(unknown)}")
         position = end
-        packs.append(PackEntry(pack_id, missing, tuple(blobs)))
+        packs.append((pack_id, missing, table))
     if position != size:
         raise FormatError(f"index has {size - position} trailing bytes after its last pack")
     return packs
+
+
+# A blob's location in the in-memory index, one int: pack number | type | offset | length.
+_TYPE_SHIFT: Final = 64
+_OFFSET_SHIFT: Final = 32
+_PACK_SHIFT: Final = 72
 
 
 class Index:
@@ -185,6 +214,11 @@ class Index:
     A blob (or pack) listed more than once keeps the location (or entry) added first, so lookups
     are deterministic for a given order of :meth:`add` calls. Adding an index id a second time
     does nothing: index objects never change.
+
+    Compact, since a repository's index stays in memory while it is used (one entry per prolly
+    node, per file chunk): a blob costs its id and one int in a dict, and each pack keeps its
+    blob table as the index object stores it (41 bytes a blob); :class:`PackEntry` and
+    :class:`BlobLocation` objects are made when asked for.
 
     >>> index = Index()
     >>> index.add(b"i" * 32, [PackEntry(b"p" * 32, 0, (BlobEntry(1, b"b" * 32, 0, 9),))])
@@ -195,28 +229,66 @@ class Index:
     """
 
     def __init__(self) -> None:
-        self._locations: dict[bytes, BlobLocation] = {}
-        self._packs: dict[bytes, PackEntry] = {}
+        self._locations: dict[bytes, int] = {}
+        self._pack_ids: list[bytes] = []
+        self._pack_numbers: dict[bytes, int] = {}
+        self._missing: list[int] = []
+        self._tables: list[bytes] = []
         self._index_packs: dict[bytes, list[bytes]] = {}
+        self._view = _Packs(self)
 
     def add(self, index_id: bytes, packs: Iterable[PackEntry]) -> None:
         """Add the packs listed by index object ``index_id``."""
+        self.add_tables(
+            index_id,
+            (
+                (
+                    entry.pack,
+                    entry.missing,
+                    b"".join(
+                        _BLOB.pack(blob.type, blob.offset, blob.length, blob.id) for blob in entry.blobs
+                    ),
+                )
+                for entry in packs
+            ),
+        )
+
+    def add_tables(self, index_id: bytes, packs: Iterable[PackTable]) -> None:
+        """Add the packs listed by index object ``index_id``, as :func:`decode_index_tables` gives them."""
         if index_id in self._index_packs:
             return
         listed: list[bytes] = []
-        for entry in packs:
-            listed.append(entry.pack)
-            if entry.pack in self._packs:
+        locations = self._locations
+        for pack_id, missing, table in packs:
+            listed.append(pack_id)
+            if pack_id in self._pack_numbers:
                 continue
-            self._packs[entry.pack] = entry
-            for blob in entry.blobs:
-                if blob.id not in self._locations:
-                    self._locations[blob.id] = BlobLocation(entry.pack, blob.type, blob.offset, blob.length)
+            number = len(self._pack_ids)
+            self._pack_ids.append(pack_id)
+            self._pack_numbers[pack_id] = number
+            self._missing.append(missing)
+            self._tables.append(table)
+            base = number << _PACK_SHIFT
+            for blob_type, offset, length, blob_id in _BLOB.iter_unpack(table):
+                if blob_id not in locations:
+                    locations[blob_id] = base | blob_type << _TYPE_SHIFT | offset << _OFFSET_SHIFT | length
         self._index_packs[index_id] = listed
+
+    def _location(self, packed: int) -> BlobLocation:
+        return BlobLocation(
+            self._pack_ids[packed >> _PACK_SHIFT],
+            (packed >> _TYPE_SHIFT) & 0xFF,
+            (packed >> _OFFSET_SHIFT) & _U32_MAX,
+            packed & _U32_MAX,
+        )
+
+    def _entry(self, number: int) -> PackEntry:
+        return PackEntry(self._pack_ids[number], self._missing[number], _blob_entries(self._tables[number]))
 
     def lookup(self, blob_id: bytes) -> BlobLocation | None:
         """Where blob ``blob_id`` is, or None if no index lists it."""
-        return self._locations.get(blob_id)
+        packed = self._locations.get(blob_id)
+        return None if packed is None else self._location(packed)
 
     def __contains__(self, blob_id: object) -> bool:
         return isinstance(blob_id, bytes) and blob_id in self._locations
@@ -228,7 +300,7 @@ class Index:
     @property
     def packs(self) -> Mapping[bytes, PackEntry]:
         """Every pack listed by any index (read-only view)."""
-        return MappingProxyType(self._packs)
+        return self._view
 
     @property
     def index_ids(self) -> set[bytes]:
@@ -241,7 +313,26 @@ class Index:
 
     def blobs(self) -> Iterator[tuple[bytes, BlobLocation]]:
         """Every ``(blob id, location)``, in the order they were added."""
-        return iter(list(self._locations.items()))
+        return iter([(blob_id, self._location(packed)) for blob_id, packed in self._locations.items()])
+
+
+class _Packs(Mapping[bytes, PackEntry]):
+    """The packs of an :class:`Index` as a read-only mapping (each entry made when asked for)."""
+
+    def __init__(self, index: Index) -> None:
+        self._index = index
+
+    def __getitem__(self, pack_id: bytes) -> PackEntry:
+        return self._index._entry(self._index._pack_numbers[pack_id])
+
+    def __contains__(self, pack_id: object) -> bool:
+        return pack_id in self._index._pack_numbers
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(list(self._index._pack_ids))
+
+    def __len__(self) -> int:
+        return len(self._index._pack_ids)
 
 
 def _check_u32(value: int, what: str) -> None:

@@ -65,7 +65,15 @@ from lifeboat.store.errors import (
     RepositoryKeyError,
     StoreDown,
 )
-from lifeboat.store.index import BlobEntry, BlobLocation, Index, PackEntry, decode_index, encode_index
+from lifeboat.store.index import (
+    BlobEntry,
+    BlobLocation,
+    Index,
+    PackEntry,
+    PackTable,
+    decode_index_tables,
+    encode_index,
+)
 from lifeboat.store.keyfile import (
     DEFAULT_KDF,
     MAX_KEY_FILE_BYTES,
@@ -834,7 +842,7 @@ class Repository:
         keys = sorted(listing)
         index = Index()
 
-        def load(key: str) -> tuple[bytes, list[PackEntry]] | str:
+        def load(key: str) -> tuple[bytes, list[PackTable]] | str:
             try:
                 index_id = _id_of_key(key)
                 data = self._cached_index(index_id)
@@ -843,7 +851,7 @@ class Repository:
                     if self.blob_id(data) != index_id:
                         raise FormatError("it does not match its id")
                     self._cache_index(index_id, data)
-                return index_id, decode_index(data)
+                return index_id, decode_index_tables(data)
             except (ShardError, RepositoryError) as exc:
                 return str(exc)
 
@@ -855,7 +863,7 @@ class Repository:
                 if self.interrupted_write(len(listing[key])):
                     incomplete.add(key)
             else:
-                index.add(*result)
+                index.add_tables(*result)
         self.index = index
         #: Index objects that could not be read: key → reason. Their packs look unindexed.
         self.bad_indexes = bad
@@ -1438,6 +1446,12 @@ class PackWriter:
         if self._done:
             self.repo.write_index(self._done)
             self.stats.indexes_written += 1
+            if self._dedup:
+                # Indexed now, so known through the repository's index: the writer's own set of
+                # ids stays at a few packs' worth, not one entry per blob of the whole run.
+                for entry in self._done:
+                    for blob in entry.blobs:
+                        self._queued.discard(blob.id)
             self._done = []
 
     def flush(self) -> None:
