@@ -46,6 +46,8 @@ from lifeboat.store.index import (
     decode_index,
     decode_index_tables,
     encode_index,
+    encode_index_tables,
+    index_entry,
 )
 from lifeboat.store.keyfile import (
     DEFAULT_KDF,
@@ -743,6 +745,7 @@ def test_index_from_tables_is_the_index_from_entries(
     assert decode_index_tables(data) == [
         (p.pack, p.missing, encode_index([p])[INDEX_HEADER_BYTES + INDEX_PACK_BYTES :]) for p in packs
     ]
+    assert encode_index_tables(decode_index_tables(data)) == data
     from_tables, from_entries = Index(), Index()
     from_tables.add_tables(b"i" * 32, decode_index_tables(data))
     from_entries.add(b"i" * 32, decode_index(data))
@@ -751,3 +754,19 @@ def test_index_from_tables_is_the_index_from_entries(
     for pack in packs:
         for blob in pack.blobs:
             assert from_tables.lookup(blob.id) == from_entries.lookup(blob.id) is not None
+
+
+def test_encode_index_tables_checks_its_packs() -> None:
+    good = index_entry(BLOB_DATA, b"b" * 32, 0, 5)
+    assert encode_index_tables([(b"p" * 32, 1, good)]) == encode_index(
+        [PackEntry(b"p" * 32, 1, (BlobEntry(BLOB_DATA, b"b" * 32, 0, 5),))]
+    )
+    for packs, message in (
+        ([(b"p" * 31, 0, good)], "a pack id must be 32 bytes"),
+        ([(b"p" * 32, 0, good), (b"p" * 32, 0, good)], "listed twice"),
+        ([(b"p" * 32, 0, good[:-1])], "is not a list of index entries"),
+        ([(b"p" * 32, 0, b"\x09" + good[1:])], "is not a list of index entries"),
+        ([(b"p" * 32, 2**32, good)], "missing-shard mask"),
+    ):
+        with pytest.raises(InputError, match=message):
+            encode_index_tables(packs)

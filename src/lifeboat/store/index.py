@@ -44,6 +44,8 @@ __all__ = [
     "decode_index",
     "decode_index_tables",
     "encode_index",
+    "encode_index_tables",
+    "index_entry",
 ]
 
 INDEX_MAGIC: Final = b"LBINDEX"
@@ -129,6 +131,34 @@ def encode_index(packs: Iterable[PackEntry]) -> bytes:
 #: One pack as an index object lists it, undecoded: its id, missing-shard mask, and blob table
 #: (the ``type | offset | length | blob id`` entries, 41 bytes each, as stored).
 PackTable = tuple[bytes, int, bytes]
+
+
+def encode_index_tables(packs: Iterable[PackTable]) -> bytes:
+    """:func:`encode_index` of packs whose blob tables are already encoded (41 bytes a blob).
+
+    The same checks as :func:`encode_index`, the same bytes for the same packs.
+    """
+    parts: list[bytes] = []
+    seen: set[bytes] = set()
+    for pack_id, missing, table in packs:
+        if not isinstance(pack_id, bytes) or len(pack_id) != _ID_BYTES:
+            raise InputError(f"a pack id must be {_ID_BYTES} bytes")
+        if pack_id in seen:
+            raise InputError(f"pack {pack_id.hex()} is listed twice in one index")
+        seen.add(pack_id)
+        if len(table) % INDEX_BLOB_BYTES or set(table[::INDEX_BLOB_BYTES]) - BLOB_TYPES:
+            raise InputError(f"the blob table of pack {pack_id.hex()} is not a list of index entries")
+        _check_u32(missing, "missing-shard mask")
+        _check_u32(len(table) // INDEX_BLOB_BYTES, "blob count")
+        parts.append(_PACK.pack(pack_id, missing, len(table) // INDEX_BLOB_BYTES))
+        parts.append(bytes(table))
+    _check_u32(len(seen), "pack count")
+    return b"".join((_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, len(seen)), *parts))
+
+
+def index_entry(blob_type: int, blob_id: bytes, offset: int, length: int) -> bytes:
+    """One blob's entry in an index object's blob table."""
+    return _BLOB.pack(blob_type, offset, length, blob_id)
 
 
 def decode_index(data: bytes | memoryview) -> list[PackEntry]:

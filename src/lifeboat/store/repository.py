@@ -66,6 +66,9 @@ from lifeboat.store.errors import (
     StoreDown,
 )
 from lifeboat.store.index import (
+    INDEX_BLOB_BYTES,
+    INDEX_HEADER_BYTES,
+    INDEX_PACK_BYTES,
     BlobEntry,
     BlobLocation,
     Index,
@@ -73,6 +76,8 @@ from lifeboat.store.index import (
     PackTable,
     decode_index_tables,
     encode_index,
+    encode_index_tables,
+    index_entry,
 )
 from lifeboat.store.keyfile import (
     DEFAULT_KDF,
@@ -894,13 +899,22 @@ class Repository:
         except OSError:
             pass  # the cache is an optimisation; a read-only or full cache dir must not fail a backup
 
-    def write_index(self, packs: Sequence[PackEntry]) -> bytes:
-        """Store an index object of ``packs``, add it to the in-memory index, return its id."""
-        data = encode_index(packs)
+    def write_index(self, packs: Sequence[PackEntry | PackTable]) -> bytes:
+        """Store an index object of ``packs``, add it to the in-memory index, return its id.
+
+        A pack is a :class:`PackEntry`, or (as the pack writer keeps them, compact) a
+        :data:`PackTable` with its blob table encoded.
+        """
+        # A PackEntry's table as encode_index writes it (which checks every field).
+        skip = INDEX_HEADER_BYTES + INDEX_PACK_BYTES
+        tables = [
+            (p.pack, p.missing, encode_index([p])[skip:]) if isinstance(p, PackEntry) else p for p in packs
+        ]
+        data = encode_index_tables(tables)
         index_id = self.blob_id(data)
         self.put_object(_object_key("index", index_id), index_id, data)
         self._cache_index(index_id, data)
-        self.index.add(index_id, packs)
+        self.index.add_tables(index_id, tables)
         return index_id
 
     def delete_index(self, index_id: bytes) -> None:
@@ -1323,13 +1337,14 @@ class PackWriter:
         self._dedup = dedup
         self._index_every = index_every
         # One open pack per blob type: its plaintext so far and the index entries of its blobs.
-        self._open: dict[int, tuple[PackBuilder, list[BlobEntry]]] = {
-            kind: (PackBuilder(), []) for kind in sorted(BLOB_TYPES)
+        # (Each blob's index entry is kept encoded, 41 bytes: a snapshot queues one per node.)
+        self._open: dict[int, tuple[PackBuilder, bytearray]] = {
+            kind: (PackBuilder(), bytearray()) for kind in sorted(BLOB_TYPES)
         }
         self._queued: set[bytes] = set()
-        self._in_flight: list[Future[PackEntry]] = []
+        self._in_flight: list[Future[PackTable]] = []
         self._encoding = threading.BoundedSemaphore(PACK_ENCODERS)
-        self._done: list[PackEntry] = []
+        self._done: list[PackTable] = []
         self._error: BaseException | None = None
 
     def __enter__(self) -> PackWriter:
@@ -1366,7 +1381,7 @@ class PackWriter:
         builder, entries = self._open[blob_type]
         # The one copy of the blob: straight into the open pack (the caller may reuse ``data``).
         offset = builder.add(blob_type, blob_id, data)
-        entries.append(BlobEntry(blob_type, blob_id, offset, size))
+        entries += index_entry(blob_type, blob_id, offset, size)
         self._queued.add(blob_id)
         self.stats.blobs_new += 1
         self.stats.bytes_new_raw += size
@@ -1378,7 +1393,7 @@ class PackWriter:
         builder, entries = self._open[blob_type]
         if not entries:
             return
-        self._open[blob_type] = (PackBuilder(), [])
+        self._open[blob_type] = (PackBuilder(), bytearray())
         self._reap()
         if self._error is not None:
             raise self._error
@@ -1392,7 +1407,7 @@ class PackWriter:
             raise
         self._in_flight.append(future)
 
-    def _store_pack(self, builder: PackBuilder, entries: list[BlobEntry]) -> PackEntry:
+    def _store_pack(self, builder: PackBuilder, entries: bytearray) -> PackTable:
         try:
             plaintext = builder.finish()
             pack_id = self.repo.blob_id(plaintext, parallel=False)
@@ -1414,11 +1429,11 @@ class PackWriter:
             self.stats.bytes_stored += written
             self.stats.packs_written += 1
             self.stats.missing_mask |= missing
-        return PackEntry(pack_id, missing, tuple(entries))
+        return pack_id, missing, bytes(entries)
 
     def _reap(self) -> None:
         """Collect finished packs; write an index every ``index_every`` packs."""
-        still: list[Future[PackEntry]] = []
+        still: list[Future[PackTable]] = []
         for future in self._in_flight:
             if future.done():
                 self._collect(future)
@@ -1428,7 +1443,7 @@ class PackWriter:
         if len(self._done) >= self._index_every:
             self._write_index()
 
-    def _collect(self, future: Future[PackEntry]) -> None:
+    def _collect(self, future: Future[PackTable]) -> None:
         try:
             self._done.append(future.result())
         except BaseException as exc:
@@ -1448,10 +1463,10 @@ class PackWriter:
             self.stats.indexes_written += 1
             if self._dedup:
                 # Indexed now, so known through the repository's index: the writer's own set of
-                # ids stays at a few packs' worth, not one entry per blob of the whole run.
-                for entry in self._done:
-                    for blob in entry.blobs:
-                        self._queued.discard(blob.id)
+                # ids only holds what is not indexed yet.
+                for _, _, table in self._done:
+                    for blob_id in _blob_ids(table):
+                        self._queued.discard(blob_id)
             self._done = []
 
     def flush(self) -> None:
@@ -1463,3 +1478,9 @@ class PackWriter:
             self._seal(blob_type)
         self._drain(raise_errors=True)
         self._write_index()
+
+
+def _blob_ids(table: bytes) -> Iterator[bytes]:
+    """The blob ids in an index blob table."""
+    for at in range(INDEX_BLOB_BYTES - 32, len(table), INDEX_BLOB_BYTES):
+        yield table[at : at + 32]
