@@ -805,6 +805,12 @@ def test_journal_append_apply_in_one_run_equals_the_two_steps_and_a_full_snapsho
         for name in ("one", "two")
     }
     assert shown["one"]["source"] == shown["two"]["source"]
+    # Appended before without --apply: --apply stores nothing more and applies what is stored.
+    ok(snapshot(cli, base_path, "--name", "three"))
+    ok(cli("state", "journal", "append", journal, "--name", "three"))
+    three = ok(cli("--json", "state", "journal", "append", journal, "--apply", "--name", "three")).json()
+    assert (three["stored"], three["duplicate"], three["applied"]) == (0, True, True)
+    assert three["snapshot"]["root"] == made["root"]
     segments = ok(cli("--json", "state", "journal", "list", "--name", "one")).json()["segments"]
     assert [(s["first"], s["last"], s["count"]) for s in segments] == [(1, len(changes), len(changes))]
     out = repo["root"] / "restored.jsonl"
@@ -837,6 +843,24 @@ def test_journal_append_apply_refuses_apply_options_without_apply_and_stores_not
     one_line_error(cli("state", "journal", "append", journal, "--apply"), "does not exist")
     assert ok(cli("--json", "state", "journal", "list")).json()["segments"] == []
     assert len(ok(cli("--json", "state", "list")).json()["snapshots"]) == 1
+
+
+def test_journal_append_apply_checks_invariants(
+    cli: CliRunner, repo: dict[str, Path], ledgers: dict[str, Path]
+) -> None:
+    good = ok(snapshot(cli, ledgers["healthy"], "--name", "ji", "--invariants", INVARIANTS)).json()
+    docs = read_jsonl(ledgers["healthy"])
+    victim = next(doc for doc in docs.values() if doc["kind"] == "account")
+    asset = next(iter(victim["balances"]))
+    inflated = dict(victim, balances=dict(victim["balances"], **{asset: str(10**30)}))
+    journal = repo["root"] / "journal.jsonl"
+    journal.write_text(json.dumps({"seq": 1, "op": "upsert", "key": victim["key"], "value": inflated}) + "\n")
+    applied = cli("--json", "state", "journal", "append", journal, "--apply", "--invariants", INVARIANTS)
+    assert applied.code == 3, applied.out + applied.err
+    body = applied.json()
+    assert body["stored"] == 1 and body["applied"] is True
+    made = body["snapshot"]
+    assert made["invariants_passed"] is False and made["sequence"] == 1 and made["previous"] == good["id"]
 
 
 def test_a_node_that_does_not_match_its_id_is_carried_by_apply_and_caught_by_verify_read_data(
