@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 
 import nacl.signing
 import pytest
@@ -32,7 +33,7 @@ events = st.tuples(
 )
 
 
-def chain(items: list[tuple[str, str, str, bytes, dict[str, object]]]) -> list[AuditEntry]:
+def chain(items: Sequence[tuple[str, str, str, bytes, Mapping[str, object]]]) -> list[AuditEntry]:
     entries: list[AuditEntry] = []
     prev = audit.GENESIS
     for seq, (vault, actor, action, message, details) in enumerate(items, start=1):

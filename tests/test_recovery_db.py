@@ -3,6 +3,7 @@ which commits a step's state, audit entries, outbox rows, nonces and escrow toge
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -15,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from recovery_helpers import counter_step, fresh_pg_schema
 
 from lifeboat.errors import RecoveryError, UsageError
 from lifeboat.recovery import audit, migrations
@@ -29,6 +29,7 @@ from lifeboat.recovery.db import (
     Transition,
     VaultNotFound,
 )
+from recovery_helpers import counter_step, fresh_pg_schema
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
@@ -153,7 +154,9 @@ def test_escrow_is_stored_with_the_step_and_destroyed_by_a_later_one(sqlite_db: 
     )
     sqlite_db.transact("v1", lambda state, now: put)
     assert [item.guardian_id for item in sqlite_db.escrow_bundle("v1", "r1")] == ["g1", "g2"]
-    sqlite_db.transact("v1", lambda state, now: Transition(b"vetoed", [Event("owner", "veto")], escrow_destroy=["r1"]))
+    sqlite_db.transact(
+        "v1", lambda state, now: Transition(b"vetoed", [Event("owner", "veto")], escrow_destroy=["r1"])
+    )
     assert sqlite_db.escrow_bundle("v1", "r1") == []
 
 
@@ -254,10 +257,10 @@ def test_two_processes_hammering_one_vault_on_postgresql_are_exactly_once(pg_db:
         for i in range(2)
     ]
     outputs = [process.communicate(timeout=300) for process in processes]
-    for process, (out, err) in zip(processes, outputs, strict=True):
+    for process, (_out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
     assert_exactly_once(pg_db, 2 * each)
     actors = [e.actor for e in pg_db.audit_entries()]
-    switches = sum(a != b for a, b in zip(actors, actors[1:], strict=False))
+    switches = sum(a != b for a, b in itertools.pairwise(actors))
     assert set(actors) == {"replica0", "replica1"}
     assert switches > 2, "the processes ran one after the other; the test proves nothing"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from recovery_helpers import counter_step
 
 from lifeboat.recovery import migrations, webhooks
 from lifeboat.recovery.db import OUTBOX, Database, Event, Transition
 from lifeboat.recovery.outbox import Backoff, Outbox, OutboxWorker
+from recovery_helpers import counter_step
 
 SECRET = b"s" * 32
 
@@ -52,7 +52,9 @@ def receiver() -> Iterator[Receiver]:
                 self.end_headers()
                 return
             try:
-                webhooks.verify_signature(state.secret, self.headers[webhooks.SIGNATURE_HEADER], body, int(time.time()))
+                webhooks.verify_signature(
+                    state.secret, self.headers[webhooks.SIGNATURE_HEADER], body, int(time.time())
+                )
             except webhooks.WebhookError:
                 with state.lock:
                     state.refused_signatures += 1
@@ -111,7 +113,9 @@ def test_the_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
         (SECRET, b'{"a":1}', 1700000301, "more than 300 s"),
     ],
 )
-def test_a_wrong_secret_changed_body_or_stale_stamp_is_refused(secret: bytes, body: bytes, now: int, reason: str) -> None:
+def test_a_wrong_secret_changed_body_or_stale_stamp_is_refused(
+    secret: bytes, body: bytes, now: int, reason: str
+) -> None:
     header = webhooks.signature_header(SECRET, 1700000000, b'{"a":1}')
     with pytest.raises(webhooks.WebhookError, match=reason):
         webhooks.verify_signature(secret, header, body, now)
