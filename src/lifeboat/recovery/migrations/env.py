@@ -24,8 +24,8 @@ def run() -> None:
 
 
 try:
-    context.config  # noqa: B018 - raises NameError outside an Alembic run
-except NameError:  # imported by tooling (doctest collection): there is nothing to migrate
+    context.config  # noqa: B018 - fails outside an Alembic run
+except (AttributeError, NameError):  # imported by tooling (doctest collection): nothing to migrate
     pass
 else:
     run()
