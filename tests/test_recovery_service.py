@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -27,11 +28,12 @@ from sqlalchemy.engine import make_url
 
 from lifeboat.errors import RecoveryError
 from lifeboat.recovery import audit
-from lifeboat.recovery.db import Database, ReplayError
+from lifeboat.recovery.db import AUDIT, Database, ReplayError
 from lifeboat.recovery.service.app import create_app
 from lifeboat.recovery.service.limits import TokenBuckets
 from lifeboat.recovery.service.problems import MEDIA_TYPE
 from lifeboat.recovery.service.settings import Settings, load_or_create_key
+from lifeboat.recovery.service.witness import RolledBack
 from recovery_helpers import TcpProxy, counter_step, fresh_pg_schema
 
 TESTS = Path(__file__).resolve().parent
@@ -345,3 +347,55 @@ def test_serve_migrate_only(cli: Any, tmp_path: Path) -> None:
     assert result.json() == {"ok": True, "revision": "0001", "dialect": "sqlite"}
     bad = cli("serve", "--migrate-only", "--database", "mysql://u:hunter2@h/d")
     assert bad.code == 2 and "hunter2" not in bad.err and "unsupported recovery database" in bad.err
+
+
+# --- the witness: a database restored from an old backup -----------------------------------
+
+
+def sqlite_backup(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as live, sqlite3.connect(target) as copy:
+        live.backup(copy)
+
+
+def test_a_database_restored_from_an_older_backup_is_refused_at_start(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", deliver_webhooks=False)
+    db_file = tmp_path / "home" / "recovery.db"
+    with TestClient(create_app(settings)) as client:
+        database: Database = client.app.state.service.database  # type: ignore[attr-defined]
+        database.transact("v1", counter_step())
+        sqlite_backup(db_file, tmp_path / "old.db")  # the nightly backup, one entry long
+        database.transact("v1", counter_step())
+        database.transact("v1", counter_step())
+    kept = json.loads(settings.witness_path().read_text())
+    assert kept["head"]["seq"] == 3
+    with TestClient(create_app(settings)) as client:  # a plain restart is fine
+        assert client.get("/healthz").json()["audit_seq"] == 3
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    (tmp_path / "old.db").replace(db_file)
+    with (
+        pytest.raises(RolledBack, match="ends at entry 1, but this service signed entry 3"),
+        TestClient(create_app(settings)),
+    ):
+        pass
+
+
+def test_a_rewritten_log_is_refused_at_start(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", deliver_webhooks=False)
+    with TestClient(create_app(settings)) as client:
+        client.app.state.service.database.transact("v1", counter_step())  # type: ignore[attr-defined]
+    database = Database(settings.database_url())
+    with database.engine.begin() as connection:
+        connection.execute(AUDIT.update().where(AUDIT.c.seq == 1).values(hash=bytes(32)))
+    database.dispose()
+    with pytest.raises(RolledBack, match="entry 1 in the database differs"), TestClient(create_app(settings)):
+        pass
+
+
+def test_a_witness_signed_by_another_key_is_refused(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", deliver_webhooks=False)
+    settings.home_path().mkdir(parents=True)
+    forged = audit.sign_head(bytes(32), 0, audit.GENESIS, 1)
+    settings.witness_path().write_text(json.dumps(forged.to_json()))
+    with pytest.raises(audit.AuditError, match="not by the service key"), TestClient(create_app(settings)):
+        pass

@@ -37,6 +37,7 @@ from lifeboat.recovery import audit, webhooks
 from lifeboat.recovery.audit import AuditEntry
 
 __all__ = [
+    "AUDIT",
     "DATABASE_FILE",
     "OUTBOX",
     "WEBHOOKS",
@@ -557,6 +558,12 @@ class Database:
                 sa.select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ROW)
             ).one_or_none()
         return (0, audit.GENESIS) if row is None else (row.seq, bytes(row.hash))
+
+    def audit_hash_at(self, seq: int) -> bytes | None:
+        """The hash of entry ``seq`` (None when the chain is shorter)."""
+        with self.reader.connect() as connection:
+            found = connection.execute(sa.select(AUDIT.c.hash).where(AUDIT.c.seq == seq)).scalar()
+        return None if found is None else bytes(found)
 
     def audit_entries(self, *, up_to: int | None = None, batch: int = 1000) -> Iterator[AuditEntry]:
         """Every entry from seq 1 (to ``up_to``), read in batches so an export streams."""

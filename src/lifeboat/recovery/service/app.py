@@ -31,6 +31,7 @@ from lifeboat.recovery.outbox import Outbox, OutboxWorker
 from lifeboat.recovery.service import problems
 from lifeboat.recovery.service.limits import BodyLimit, RateLimit, TokenBuckets
 from lifeboat.recovery.service.settings import ServiceKey, Settings, load_or_create_key
+from lifeboat.recovery.service.witness import Witness, check_witness
 
 __all__ = ["Service", "create_app"]
 
@@ -45,6 +46,7 @@ class Service:
     database: Database
     key: ServiceKey
     worker: OutboxWorker | None = None
+    witness: Witness | None = None
 
     def signed_head(self) -> audit.SignedHead:
         seq, head_hash = self.database.audit_head()
@@ -190,7 +192,11 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
             await run_in_threadpool(migrations.upgrade, db.engine)
         key = await run_in_threadpool(load_or_create_key, settings.key_path())
         await run_in_threadpool(db.register_service_key, key.public_key)
-        service = Service(settings, db, key)
+        await run_in_threadpool(check_witness, db, settings.witness_path(), key.public_key)
+        keeper = Witness(db, key, settings.witness_path(), interval=settings.witness_interval)
+        await run_in_threadpool(keeper.record)
+        keeper.start()
+        service = Service(settings, db, key, witness=keeper)
         outbox = Outbox(db)
         if settings.deliver_webhooks:
             service.worker = OutboxWorker(outbox, interval=settings.outbox_interval)
@@ -203,6 +209,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         finally:
             if service.worker is not None:
                 await run_in_threadpool(service.worker.stop)
+            await run_in_threadpool(keeper.stop)
             app.state.metrics.registry.unregister(collector)
             outbox.close()
             if database is None:

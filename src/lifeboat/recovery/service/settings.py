@@ -26,6 +26,7 @@ from lifeboat.recovery.db import default_url
 __all__ = ["KEY_FILE", "ServiceKey", "Settings", "load_or_create_key"]
 
 KEY_FILE: Final = "recovery-service-key.json"
+WITNESS_FILE: Final = "recovery-audit-head.json"
 KEY_FORMAT: Final = "lifeboat-recovery-service-key"
 KEY_VERSION: Final = 1
 _KEY_FIELDS: Final = frozenset({"format", "version", "seed"})
@@ -91,12 +92,18 @@ class Settings:
     deliver_webhooks: bool = True
     #: Seconds between outbox passes when idle.
     outbox_interval: float = 1.0
+    #: Where this replica keeps the newest head it signed (None: in the home), and how often.
+    witness: Path | None = None
+    witness_interval: float = 5.0
 
     def home_path(self) -> Path:
         return Path(self.home) if self.home is not None else default_home()
 
     def database_url(self) -> str:
         return self.database or default_url(self.home_path())
+
+    def witness_path(self) -> Path:
+        return Path(self.witness) if self.witness is not None else self.home_path() / WITNESS_FILE
 
     def key_path(self) -> Path:
         return Path(self.service_key) if self.service_key is not None else self.home_path() / KEY_FILE
