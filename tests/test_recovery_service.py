@@ -168,8 +168,11 @@ def test_healthz_fails_when_the_database_goes_away(tmp_path: Path) -> None:
         database = Database(parsed.set(port=proxy.port).render_as_string(hide_password=False))
         with TestClient(create_app(Settings(home=tmp_path / "home"), database=database)) as client:
             assert client.get("/healthz").json()["database"] == "postgresql"
+            assert "lifeboat_database_up 1.0" in client.get("/metrics").text
             proxy.cut()
             assert assert_problem(client.get("/healthz"), 503)["type"] == "urn:lifeboat:problem:unavailable"
+            metrics = client.get("/metrics")
+            assert metrics.status_code == 200 and "lifeboat_database_up 0.0" in metrics.text
         database.dispose()
 
 

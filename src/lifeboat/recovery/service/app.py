@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -100,10 +101,18 @@ class _StateCollector(Collector):
         self.outbox = outbox
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        seq, _ = self.service.database.audit_head()
+        try:
+            seq, _ = self.service.database.audit_head()
+            counts = self.outbox.counts()
+        except sa.exc.SQLAlchemyError:
+            yield GaugeMetricFamily(
+                "lifeboat_database_up", "Whether the database answered the scrape", value=0
+            )
+            return
+        yield GaugeMetricFamily("lifeboat_database_up", "Whether the database answered the scrape", value=1)
         yield GaugeMetricFamily("lifeboat_audit_entries", "Entries in the audit chain", value=seq)
         family = GaugeMetricFamily("lifeboat_outbox_rows", "Webhook deliveries by status", labels=["status"])
-        for status, count in sorted(self.outbox.counts().items()):
+        for status, count in sorted(counts.items()):
             family.add_metric([status], count)
         yield family
 
