@@ -23,6 +23,7 @@ from lifeboat.cli import inputs, repo_cmds, state_cmds
 from lifeboat.cli.frost_cmds import frost_app
 from lifeboat.cli.output import emit, error, info, settings, stdout
 from lifeboat.cli.secrets_cmds import guardians_app, mnemonic_app, seal_command, shares_app, unseal_command
+from lifeboat.cli.serve_cmds import serve_command
 from lifeboat.errors import LifeboatError, UsageError
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app.add_typer(guardians_app, name="guardians")
 app.add_typer(frost_app, name="frost")
 app.command("seal")(seal_command)
 app.command("unseal")(unseal_command)
+app.command("serve")(serve_command)
 repo_cmds.register(app)
 state_cmds.register(app)
 

@@ -1,0 +1,77 @@
+"""``lifeboat serve``: run the recovery service (FastAPI under uvicorn).
+
+Binds 127.0.0.1 by default; put a TLS-terminating proxy in front to serve others. The database
+is SQLite in the Lifeboat home unless ``--database`` names another (``postgresql://...`` for
+several replicas behind one database). ``--migrate-only`` brings the schema up to date and exits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lifeboat.cli.output import emit, info, settings, stdout
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8750,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="sqlite:///PATH or postgresql://USER@HOST/DB (default: recovery.db in the Lifeboat home).",
+            metavar="URL",
+            envvar="LIFEBOAT_DATABASE_URL",
+        ),
+    ] = None,
+    service_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--service-key",
+            help="The Ed25519 key file that signs audit heads (created 0600 if missing; default: in the home).",
+            metavar="FILE",
+        ),
+    ] = None,
+    migrate_only: Annotated[
+        bool, typer.Option("--migrate-only", help="Bring the database schema up to date, then exit.")
+    ] = False,
+    no_migrate: Annotated[
+        bool, typer.Option("--no-migrate", help="Do not migrate at start (another replica does).")
+    ] = False,
+    no_webhooks: Annotated[
+        bool, typer.Option("--no-webhooks", help="Do not deliver webhooks from this process.")
+    ] = False,
+) -> None:
+    """Run the guardian-recovery service."""
+    from lifeboat.recovery import migrations
+    from lifeboat.recovery.db import Database
+    from lifeboat.recovery.service.settings import Settings
+
+    config = Settings(
+        database=database,
+        home=settings.home,
+        service_key=service_key,
+        migrate=not no_migrate,
+        deliver_webhooks=not no_webhooks,
+    )
+    if migrate_only:
+        db = Database(config.database_url())
+        try:
+            migrations.upgrade(db.engine)
+            revision = migrations.current(db.engine)
+        finally:
+            db.dispose()
+        emit(
+            {"ok": True, "revision": revision, "dialect": db.dialect},
+            lambda: stdout.print(f"recovery database at revision {revision} ({db.dialect})"),
+        )
+        return
+    import uvicorn
+
+    from lifeboat.recovery.service.app import create_app
+
+    info(f"lifeboat recovery service on http://{host}:{port} ({config.database_url().split(':', 1)[0]})")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)

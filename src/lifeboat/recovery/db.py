@@ -1,0 +1,651 @@
+"""Where the recovery service keeps its state: SQLAlchemy 2 models and one transaction shape.
+
+A vault's state is an opaque, versioned JSON document (the policy's to read). Every change goes
+through :meth:`Database.transact`: load the vault, call a pure *step* ``(state, now) ->
+Transition``, and commit the new state, its audit entries, the webhook deliveries for them, the
+nonces it consumed and its escrow changes in one transaction. The write is a compare-and-swap on
+the vault's ``version``; a replica that lost the race rolls back and runs the step again on the
+fresh state, so each change lands exactly once however many replicas race.
+
+SQLite (the default, one file under the Lifeboat home) runs in WAL mode with foreign keys on and
+takes the write lock when a transaction begins (``BEGIN IMMEDIATE``), so writers queue rather
+than fail. PostgreSQL serves several replicas behind one database; there the audit chain's head
+row is locked (``SELECT ... FOR UPDATE``) after the vault's compare-and-swap, always in that
+order, so the chain stays one line without deadlocks.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import time as _time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from lifeboat.documents import canonical_json
+from lifeboat.errors import RecoveryError, UsageError
+from lifeboat.recovery import audit, webhooks
+from lifeboat.recovery.audit import AuditEntry
+
+__all__ = [
+    "AUDIT",
+    "DATABASE_FILE",
+    "OUTBOX",
+    "WEBHOOKS",
+    "Base",
+    "Committed",
+    "ConflictError",
+    "Database",
+    "EscrowItem",
+    "Event",
+    "ReplayError",
+    "Transition",
+    "VaultNotFound",
+    "default_url",
+    "make_engine",
+]
+
+DATABASE_FILE: Final = "recovery.db"
+#: Times a step is re-run after losing a race before :class:`ConflictError`.
+MAX_ATTEMPTS: Final = 64
+SQLITE_BUSY_MS: Final = 30_000
+#: Execution option of connections that only read (SQLite: a deferred transaction).
+READ_ONLY: Final = "lifeboat_read_only"
+_ID = 128
+
+
+class ConflictError(RecoveryError):
+    """A vault changed under every attempt; the caller may retry later."""
+
+
+class ReplayError(RecoveryError):
+    """A signed message whose nonce was already used."""
+
+
+class VaultNotFound(RecoveryError):
+    """No vault with the given id."""
+
+
+# --- models ------------------------------------------------------------------------------------
+
+_BIGINT_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+
+class VaultRow(Base):
+    """A vault: its policy state as versioned JSON bytes, and a version for compare-and-swap."""
+
+    __tablename__ = "vaults"
+    id: Mapped[str] = mapped_column(sa.String(_ID), primary_key=True)
+    version: Mapped[int] = mapped_column(sa.BigInteger)
+    state: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger)
+    updated_at: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class AuditRow(Base):
+    """One audit entry (see :mod:`.audit`); never updated or deleted."""
+
+    __tablename__ = "audit_entries"
+    seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    time: Mapped[int] = mapped_column(sa.BigInteger)
+    vault_id: Mapped[str] = mapped_column(sa.String(_ID), index=True)
+    actor: Mapped[str] = mapped_column(sa.String(audit.MAX_TEXT))
+    action: Mapped[str] = mapped_column(sa.String(audit.MAX_TEXT))
+    message: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    details: Mapped[str] = mapped_column(sa.Text)
+    prev: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
+
+
+class AuditHeadRow(Base):
+    """The chain's newest (seq, hash): one row, locked by every append."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(sa.BigInteger)
+    hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+
+
+class EscrowRow(Base):
+    """A guardian's share, encrypted to the new owner; only ciphertext is ever stored."""
+
+    __tablename__ = "escrow"
+    __table_args__ = (sa.UniqueConstraint("vault_id", "request_id", "guardian_id"),)
+    id: Mapped[int] = mapped_column(_BIGINT_ID, primary_key=True, autoincrement=True)
+    vault_id: Mapped[str] = mapped_column(sa.ForeignKey("vaults.id"), index=True)
+    request_id: Mapped[str] = mapped_column(sa.String(_ID))
+    guardian_id: Mapped[str] = mapped_column(sa.String(_ID))
+    ciphertext: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class NonceRow(Base):
+    """A (signer, nonce) pair already used: the primary key is the replay guard."""
+
+    __tablename__ = "used_nonces"
+    signer: Mapped[str] = mapped_column(sa.String(_ID), primary_key=True)
+    nonce: Mapped[str] = mapped_column(sa.String(_ID), primary_key=True)
+    vault_id: Mapped[str] = mapped_column(sa.String(_ID))
+    used_at: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class WebhookRow(Base):
+    """An endpoint notified of every entry of one vault (or of every vault when vault_id is null)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(sa.String(_ID), primary_key=True)
+    vault_id: Mapped[str | None] = mapped_column(sa.String(_ID), index=True)
+    url: Mapped[str] = mapped_column(sa.Text)
+    secret: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class OutboxRow(Base):
+    """One webhook delivery, written with its entry and worked off by :mod:`.outbox`."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_status_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(_BIGINT_ID, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    webhook_id: Mapped[str] = mapped_column(sa.ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    audit_seq: Mapped[int] = mapped_column(sa.BigInteger)
+    url: Mapped[str] = mapped_column(sa.Text)
+    payload: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    next_attempt_at: Mapped[float] = mapped_column(sa.Float)
+    lease_until: Mapped[float | None] = mapped_column(sa.Float)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger)
+    delivered_at: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class ServiceKeyRow(Base):
+    """A public key the service has signed chain heads with (the seed stays in a 0600 file)."""
+
+    __tablename__ = "service_keys"
+    public_key: Mapped[bytes] = mapped_column(sa.LargeBinary(32), primary_key=True)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+def _table(model: type[Base]) -> sa.Table:
+    table = model.__table__
+    assert isinstance(table, sa.Table)
+    return table
+
+
+VAULTS = _table(VaultRow)
+AUDIT = _table(AuditRow)
+AUDIT_HEAD = _table(AuditHeadRow)
+ESCROW = _table(EscrowRow)
+NONCES = _table(NonceRow)
+WEBHOOKS = _table(WebhookRow)
+OUTBOX = _table(OutboxRow)
+SERVICE_KEYS = _table(ServiceKeyRow)
+
+# Outbox statuses.
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+HEAD_ROW = 1
+
+
+# --- what a step returns -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened, for the audit log: who did what, and the signed message that said so."""
+
+    actor: str
+    action: str
+    message: bytes = b""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EscrowItem:
+    request_id: str
+    guardian_id: str
+    ciphertext: bytes
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A step's result: the vault's new state and what to record with it, committed together.
+
+    ``nonces`` are (signer, nonce) pairs the step consumed; one already used refuses the whole
+    step with :class:`ReplayError`. ``escrow_put`` stores ciphertexts; ``escrow_destroy`` deletes
+    every ciphertext of the named requests (veto, expiry).
+    """
+
+    state: bytes
+    events: Sequence[Event] = ()
+    nonces: Sequence[tuple[str, str]] = ()
+    escrow_put: Sequence[EscrowItem] = ()
+    escrow_destroy: Sequence[str] = ()
+
+
+#: A pure step: the vault's current state (None when it does not exist yet) and the time.
+Step = Callable[[bytes | None, int], Transition]
+
+
+@dataclass(frozen=True)
+class Committed:
+    vault_id: str
+    version: int
+    state: bytes
+    entries: tuple[AuditEntry, ...]
+    attempts: int
+
+
+# --- engines -----------------------------------------------------------------------------------
+
+
+def default_url(home: Path) -> str:
+    """The default database: ``recovery.db`` in the Lifeboat home."""
+    return f"sqlite:///{Path(home) / DATABASE_FILE}"
+
+
+def _normalise(url: str | URL) -> URL:
+    try:
+        parsed = make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise UsageError(f"{str(url).split('://', 1)[0]}://... is not a database URL") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        if not parsed.database or parsed.database == ":memory:":
+            raise UsageError("the recovery database must be a file: write sqlite:///PATH")
+        return parsed.set(drivername="sqlite+pysqlite")
+    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        return parsed.set(drivername="postgresql+psycopg")
+    raise UsageError(
+        f"unsupported recovery database {parsed.render_as_string(hide_password=True)}: "
+        "give sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An engine for ``url`` set up for the service (SQLite: WAL, foreign keys, BEGIN IMMEDIATE)."""
+    parsed = _normalise(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+
+        @sa_event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" below opens transactions
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @sa_event.listens_for(engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            # writers take the lock at once (no upgrade that could fail); readers share the WAL
+            read_only = connection.get_execution_options().get(READ_ONLY, False)
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _retryable(exc: sa.exc.DBAPIError) -> bool:
+    """A lost race the next attempt can win: a unique key taken meanwhile, a serialization
+    failure or deadlock (PostgreSQL), a lock still held after the busy timeout (SQLite)."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None)
+    if code in ("40001", "40P01"):
+        return True
+    return "database is locked" in str(exc.orig)
+
+
+class Database:
+    """The recovery service's database: vaults, audit log, escrow, webhooks and their outbox."""
+
+    def __init__(self, url: str | URL, *, clock: Callable[[], float] = _time.time) -> None:
+        self.engine = make_engine(url)
+        self.reader = self.engine.execution_options(**{READ_ONLY: True})
+        self.clock = clock
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    def check(self) -> None:
+        """Raise if the database cannot be reached (for ``/healthz``)."""
+        with self.reader.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+    # -- the one way state changes ------------------------------------------------------------
+
+    def transact(self, vault_id: str, step: Step) -> Committed:
+        """Run ``step`` on the vault's state and commit what it returns, exactly once.
+
+        The step must be pure: it may run several times when other writers race (each time on
+        the newest state), and only the run whose compare-and-swap succeeds is committed. A
+        :class:`RecoveryError` from the step refuses the change and is raised unchanged.
+        """
+        if not vault_id or len(vault_id) > _ID:
+            raise RecoveryError(f"a vault id must be 1 to {_ID} characters")
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as connection:
+                    result = self._attempt(connection, vault_id, step, attempt)
+                return result
+            except _LostRace:
+                pass
+            except sa.exc.DBAPIError as exc:
+                if not _retryable(exc):
+                    raise
+            _time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))  # noqa: S311 - jitter
+        raise ConflictError(f"vault {vault_id!r} kept changing under {MAX_ATTEMPTS} attempts; try again")
+
+    def _attempt(self, connection: Connection, vault_id: str, step: Step, attempt: int) -> Committed:
+        vaults = VAULTS
+        row = connection.execute(
+            sa.select(vaults.c.version, vaults.c.state).where(vaults.c.id == vault_id)
+        ).one_or_none()
+        now = self.now()
+        version, state = (row.version, bytes(row.state)) if row is not None else (0, None)
+        transition = step(state, now)
+        if not isinstance(transition.state, bytes):
+            raise TypeError("a step must return the new state as bytes")
+        if transition.state == state and not transition.events:
+            return Committed(vault_id, version, transition.state, (), attempt)
+        nonces = NONCES
+        for signer, nonce in transition.nonces:
+            used = connection.execute(
+                sa.select(nonces.c.vault_id).where(nonces.c.signer == signer, nonces.c.nonce == nonce)
+            ).first()
+            if used is not None:
+                raise ReplayError(f"the message with nonce {nonce!r} from {signer!r} was already used")
+        if row is None:
+            connection.execute(
+                vaults.insert().values(
+                    id=vault_id, version=1, state=transition.state, created_at=now, updated_at=now
+                )
+            )  # a concurrent creator makes this an IntegrityError: the next attempt sees its vault
+        else:
+            swapped = connection.execute(
+                vaults.update()
+                .where(vaults.c.id == vault_id, vaults.c.version == version)
+                .values(version=version + 1, state=transition.state, updated_at=now)
+            )
+            if swapped.rowcount != 1:
+                raise _LostRace
+        if transition.nonces:
+            connection.execute(
+                nonces.insert(),
+                [
+                    {"signer": signer, "nonce": nonce, "vault_id": vault_id, "used_at": now}
+                    for signer, nonce in transition.nonces
+                ],
+            )
+        escrow = ESCROW
+        for request_id in transition.escrow_destroy:
+            connection.execute(
+                escrow.delete().where(escrow.c.vault_id == vault_id, escrow.c.request_id == request_id)
+            )
+        if transition.escrow_put:
+            connection.execute(
+                escrow.insert(),
+                [
+                    {
+                        "vault_id": vault_id,
+                        "request_id": item.request_id,
+                        "guardian_id": item.guardian_id,
+                        "ciphertext": item.ciphertext,
+                        "created_at": now,
+                    }
+                    for item in transition.escrow_put
+                ],
+            )
+        entries = self._append(connection, vault_id, transition.events, now)
+        self._enqueue(connection, vault_id, entries, now)
+        return Committed(vault_id, version + 1, transition.state, tuple(entries), attempt)
+
+    def _append(
+        self, connection: Connection, vault_id: str, events: Sequence[Event], now: int
+    ) -> list[AuditEntry]:
+        if not events:
+            return []
+        head = AUDIT_HEAD
+        current = connection.execute(
+            sa.select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ROW).with_for_update()
+        ).one_or_none()
+        if current is None:
+            seq, prev = 0, audit.GENESIS
+            connection.execute(head.insert().values(id=HEAD_ROW, seq=0, hash=prev))
+        else:
+            seq, prev = current.seq, bytes(current.hash)
+        entries: list[AuditEntry] = []
+        for item in events:
+            seq += 1
+            entry = audit.append(
+                prev,
+                seq,
+                time=now,
+                vault=vault_id,
+                actor=item.actor,
+                action=item.action,
+                message=item.message,
+                details=item.details,
+            )
+            entries.append(entry)
+            prev = entry.hash
+        connection.execute(
+            AUDIT.insert(),
+            [
+                {
+                    "seq": e.seq,
+                    "time": e.time,
+                    "vault_id": e.vault,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "message": e.message,
+                    "details": _details_text(e.details),
+                    "prev": e.prev,
+                    "hash": e.hash,
+                }
+                for e in entries
+            ],
+        )
+        connection.execute(head.update().where(head.c.id == HEAD_ROW).values(seq=seq, hash=prev))
+        return entries
+
+    def _enqueue(
+        self, connection: Connection, vault_id: str, entries: Sequence[AuditEntry], now: int
+    ) -> None:
+        if not entries:
+            return
+        hooks = WEBHOOKS
+        targets = connection.execute(
+            sa.select(hooks.c.id, hooks.c.url).where(
+                sa.or_(hooks.c.vault_id == vault_id, hooks.c.vault_id.is_(None))
+            )
+        ).all()
+        rows = []
+        for entry in entries:
+            for target in targets:
+                delivery = secrets.token_hex(16)
+                rows.append(
+                    {
+                        "delivery_id": delivery,
+                        "webhook_id": target.id,
+                        "audit_seq": entry.seq,
+                        "url": target.url,
+                        "payload": webhooks.payload(delivery, entry),
+                        "status": PENDING,
+                        "attempts": 0,
+                        "next_attempt_at": float(now),
+                        "lease_until": None,
+                        "last_error": None,
+                        "created_at": now,
+                        "delivered_at": None,
+                    }
+                )
+        if rows:
+            connection.execute(OUTBOX.insert(), rows)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def load(self, vault_id: str) -> tuple[int, bytes]:
+        """The vault's (version, state); :class:`VaultNotFound` when there is none."""
+        vaults = VAULTS
+        with self.reader.connect() as connection:
+            row = connection.execute(
+                sa.select(vaults.c.version, vaults.c.state).where(vaults.c.id == vault_id)
+            ).one_or_none()
+        if row is None:
+            raise VaultNotFound(f"no vault {vault_id!r}")
+        return row.version, bytes(row.state)
+
+    def vault_ids(self) -> list[str]:
+        vaults = VAULTS
+        with self.reader.connect() as connection:
+            return list(connection.execute(sa.select(vaults.c.id).order_by(vaults.c.id)).scalars())
+
+    def escrow_bundle(self, vault_id: str, request_id: str) -> list[EscrowItem]:
+        """The ciphertexts stored for one request, by guardian."""
+        escrow = ESCROW
+        with self.reader.connect() as connection:
+            rows = connection.execute(
+                sa.select(escrow.c.request_id, escrow.c.guardian_id, escrow.c.ciphertext)
+                .where(escrow.c.vault_id == vault_id, escrow.c.request_id == request_id)
+                .order_by(escrow.c.guardian_id)
+            ).all()
+        return [EscrowItem(r.request_id, r.guardian_id, bytes(r.ciphertext)) for r in rows]
+
+    def audit_head(self) -> tuple[int, bytes]:
+        """The chain's newest (seq, hash); (0, zeros) before the first entry."""
+        head = AUDIT_HEAD
+        with self.reader.connect() as connection:
+            row = connection.execute(
+                sa.select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ROW)
+            ).one_or_none()
+        return (0, audit.GENESIS) if row is None else (row.seq, bytes(row.hash))
+
+    def audit_hash_at(self, seq: int) -> bytes | None:
+        """The hash of entry ``seq`` (None when the chain is shorter)."""
+        with self.reader.connect() as connection:
+            found = connection.execute(sa.select(AUDIT.c.hash).where(AUDIT.c.seq == seq)).scalar()
+        return None if found is None else bytes(found)
+
+    def audit_entries(self, *, up_to: int | None = None, batch: int = 1000) -> Iterator[AuditEntry]:
+        """Every entry from seq 1 (to ``up_to``), read in batches so an export streams."""
+        rows = AUDIT
+        after = 0
+        while True:
+            query = sa.select(rows).where(rows.c.seq > after).order_by(rows.c.seq).limit(batch)
+            if up_to is not None:
+                query = query.where(rows.c.seq <= up_to)
+            with self.reader.connect() as connection:
+                found = connection.execute(query).all()
+            for r in found:
+                yield AuditEntry(
+                    r.seq,
+                    r.time,
+                    r.vault_id,
+                    r.actor,
+                    r.action,
+                    bytes(r.message),
+                    _details_value(r.details),
+                    bytes(r.prev),
+                    bytes(r.hash),
+                )
+            if len(found) < batch:
+                return
+            after = found[-1].seq
+
+    # -- webhooks and service keys ------------------------------------------------------------
+
+    def add_webhook(
+        self, url: str, *, vault_id: str | None = None, secret: bytes | None = None
+    ) -> tuple[str, bytes]:
+        """Subscribe ``url`` to one vault's entries (or every vault's); returns (id, secret)."""
+        if not url.startswith(("https://", "http://")) or len(url) > 2048:
+            raise webhooks.WebhookError(
+                f"a webhook URL must be http(s):// and at most 2048 characters, not {url[:80]!r}"
+            )
+        hook_id = "wh-" + secrets.token_hex(8)
+        secret = webhooks.new_secret() if secret is None else secret
+        with self.engine.begin() as connection:
+            connection.execute(
+                WEBHOOKS.insert().values(
+                    id=hook_id, vault_id=vault_id, url=url, secret=secret, created_at=self.now()
+                )
+            )
+        return hook_id, secret
+
+    def register_service_key(self, public_key: bytes) -> None:
+        keys = SERVICE_KEYS
+        for _ in range(3):
+            try:
+                with self.engine.begin() as connection:
+                    known = connection.execute(
+                        sa.select(keys.c.public_key).where(keys.c.public_key == public_key)
+                    ).first()
+                    if known is None:
+                        connection.execute(keys.insert().values(public_key=public_key, created_at=self.now()))
+                return
+            except sa.exc.IntegrityError:
+                continue  # another replica registered it at the same moment
+
+    def service_keys(self) -> list[bytes]:
+        keys = SERVICE_KEYS
+        with self.reader.connect() as connection:
+            return [
+                bytes(k)
+                for k in connection.execute(
+                    sa.select(keys.c.public_key).order_by(keys.c.created_at)
+                ).scalars()
+            ]
+
+
+class _LostRace(Exception):
+    """The vault's version moved between read and write."""
+
+
+def _details_text(details: Mapping[str, Any]) -> str:
+    return canonical_json(dict(details)).decode("ascii")
+
+
+def _details_value(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise RecoveryError("an audit entry's details in the database are not an object")
+    return value

@@ -1,0 +1,1 @@
+"""The recovery service's HTTP shell: settings, the FastAPI app, problem details, limits, metrics."""

@@ -1,0 +1,162 @@
+"""RFC 9457 problem details: every error the service returns is one ``application/problem+json``.
+
+Plain HTTP errors (404, 405, 413, 429) use ``type: "about:blank"`` with the status's reason
+phrase as title, as RFC 9457 section 4.2.1 advises; Lifeboat's own refusals use a
+``urn:lifeboat:problem:<slug>`` type a client can switch on. A detail never echoes request
+input back (a hostile string stays with its sender) and a 500 never carries an exception's text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException
+
+from lifeboat.errors import InputError, LifeboatError, RecoveryError
+from lifeboat.recovery.db import ConflictError, ReplayError, VaultNotFound
+
+__all__ = ["MEDIA_TYPE", "Problem", "ProblemModel", "install", "problem_response", "responses"]
+
+MEDIA_TYPE: Final = "application/problem+json"
+URN: Final = "urn:lifeboat:problem:"
+log = logging.getLogger("lifeboat.recovery.service")
+
+#: Lifeboat errors to (status, type slug); the most specific class in an error's MRO wins.
+STATUS: dict[type[LifeboatError], tuple[int, str]] = {
+    LifeboatError: (400, "bad-request"),
+    InputError: (400, "bad-input"),
+    RecoveryError: (409, "refused"),
+    VaultNotFound: (404, "unknown-vault"),
+    ReplayError: (409, "replayed"),
+    ConflictError: (503, "busy"),
+}
+
+
+class ProblemModel(BaseModel):
+    """The problem-details object, for the OpenAPI document."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+class Problem(HTTPException):
+    """An HTTP error the handlers turn into problem details."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str | None = None,
+        *,
+        slug: str | None = None,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(status, detail, dict(headers) if headers else None)
+        self.slug = slug
+        self.title = title
+        self.extra = dict(extra or {})
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    *,
+    detail: str | None = None,
+    slug: str | None = None,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": URN + slug if slug else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=dict(headers or {}))
+
+
+def _status_of(exc: LifeboatError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return STATUS[LifeboatError]
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that make every error a problem-details response."""
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        if isinstance(exc, Problem):
+            return problem_response(
+                request,
+                exc.status_code,
+                detail=exc.detail,
+                slug=exc.slug,
+                title=exc.title,
+                headers=exc.headers,
+                extra=exc.extra,
+            )
+        phrase = HTTPStatus(exc.status_code).phrase
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+        return problem_response(request, exc.status_code, detail=detail, headers=exc.headers)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {
+                "location": [str(part) for part in error.get("loc", ())],
+                "message": str(error.get("msg", ""))[:200],
+            }
+            for error in exc.errors()[:20]
+        ]
+        return problem_response(
+            request,
+            422,
+            detail="the request does not match the API",
+            slug="validation",
+            title="Invalid request",
+            extra={"errors": errors},
+        )
+
+    async def lifeboat_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, LifeboatError)
+        status, slug = _status_of(exc)
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return problem_response(request, status, detail=str(exc)[:500], slug=slug, headers=headers)
+
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return problem_response(
+            request, 500, detail="the service failed; the error is logged", slug="internal"
+        )
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(LifeboatError, lifeboat_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the problem statuses a route may return."""
+    return {
+        status: {"model": ProblemModel, "content": {MEDIA_TYPE: {}}, "description": HTTPStatus(status).phrase}
+        for status in statuses
+    }

@@ -1,0 +1,105 @@
+"""Helpers for the recovery service's tests: a fresh PostgreSQL schema per test, and small steps."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from conftest_tools import in_ci
+from lifeboat.recovery.db import Event, Step, Transition
+
+
+def pg_base_url() -> str:
+    """``$LIFEBOAT_TEST_DATABASE_URL``; skip without it (fail under CI=true)."""
+    url = os.environ.get("LIFEBOAT_TEST_DATABASE_URL")
+    if not url:
+        reason = "LIFEBOAT_TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        if in_ci():
+            pytest.fail(f"{reason}; CI=true, so a missing database is an error", pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
+@contextmanager
+def fresh_pg_schema() -> Iterator[str]:
+    """A database URL whose search_path is a new, empty schema, dropped afterwards."""
+    base = pg_base_url()
+    schema = f"lb_recovery_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def counter_step(actor: str = "tester") -> Step:
+    """A step that adds one to the state's counter and logs it (what the policy's steps look like)."""
+
+    def step(state: bytes | None, now: int) -> Transition:
+        count = 0 if state is None else int(json.loads(state)["count"])
+        new = json.dumps({"count": count + 1}).encode()
+        return Transition(new, [Event(actor, "increment", b"", {"count": count + 1})])
+
+    return step
+
+
+class TcpProxy:
+    """A TCP forwarder on 127.0.0.1 that can be cut, to take a real database away mid-test."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Refuse new connections and break every open one."""
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() that close() alone would not
+        self.listener.close()
+        with self.lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
