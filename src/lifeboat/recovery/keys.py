@@ -202,7 +202,7 @@ class PrivateKey:
         """Parse ``<kind>-secret:<64 hex>``; the message never repeats the text."""
         prefix, colon, body = text.strip().partition(":")
         kind_name, dash, suffix = prefix.partition("-")
-        if not colon or not dash or suffix != "secret":  # noqa: S105 (a word of the syntax)
+        if not colon or not dash or suffix != "secret":
             raise MalformedKey("a private key is written <kind>-secret:<64 hex digits>")
         try:
             kind = KeyKind(kind_name)
