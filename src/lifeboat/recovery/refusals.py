@@ -166,3 +166,15 @@ class EscrowRefused(Refusal):
     """An escrow upload or release the request's state does not allow."""
 
     code = "escrow_refused"
+
+
+class TooManyRequests(Refusal):
+    """A new request while the vault already has the most open requests it allows."""
+
+    code = "too_many_requests"
+
+
+class NotLocked(Refusal):
+    """An unlock when no guardian lock holds."""
+
+    code = "not_locked"
