@@ -233,7 +233,7 @@ def test_execution_supersedes_other_requests_and_the_pending_change() -> None:
     state = approved()
     state, _ = apply(state, act(LAWYER, OpenRequest(R2, STRANGER.public_key, "lawyer"), T0 + DAY), T0 + DAY)
     at = T0 + 4 * DAY
-    state, events = apply(state, act(NEW_OWNER, Execute(R1), at), at)
+    state, _events = apply(state, act(NEW_OWNER, Execute(R1), at), at)
     other = state.request(R2)
     assert other is not None and other.status is Status.CANCELLED and other.reason == "superseded"
     refused(refusals.RequestClosed, state, NEW_OWNER, Execute(R1), at + 1)
@@ -313,6 +313,13 @@ def test_a_guardian_veto_needs_the_policy_to_allow_it() -> None:
     lawyer_request = opened(policy="lawyer")
     refused(refusals.NotAuthorized, lawyer_request, ALICE, Veto(R1), T0 + 1)  # not in the lawyer policy
     refused(refusals.NotAuthorized, lawyer_request, STRANGER, Veto(R1), T0 + 1)
+
+
+def test_a_policy_without_guardian_vetoes_refuses_its_own_guardians_veto() -> None:
+    no_veto = replace(CONFIG, policies=(replace(CONFIG.policies[0], veto_guardians=0), CONFIG.policies[1]))
+    state, _ = apply(None, act(OWNER, CreateVault(no_veto), T0), T0)
+    state, _ = apply(state, act(ALICE, OpenRequest(R1, NEW_OWNER.public_key, "family"), T0), T0)
+    refused(refusals.NotAuthorized, state, BOB, Veto(R1), T0 + 1)
 
 
 def test_a_guardian_who_approved_cannot_veto() -> None:
