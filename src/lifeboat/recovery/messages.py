@@ -324,9 +324,9 @@ def type_hash(name: str) -> bytes:
     return keccak256(encode_type(name).encode())
 
 
-def _encode_value(kind: str, value: Any) -> bytes:
+def encode_value(kind: str, value: Any) -> bytes:
     if kind.endswith("[]"):
-        return keccak256(b"".join(_encode_value(kind[:-2], item) for item in value))
+        return keccak256(b"".join(encode_value(kind[:-2], item) for item in value))
     if kind in TYPES:
         return hash_struct(kind, value)
     if kind == "string":
@@ -345,7 +345,7 @@ def _encode_value(kind: str, value: Any) -> bytes:
 def hash_struct(name: str, value: Mapping[str, Any]) -> bytes:
     """EIP-712 hashStruct over JSON values (bytes as 0x-hex, integers as numbers or decimal text)."""
     return keccak256(
-        type_hash(name) + b"".join(_encode_value(kind, value[field]) for field, kind in TYPES[name])
+        type_hash(name) + b"".join(encode_value(kind, value[field]) for field, kind in TYPES[name])
     )
 
 
