@@ -178,3 +178,9 @@ class NotLocked(Refusal):
     """An unlock when no guardian lock holds."""
 
     code = "not_locked"
+
+
+class EscrowUnreadable(Refusal):
+    """An escrowed share that does not decrypt with the given identity or holds no share."""
+
+    code = "escrow_unreadable"
