@@ -841,6 +841,18 @@ def test_rule_expressions_are_bounded_when_parsed(expr: str, reason: str) -> Non
     assert "rule invariant 'bomb': " in str(caught.value) and reason in str(caught.value)
 
 
+def test_a_deep_expression_is_named_as_deep_whatever_the_stack_allows() -> None:
+    # With room on the stack the expression parses and is also over the node limit; the message
+    # must still name its depth (it once depended on whether ast.parse ran out of stack).
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 50_000))
+    try:
+        with pytest.raises(RecordError, match="nests 3002 deep"):
+            parse(_rule_file("-" * 3000 + "1"))
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 def test_rules_within_the_bounds_still_work() -> None:
     text = _rule_file(
         "x ** 1000 > 0 and len('ab' * 1000) == 2000 and sum(i for i in items) == 6 and "

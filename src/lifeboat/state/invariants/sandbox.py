@@ -379,10 +379,12 @@ def compile_rule(expr: str, fail: Callable[[str], NoReturn]) -> CodeType:
             fail(f"expr {expr!r} calls something other than the functions {allowed}")
         if isinstance(node, ast.comprehension) and node.is_async:
             fail(f"expr {expr!r} uses an async comprehension, which rules do not allow")
-    if len(nodes) > MAX_EXPR_NODES:
-        fail(f"expr has {len(nodes)} syntax nodes, over the limit of {MAX_EXPR_NODES}")
+    # Depth first: whether a very deep expression parses at all depends on the interpreter's
+    # stack, and its message should not change with that (nest 3000 deep: "nests" either way).
     if depth > MAX_EXPR_DEPTH:
         fail(f"expr nests {depth} deep, over the limit of {MAX_EXPR_DEPTH}")
+    if len(nodes) > MAX_EXPR_NODES:
+        fail(f"expr has {len(nodes)} syntax nodes, over the limit of {MAX_EXPR_NODES}")
     guarded = ast.fix_missing_locations(_Guarding().visit(tree))
     return compile(guarded, "<invariant rule>", "eval")
 
