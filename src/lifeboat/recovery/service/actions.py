@@ -31,17 +31,16 @@ from lifeboat.recovery import escrow, messages, policy
 from lifeboat.recovery.db import Committed, Database, EscrowItem, Event, Transition, VaultNotFound
 from lifeboat.recovery.messages import Service, SignedMessage, UploadShare, VerifiedAction
 from lifeboat.recovery.refusals import (
+    EscrowDestroyed,
+    EscrowNotReleased,
     EscrowRefused,
     MalformedMessage,
-    RequestClosed,
     UnknownRequest,
 )
 
 __all__ = [
     "SERVICE_ACTOR",
     "ActionResult",
-    "EscrowDestroyed",
-    "NotReleased",
     "Sweeper",
     "apply_signed",
     "decode_ciphertext",
@@ -55,18 +54,6 @@ __all__ = [
 #: The audit actor of transitions time makes (no signer).
 SERVICE_ACTOR: Final = "service"
 log = logging.getLogger("lifeboat.recovery.service")
-
-
-class NotReleased(EscrowRefused):
-    """The request is still open: its escrow is released only after execution."""
-
-    code = "escrow_not_released"
-
-
-class EscrowDestroyed(RequestClosed):
-    """The request was cancelled or expired: its escrow is destroyed."""
-
-    code = "escrow_destroyed"
 
 
 @dataclass(frozen=True)
@@ -230,7 +217,7 @@ def escrow_bundle(database: Database, vault: bytes, request: bytes) -> list[Escr
     if found.status is policy.Status.EXECUTED:
         return database.escrow_bundle(vault_key(vault), request.hex())
     if found.status.is_open:
-        raise NotReleased(
+        raise EscrowNotReleased(
             f"request 0x{request.hex()} is {found.status.value}; its escrow is released only after execution"
         )
     raise EscrowDestroyed(f"request 0x{request.hex()} is {found.status.value}; its escrow was destroyed")
