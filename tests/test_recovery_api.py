@@ -523,7 +523,7 @@ def test_the_client_raises_the_refusal_the_service_raised(opened: Fixture) -> No
         opened.actor.act(NEW_OWNER, Execute(opened.request))
     with pytest.raises(ServiceProblem) as caught:
         opened.client.vault(bytes(32))
-    assert caught.value.status == 404  # type: ignore[attr-defined]
+    assert caught.value.status == 404
     with pytest.raises(ServiceProblem):
         Client("http://127.0.0.1:9").service()  # nothing listens there
 

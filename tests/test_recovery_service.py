@@ -212,6 +212,15 @@ def test_the_openapi_document_names_problem_responses(client: TestClient) -> Non
     assert MEDIA_TYPE in responses["429"]["content"]
 
 
+def _fuzzer(operation: Any, excluded: list[Any]) -> Any:
+    @hypothesis.settings(max_examples=25, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(case=operation.as_strategy())
+    def fuzz(case: Any) -> None:
+        case.call_and_validate(excluded_checks=excluded)
+
+    return fuzz
+
+
 def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(tmp_path: Path) -> None:
     """Every operation of the OpenAPI document, fuzzed: each answer is documented and none is a 5xx.
 
@@ -241,14 +250,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(tmp_path:
             # a signed action that fits the schema is still refused unless its signature verifies
             # (a 4xx refusal, never a 5xx): accepting schema-valid bodies is not expected there
             excluded = [positive_data_acceptance] if operation.path == "/v1/actions" else []
-
-            @hypothesis.settings(
-                max_examples=25, deadline=None, suppress_health_check=list(hypothesis.HealthCheck)
-            )
-            @hypothesis.given(case=operation.as_strategy())
-            def fuzz(case: Any, excluded: list[Any] = excluded) -> None:
-                case.call_and_validate(excluded_checks=excluded)
-
+            fuzz = _fuzzer(operation, excluded)
             fuzz()
 
 

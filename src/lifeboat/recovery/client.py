@@ -57,6 +57,7 @@ def _refusal_classes() -> dict[str, type[refusals.Refusal]]:
     for value in vars(refusals).values():
         if isinstance(value, type) and issubclass(value, refusals.Refusal):
             found[value.code] = value
+    found["replayed"] = refusals.ReplayedNonce  # the database's replay guard (a nonce used on any vault)
     return found
 
 
