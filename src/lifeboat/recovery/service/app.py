@@ -29,7 +29,7 @@ from lifeboat import __version__
 from lifeboat.recovery import audit, migrations
 from lifeboat.recovery.db import Database
 from lifeboat.recovery.outbox import Outbox, OutboxWorker
-from lifeboat.recovery.service import problems
+from lifeboat.recovery.service import problems, web
 from lifeboat.recovery.service.limits import BodyLimit, RateLimit, TokenBuckets
 from lifeboat.recovery.service.settings import ServiceKey, Settings, load_or_create_key
 from lifeboat.recovery.service.witness import Witness, check_witness
@@ -234,6 +234,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     app.state.metrics = _Metrics()
     problems.install(app)
     app.include_router(_router())
+    app.include_router(web.router)
     # outermost first: measure everything, then limit bodies and rates
     app.add_middleware(RateLimit, buckets=TokenBuckets(settings.rate_per_second, settings.rate_burst))
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
