@@ -168,6 +168,18 @@ class EscrowRefused(Refusal):
     code = "escrow_refused"
 
 
+class EscrowNotReleased(EscrowRefused):
+    """The request is still open: its escrowed shares are released only after execution."""
+
+    code = "escrow_not_released"
+
+
+class EscrowDestroyed(RequestClosed):
+    """The request was cancelled or expired: its escrowed shares were destroyed."""
+
+    code = "escrow_destroyed"
+
+
 class TooManyRequests(Refusal):
     """A new request while the vault already has the most open requests it allows."""
 

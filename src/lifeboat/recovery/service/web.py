@@ -33,6 +33,7 @@ from lifeboat.recovery import messages, policy
 from lifeboat.recovery.config import Policy
 from lifeboat.recovery.db import VaultNotFound
 from lifeboat.recovery.keys import PublicKey
+from lifeboat.recovery.service import actions
 
 __all__ = ["router"]
 
@@ -75,19 +76,18 @@ class _View:
 
 
 def _now(request: Request) -> int:
-    service = request.app.state.service
-    return int(service.database.now())
+    return int(request.app.state.service.database.now())
 
 
-def _identity(request: Request) -> messages.Service | None:
-    return getattr(request.app.state.service, "identity", None)
+def _identity(request: Request) -> messages.Service:
+    identity: messages.Service = request.app.state.service.identity
+    return identity
 
 
-def _load_state(request: Request, vault: bytes, now: int) -> policy.VaultState:
-    service = request.app.state.service
-    _version, data = service.database.load("0x" + vault.hex())
-    state, _events = policy.advance(policy.vault_state_from_json(data), now)
-    return state
+def _load_state(request: Request, vault: bytes) -> tuple[int, policy.VaultState]:
+    """(the service's now, the vault's state advanced to it), as ``GET /v1/vaults/{vault}`` reads it."""
+    _version, now, state = actions.view_vault(request.app.state.service.database, vault)
+    return now, state
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -255,14 +255,10 @@ async def index(request: Request) -> HTMLResponse:
     """What this service is (its EIP-712 domain) and a form to look up a vault."""
     now = await run_in_threadpool(_now, request)
     view = _view(request, now)
-    identity = _identity(request)
-    if identity is None:
-        domain = '<p class="muted">This service has no signing domain configured.</p>'
-    else:
-        domain = (
-            "<p>Guardians and owners sign every action as EIP-712 typed data for this domain:</p>"
-            f'<pre id="domain">{_e(json.dumps(identity.domain(), indent=2))}</pre>'
-        )
+    domain = (
+        "<p>Guardians and owners sign every action as EIP-712 typed data for this domain:</p>"
+        f'<pre id="domain">{_e(json.dumps(_identity(request).domain(), indent=2))}</pre>'
+    )
     body = (
         "<h1>Guardian recovery service</h1>"
         '<section class="card"><h2>This service</h2>'
@@ -310,18 +306,20 @@ def _not_found(view: _View, vault: str, reason: str) -> HTMLResponse:
 @router.get("/vaults/{vault}", response_class=HTMLResponse)
 async def show_vault(request: Request, vault: str) -> HTMLResponse:
     """A vault's state, its requests, and approve/veto panels for the open ones."""
-    now = await run_in_threadpool(_now, request)
-    view = _view(request, now)
     vault_id = _parse_vault(vault)
-    if vault_id is None:
-        return _not_found(view, vault, "A vault id is 0x and 64 hex digits.")
-    try:
-        state = await run_in_threadpool(_load_state, request, vault_id, now)
-    except VaultNotFound:
-        return _not_found(view, vault, f"This service has no vault 0x{vault_id.hex()}.")
-    except LifeboatError as error:
-        return _not_found(view, vault, f"The vault's state cannot be read: {error}")
-    return _page(view, f"Vault 0x{vault_id.hex()[:12]}…", _vault_body(view, state))
+    reason = "A vault id is 0x and 64 hex digits."
+    if vault_id is not None:
+        try:
+            now, state = await run_in_threadpool(_load_state, request, vault_id)
+        except VaultNotFound:
+            reason = f"This service has no vault 0x{vault_id.hex()}."
+        except LifeboatError as error:  # a damaged or newer state document
+            reason = f"The vault's state cannot be shown: {error}"
+        else:
+            view = _view(request, now)
+            return _page(view, f"Vault 0x{vault_id.hex()[:12]}…", _vault_body(view, state))
+    view = _view(request, await run_in_threadpool(_now, request))
+    return _not_found(view, vault, reason)
 
 
 # --- the vault's parts ---------------------------------------------------------------------------

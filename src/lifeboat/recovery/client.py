@@ -1,0 +1,216 @@
+"""A typed client for the recovery service's HTTP API (docs/recovery.md, "HTTP API").
+
+Signing stays with the caller: build a :class:`~lifeboat.recovery.messages.Message` with times
+from :meth:`Client.service`, sign it locally, and :meth:`Client.act` it. A problem-details answer
+is raised as a :class:`~lifeboat.errors.RecoveryError`: the core's own refusal class when the
+problem names a refusal code (so ``except refusals.TooEarly`` works on both sides of the wire),
+else :class:`ServiceProblem`; either carries ``status`` and ``problem`` (the whole document).
+
+>>> # with Client("http://127.0.0.1:8750") as client:
+>>> #     info = client.service()
+>>> #     message = messages.Message(vault, messages.Lock(), nonce, info.now - 60, info.now + 600)
+>>> #     client.act(messages.sign(info.service, message, guardian_key))
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+import httpx
+
+from lifeboat.errors import RecoveryError
+from lifeboat.recovery import messages, policy, refusals
+from lifeboat.recovery.keys import PublicKey
+
+__all__ = [
+    "ActionOutcome",
+    "Client",
+    "EscrowedCiphertext",
+    "ServiceInfo",
+    "ServiceProblem",
+    "ServiceUnavailable",
+    "VaultView",
+]
+
+PROBLEM_URN: Final = "urn:lifeboat:problem:"
+DEFAULT_TIMEOUT: Final = 30.0
+
+
+class ServiceProblem(RecoveryError):
+    """A problem-details answer that is not one of the core's refusals (404 route, 429, 5xx...)."""
+
+    status: int = 0
+    problem: Mapping[str, Any] = {}
+
+
+class ServiceUnavailable(ServiceProblem):
+    """The service could not be reached, or answered something that is not the API."""
+
+
+def _refusal_classes() -> dict[str, type[refusals.Refusal]]:
+    found: dict[str, type[refusals.Refusal]] = {}
+    for value in vars(refusals).values():
+        if isinstance(value, type) and issubclass(value, refusals.Refusal):
+            found[value.code] = value
+    return found
+
+
+#: Refusal code -> class, so a client raises what the service raised.
+_REFUSALS: Final = _refusal_classes()
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """The EIP-712 domain to sign for, and the service's clock when asked."""
+
+    service: messages.Service
+    now: int
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    vault: str
+    version: int
+    events: tuple[Mapping[str, Any], ...]
+
+    @property
+    def kinds(self) -> list[str]:
+        return [str(e["kind"]) for e in self.events]
+
+
+@dataclass(frozen=True)
+class VaultView:
+    vault: str
+    version: int
+    now: int
+    state: policy.VaultState
+    #: The state as the service sent it (JSON), for printing.
+    document: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class EscrowedCiphertext:
+    guardian: PublicKey
+    ciphertext: bytes
+
+
+def _hex_id(value: bytes | str) -> str:
+    return value.hex() if isinstance(value, bytes) else value.removeprefix("0x")
+
+
+def error_from_problem(status: int, body: object) -> RecoveryError:
+    """The exception a problem-details answer stands for."""
+    problem: Mapping[str, Any] = body if isinstance(body, dict) else {}
+    detail = str(problem.get("detail") or problem.get("title") or f"HTTP {status}")
+    kind = str(problem.get("type", ""))
+    code = kind.removeprefix(PROBLEM_URN) if kind.startswith(PROBLEM_URN) else ""
+    cls = _REFUSALS.get(code)
+    error: RecoveryError = cls(detail) if cls is not None else ServiceProblem(detail)
+    error.status = status  # type: ignore[attr-defined]
+    error.problem = problem  # type: ignore[attr-defined]
+    return error
+
+
+class Client:
+    """The recovery service at ``base_url`` (``http://127.0.0.1:8750``); a context manager."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        key: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Lifeboat-Key": key} if key else {}
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout, headers=headers, transport=transport
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, *, body: Any = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.HTTPError as error:
+            raise ServiceUnavailable(
+                f"the recovery service at {self._http.base_url} does not answer ({type(error).__name__})"
+            ) from None
+        try:
+            value = response.json()
+        except (ValueError, UnicodeDecodeError):
+            value = None
+        if response.is_success and value is not None:
+            return value
+        if response.is_success:
+            raise ServiceUnavailable(f"{method} {path} answered {response.status_code} without JSON")
+        raise error_from_problem(response.status_code, value)
+
+    # -- the endpoints ---------------------------------------------------------------------------
+
+    def service(self) -> ServiceInfo:
+        """``GET /v1/service``: the domain to sign for and the service clock."""
+        body = self._call("GET", "/v1/service")
+        return ServiceInfo(messages.Service.from_json(body["service"]), int(body["now"]))
+
+    def act(self, signed: messages.SignedMessage, ciphertext: bytes | None = None) -> ActionOutcome:
+        """``POST /v1/actions``: apply one signed action (an UploadShare with its ciphertext)."""
+        body: dict[str, Any] = {"signed": messages.signed_to_json(signed)}
+        if ciphertext is not None:
+            body["ciphertext"] = base64.b64encode(ciphertext).decode("ascii")
+        answer = self._call("POST", "/v1/actions", body=body)
+        return ActionOutcome(str(answer["vault"]), int(answer["version"]), tuple(answer["events"]))
+
+    def vault(self, vault: bytes | str) -> VaultView:
+        """``GET /v1/vaults/{vault}``: the state as of the service's now."""
+        body = self._call("GET", f"/v1/vaults/{_hex_id(vault)}")
+        state = policy.vault_state_from_json(json.dumps(body["state"]).encode())
+        return VaultView(str(body["vault"]), int(body["version"]), int(body["now"]), state, body["state"])
+
+    def escrow(self, vault: bytes | str, request: bytes | str) -> list[EscrowedCiphertext]:
+        """``GET .../requests/{request}/escrow``: the released ciphertexts (after execution only)."""
+        body = self._call("GET", f"/v1/vaults/{_hex_id(vault)}/requests/{_hex_id(request)}/escrow")
+        return [
+            EscrowedCiphertext(
+                PublicKey.parse(s["guardian"]), base64.b64decode(s["ciphertext"], validate=True)
+            )
+            for s in body["shares"]
+        ]
+
+    def audit_head(self) -> dict[str, Any]:
+        """``GET /v1/audit/head``: the signed head (check with ``audit.verify_head``)."""
+        return dict(self._call("GET", "/v1/audit/head"))
+
+    def audit_export(self) -> bytes:
+        """``GET /v1/audit/export``: the JSON Lines export (check with ``audit.verify``)."""
+        try:
+            response = self._http.get("/v1/audit/export")
+        except httpx.HTTPError as error:
+            raise ServiceUnavailable(
+                f"the recovery service does not answer ({type(error).__name__})"
+            ) from None
+        if not response.is_success:
+            try:
+                value = response.json()
+            except ValueError:
+                value = None
+            raise error_from_problem(response.status_code, value)
+        return response.content
+
+    def advance_clock(self, seconds: int) -> int:
+        """``POST /v1/clock/advance`` (a ``--simulated-clock`` service only): the new now."""
+        return int(self._call("POST", "/v1/clock/advance", body={"seconds": seconds})["now"])
