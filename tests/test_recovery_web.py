@@ -159,6 +159,7 @@ class Scene:
     wallet: PrivateKey
     mallory: PrivateKey
     request: bytes
+    new_owner: PublicKey
 
     @property
     def url(self) -> str:
@@ -185,7 +186,7 @@ def make_scene(base: str, name: str) -> Scene:
     request = secrets.token_bytes(32)
     new_owner = PrivateKey.generate(KeyKind.ED25519).public_key
     api.act(alice, vault, messages.OpenRequest(request, new_owner, "family"))
-    return Scene(api, vault, owner, alice, wallet, mallory, request)
+    return Scene(api, vault, owner, alice, wallet, mallory, request, new_owner)
 
 
 @pytest.fixture
@@ -268,7 +269,19 @@ def test_the_page_shows_the_vault_and_a_countdown_that_runs_on_the_service_clock
 
     # the CLI command names this vault and request
     cli = page.locator(f"#panel-approve-{scene.request.hex()} pre.cli").text_content() or ""
-    assert cli.startswith("lifeboat recovery approve 0x" + scene.vault.hex() + " 0x" + scene.request.hex())
+    assert cli.split() == [
+        "lifeboat",
+        "recovery",
+        "approve",
+        "0x" + scene.vault.hex(),
+        "0x" + scene.request.hex(),
+        "--new-owner",
+        scene.new_owner.text,
+        "--key",
+        "KEYFILE",
+        "--service",
+        scene.api.base,
+    ]
 
 
 def test_a_wallet_signature_pasted_into_the_page_approves_and_a_forged_one_changes_nothing(

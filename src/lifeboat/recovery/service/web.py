@@ -496,19 +496,16 @@ def _panels(view: _View, state: policy.VaultState, r: policy.Request) -> str:
     )
 
 
-def cli_command(base_url: str, verb: str, vault: bytes, request_id: bytes) -> str:
-    """The ``lifeboat recovery approve|veto`` command line that signs and sends this action."""
-    words = [
-        "lifeboat",
-        "recovery",
-        verb,
-        "0x" + vault.hex(),
-        "0x" + request_id.hex(),
-        "--key",
-        "KEY_FILE",
-        "--server",
-        base_url,
-    ]
+def cli_command(base_url: str, verb: str, vault: bytes, request: policy.Request) -> str:
+    """The ``lifeboat recovery approve|veto`` command line that signs and sends this action.
+
+    An approval names the new owner (``--new-owner``), so the CLI refuses it should the request
+    name another key than the one the guardian sees here (and checked with the owner).
+    """
+    words = ["lifeboat", "recovery", verb, "0x" + vault.hex(), "0x" + request.id.hex()]
+    if verb == "approve":
+        words += ["--new-owner", request.new_owner.text]
+    words += ["--key", "KEYFILE", "--service", base_url]
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -534,8 +531,8 @@ def _panel(
     return (
         f'<div class="panel {verb}" id="panel-{ident}"><h3>{verb.capitalize()}</h3>'
         f'<p class="muted">Who can: {who}.</p>'
-        "<label>With the Lifeboat CLI</label>"
-        f'<pre class="cli">{_e(cli_command(view.base_url, verb, state.vault, r.id))}</pre>'
+        "<label>With the Lifeboat CLI (add --print-typed-data to sign in a wallet instead)</label>"
+        f'<pre class="cli">{_e(cli_command(view.base_url, verb, state.vault, r))}</pre>'
         "<label>Or sign this EIP-712 typed data (eth_signTypedData_v4) in any wallet; valid for an hour</label>"
         f'<pre class="typed" id="typed-{ident}">{_e(typed)}</pre>'
         f'<button type="button" class="copy secondary" data-target="typed-{ident}">Copy typed data</button>'
