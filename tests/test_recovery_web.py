@@ -306,8 +306,10 @@ def test_a_wallet_signature_pasted_into_the_page_approves_and_a_forged_one_chang
     version_after, state = scene.api.vault(scene.vault)
     assert version_after == version_before and len(state.requests[0].approvals) == 1
 
-    # the wallet's own signature (65 bytes, v = 27/28) approves
-    signature = "0x" + Account.sign_typed_data(scene.wallet.secret, full_message=typed).signature.hex()
+    # the wallet's own signature approves; written with v = 0/1 (as some wallets do), the page
+    # turns it into the 27/28 the format wants
+    signed = bytes(Account.sign_typed_data(scene.wallet.secret, full_message=typed).signature)
+    signature = "0x" + (signed[:64] + bytes([signed[64] - 27])).hex()
     shown = submit(page, "approve", scene.request, address, signature)
     assert shown.startswith("Accepted"), shown
     assert "request_approved" in shown
