@@ -44,18 +44,58 @@ def serve_command(
     no_webhooks: Annotated[
         bool, typer.Option("--no-webhooks", help="Do not deliver webhooks from this process.")
     ] = False,
+    simulated_clock: Annotated[
+        bool,
+        typer.Option(
+            "--simulated-clock",
+            help="Enable POST /v1/clock/advance (tours, drills, tests); the offset is kept in the database.",
+        ),
+    ] = False,
+    chain_id: Annotated[
+        int | None,
+        typer.Option("--chain-id", help="EIP-712 chainId of a new database (default 31337).", min=0),
+    ] = None,
+    verifying_contract: Annotated[
+        str | None,
+        typer.Option(
+            "--verifying-contract",
+            help="EIP-712 verifyingContract (0x + 40 hex) of a new database (default: random).",
+            metavar="ADDRESS",
+        ),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option("--rate", help="Requests per second per client key.", min=0.001)
+    ] = 20.0,
+    burst: Annotated[
+        int, typer.Option("--burst", help="Requests a client key may make at once.", min=1)
+    ] = 40,
 ) -> None:
     """Run the guardian-recovery service."""
+    from lifeboat.errors import UsageError
     from lifeboat.recovery import migrations
     from lifeboat.recovery.db import Database
     from lifeboat.recovery.service.settings import Settings
 
+    contract = None
+    if verifying_contract is not None:
+        body = verifying_contract.removeprefix("0x")
+        try:
+            contract = bytes.fromhex(body)
+        except ValueError:
+            contract = b""
+        if len(contract) != 20:
+            raise UsageError("--verifying-contract is an address: 0x and 40 hex digits")
     config = Settings(
         database=database,
         home=settings.home,
         service_key=service_key,
         migrate=not no_migrate,
         deliver_webhooks=not no_webhooks,
+        simulated_clock=simulated_clock,
+        chain_id=chain_id,
+        verifying_contract=contract,
+        rate_per_second=rate,
+        rate_burst=burst,
     )
     if migrate_only:
         db = Database(config.database_url())

@@ -100,6 +100,8 @@ class VaultRow(Base):
     state: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created_at: Mapped[int] = mapped_column(sa.BigInteger)
     updated_at: Mapped[int] = mapped_column(sa.BigInteger)
+    #: When the state next changes by time alone (None: never); the sweep reads this index.
+    due_at: Mapped[int | None] = mapped_column(sa.BigInteger, index=True)
 
 
 class AuditRow(Base):
@@ -188,6 +190,21 @@ class ServiceKeyRow(Base):
     created_at: Mapped[int] = mapped_column(sa.BigInteger)
 
 
+class ServiceSettingsRow(Base):
+    """The service instance's identity (the EIP-712 domain vaults are bound to) and its clock offset.
+
+    One row, made at first start: every replica and every restart signs for the same domain and
+    reads the same simulated time (wall clock + ``clock_offset``).
+    """
+
+    __tablename__ = "service_settings"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    chain_id: Mapped[str] = mapped_column(sa.String(80))
+    verifying_contract: Mapped[bytes] = mapped_column(sa.LargeBinary(20))
+    clock_offset: Mapped[int] = mapped_column(sa.BigInteger)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 def _table(model: type[Base]) -> sa.Table:
     table = model.__table__
     assert isinstance(table, sa.Table)
@@ -202,6 +219,7 @@ NONCES = _table(NonceRow)
 WEBHOOKS = _table(WebhookRow)
 OUTBOX = _table(OutboxRow)
 SERVICE_KEYS = _table(ServiceKeyRow)
+SERVICE_SETTINGS = _table(ServiceSettingsRow)
 
 # Outbox statuses.
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -234,7 +252,8 @@ class Transition:
 
     ``nonces`` are (signer, nonce) pairs the step consumed; one already used refuses the whole
     step with :class:`ReplayError`. ``escrow_put`` stores ciphertexts; ``escrow_destroy`` deletes
-    every ciphertext of the named requests (veto, expiry).
+    every ciphertext of the named requests (veto, expiry). ``due_at`` is when the new state next
+    changes by time alone (None: never), for the sweep that makes those changes on time.
     """
 
     state: bytes
@@ -242,6 +261,7 @@ class Transition:
     nonces: Sequence[tuple[str, str]] = ()
     escrow_put: Sequence[EscrowItem] = ()
     escrow_destroy: Sequence[str] = ()
+    due_at: int | None = None
 
 
 #: A pure step: the vault's current state (None when it does not exist yet) and the time.
@@ -329,13 +349,94 @@ class Database:
         self.engine = make_engine(url)
         self.reader = self.engine.execution_options(**{READ_ONLY: True})
         self.clock = clock
+        #: Seconds added to ``clock`` (the simulated clock). With ``live_offset`` the offset is
+        #: read from the database each time (another replica may have moved it); else the value
+        #: :meth:`load_clock_offset` read at start is used.
+        self.clock_offset = 0
+        self.live_offset = False
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def now(self) -> int:
-        return int(self.clock())
+    def now(self, connection: Connection | None = None) -> int:
+        """The service time: the wall clock plus the clock offset."""
+        offset = self.clock_offset
+        if self.live_offset:
+            offset = self._read_offset(connection)
+        return int(self.clock()) + offset
+
+    def _read_offset(self, connection: Connection | None) -> int:
+        query = sa.select(SERVICE_SETTINGS.c.clock_offset).where(SERVICE_SETTINGS.c.id == HEAD_ROW)
+        if connection is not None:
+            found = connection.execute(query).scalar()
+        else:
+            with self.reader.connect() as reading:
+                found = reading.execute(query).scalar()
+        return int(found or 0)
+
+    def load_clock_offset(self) -> int:
+        """Read the stored clock offset into :attr:`clock_offset` (at start)."""
+        self.clock_offset = self._read_offset(None)
+        return self.clock_offset
+
+    def advance_clock(self, seconds: int) -> int:
+        """Move the simulated clock ``seconds`` ahead for every replica; returns the new time."""
+        if seconds < 0:
+            raise UsageError("the clock only moves forward")
+        table = SERVICE_SETTINGS
+        with self.engine.begin() as connection:
+            moved = connection.execute(
+                table.update()
+                .where(table.c.id == HEAD_ROW)
+                .values(clock_offset=table.c.clock_offset + seconds)
+            )
+            if moved.rowcount != 1:
+                raise RecoveryError("the service settings row is missing: start the service once first")
+            offset = int(
+                connection.execute(sa.select(table.c.clock_offset).where(table.c.id == HEAD_ROW)).scalar_one()
+            )
+        self.clock_offset = offset
+        return int(self.clock()) + offset
+
+    def service_identity(self, chain_id: int, verifying_contract: bytes) -> tuple[int, bytes]:
+        """The stored (chainId, verifyingContract), or the given pair stored now at first start."""
+        table = SERVICE_SETTINGS
+        for _ in range(3):
+            with self.reader.connect() as connection:
+                row = connection.execute(
+                    sa.select(table.c.chain_id, table.c.verifying_contract).where(table.c.id == HEAD_ROW)
+                ).one_or_none()
+            if row is not None:
+                return int(row.chain_id), bytes(row.verifying_contract)
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(
+                        table.insert().values(
+                            id=HEAD_ROW,
+                            chain_id=str(chain_id),
+                            verifying_contract=verifying_contract,
+                            clock_offset=0,
+                            created_at=int(self.clock()),
+                        )
+                    )
+                return chain_id, verifying_contract
+            except sa.exc.IntegrityError:
+                continue  # another replica made it first: read theirs
+        raise ConflictError("the service settings row could not be read or made")
+
+    def due_vaults(self, now: int, limit: int = 500) -> list[str]:
+        """Vaults whose state changes by time alone at or before ``now``, the most overdue first."""
+        vaults = VAULTS
+        with self.reader.connect() as connection:
+            return list(
+                connection.execute(
+                    sa.select(vaults.c.id)
+                    .where(vaults.c.due_at.is_not(None), vaults.c.due_at <= now)
+                    .order_by(vaults.c.due_at)
+                    .limit(limit)
+                ).scalars()
+            )
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -379,7 +480,7 @@ class Database:
         row = connection.execute(
             sa.select(vaults.c.version, vaults.c.state).where(vaults.c.id == vault_id)
         ).one_or_none()
-        now = self.now()
+        now = self.now(connection)
         version, state = (row.version, bytes(row.state)) if row is not None else (0, None)
         transition = step(state, now)
         if not isinstance(transition.state, bytes):
@@ -396,14 +497,19 @@ class Database:
         if row is None:
             connection.execute(
                 vaults.insert().values(
-                    id=vault_id, version=1, state=transition.state, created_at=now, updated_at=now
+                    id=vault_id,
+                    version=1,
+                    state=transition.state,
+                    created_at=now,
+                    updated_at=now,
+                    due_at=transition.due_at,
                 )
             )  # a concurrent creator makes this an IntegrityError: the next attempt sees its vault
         else:
             swapped = connection.execute(
                 vaults.update()
                 .where(vaults.c.id == vault_id, vaults.c.version == version)
-                .values(version=version + 1, state=transition.state, updated_at=now)
+                .values(version=version + 1, state=transition.state, updated_at=now, due_at=transition.due_at)
             )
             if swapped.rowcount != 1:
                 raise _LostRace

@@ -265,6 +265,13 @@ def _next_transition(state: VaultState, now: int) -> tuple[int, int, int] | None
     return min(ready) if ready else None
 
 
+def next_due(state: VaultState) -> int | None:
+    """When :func:`advance` next has something to do (a request moves, a change takes effect),
+    or None when only an action can change the state; a service sweeps vaults at this time."""
+    transition = _next_transition(state, 2**63)
+    return None if transition is None else max(transition[0], state.clock)
+
+
 def advance(state: VaultState, now: int) -> tuple[VaultState, Events]:
     """Make every time-driven transition due by ``now``, in time order; forget expired nonces."""
     now = max(now, state.clock)

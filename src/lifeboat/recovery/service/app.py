@@ -1,14 +1,15 @@
 """The recovery service as a FastAPI app: ``create_app(settings)``, run by ``lifeboat serve``.
 
-What exists today is the infrastructure every recovery endpoint will stand on: the database
-(migrated at start), the service key, the webhook outbox worker, problem-details errors, a body
-size cap, per-key rate limits, ``/healthz``, Prometheus ``/metrics``, the OpenAPI document, and
-the audit log's signed head and export. The vault endpoints come with the policy; they call
-:meth:`Database.transact` and nothing else changes here.
+The infrastructure every recovery endpoint stands on: the database (migrated at start), the
+service key and the service's EIP-712 domain (kept in the database), the webhook outbox worker,
+the sweep of time-driven transitions, problem-details errors, a body size cap, per-key rate limits,
+``/healthz``, Prometheus ``/metrics``, the OpenAPI document, and the audit log's signed head and
+export. The recovery endpoints themselves are in :mod:`.api`.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -26,10 +27,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lifeboat import __version__
-from lifeboat.recovery import audit, migrations
+from lifeboat.errors import RecoveryError
+from lifeboat.recovery import audit, messages, migrations
 from lifeboat.recovery.db import Database
 from lifeboat.recovery.outbox import Outbox, OutboxWorker
-from lifeboat.recovery.service import problems
+from lifeboat.recovery.service import api, problems
+from lifeboat.recovery.service.actions import Sweeper
 from lifeboat.recovery.service.limits import BodyLimit, RateLimit, TokenBuckets
 from lifeboat.recovery.service.settings import ServiceKey, Settings, load_or_create_key
 from lifeboat.recovery.service.witness import Witness, check_witness
@@ -46,8 +49,10 @@ class Service:
     settings: Settings
     database: Database
     key: ServiceKey
+    identity: messages.Service
     worker: OutboxWorker | None = None
     witness: Witness | None = None
+    sweeper: Sweeper | None = None
 
     def signed_head(self) -> audit.SignedHead:
         seq, head_hash = self.database.audit_head()
@@ -190,6 +195,25 @@ def _router() -> APIRouter:
     return router
 
 
+#: The chainId of a new database when none is given: the conventional local-development chain.
+DEFAULT_CHAIN_ID = 31337
+
+
+def _identity(database: Database, settings: Settings) -> messages.Service:
+    """The database's EIP-712 domain (made at first start); a different one asked for is refused."""
+    chain_id = settings.chain_id if settings.chain_id is not None else DEFAULT_CHAIN_ID
+    contract = settings.verifying_contract or secrets.token_bytes(20)
+    stored_chain, stored_contract = database.service_identity(chain_id, contract)
+    if (settings.chain_id is not None and settings.chain_id != stored_chain) or (
+        settings.verifying_contract is not None and settings.verifying_contract != stored_contract
+    ):
+        raise RecoveryError(
+            f"this database serves chainId {stored_chain} and verifyingContract 0x{stored_contract.hex()}; "
+            "its vaults are bound to that domain, so it cannot change"
+        )
+    return messages.Service(stored_chain, stored_contract)
+
+
 def create_app(settings: Settings, *, database: Database | None = None) -> FastAPI:
     """The service app. Start-up migrates (unless ``settings.migrate`` is False), loads or creates
     the service key, records its public key and starts the outbox worker."""
@@ -202,20 +226,26 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         key = await run_in_threadpool(load_or_create_key, settings.key_path())
         await run_in_threadpool(db.register_service_key, key.public_key)
         await run_in_threadpool(check_witness, db, settings.witness_path(), key.public_key)
+        identity = await run_in_threadpool(_identity, db, settings)
+        await run_in_threadpool(db.load_clock_offset)
+        db.live_offset = settings.simulated_clock
         keeper = Witness(db, key, settings.witness_path(), interval=settings.witness_interval)
         await run_in_threadpool(keeper.record)
         keeper.start()
-        service = Service(settings, db, key, witness=keeper)
+        service = Service(settings, db, key, identity, witness=keeper)
         outbox = Outbox(db)
         if settings.deliver_webhooks:
             service.worker = OutboxWorker(outbox, interval=settings.outbox_interval)
             service.worker.start()
+        sweeper = service.sweeper = Sweeper(db, interval=settings.sweep_interval)
+        sweeper.start()
         app.state.service = service
         collector = _StateCollector(service, outbox)
         app.state.metrics.registry.register(collector)
         try:
             yield
         finally:
+            await run_in_threadpool(sweeper.stop)
             if service.worker is not None:
                 await run_in_threadpool(service.worker.stop)
             await run_in_threadpool(keeper.stop)
@@ -234,6 +264,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     app.state.metrics = _Metrics()
     problems.install(app)
     app.include_router(_router())
+    app.include_router(api.router)
+    if settings.simulated_clock:
+        app.include_router(api.clock_router)
     # outermost first: measure everything, then limit bodies and rates
     app.add_middleware(RateLimit, buckets=TokenBuckets(settings.rate_per_second, settings.rate_burst))
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from lifeboat.errors import InputError, LifeboatError, RecoveryError
+from lifeboat.recovery import refusals
 from lifeboat.recovery.db import ConflictError, ReplayError, VaultNotFound
 
 __all__ = ["MEDIA_TYPE", "Problem", "ProblemModel", "install", "problem_response", "responses"]
@@ -36,6 +37,41 @@ STATUS: dict[type[LifeboatError], tuple[int, str]] = {
     VaultNotFound: (404, "unknown-vault"),
     ReplayError: (409, "replayed"),
     ConflictError: (503, "busy"),
+}
+
+#: Each refusal of the recovery core to its HTTP status; the problem's type ends in its ``code``.
+#: 400: the bytes are wrong; 403: the signature or signer may not do this; 404: no such vault,
+#: request or policy; 409: the vault's state does not allow it now; 410: the request is closed
+#: (its outcome is final); 422: well-formed but not acceptable (a rule broken, outside its lifetime).
+REFUSAL_STATUS: dict[type[refusals.Refusal], int] = {
+    refusals.Refusal: 409,
+    refusals.MalformedKey: 400,
+    refusals.MalformedMessage: 400,
+    refusals.UnknownVersion: 400,
+    refusals.BadSignature: 403,
+    refusals.WrongService: 403,
+    refusals.WrongVault: 403,
+    refusals.NotAuthorized: 403,
+    refusals.UnknownVault: 404,
+    refusals.UnknownRequest: 404,
+    refusals.UnknownPolicy: 404,
+    refusals.ReplayedNonce: 409,
+    refusals.VaultExists: 409,
+    refusals.DuplicateRequest: 409,
+    refusals.DuplicateApproval: 409,
+    refusals.TooEarly: 409,
+    refusals.VaultLocked: 409,
+    refusals.NoPendingChange: 409,
+    refusals.EscrowRefused: 409,
+    refusals.TooManyRequests: 409,
+    refusals.NotLocked: 409,
+    refusals.RequestClosed: 410,
+    refusals.Expired: 422,
+    refusals.NotYetValid: 422,
+    refusals.LifetimeTooLong: 422,
+    refusals.InvalidConfig: 422,
+    refusals.RequestMismatch: 422,
+    refusals.EscrowUnreadable: 422,
 }
 
 
@@ -92,7 +128,20 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=dict(headers or {}))
 
 
+def safe_detail(text: str, limit: int = 500) -> str:
+    """A refusal's message made inert: a refusal may quote a few characters of its input (a
+    policy name), so anything but printable ASCII, and markup characters, become ``?``."""
+    return "".join(c if " " <= c <= "~" and c not in _MARKUP else "?" for c in text[:limit])
+
+
+_MARKUP: Final = frozenset('<>&"`\\')
+
+
 def _status_of(exc: LifeboatError) -> tuple[int, str]:
+    if isinstance(exc, refusals.Refusal):
+        for cls in type(exc).__mro__:
+            if cls in REFUSAL_STATUS:
+                return REFUSAL_STATUS[cls], exc.code
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
@@ -140,7 +189,10 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, LifeboatError)
         status, slug = _status_of(exc)
         headers = {"Retry-After": "1"} if status == 503 else None
-        return problem_response(request, status, detail=str(exc)[:500], slug=slug, headers=headers)
+        extra = {"code": exc.code} if isinstance(exc, refusals.Refusal) else None
+        return problem_response(
+            request, status, detail=safe_detail(str(exc)), slug=slug, headers=headers, extra=extra
+        )
 
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)

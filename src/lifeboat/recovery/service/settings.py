@@ -95,6 +95,15 @@ class Settings:
     #: Where this replica keeps the newest head it signed (None: in the home), and how often.
     witness: Path | None = None
     witness_interval: float = 5.0
+    #: Enable ``POST /v1/clock/advance`` (tours, drills, tests): service time = wall clock +
+    #: an offset kept in the database.
+    simulated_clock: bool = False
+    #: Seconds between sweeps for time-driven transitions (executable, expired, change applied).
+    sweep_interval: float = 1.0
+    #: The EIP-712 domain of a new database (chainId, verifyingContract); a database keeps the
+    #: pair it was created with. None: 31337 and a random address chosen at first start.
+    chain_id: int | None = None
+    verifying_contract: bytes | None = None
 
     def home_path(self) -> Path:
         return Path(self.home) if self.home is not None else default_home()
