@@ -356,9 +356,10 @@ class Connection:
             except ValueError:
                 problem = None
             if isinstance(problem, dict):
-                code = str(problem.get("type", "")).rstrip("/").rsplit("/", 1)[-1] or None
+                # the refusal's code ends the problem type (urn:lifeboat:problem:too_early, .../too_early)
+                code = re.split(r"[/:]", str(problem.get("type", "")).rstrip("/:"))[-1] or None
                 detail = str(problem.get("detail") or problem.get("title") or detail)
-            label = f" ({code})" if code and code != "about:blank" else ""
+            label = f" ({code})" if code and code != "blank" else ""
             message = " ".join(f"the service refused{label}: {detail}".split())
             raise ServiceError(message[:400], code, response.status_code)
         try:
@@ -490,6 +491,7 @@ def _sign_and_send(
     human: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     key = load_key(key_file)
+    _valid_for(valid_for)  # a usage error before any network call
     connection = Connection(service_url)
     info_ = connection.info()
     signed = messages.sign(info_.service, _message(info_, vault, build(state), valid_for), key)
@@ -589,6 +591,7 @@ def vault_create(
     except Refusal as error:
         raise UsageError(str(error)) from None
     vault = secrets.token_bytes(messages.ID_BYTES)
+    _valid_for(valid_for)  # a usage error before any network call
     connection = Connection(service)
     info_ = connection.info()
     signed = messages.sign(
@@ -613,7 +616,7 @@ def _config_text(config: VaultConfig, indent: str = "") -> list[str]:
     for p in config.policies:
         names = ", ".join((config.guardian(k) or Guardian(k)).label or k.text[:20] for k in p.guardians)
         unit = "weight" if p.by_weight else "of " + str(len(p.guardians))
-        veto = f"owner or {p.veto_guardians} guardians" if p.veto_guardians else "owner only"
+        veto = f"the owner, or {p.veto_guardians} of its guardians" if p.veto_guardians else "the owner only"
         lines.append(
             f"{indent}  {p.name}: {p.threshold} {unit}, recovery period {format_duration(p.recovery_period)}, "
             f"expiry window {format_duration(p.expiry_window)}, veto: {veto}; guardians: {names}"
@@ -671,6 +674,7 @@ def _propose(
 ) -> None:
     key = load_key(key_file)
     vault_id = parse_id(vault, "vault")
+    _valid_for(valid_for)  # a usage error before any network call
     connection = Connection(service)
     state, _ = connection.vault(vault_id)
     # A pending change is the owner's latest intent: a second change builds on it (and replaces it).
@@ -849,6 +853,7 @@ def request_command(
     owner = parse_public_key(new_owner, "--new-owner")
     key = None if print_typed_data else _need_key(key_file)
     request_id = secrets.token_bytes(messages.ID_BYTES)
+    _valid_for(valid_for)  # a usage error before any network call
     connection = Connection(service)
     info_ = connection.info()
     message = _message(info_, vault_id, messages.OpenRequest(request_id, owner, policy), valid_for)
@@ -897,6 +902,7 @@ def approve_command(
     """Approve a request: the new owner and policy are taken from the request and signed with it."""
     vault_id = parse_id(vault, "vault")
     key = None if print_typed_data else _need_key(key_file)
+    _valid_for(valid_for)  # a usage error before any network call
     connection = Connection(service)
     state, _ = connection.vault(vault_id)
     target = resolve_request(state, request)
@@ -928,6 +934,7 @@ def _on_request(
 ) -> None:
     vault_id = parse_id(vault, "vault")
     key = None if print_typed_data else _need_key(key_file)
+    _valid_for(valid_for)  # a usage error before any network call
     connection = Connection(service)
     state, _ = connection.vault(vault_id)
     target = resolve_request(state, request)
@@ -1107,6 +1114,7 @@ def escrow_upload(
     except UnicodeDecodeError:
         raise InputError(f"share file {share} is not UTF-8 text") from None
     ciphertext = escrow.escrow_share(text, recipient)
+    _valid_for(valid_for)  # a usage error before any network call
     connection = Connection(service)
     state, _ = connection.vault(vault_id)
     target = resolve_request(state, request)
