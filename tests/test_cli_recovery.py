@@ -592,3 +592,22 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     assert (home / "recovered.hex").read_bytes() == (home / "secret.hex").read_bytes()
     key_secret = decode_key_file((home / "owner.key").read_bytes(), "owner").secret.hex()
     assert key_secret not in result.stdout + result.stderr
+
+
+def test_the_key_file_format_is_as_documented() -> None:
+    """formats.md, "Recovery key file, version 1": the line it shows is what keygen writes."""
+    text = (ROOT / "docs" / "formats.md").read_text(encoding="utf-8")
+    section = text[text.index("## Recovery key file, version 1") :]
+    documented = re.search(r"`(\{\"format\":\"lifeboat-recovery-key\".*?\})`", section)
+    assert documented is not None
+    key = PrivateKey.from_seed(KeyKind.BIP340, bytes(31) + b"\x05")
+    expected = documented.group(1).replace("<kind>-secret:<64 hex>", key.text)
+    assert encode_key_file(key) == expected.encode() + b"\n"
+
+
+def test_the_cli_imports_no_service_or_database_module() -> None:
+    from test_layers import ROOT as PACKAGE
+    from test_layers import import_graph
+
+    reached = import_graph(PACKAGE)["lifeboat.cli.recovery_cmds"]
+    assert not {m for m in reached if m.startswith(("lifeboat.recovery.service", "lifeboat.recovery.db"))}
