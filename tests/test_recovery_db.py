@@ -230,14 +230,19 @@ def test_threads_racing_on_postgresql_lose_and_double_nothing(pg_db: Database) -
 
 HAMMER = """
 import sys
+import time
 sys.path.insert(0, sys.argv[3])
 from recovery_helpers import counter_step
 from lifeboat.recovery.db import Database
 database = Database(sys.argv[1])
 step = counter_step(sys.argv[4])
+database.check()  # connected and warm: then wait for the other process, so the two overlap
+print("ready", flush=True)
+sys.stdin.readline()
 retries = 0
 for _ in range(int(sys.argv[2])):
     retries += database.transact("hot", step).attempts - 1
+    time.sleep(0.002)  # requests arrive apart, as they do: a loser that backs off gets its turn
 print(retries)
 """
 
@@ -249,6 +254,7 @@ def test_two_processes_hammering_one_vault_on_postgresql_are_exactly_once(pg_db:
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", HAMMER, url, str(each), str(TESTS), f"replica{i}"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -256,6 +262,12 @@ def test_two_processes_hammering_one_vault_on_postgresql_are_exactly_once(pg_db:
         )
         for i in range(2)
     ]
+    for process in processes:  # both started and connected before either begins
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready", process.args
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
     outputs = [process.communicate(timeout=300) for process in processes]
     for process, (_out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
