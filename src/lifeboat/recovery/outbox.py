@@ -17,7 +17,6 @@ database, not in memory.
 from __future__ import annotations
 
 import random
-import threading
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,6 +26,7 @@ import sqlalchemy as sa
 from lifeboat import __version__
 from lifeboat.recovery import webhooks
 from lifeboat.recovery.db import DEAD, DELIVERED, OUTBOX, PENDING, WEBHOOKS, Database
+from lifeboat.recovery.worker import PeriodicWorker
 
 __all__ = ["Backoff", "Outbox", "OutboxWorker", "PassReport"]
 
@@ -190,38 +190,13 @@ class Outbox:
         return {PENDING: 0, DELIVERED: 0, DEAD: 0} | {status: int(n) for status, n in found}
 
 
-class OutboxWorker:
-    """A background thread that keeps delivering: a pass, then a wait of ``interval`` (or a wake-up)."""
+class OutboxWorker(PeriodicWorker):
+    """A background thread that keeps delivering: a pass, then a wait of ``interval`` (or a wake-up);
+    no wait while a pass fills a whole batch."""
 
     def __init__(self, outbox: Outbox, *, interval: float = 1.0) -> None:
         self.outbox = outbox
-        self.interval = interval
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lifeboat-outbox", daemon=True)
-        self.last_error: str | None = None
+        super().__init__(self._deliver, name="lifeboat-outbox", interval=interval)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def wake(self) -> None:
-        """Deliver now (call after a commit that wrote outbox rows)."""
-        self._wake.set()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                report = self.outbox.deliver_due()
-                self.last_error = None
-            except sa.exc.SQLAlchemyError as exc:  # the database is away for a moment: try again later
-                self.last_error = type(exc).__name__
-                report = PassReport()
-            if report.attempted < self.outbox.batch:
-                self._wake.wait(self.interval)
-            self._wake.clear()
+    def _deliver(self) -> bool:
+        return self.outbox.deliver_due().attempted >= self.outbox.batch

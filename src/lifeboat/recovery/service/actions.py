@@ -19,12 +19,9 @@ from __future__ import annotations
 import binascii
 import hmac
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
-
-import sqlalchemy as sa
 
 from lifeboat.errors import RecoveryError
 from lifeboat.recovery import escrow, messages, policy
@@ -37,6 +34,7 @@ from lifeboat.recovery.refusals import (
     MalformedMessage,
     UnknownRequest,
 )
+from lifeboat.recovery.worker import PeriodicWorker
 
 __all__ = [
     "SERVICE_ACTOR",
@@ -227,7 +225,7 @@ def event_json(events: Sequence[policy.Event]) -> list[Mapping[str, Any]]:
     return [e.to_json() for e in events]
 
 
-class Sweeper:
+class Sweeper(PeriodicWorker):
     """A background thread that runs :func:`sweep_due` every ``interval`` seconds (or when woken).
 
     Every replica may sweep: ``transact`` makes each transition land once, and a replica that
@@ -236,30 +234,8 @@ class Sweeper:
 
     def __init__(self, database: Database, *, interval: float = 1.0) -> None:
         self.database = database
-        self.interval = interval
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lifeboat-recovery-sweep", daemon=True)
-        self.last_error: str | None = None
+        super().__init__(self._sweep, name="lifeboat-recovery-sweep", interval=interval)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sweep_due(self.database)
-                self.last_error = None
-            except sa.exc.SQLAlchemyError as exc:  # the database is away: try again next time
-                self.last_error = type(exc).__name__
-            self._wake.wait(self.interval)
-            self._wake.clear()
+    def _sweep(self) -> bool:
+        sweep_due(self.database)
+        return False
