@@ -42,3 +42,14 @@ def require_tool(name: str) -> str:
     if in_ci():
         pytest.fail(f"{reason}; CI=true, so a missing tool is an error", pytrace=False)
     pytest.skip(reason)
+
+
+def require_database_url() -> str:
+    """``$LIFEBOAT_TEST_DATABASE_URL`` (a PostgreSQL URL); skip without it (fail if CI=true)."""
+    url = os.environ.get("LIFEBOAT_TEST_DATABASE_URL")
+    if url:
+        return url
+    reason = "LIFEBOAT_TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true, so a missing database is an error", pytrace=False)
+    pytest.skip(reason)

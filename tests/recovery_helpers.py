@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import itertools
 import json
-import os
 import socket
 import threading
 import uuid
@@ -15,26 +14,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
-import pytest
 import sqlalchemy as sa
 
-from conftest_tools import in_ci
+from conftest_tools import require_database_url
 from lifeboat.recovery import messages
 from lifeboat.recovery.config import Guardian, Policy, VaultConfig
 from lifeboat.recovery.db import Event, Step, Transition
 from lifeboat.recovery.keys import KeyKind, PrivateKey
 from lifeboat.recovery.messages import Action, Message, Service, VerifiedAction
 
-
-def pg_base_url() -> str:
-    """``$LIFEBOAT_TEST_DATABASE_URL``; skip without it (fail under CI=true)."""
-    url = os.environ.get("LIFEBOAT_TEST_DATABASE_URL")
-    if not url:
-        reason = "LIFEBOAT_TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
-        if in_ci():
-            pytest.fail(f"{reason}; CI=true, so a missing database is an error", pytrace=False)
-        pytest.skip(reason)
-    return url
+pg_base_url = require_database_url
 
 
 @contextmanager

@@ -149,7 +149,7 @@ def test_bad_inputs_without_a_service(
         cli("recovery", "lock", vault, "--key", owner, *dead), 1, "cannot reach the recovery service"
     )
     result = cli("--json", "recovery", "status", vault, *dead)
-    assert result.code == 1 and result.json()["kind"] == "ServiceError"
+    assert result.code == 1 and result.json()["kind"] == "ServiceUnavailable"
     one_line_error(
         cli("recovery", "lock", vault, "--key", owner, "--valid-for", "31d", *dead), 2, "valid-for"
     )

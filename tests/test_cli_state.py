@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from conftest import CliResult, CliRunner
-from conftest_tools import in_ci
+from conftest_tools import in_ci, require_database_url
 from lifeboat.state import prolly
 from lifeboat.store.backends import open_backend
 from lifeboat.store.keyfile import TEST_KDF
@@ -415,13 +415,7 @@ def test_jsonl_restored_into_sqlite_reads_back_the_same_records(
 
 @pytest.fixture
 def pg_url() -> str:
-    url = os.environ.get("LIFEBOAT_TEST_DATABASE_URL")
-    if not url:
-        reason = "LIFEBOAT_TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
-        if in_ci():
-            pytest.fail(f"{reason}; CI=true, so a missing database is an error", pytrace=False)
-        pytest.skip(reason)
-    return url
+    return require_database_url()
 
 
 @pytest.fixture

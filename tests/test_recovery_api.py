@@ -31,7 +31,7 @@ from eth_account.messages import encode_typed_data
 from fastapi.testclient import TestClient
 
 from lifeboat import secrets
-from lifeboat.errors import RecoveryError
+from lifeboat.errors import RecoveryError, UsageError
 from lifeboat.recovery import audit, escrow, messages, refusals
 from lifeboat.recovery.client import Client, ServiceProblem, error_from_problem
 from lifeboat.recovery.db import Database
@@ -526,6 +526,58 @@ def test_the_client_raises_the_refusal_the_service_raised(opened: Fixture) -> No
     assert caught.value.status == 404
     with pytest.raises(ServiceProblem):
         Client("http://127.0.0.1:9").service()  # nothing listens there
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "call", "error", "match"),
+    [
+        (200, b"<html>a login page</html>", "service", "ServiceUnavailable", "not a JSON object"),
+        (200, b"[1, 2]", "service", "ServiceUnavailable", "not a JSON object"),
+        (200, b'{"now": 5}', "service", "ServiceUnavailable", "service description"),
+        (200, b'{"service": {"name": "x"}, "now": "soon"}', "service", "ServiceUnavailable", "cannot read"),
+        (
+            200,
+            b'{"vault": "00", "version": 1, "now": 1, "state": {}}',
+            "vault",
+            "ServiceUnavailable",
+            "vault state",
+        ),
+        (
+            200,
+            b'{"shares": [{"guardian": "ed25519:zz", "ciphertext": "AA=="}]}',
+            "escrow",
+            "ServiceUnavailable",
+            "escrow",
+        ),
+        (200, b'{"now": true}', "advance_clock", "ServiceUnavailable", "clock"),
+        (502, b"bad gateway", "service", "ServiceProblem", r"HTTP 502"),
+        (
+            409,
+            b'{"type": "urn:lifeboat:problem:too_early", "detail": "wait"}',
+            "service",
+            "TooEarly",
+            r"\(too_early\): wait",
+        ),
+    ],
+)
+def test_the_client_names_answers_it_cannot_read(
+    status: int, body: bytes, call: str, error: str, match: str
+) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, content=body))
+    with Client("http://lifeboat.invalid", transport=transport) as client:
+        arguments: dict[str, tuple[object, ...]] = {
+            "vault": (bytes(32),),
+            "escrow": (bytes(32), bytes(32)),
+            "advance_clock": (60,),
+        }
+        with pytest.raises(RecoveryError, match=match) as caught:
+            getattr(client, call)(*arguments.get(call, ()))
+    assert type(caught.value).__name__ == error
+
+
+def test_the_client_wants_an_http_url() -> None:
+    with pytest.raises(UsageError, match="http://"):
+        Client("127.0.0.1:8750")
 
 
 def test_reads_of_unknown_things_are_problems(opened: Fixture) -> None:

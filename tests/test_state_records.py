@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -19,7 +18,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest_tools import in_ci
+from conftest_tools import in_ci, require_database_url
 from lifeboat.errors import RecordError, StorageError, UsageError
 from lifeboat.state import records
 from lifeboat.state.records import (
@@ -75,13 +74,7 @@ def ledger(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def pg_url() -> str:
-    url = os.environ.get("LIFEBOAT_TEST_DATABASE_URL")
-    if not url:
-        reason = "LIFEBOAT_TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
-        if in_ci():
-            pytest.fail(f"{reason}; CI=true, so a missing database is an error", pytrace=False)
-        pytest.skip(reason)
-    return url
+    return require_database_url()
 
 
 @pytest.fixture

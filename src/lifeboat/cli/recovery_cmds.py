@@ -13,16 +13,16 @@ unique prefix of 4+ hex digits of its id within the vault. Key files hold one pr
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import secrets
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
+import click
 import pyrage
 import typer
 
@@ -34,9 +34,12 @@ from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, check_writable, read_bounded, 
 from lifeboat.recovery import audit, escrow, messages
 from lifeboat.recovery.config import Guardian, Policy, VaultConfig, check_config
 from lifeboat.recovery.keys import KeyKind, PrivateKey, PublicKey
-from lifeboat.recovery.policy import Request, Status, VaultState, vault_state_from_json
+from lifeboat.recovery.policy import Request, Status, VaultState
 from lifeboat.recovery.refusals import MalformedKey, Refusal
 from lifeboat.secrets import envelope
+
+if TYPE_CHECKING:
+    from lifeboat.recovery.client import Client, ServiceInfo
 from lifeboat.secrets.backup import parse_share_text, stated_fingerprint
 
 recovery_app = typer.Typer(
@@ -78,18 +81,6 @@ MAX_MESSAGE_FILE: Final = messages.MAX_WIRE_BYTES
 MAX_SHARE_FILE: Final = 64 * 1024
 MAX_EXPORT: Final = 1 << 30
 TIMEOUT: Final = 30.0
-
-
-class ServiceError(RecoveryError):
-    """The recovery service refused a request, answered something unreadable, or could not be reached.
-
-    ``code`` is the refusal's code (the problem type's last segment) when the service gave one.
-    """
-
-    def __init__(self, message: str, code: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
 
 
 # --- options -----------------------------------------------------------------------------------
@@ -320,112 +311,19 @@ def resolve_request(state: VaultState, text: str) -> Request:
 # --- the service -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ServiceInfo:
-    service: messages.Service
-    now: int
+def connect(url: str | None) -> Client:
+    """The recovery service at ``url`` (``--service`` or $LIFEBOAT_SERVICE)."""
+    if not url:
+        raise UsageError(f"which recovery service? pass --service URL or set ${ENV_URL}")
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--service {url[:60]!r} is not an http:// or https:// URL")
+    from lifeboat.recovery.client import Client  # httpx only for the commands that talk to a service
 
-
-class Connection:
-    """The recovery service's HTTP API (RECOVERY_CONTRACT): JSON in, JSON or problem details out."""
-
-    def __init__(self, url: str | None) -> None:
-        if not url:
-            raise UsageError(f"which recovery service? pass --service URL or set ${ENV_URL}")
-        if not url.startswith(("http://", "https://")):
-            raise UsageError(f"--service {url[:60]!r} is not an http:// or https:// URL")
-        self.url = url.rstrip("/")
-
-    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        import httpx
-
-        try:
-            response = httpx.request(method, self.url + path, json=body, timeout=TIMEOUT)
-        except httpx.HTTPError as error:
-            raise ServiceError(
-                f"cannot reach the recovery service at {self.url}: {type(error).__name__}"
-                f"{': ' + str(error)[:120] if str(error) else ''}"
-            ) from None
-        return self._answer(response)
-
-    def _answer(self, response: Any) -> Any:
-        if response.status_code >= 400:
-            code, detail = None, response.reason_phrase
-            try:
-                problem = response.json()
-            except ValueError:
-                problem = None
-            if isinstance(problem, dict):
-                # the refusal's code ends the problem type (urn:lifeboat:problem:too_early, .../too_early)
-                code = re.split(r"[/:]", str(problem.get("type", "")).rstrip("/:"))[-1] or None
-                detail = str(problem.get("detail") or problem.get("title") or detail)
-            label = f" ({code})" if code and code != "blank" else ""
-            message = " ".join(f"the service refused{label}: {detail}".split())
-            raise ServiceError(message[:400], code, response.status_code)
-        try:
-            return response.json()
-        except ValueError:
-            raise ServiceError(
-                f"the recovery service at {self.url} answered something that is not JSON"
-            ) from None
-
-    def raw(self, path: str) -> bytes:
-        import httpx
-
-        try:
-            response = httpx.get(self.url + path, timeout=TIMEOUT)
-        except httpx.HTTPError as error:
-            raise ServiceError(
-                f"cannot reach the recovery service at {self.url}: {type(error).__name__}"
-            ) from None
-        if response.status_code >= 400:
-            self._answer(response)
-        return bytes(response.content)
-
-    def info(self) -> ServiceInfo:
-        body = self._send("GET", "/v1/service")
-        try:
-            return ServiceInfo(messages.Service.from_json(body["service"]), _int(body["now"]))
-        except (KeyError, TypeError, Refusal):
-            raise ServiceError(f"{self.url}/v1/service did not describe a recovery service") from None
-
-    def vault(self, vault: bytes) -> tuple[VaultState, int]:
-        body = self._send("GET", f"/v1/vaults/{vault.hex()}")
-        try:
-            state = vault_state_from_json(json.dumps(body["state"]).encode())
-            return state, _int(body["now"])
-        except (KeyError, TypeError, Refusal) as error:
-            raise ServiceError(f"the service sent a vault state this Lifeboat cannot read: {error}") from None
-
-    def act(self, signed: messages.SignedMessage, ciphertext: bytes | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"signed": messages.signed_to_json(signed)}
-        if ciphertext is not None:
-            body["ciphertext"] = base64.b64encode(ciphertext).decode()
-        answer = self._send("POST", "/v1/actions", body)
-        if not isinstance(answer, dict):
-            raise ServiceError("the service's answer to an action is not a JSON object")
-        return answer
-
-    def escrow(self, vault: bytes, request: bytes) -> list[tuple[str, bytes]]:
-        body = self._send("GET", f"/v1/vaults/{vault.hex()}/requests/{request.hex()}/escrow")
-        try:
-            return [
-                (str(s["guardian"]), base64.b64decode(s["ciphertext"], validate=True)) for s in body["shares"]
-            ]
-        except (KeyError, TypeError, ValueError):
-            raise ServiceError("the service's escrow bundle is not readable") from None
-
-    def advance(self, seconds: int) -> int:
-        return _int(self._send("POST", "/v1/clock/advance", {"seconds": seconds})["now"])
-
-    def head(self) -> Any:
-        return self._send("GET", "/v1/audit/head")
-
-
-def _int(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError("not an integer")
-    return value
+    client = Client(url, timeout=TIMEOUT)
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(client.close)
+    return client
 
 
 def _valid_for(text: str) -> int:
@@ -454,19 +352,19 @@ def _hex(data: bytes) -> str:
 
 
 def _send_signed(
-    connection: Connection,
+    connection: Client,
     signed: messages.SignedMessage,
     ciphertext: bytes | None = None,
     extra: dict[str, Any] | None = None,
     human: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     answer = connection.act(signed, ciphertext)
-    events = answer.get("events", [])
+    events = list(answer.events)
     data = {
         "ok": True,
         "action": signed.message.kind,
-        "vault": answer.get("vault", signed.message.vault.hex()),
-        "version": answer.get("version"),
+        "vault": answer.vault,
+        "version": answer.version,
         "signer": signed.signer.text,
         "events": events,
         **(extra or {}),
@@ -492,8 +390,8 @@ def _sign_and_send(
 ) -> None:
     key = load_key(key_file)
     _valid_for(valid_for)  # a usage error before any network call
-    connection = Connection(service_url)
-    info_ = connection.info()
+    connection = connect(service_url)
+    info_ = connection.service()
     signed = messages.sign(info_.service, _message(info_, vault, build(state), valid_for), key)
     _send_signed(connection, signed, extra=extra, human=human)
 
@@ -592,8 +490,8 @@ def vault_create(
         raise UsageError(str(error)) from None
     vault = secrets.token_bytes(messages.ID_BYTES)
     _valid_for(valid_for)  # a usage error before any network call
-    connection = Connection(service)
-    info_ = connection.info()
+    connection = connect(service)
+    info_ = connection.service()
     signed = messages.sign(
         info_.service, _message(info_, vault, messages.CreateVault(config), valid_for), key
     )
@@ -632,7 +530,8 @@ def _config_text(config: VaultConfig, indent: str = "") -> list[str]:
 def vault_show(vault: VaultArg, service: ServiceOpt = None) -> None:
     """A vault's owner, guardians, policies, lock and pending change (as the service has them now)."""
     vault_id = parse_id(vault, "vault")
-    state, now = Connection(service).vault(vault_id)
+    view = connect(service).vault(vault_id)
+    state, now = view.state, view.now
     data = {"vault": vault_id.hex(), "now": now, "state": json.loads(_state_json(state))}
 
     def human() -> None:
@@ -675,8 +574,8 @@ def _propose(
     key = load_key(key_file)
     vault_id = parse_id(vault, "vault")
     _valid_for(valid_for)  # a usage error before any network call
-    connection = Connection(service)
-    state, _ = connection.vault(vault_id)
+    connection = connect(service)
+    state = connection.vault(vault_id).state
     # A pending change is the owner's latest intent: a second change builds on it (and replaces it).
     base = state.pending_change.config if state.pending_change is not None else state.config
     config = change(base)
@@ -684,7 +583,7 @@ def _propose(
         check_config(config, state.owner)
     except Refusal as error:
         raise UsageError(f"{what}: {error}") from None
-    info_ = connection.info()
+    info_ = connection.service()
     signed = messages.sign(
         info_.service, _message(info_, vault_id, messages.ProposeChange(config), valid_for), key
     )
@@ -854,8 +753,8 @@ def request_command(
     key = None if print_typed_data else _need_key(key_file)
     request_id = secrets.token_bytes(messages.ID_BYTES)
     _valid_for(valid_for)  # a usage error before any network call
-    connection = Connection(service)
-    info_ = connection.info()
+    connection = connect(service)
+    info_ = connection.service()
     message = _message(info_, vault_id, messages.OpenRequest(request_id, owner, policy), valid_for)
     if key is None:
         info(f"request id {request_id.hex()}")
@@ -903,15 +802,15 @@ def approve_command(
     vault_id = parse_id(vault, "vault")
     key = None if print_typed_data else _need_key(key_file)
     _valid_for(valid_for)  # a usage error before any network call
-    connection = Connection(service)
-    state, _ = connection.vault(vault_id)
+    connection = connect(service)
+    state = connection.vault(vault_id).state
     target = resolve_request(state, request)
     if new_owner is not None and parse_public_key(new_owner, "--new-owner") != target.new_owner:
         raise RecoveryError(
             f"request {target.id.hex()[:12]} names new owner {target.new_owner.text}, not the key you gave; "
             "do not approve it"
         )
-    info_ = connection.info()
+    info_ = connection.service()
     action = messages.Approve(target.id, target.new_owner, target.policy)
     message = _message(info_, vault_id, action, valid_for)
     if key is None:
@@ -935,10 +834,10 @@ def _on_request(
     vault_id = parse_id(vault, "vault")
     key = None if print_typed_data else _need_key(key_file)
     _valid_for(valid_for)  # a usage error before any network call
-    connection = Connection(service)
-    state, _ = connection.vault(vault_id)
+    connection = connect(service)
+    state = connection.vault(vault_id).state
     target = resolve_request(state, request)
-    info_ = connection.info()
+    info_ = connection.service()
     message = _message(info_, vault_id, build(target.id), valid_for)
     if key is None:
         _print_typed_data(info_, message)
@@ -1056,7 +955,8 @@ def status_command(
 ) -> None:
     """Each request's status, approvals against its threshold and countdowns to executable and expiry."""
     vault_id = parse_id(vault, "vault")
-    state, now = Connection(service).vault(vault_id)
+    view = connect(service).vault(vault_id)
+    state, now = view.state, view.now
     chosen = [resolve_request(state, request)] if request is not None else list(state.requests)
     summaries = [request_summary(state, r, now) for r in chosen]
     data = {
@@ -1115,10 +1015,10 @@ def escrow_upload(
         raise InputError(f"share file {share} is not UTF-8 text") from None
     ciphertext = escrow.escrow_share(text, recipient)
     _valid_for(valid_for)  # a usage error before any network call
-    connection = Connection(service)
-    state, _ = connection.vault(vault_id)
+    connection = connect(service)
+    state = connection.vault(vault_id).state
     target = resolve_request(state, request)
-    info_ = connection.info()
+    info_ = connection.service()
     action = messages.UploadShare(target.id, escrow.ciphertext_digest(ciphertext))
     signed = messages.sign(info_.service, _message(info_, vault_id, action, valid_for), key)
     _send_signed(
@@ -1174,13 +1074,13 @@ def claim_command(
     identities = envelope.load_identities(identity)
     if not identities:
         raise InputError(f"identity file {identity} holds no age identity (AGE-SECRET-KEY-1...)")
-    connection = Connection(service)
-    state, _ = connection.vault(vault_id)
+    connection = connect(service)
+    state = connection.vault(vault_id).state
     target = resolve_request(state, request)
     bundle = connection.escrow(vault_id, target.id)
     if not bundle:
         raise RecoveryError(f"request {target.id.hex()[:12]} was executed, but no guardian escrowed a share")
-    ciphertexts = [ciphertext for _, ciphertext in bundle]
+    ciphertexts = [share.ciphertext for share in bundle]
     chosen, expected = _identity_and_fingerprint(identities, ciphertexts, fingerprint)
     secret = escrow.open_bundle(
         chosen, ciphertexts, expected, passphrase=inputs.passphrase(passphrase_file, ask_passphrase)
@@ -1191,7 +1091,7 @@ def claim_command(
     data: dict[str, Any] = {
         "request": target.id.hex(),
         "shares": len(bundle),
-        "guardians": [guardian for guardian, _ in bundle],
+        "guardians": [share.guardian.text for share in bundle],
         "fingerprint": expected,
         "file": None if output is None else str(output),
     }
@@ -1281,7 +1181,7 @@ def submit_command(
         raise RecoveryError(
             f"the signature does not verify under {key.text} for this {message.kind}; nothing was sent"
         )
-    _send_signed(Connection(service), signed)
+    _send_signed(connect(service), signed)
 
 
 # --- audit -------------------------------------------------------------------------------------
@@ -1299,7 +1199,7 @@ def audit_export(
     """Download the whole audit log (JSON Lines ending in a signed head)."""
     if output is not None:
         check_writable(output, overwrite=force)
-    export = Connection(service).raw("/v1/audit/export")
+    export = connect(service).audit_export()
     if output is None:
         sys.stdout.buffer.write(export)
         sys.stdout.flush()
@@ -1323,13 +1223,13 @@ def audit_head(
     """The audit chain's newest entry signed by the service: keep it for `audit verify --known-head`."""
     if output is not None:
         check_writable(output, overwrite=force)
-    document = Connection(service).head()
+    document = connect(service).audit_head()
     try:
         head = document["head"]
         key = bytes.fromhex(head["service_key"])
         audit.verify_head(document, key)
     except (KeyError, TypeError, ValueError):
-        raise ServiceError("the service's signed head is not readable") from None
+        raise RecoveryError("the service's signed head is not readable") from None
     if output is not None:
         write_atomic(output, canonical_json(document) + b"\n", mode=PUBLIC_MODE, overwrite=force)
     emit(
@@ -1395,7 +1295,7 @@ def clock_advance(
 ) -> None:
     """Move a `lifeboat serve --simulated-clock` service's clock forward (refused by a real one)."""
     seconds = parse_duration(duration, "the duration")
-    now = Connection(service).advance(seconds)
+    now = connect(service).advance_clock(seconds)
     emit(
         {"now": now, "advanced": seconds},
         lambda: stdout.print(f"service clock advanced {format_duration(seconds)}; now {now}"),
@@ -1407,8 +1307,7 @@ def register(app: typer.Typer) -> None:
 
 
 __all__ = [
-    "Connection",
-    "ServiceError",
+    "connect",
     "decode_key_file",
     "encode_key_file",
     "format_duration",

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
 
 import httpx
 
-from lifeboat.errors import RecoveryError
+from lifeboat.errors import RecoveryError, UsageError
 from lifeboat.recovery import messages, policy, refusals
 from lifeboat.recovery.keys import PublicKey
 
@@ -111,10 +112,28 @@ def error_from_problem(status: int, body: object) -> RecoveryError:
     kind = str(problem.get("type", ""))
     code = kind.removeprefix(PROBLEM_URN) if kind.startswith(PROBLEM_URN) else ""
     cls = _REFUSALS.get(code)
-    error: RecoveryError = cls(detail) if cls is not None else ServiceProblem(detail)
+    label = f" ({code})" if code else f" (HTTP {status})"
+    message = " ".join(f"the service refused{label}: {detail}".split())[:400]
+    error: RecoveryError = cls(message) if cls is not None else ServiceProblem(message)
     error.status = status  # type: ignore[attr-defined]
     error.problem = problem  # type: ignore[attr-defined]
     return error
+
+
+@contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """Turn a body of the wrong shape into one clear error instead of a KeyError."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, refusals.Refusal) as error:
+        detail = f" ({error})" if isinstance(error, refusals.Refusal) else ""
+        raise ServiceUnavailable(f"the service sent {what} this Lifeboat cannot read{detail}") from None
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("not an integer")
+    return value
 
 
 class Client:
@@ -128,7 +147,10 @@ class Client:
         key: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise UsageError(f"the recovery service {base_url[:60]!r} is not an http:// or https:// URL")
         headers = {"Lifeboat-Key": key} if key else {}
+        self.url = base_url.rstrip("/")
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"), timeout=timeout, headers=headers, transport=transport
         )
@@ -144,29 +166,41 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, *, body: Any = None) -> Any:
+    def _send(self, method: str, path: str, body: Any = None) -> httpx.Response:
         try:
             response = self._http.request(method, path, json=body)
         except httpx.HTTPError as error:
+            reason = f": {str(error)[:120]}" if str(error) else ""
             raise ServiceUnavailable(
-                f"the recovery service at {self._http.base_url} does not answer ({type(error).__name__})"
+                f"cannot reach the recovery service at {self.url}: {type(error).__name__}{reason}"
             ) from None
+        if not response.is_success:
+            try:
+                value = response.json()
+            except (ValueError, UnicodeDecodeError):
+                value = None
+            raise error_from_problem(response.status_code, value)
+        return response
+
+    def _call(self, method: str, path: str, *, body: Any = None) -> dict[str, Any]:
+        response = self._send(method, path, body)
         try:
             value = response.json()
         except (ValueError, UnicodeDecodeError):
             value = None
-        if response.is_success and value is not None:
-            return value
-        if response.is_success:
-            raise ServiceUnavailable(f"{method} {path} answered {response.status_code} without JSON")
-        raise error_from_problem(response.status_code, value)
+        if not isinstance(value, dict):
+            raise ServiceUnavailable(
+                f"{self.url}{path} answered {response.status_code} with something that is not a JSON object"
+            )
+        return value
 
     # -- the endpoints ---------------------------------------------------------------------------
 
     def service(self) -> ServiceInfo:
         """``GET /v1/service``: the domain to sign for and the service clock."""
         body = self._call("GET", "/v1/service")
-        return ServiceInfo(messages.Service.from_json(body["service"]), int(body["now"]))
+        with _reading("a service description"):
+            return ServiceInfo(messages.Service.from_json(body["service"]), _int(body["now"]))
 
     def act(self, signed: messages.SignedMessage, ciphertext: bytes | None = None) -> ActionOutcome:
         """``POST /v1/actions``: apply one signed action (an UploadShare with its ciphertext)."""
@@ -174,23 +208,31 @@ class Client:
         if ciphertext is not None:
             body["ciphertext"] = base64.b64encode(ciphertext).decode("ascii")
         answer = self._call("POST", "/v1/actions", body=body)
-        return ActionOutcome(str(answer["vault"]), int(answer["version"]), tuple(answer["events"]))
+        with _reading("an answer to an action"):
+            events = answer["events"]
+            if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+                raise TypeError("events is not a list of objects")
+            return ActionOutcome(str(answer["vault"]), _int(answer["version"]), tuple(events))
 
     def vault(self, vault: bytes | str) -> VaultView:
         """``GET /v1/vaults/{vault}``: the state as of the service's now."""
         body = self._call("GET", f"/v1/vaults/{_hex_id(vault)}")
-        state = policy.vault_state_from_json(json.dumps(body["state"]).encode())
-        return VaultView(str(body["vault"]), int(body["version"]), int(body["now"]), state, body["state"])
+        with _reading("a vault state"):
+            state = policy.vault_state_from_json(json.dumps(body["state"]).encode())
+            return VaultView(
+                str(body["vault"]), _int(body["version"]), _int(body["now"]), state, body["state"]
+            )
 
     def escrow(self, vault: bytes | str, request: bytes | str) -> list[EscrowedCiphertext]:
         """``GET .../requests/{request}/escrow``: the released ciphertexts (after execution only)."""
         body = self._call("GET", f"/v1/vaults/{_hex_id(vault)}/requests/{_hex_id(request)}/escrow")
-        return [
-            EscrowedCiphertext(
-                PublicKey.parse(s["guardian"]), base64.b64decode(s["ciphertext"], validate=True)
-            )
-            for s in body["shares"]
-        ]
+        with _reading("an escrow bundle"):
+            return [
+                EscrowedCiphertext(
+                    PublicKey.parse(s["guardian"]), base64.b64decode(s["ciphertext"], validate=True)
+                )
+                for s in body["shares"]
+            ]
 
     def audit_head(self) -> dict[str, Any]:
         """``GET /v1/audit/head``: the signed head (check with ``audit.verify_head``)."""
@@ -198,20 +240,10 @@ class Client:
 
     def audit_export(self) -> bytes:
         """``GET /v1/audit/export``: the JSON Lines export (check with ``audit.verify``)."""
-        try:
-            response = self._http.get("/v1/audit/export")
-        except httpx.HTTPError as error:
-            raise ServiceUnavailable(
-                f"the recovery service does not answer ({type(error).__name__})"
-            ) from None
-        if not response.is_success:
-            try:
-                value = response.json()
-            except ValueError:
-                value = None
-            raise error_from_problem(response.status_code, value)
-        return response.content
+        return self._send("GET", "/v1/audit/export").content
 
     def advance_clock(self, seconds: int) -> int:
         """``POST /v1/clock/advance`` (a ``--simulated-clock`` service only): the new now."""
-        return int(self._call("POST", "/v1/clock/advance", body={"seconds": seconds})["now"])
+        body = self._call("POST", "/v1/clock/advance", body={"seconds": seconds})
+        with _reading("a clock"):
+            return _int(body["now"])
