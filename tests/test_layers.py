@@ -15,6 +15,9 @@ ROOT = Path(lifeboat.__file__).resolve().parent
 
 #: (importer pillar, imported pillar) pairs that must not occur.
 FORBIDDEN = {("store", "snapshot"), ("store", "state"), ("snapshot", "state"), ("state", "snapshot")}
+#: The drill drives the pillars' library code and sits under the CLI only.
+PILLARS = ("secrets", "threshold", "store", "snapshot", "state", "recovery")
+FORBIDDEN |= {(p, "drill") for p in PILLARS} | {("drill", "cli")}
 
 
 def import_graph(root: Path) -> dict[str, set[str]]:
