@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -191,3 +192,21 @@ def test_the_cli_exits_1_when_a_path_fails(
     captured = capsys.readouterr()
     assert code == 0 and "DRILL PASSED" in captured.out and "ok   keys" in captured.err
     assert main_entry(["drill", "--scenario", "nope"]) == 2
+
+
+def _documented_report() -> dict[str, Any]:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    block = text.split("<!-- drill-report-keys:start -->")[1].split("<!-- drill-report-keys:end -->")[0]
+    return dict(json.loads(block.split("```json")[1].split("```")[0]))
+
+
+def test_formats_md_documents_exactly_the_report_keys(tmp_path: Path) -> None:
+    documented = _documented_report()
+    actual = run_drill(seed=1, workdir=tmp_path, paths=stand_ins([])).to_json()
+    assert set(documented) == set(actual)
+    assert set(documented["paths"][0]) == set(actual["paths"][0])
+    assert set(documented["steps"][0]) == set(actual["steps"][0])
+    assert documented["format"] == actual["format"] and documented["version"] == actual["version"]
+    for key, value in documented.items():
+        if actual[key] is not None and value is not None:
+            assert type(value) is type(actual[key]) or {type(value), type(actual[key])} <= {int, float}, key
