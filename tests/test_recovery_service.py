@@ -4,6 +4,7 @@ limits, health, metrics, OpenAPI (fuzzed with schemathesis), the audit endpoints
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -28,14 +29,25 @@ from schemathesis.core.result import Ok
 from sqlalchemy.engine import make_url
 
 from lifeboat.errors import RecoveryError
-from lifeboat.recovery import audit
+from lifeboat.recovery import audit, migrations, refusals
 from lifeboat.recovery.db import AUDIT, Database, ReplayError
+from lifeboat.recovery.keys import KeyKind
+from lifeboat.recovery.messages import CreateVault, Lock, Unlock
+from lifeboat.recovery.service.actions import apply_signed
 from lifeboat.recovery.service.app import create_app
-from lifeboat.recovery.service.limits import TokenBuckets
-from lifeboat.recovery.service.problems import MEDIA_TYPE
+from lifeboat.recovery.service.limits import TokenBuckets, key_limit
+from lifeboat.recovery.service.problems import MEDIA_TYPE, Problem
 from lifeboat.recovery.service.settings import Settings, load_or_create_key
 from lifeboat.recovery.service.witness import RolledBack
-from recovery_helpers import TcpProxy, counter_step, fresh_pg_schema
+from recovery_helpers import (
+    SERVICE,
+    TcpProxy,
+    counter_step,
+    family_config,
+    fresh_pg_schema,
+    private_key,
+    signed,
+)
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
@@ -129,16 +141,46 @@ def test_bodies_over_the_limit_are_refused_declared_or_streamed(client: TestClie
     assert_problem(client.post("/probe/raw", content=b"x", headers={"Content-Length": "abc"}), 400)
 
 
-def test_each_key_has_its_own_rate_limit(tmp_path: Path) -> None:
+def test_each_address_has_a_rate_limit_that_a_header_does_not_lift(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", rate_per_second=0.01, rate_burst=3)
-    with TestClient(create_app(settings)) as client:
-        alice = {"Lifeboat-Key": "alice"}
-        assert [client.get("/v1/audit/head", headers=alice).status_code for _ in range(3)] == [200] * 3
-        limited = client.get("/v1/audit/head", headers=alice)
+    app = create_app(settings)
+    with (
+        TestClient(app, client=("192.0.2.1", 5000)) as alice,
+        TestClient(app, client=("192.0.2.2", 5000)) as bob,
+    ):
+        assert [alice.get("/v1/audit/head").status_code for _ in range(3)] == [200] * 3
+        limited = alice.get("/v1/audit/head")
         assert_problem(limited, 429)
         assert int(limited.headers["Retry-After"]) >= 1
-        assert client.get("/v1/audit/head", headers={"Lifeboat-Key": "bob"}).status_code == 200
-        assert client.get("/healthz", headers=alice).status_code == 200  # probes are never limited
+        # a header of the client's choosing once chose the bucket: it no longer does
+        assert_problem(alice.get("/v1/audit/head", headers={"Lifeboat-Key": "fresh"}), 429)
+        assert bob.get("/v1/audit/head").status_code == 200
+        assert alice.get("/healthz").status_code == 200  # probes are never limited
+
+
+def test_a_signing_key_is_charged_only_once_its_signature_holds(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'recovery.db'}")
+    try:
+        migrations.upgrade(database.engine)
+        owner = private_key(KeyKind.ED25519, "owner")
+        config, family, _ = family_config(owner)
+        guardian = family[0]
+        admit = key_limit(TokenBuckets(0.001, 1))
+        now = int(database.now())
+        apply_signed(database, SERVICE, signed(owner, CreateVault(config), now), admit=admit)
+        forged = dataclasses.replace(signed(guardian, Lock(), now), signature=bytes(64))
+        for _ in range(3):  # a forger cannot spend the guardian's allowance
+            with pytest.raises(refusals.BadSignature):
+                apply_signed(database, SERVICE, forged, admit=admit)
+        apply_signed(database, SERVICE, signed(guardian, Lock(), now), admit=admit)
+        with pytest.raises(Problem) as caught:
+            apply_signed(database, SERVICE, signed(guardian, Unlock(), now), admit=admit)
+        assert caught.value.status_code == 429 and int((caught.value.headers or {})["Retry-After"]) >= 1
+        other = private_key(KeyKind.ED25519, "another owner")
+        second = signed(other, CreateVault(family_config(other)[0]), now, vault=bytes(31) + b"\x02")
+        apply_signed(database, SERVICE, second, admit=admit)  # each key has its own bucket
+    finally:
+        database.dispose()
 
 
 def test_token_buckets_refill_at_their_rate() -> None:

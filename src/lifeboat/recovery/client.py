@@ -144,16 +144,12 @@ class Client:
         base_url: str,
         *,
         timeout: float = DEFAULT_TIMEOUT,
-        key: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise UsageError(f"the recovery service {base_url[:60]!r} is not an http:// or https:// URL")
-        headers = {"Lifeboat-Key": key} if key else {}
         self.url = base_url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"), timeout=timeout, headers=headers, transport=transport
-        )
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
 
     def __enter__(self) -> Client:
         return self

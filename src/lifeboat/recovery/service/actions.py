@@ -19,13 +19,14 @@ from __future__ import annotations
 import binascii
 import hmac
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from lifeboat.errors import RecoveryError
 from lifeboat.recovery import escrow, messages, policy
 from lifeboat.recovery.db import Committed, Database, EscrowItem, Event, Transition, VaultNotFound
+from lifeboat.recovery.keys import PublicKey
 from lifeboat.recovery.messages import Service, SignedMessage, UploadShare, VerifiedAction
 from lifeboat.recovery.refusals import (
     EscrowDestroyed,
@@ -110,9 +111,18 @@ def _decode(state: bytes | None) -> policy.VaultState | None:
 
 
 def apply_signed(
-    database: Database, service: Service, signed: SignedMessage, ciphertext: bytes | None = None
+    database: Database,
+    service: Service,
+    signed: SignedMessage,
+    ciphertext: bytes | None = None,
+    *,
+    admit: Callable[[PublicKey], None] | None = None,
 ) -> ActionResult:
     """Verify ``signed`` for this service and apply it to its vault in one transaction.
+
+    ``admit`` is called with the signer once the signature holds, before the database is touched
+    (the per-key rate limit: it raises to refuse). Only a verified key is charged, so nobody can
+    use up a guardian's allowance by sending junk in their name.
 
     Refusals (:class:`~lifeboat.recovery.refusals.Refusal`, or the database's
     :class:`~lifeboat.recovery.db.ReplayError`) leave the vault as it was.
@@ -126,6 +136,8 @@ def apply_signed(
     elif ciphertext is not None:
         raise MalformedMessage("only an UploadShare carries a ciphertext")
     verified = messages.verify(signed, service, database.now())
+    if admit is not None:
+        admit(verified.signer)
     wire = messages.encode_signed(signed)
     committed_events: list[tuple[policy.Event, ...]] = []
 

@@ -104,7 +104,7 @@ async def service_info(request: Request) -> Any:
 @router.post(
     "/v1/actions",
     response_model=ActionResultBody,
-    responses=problems.responses(400, 403, 404, 409, 410),
+    responses=problems.responses(400, 403, 404, 409, 410, 429),
 )
 async def post_action(body: ActionBody, request: Request) -> Any:
     """Apply one signed action (CreateVault included); an UploadShare carries its ciphertext."""
@@ -113,7 +113,9 @@ async def post_action(body: ActionBody, request: Request) -> Any:
     def run() -> actions.ActionResult:
         signed = messages.signed_from_json(body.signed)
         ciphertext = None if body.ciphertext is None else actions.decode_ciphertext(body.ciphertext)
-        return actions.apply_signed(service.database, service.identity, signed, ciphertext)
+        return actions.apply_signed(
+            service.database, service.identity, signed, ciphertext, admit=request.app.state.key_limit
+        )
 
     result = await run_in_threadpool(run)
     if service.worker is not None and result.events:

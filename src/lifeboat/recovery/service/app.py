@@ -33,7 +33,7 @@ from lifeboat.recovery.db import Database
 from lifeboat.recovery.outbox import Outbox, OutboxWorker
 from lifeboat.recovery.service import api, problems, web
 from lifeboat.recovery.service.actions import Sweeper
-from lifeboat.recovery.service.limits import BodyLimit, RateLimit, TokenBuckets
+from lifeboat.recovery.service.limits import BodyLimit, RateLimit, TokenBuckets, key_limit
 from lifeboat.recovery.service.settings import ServiceKey, Settings, load_or_create_key
 from lifeboat.recovery.service.witness import Witness, check_witness
 
@@ -269,6 +269,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         app.include_router(api.clock_router)
     app.include_router(web.router)
     # outermost first: measure everything, then limit bodies and rates
+    app.state.key_limit = key_limit(TokenBuckets(settings.rate_per_second, settings.rate_burst))
     app.add_middleware(RateLimit, buckets=TokenBuckets(settings.rate_per_second, settings.rate_burst))
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(_Instrument, metrics=app.state.metrics)

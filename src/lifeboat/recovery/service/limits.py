@@ -1,9 +1,13 @@
-"""Request limits as ASGI middleware: a body size cap and a per-key token-bucket rate limit.
+"""Request limits: a body size cap, and token-bucket rate limits per client address and per key.
 
-The rate limit keys on the ``Lifeboat-Key`` header (the public key a client signs with) when one
-is sent, else on the client's address, so one noisy guardian cannot starve the others. Buckets
-live in this process: with several replicas each enforces its own share, which bounds the total
-at ``replicas x rate``. The table of buckets is bounded (least recently seen keys are dropped).
+Every request is charged to the client's address (as uvicorn reports it: behind a reverse proxy,
+let uvicorn read the proxy's forwarding headers so the address is the client's). A signed action
+is charged a second time, to the signing key, once its signature holds (:func:`key_limit`): one
+noisy guardian cannot starve the others, spreading requests over addresses does not lift a
+key's limit, and a forged request cannot use up somebody else's. Nothing a client merely claims
+(a header, an unverified signer) chooses a bucket. Buckets live in this process: with several
+replicas each enforces its own share, which bounds the total at ``replicas x rate``. The tables
+of buckets are bounded (least recently seen entries are dropped).
 """
 
 from __future__ import annotations
@@ -18,12 +22,11 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lifeboat.recovery.keys import PublicKey
 from lifeboat.recovery.service.problems import Problem, problem_response
 
-__all__ = ["KEY_HEADER", "BodyLimit", "RateLimit", "TokenBuckets"]
+__all__ = ["BodyLimit", "RateLimit", "TokenBuckets", "key_limit"]
 
-KEY_HEADER: Final = "lifeboat-key"
-MAX_KEY: Final = 132
 #: Paths probes and scrapers use, never limited.
 EXEMPT: Final = frozenset({"/healthz", "/metrics"})
 
@@ -112,9 +115,6 @@ class RateLimit:
 
     @staticmethod
     def key_of(scope: Scope) -> str:
-        for name, value in scope["headers"]:
-            if name == KEY_HEADER.encode():
-                return "key:" + bytes(value[:MAX_KEY]).decode("latin-1")
         client = scope.get("client")
         return "addr:" + (str(client[0]) if client else "unknown")
 
@@ -127,9 +127,25 @@ class RateLimit:
             response = problem_response(
                 None,
                 429,
-                detail="too many requests from this key; slow down",
+                detail="too many requests from this address; slow down",
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def key_limit(buckets: TokenBuckets) -> Callable[[PublicKey], None]:
+    """The ``admit`` hook of :func:`~lifeboat.recovery.service.actions.apply_signed`: a 429
+    problem (with Retry-After) once a verified signing key has used up its bucket."""
+
+    def admit(signer: PublicKey) -> None:
+        wait = buckets.take("key:" + signer.text)
+        if wait > 0:
+            raise Problem(
+                429,
+                "too many actions signed by this key; slow down",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
+    return admit

@@ -31,10 +31,10 @@ log = logging.getLogger("lifeboat.recovery.service")
 
 #: Lifeboat errors to (status, type slug); the most specific class in an error's MRO wins.
 STATUS: dict[type[LifeboatError], tuple[int, str]] = {
-    LifeboatError: (400, "bad-request"),
-    InputError: (400, "bad-input"),
+    LifeboatError: (400, "bad_request"),
+    InputError: (400, "bad_input"),
     RecoveryError: (409, "refused"),
-    VaultNotFound: (404, "unknown-vault"),
+    VaultNotFound: (404, "unknown_vault"),
     ReplayError: (409, "replayed"),
     ConflictError: (503, "busy"),
 }
@@ -124,6 +124,8 @@ def problem_response(
         body["detail"] = detail
     if request is not None:
         body["instance"] = request.url.path
+    if slug:
+        body["code"] = slug  # the type's last part, for clients that switch on it
     body.update(extra or {})
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=dict(headers or {}))
 
@@ -189,10 +191,7 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, LifeboatError)
         status, slug = _status_of(exc)
         headers = {"Retry-After": "1"} if status == 503 else None
-        extra = {"code": exc.code} if isinstance(exc, refusals.Refusal) else None
-        return problem_response(
-            request, status, detail=safe_detail(str(exc)), slug=slug, headers=headers, extra=extra
-        )
+        return problem_response(request, status, detail=safe_detail(str(exc)), slug=slug, headers=headers)
 
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
