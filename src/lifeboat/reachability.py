@@ -5,17 +5,23 @@ reach their trees and chunks (:mod:`lifeboat.snapshot.reachability`); record sna
 nodes of their prolly tree and journal segments reach their blob
 (:mod:`lifeboat.state.reachability`). Errors are collected rather than raised, so that ``check``
 can report every snapshot that cannot be walked in one run.
+
+:func:`check_with_snapshots` is ``lifeboat check``: those walks, then the store's own check
+told which blobs must be in the index and how to read a record node's id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from lifeboat.errors import LifeboatError
 from lifeboat.snapshot.reachability import tree_root, walk_trees
+from lifeboat.state import prolly
 from lifeboat.state.reachability import KINDS as STATE_KINDS
 from lifeboat.state.reachability import hex_id, walk_nodes
+from lifeboat.store.check import CheckReport, Progress, check_repository
 from lifeboat.store.repository import Manifest, Repository
 
 
@@ -55,3 +61,37 @@ def reachable_blobs(repo: Repository, manifests: Iterable[Manifest]) -> Reachabl
     found.trees += walk_trees(repo, tree_roots, found.blobs, found.errors)
     found.trees += walk_nodes(repo, state_roots, found.blobs, found.errors)
     return found
+
+
+@dataclass
+class RepositoryCheck:
+    """What :func:`check_with_snapshots` found: the store's report and the snapshots that cannot be walked."""
+
+    report: CheckReport
+    snapshot_errors: list[str]
+
+    @property
+    def status(self) -> Literal["healthy", "degraded", "error"]:
+        """The report's status, except that a snapshot that cannot be walked is an error."""
+        return "error" if self.snapshot_errors else self.report.status
+
+
+def check_with_snapshots(
+    repo: Repository, *, read_data: bool = False, progress: Progress | None = None
+) -> RepositoryCheck:
+    """Check ``repo`` the way ``lifeboat check`` does; it never changes anything.
+
+    Every snapshot is walked (file trees, record trees, journal blobs) for the blobs it reaches,
+    then :func:`lifeboat.store.check.check_repository` checks the stores, requiring each of those
+    blobs in the index and, with ``read_data``, reading and authenticating every shard (record
+    nodes are compared with their Merkle id). ``progress(phase, done, total)`` is passed on.
+    """
+    reach = reachable_blobs(repo, repo.manifests())
+    report = check_repository(
+        repo,
+        read_data=read_data,
+        referenced_blobs=reach.blobs,
+        progress=progress,
+        node_id=lambda data: prolly.decode_node(data).node_id,
+    )
+    return RepositoryCheck(report, reach.errors)

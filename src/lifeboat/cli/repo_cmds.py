@@ -1066,29 +1066,21 @@ def check_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Check the repository: structure, and with --read-data every shard. Exit 0 healthy, 3 degraded, 1 damaged."""
-    from lifeboat.reachability import reachable_blobs
-    from lifeboat.state import prolly
-    from lifeboat.store.check import check_repository
+    from lifeboat.reachability import check_with_snapshots
 
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         with _phase_progress(no_progress, "check") as progress:
-            reach = reachable_blobs(repo, repo.manifests())
-            report = check_repository(
-                repo,
-                read_data=read_data,
-                referenced_blobs=reach.blobs,
-                progress=progress,
-                node_id=lambda data: prolly.decode_node(data).node_id,
-            )
+            checked = check_with_snapshots(repo, read_data=read_data, progress=progress)
+        report = checked.report
         data = report.to_json()
-        data["snapshot_errors"] = reach.errors
-        data["status"] = "error" if reach.errors else report.status
+        data["snapshot_errors"] = checked.snapshot_errors
+        data["status"] = checked.status
 
         def human() -> None:
-            _print_check(repo, report, reach.errors)
+            _print_check(repo, report, checked.snapshot_errors)
 
         emit(data, human)
-        if reach.errors or report.status == "error":
+        if checked.status == "error":
             raise typer.Exit(1)
         if report.status == "degraded":
             raise typer.Exit(3)
