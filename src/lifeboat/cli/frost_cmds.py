@@ -6,7 +6,6 @@ with their owner or the one receiver named in the file name). Secret files are w
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
@@ -19,7 +18,7 @@ from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, read_bounded, write_atomic
 from lifeboat.home import default_home
 from lifeboat.threshold import dkg, frost, keygen, serialize, suites
 from lifeboat.threshold.group import Ciphersuite, ThresholdError
-from lifeboat.threshold.nonces import NonceLedger, SignerState, ledger_key
+from lifeboat.threshold.nonces import SignerState, commit_sealed, sign_sealed
 
 frost_app = typer.Typer(
     help="FROST threshold signatures (RFC 9591): dealer or DKG key generation, signing, repair, refresh.",
@@ -150,24 +149,19 @@ def frost_commit(
     """
     suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
     directory = _out_dir(out_dir)
-    nonces = frost.commit(suite, kp)
-    nonce_id = secrets.token_hex(16)
-    nonce_path = directory / f"nonces-{kp.identifier}-{nonce_id[:8]}.json"
     commitment_path = directory / f"commitment-{kp.identifier}.json"
     if commitment_path.exists() and not force:
         raise StorageError(f"{commitment_path} already exists; choose another --out-dir or pass --force")
+    round1 = commit_sealed(suite, kp, key)
+    nonce_path = directory / f"nonces-{kp.identifier}-{round1.nonce_id[:8]}.json"
     state = SignerState(key)
-    one_time_key, key_file = state.create(suite, kp.identifier, nonce_id)
     outputs = _Outputs(force)
-    sealed = serialize.encode_nonces(
-        suite, nonces, nonce_id, one_time_key, key_file, secrets.token_bytes(serialize.IV_BYTES)
-    )
-    outputs.add(nonce_path, sealed, secret=True)
-    outputs.add(commitment_path, serialize.encode_commitment(suite, nonces.commitment), secret=False)
+    outputs.add(nonce_path, round1.nonce_file, secret=True)
+    outputs.add(commitment_path, serialize.encode_commitment(suite, round1.commitment), secret=False)
     try:
         outputs.write()
     except BaseException:
-        state.discard(nonce_id)
+        state.discard(round1.nonce_id)
         raise
     emit(
         {
@@ -268,19 +262,11 @@ def frost_sign(
         raise StorageError(f"{output} already exists; choose another --output")
     if not output.absolute().parent.is_dir():
         raise StorageError(f"directory {output.parent} does not exist; create it first")
-    state = SignerState(key)
-    nonces = serialize.open_nonces(sealed, state.load(sealed, str(nonces_file)), str(nonces_file))
-    # Check everything that can fail before the nonces are consumed, so a bad package wastes
+    # Everything that can fail is checked before the nonces are consumed, so a bad package wastes
     # nothing: the share exists only in memory until its one-time key is destroyed.
-    share = frost.sign(suite, kp, nonces, message, commitments)
-    state.destroy(sealed.nonce_id, str(nonces_file))
-    g = suite.group
-    entry = ledger_key(
-        suite.name,
-        g.serialize_element(nonces.commitment.hiding),
-        g.serialize_element(nonces.commitment.binding),
+    share = sign_sealed(
+        suite, kp, key, nonces_file, sealed, message, commitments, settings.home or default_home()
     )
-    NonceLedger(settings.home or default_home()).consume(entry, nonces_file)
     _write(output, serialize.encode_signature_share(suite, share), secret=False, force=force)
     emit(
         {"identifier": kp.identifier, "signature_share": str(output), "nonces_consumed": str(nonces_file)},

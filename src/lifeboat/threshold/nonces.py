@@ -22,12 +22,15 @@ import fcntl
 import hashlib
 import os
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lifeboat.errors import StorageError
 from lifeboat.fs import SECRET_MODE, write_atomic
-from lifeboat.threshold import serialize
-from lifeboat.threshold.group import Ciphersuite, ThresholdError
+from lifeboat.threshold import frost, serialize
+from lifeboat.threshold.frost import SignatureShare, SigningCommitment
+from lifeboat.threshold.group import Ciphersuite, KeyPackage, ThresholdError
 from lifeboat.threshold.serialize import KeyFileIdentity, SealedNonces
 
 STATE_SUFFIX = ".signer"
@@ -199,3 +202,64 @@ class NonceLedger:
             return nonce_id in {line.strip() for line in self.path.read_text(encoding="ascii").splitlines()}
         except FileNotFoundError:
             return False
+
+
+@dataclass(frozen=True)
+class SealedRound1:
+    """Round one with single-use nonces: the nonce file to keep (secret) and the commitment to send."""
+
+    nonce_id: str
+    commitment: SigningCommitment
+    nonce_file: bytes = field(repr=False)  # sealed: nothing opens it without the one-time key
+
+
+def commit_sealed(suite: Ciphersuite, key_package: KeyPackage, key_path: Path) -> SealedRound1:
+    """Round one (RFC 9591 5.1) whose nonces can be used only once.
+
+    Fresh nonces are sealed under a new one-time key that is written into the signer state beside
+    ``key_path`` (the file ``key_package`` was read from). The caller writes ``nonce_file`` with
+    mode 0600; if it cannot, it calls ``SignerState(key_path).discard(nonce_id)``.
+    """
+    nonces = frost.commit(suite, key_package)
+    nonce_id = secrets.token_hex(16)
+    state = SignerState(key_path)
+    one_time_key, key_file = state.create(suite, key_package.identifier, nonce_id)
+    try:
+        sealed = serialize.encode_nonces(
+            suite, nonces, nonce_id, one_time_key, key_file, secrets.token_bytes(serialize.IV_BYTES)
+        )
+    except BaseException:
+        state.discard(nonce_id)
+        raise
+    return SealedRound1(nonce_id, nonces.commitment, sealed)
+
+
+def sign_sealed(
+    suite: Ciphersuite,
+    key_package: KeyPackage,
+    key_path: Path,
+    nonce_path: Path,
+    sealed: SealedNonces,
+    message: bytes,
+    commitments: Sequence[SigningCommitment],
+    home: Path,
+) -> SignatureShare:
+    """Round two (RFC 9591 5.2) with the nonces of :func:`commit_sealed`, consuming them.
+
+    ``sealed`` is the decoded nonce file at ``nonce_path``. The share is computed in memory first,
+    so a bad signing package wastes nothing; then the one-time key beside ``key_path`` is destroyed,
+    the nonces are entered in the ledger of ``home`` and the nonce file is deleted. A second call
+    with the same (or a copied) nonce file is refused.
+    """
+    what = str(nonce_path)
+    nonces = serialize.open_nonces(sealed, SignerState(key_path).load(sealed, what), what)
+    share = frost.sign(suite, key_package, nonces, message, commitments)
+    SignerState(key_path).destroy(sealed.nonce_id, what)
+    g = suite.group
+    entry = ledger_key(
+        suite.name,
+        g.serialize_element(nonces.commitment.hiding),
+        g.serialize_element(nonces.commitment.binding),
+    )
+    NonceLedger(home).consume(entry, nonce_path)
+    return share
