@@ -80,12 +80,16 @@ def destroy(sandbox: Sandbox, *numbers: int) -> None:
         shutil.rmtree(sandbox.stores[number - 1])
 
 
-def run_until_recover(sandbox: Sandbox, timeline: Timeline) -> tuple[StatePath, Outcome, bytes]:
-    """Setup, operate (returning the healthy ledger's bytes) and catastrophe."""
+def run_until_recover(
+    sandbox: Sandbox, timeline: Timeline, destroyed_first: tuple[int, ...] = ()
+) -> tuple[StatePath, Outcome, bytes]:
+    """Setup, operate (returning the healthy ledger's bytes) and catastrophe, the stores
+    ``destroyed_first`` destroyed before it (the drill breaks the storage path first)."""
     path = StatePath()
     path.setup(sandbox, timeline)
     path.operate(sandbox, timeline)
     healthy = (sandbox.root / "state" / "ledger.jsonl").read_bytes()
+    destroy(sandbox, *destroyed_first)
     outcome = path.catastrophe(sandbox, timeline)
     return path, outcome, healthy
 
@@ -126,14 +130,18 @@ def test_the_drill_checks_the_example_ledger_invariants() -> None:
 # --- the four acts ------------------------------------------------------------------------------
 
 
-def test_the_exploited_ledger_comes_back_from_three_stores(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("destroyed_first", [(2, 4), ()], ids=["stores-lost-before-the-exploit", "after-it"])
+def test_the_exploited_ledger_comes_back_from_three_stores(
+    sandbox: Sandbox, destroyed_first: tuple[int, ...]
+) -> None:
     timeline = Timeline()
-    path, outcome, healthy = run_until_recover(sandbox, timeline)
+    path, outcome, healthy = run_until_recover(sandbox, timeline, destroyed_first)
     ledger = sandbox.root / "state" / "ledger.jsonl"
     assert ledger.read_bytes() != healthy
     changed = 1 + EXPLOIT_ACCOUNTS  # the victim and the exploiter's new accounts
     assert outcome.lost == {"records": changed}
-    destroy(sandbox, 2, 4)
+    if not destroyed_first:
+        destroy(sandbox, 2, 4)
 
     path.recover(sandbox, timeline, outcome)
 
