@@ -32,12 +32,12 @@ from lifeboat.cli.repo_cmds import (
     _transfer_progress,
     _warn,
 )
-from lifeboat.errors import InputError, LifeboatError, StateError, UsageError
+from lifeboat.errors import InputError, StateError, UsageError
 from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, read_bounded, write_atomic
 from lifeboat.state import prolly
 from lifeboat.state import snapshots as state
 from lifeboat.state import statement as statements
-from lifeboat.state.invariants import InvariantChecker, InvariantReport, Invariants, load_invariants
+from lifeboat.state.invariants import InvariantReport, Invariants, load_invariants
 from lifeboat.state.records import RecordSpec, open_sink, open_source
 from lifeboat.state.snapshots import Signing, StateDiff, StateSnapshot
 from lifeboat.state.statement import Signer
@@ -641,17 +641,11 @@ def check_command(
 ) -> None:
     """Check live state against invariants without snapshotting it. Exit 1 on a violation, naming it."""
     checks: Invariants = load_invariants(invariants)
-    checker = InvariantChecker(checks)
-    spec = RecordSpec(key, ())
     with (
-        open_source(source, spec, table=table, query=query) as records,
+        open_source(source, RecordSpec(key, ()), table=table, query=query) as records,
         _bytes_progress(no_progress, "check", records.total) as tick,
     ):
-        for count, record in enumerate(records, 1):
-            checker.feed(record.key.decode("utf-8", "surrogateescape"), record.document)
-            if count % 4096 == 0:
-                tick(records.bytes_read)
-    report = checker.finish()
+        report = state.check_records(records, checks, progress=tick)
     data = report.to_json()
 
     def human() -> None:
@@ -695,31 +689,9 @@ def rollback_command(
             raise StateError(
                 "no record snapshot passes its signature, chain and invariant checks; nothing to roll back to"
             )
-        s = good.statement
-        diff: StateDiff | None = None
-        unreadable = None
-        try:
-            # Sums read as they are (a corrupted state may hold negative ones): keys and raw
-            # values must still be readable and in order for a diff.
-            with open_source(target, RecordSpec(s.key_field, ()), table=table) as current:
-                diff = state.diff_records(
-                    prolly.iterate(state.RepositoryNodes(repo), s.root),
-                    (
-                        prolly.Record(r.key, r.value, state.lenient_sums(s.sum_fields, r.document))
-                        for r in current
-                    ),
-                    s.sum_fields,
-                )
-        except (LifeboatError, OSError) as exc:  # corrupted or missing: report it, then replace it
-            unreadable = str(exc)
-        written = 0
-        if not dry_run:
-            sink = open_sink(target, table=table)
-            written = sink.write(
-                ((r.key, r.value) for r in prolly.iterate(state.RepositoryNodes(repo), s.root)),
-                s.source,
-                key_field=s.key_field,
-            )
+        result = state.roll_back(repo, good, target, table=table, dry_run=dry_run)
+    s = good.statement
+    diff, unreadable = result.diff, result.unreadable
     data = {
         "snapshot": good.digest.hex(),
         "time": s.time,
@@ -729,7 +701,7 @@ def rollback_command(
         "current_vs_snapshot": None if diff is None else diff.to_json(),
         "current_unreadable": unreadable,
         "dry_run": dry_run,
-        "records_written": written,
+        "records_written": result.written,
     }
 
     def human() -> None:

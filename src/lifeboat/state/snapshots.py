@@ -27,10 +27,10 @@ import orjson
 from lifeboat.errors import InputError, LifeboatError, RecordError, StateError, UsageError
 from lifeboat.state import journal as journal_format
 from lifeboat.state import prolly
-from lifeboat.state.invariants import InvariantChecker, Invariants
+from lifeboat.state.invariants import InvariantChecker, InvariantReport, Invariants
 from lifeboat.state.journal import Change
 from lifeboat.state.record import show_key
-from lifeboat.state.records import RecordSpec, Source, SourceRecord
+from lifeboat.state.records import RecordSpec, Source, SourceRecord, open_sink, open_source
 from lifeboat.state.statement import (
     Signer,
     Statement,
@@ -51,6 +51,7 @@ __all__ = [
     "STATE_KIND",
     "JournalResult",
     "RepositoryNodes",
+    "Rollback",
     "Signing",
     "SnapshotResult",
     "StateDiff",
@@ -61,6 +62,7 @@ __all__ = [
     "append_journal",
     "apply_journal",
     "attach_signature",
+    "check_records",
     "diff_records",
     "diff_snapshots",
     "find_state",
@@ -68,6 +70,7 @@ __all__ = [
     "known_good",
     "records_at",
     "repository_signing",
+    "roll_back",
     "snapshot_records",
     "state_snapshots",
     "verify_states",
@@ -1082,3 +1085,70 @@ def known_good(
             return snap, rejected, damaged
         rejected.append((snap, why))
     return None, rejected, damaged
+
+
+def check_records(
+    source: Source, invariants: Invariants, *, progress: Progress | None = None
+) -> InvariantReport:
+    """Check every record of ``source`` (live state, not snapshotted) against ``invariants``.
+
+    ``progress`` is called with the source's ``bytes_read`` every 4096 records.
+    """
+    checker = InvariantChecker(invariants)
+    for count, record in enumerate(source, 1):
+        checker.feed(record.key.decode("utf-8", "surrogateescape"), record.document)
+        if progress is not None and count % 4096 == 0:
+            progress(source.bytes_read)
+    return checker.finish()
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """What :func:`roll_back` did: the snapshot restored, the journal sequence it was replayed to
+    (None: not replayed), how the state found at the target differed from what was restored
+    (None when it could not be read: ``unreadable`` says why) and the records written."""
+
+    snapshot: StateSnapshot
+    through: int | None
+    diff: StateDiff | None
+    unreadable: str | None
+    written: int
+
+
+def roll_back(
+    repo: Repository,
+    good: StateSnapshot,
+    target: str,
+    *,
+    table: str | None = None,
+    through: int | None = None,
+    dry_run: bool = False,
+) -> Rollback:
+    """Replace the (corrupted) state at ``target`` with ``good``'s records, its journal replayed
+    up to ``through`` (None: not replayed), and report how the state found there differed.
+
+    ``good`` is the caller's choice, normally the first answer of :func:`known_good`. The state
+    found at ``target`` is read leniently (negative sums are reported, not refused); one that
+    cannot be read at all is replaced whole. With ``dry_run`` nothing is written.
+    """
+    s = good.statement
+    diff: StateDiff | None = None
+    unreadable = None
+    try:
+        # Sums read as they are (a corrupted state may hold negative ones): keys and raw
+        # values must still be readable and in order for a diff.
+        with open_source(target, RecordSpec(s.key_field, ()), table=table) as current:
+            diff = diff_records(
+                records_at(repo, good, through),
+                (prolly.Record(r.key, r.value, lenient_sums(s.sum_fields, r.document)) for r in current),
+                s.sum_fields,
+            )
+    except (LifeboatError, OSError) as exc:  # corrupted or missing: report it, then replace it
+        unreadable = str(exc)
+    written = 0
+    if not dry_run:
+        sink = open_sink(target, table=table)
+        written = sink.write(
+            ((r.key, r.value) for r in records_at(repo, good, through)), s.source, key_field=s.key_field
+        )
+    return Rollback(good, through, diff, unreadable, written)
