@@ -40,7 +40,10 @@ def counts_text(counts: Mapping[str, int]) -> str:
     """``{"records": 3, "bytes": 2048}`` -> ``3 records, 2.0 KiB``."""
     parts = []
     for name, value in counts.items():
-        parts.append(_bytes_text(value) if name == "bytes" else f"{value:,} {name}")
+        if name == "bytes":
+            parts.append(_bytes_text(value))
+        else:  # units are plural nouns: "1 record", "2 records"
+            parts.append(f"{value:,} {name[:-1] if value == 1 and name.endswith('s') else name}")
     return ", ".join(parts) or "-"
 
 
