@@ -24,8 +24,6 @@ from hypothesis import strategies as st
 from conftest import CliResult, CliRunner
 from conftest_tools import require_tool
 from lifeboat.cli.recovery_cmds import (
-    decode_key_file,
-    encode_key_file,
     format_duration,
     parse_duration,
     parse_guardian,
@@ -34,6 +32,7 @@ from lifeboat.cli.recovery_cmds import (
 from lifeboat.errors import InputError, UsageError
 from lifeboat.recovery import audit
 from lifeboat.recovery.config import Guardian
+from lifeboat.recovery.keyfile import decode_key_file, encode_key_file
 from lifeboat.recovery.keys import KeyKind, PrivateKey
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -232,6 +232,19 @@ def sample(key: PrivateKey = BOB, **changes: Any) -> messages.SignedMessage:
     return messages.sign(SERVICE, replace(message, **changes), key)
 
 
+def test_a_new_message_is_valid_from_just_before_now_for_its_lifetime() -> None:
+    first = messages.new_message(VAULT, Lock(), now=NOW, lifetime=3600)
+    second = messages.new_message(VAULT, Lock(), now=NOW, lifetime=3600)
+    assert (first.not_before, first.expiry) == (NOW - messages.NOT_BEFORE_SLACK, NOW + 3600)
+    assert first.nonce != second.nonce and 0 <= first.nonce <= messages.MAX_NONCE
+    assert messages.new_message(VAULT, Lock(), now=5, lifetime=1).not_before == 0
+    signed = messages.sign(SERVICE, first, OWNER)
+    assert messages.verify(signed, SERVICE, now=NOW - messages.NOT_BEFORE_SLACK).signer == OWNER.public_key
+    for lifetime in (0, messages.MAX_LIFETIME + 1):
+        with pytest.raises(refusals.LifetimeTooLong):
+            messages.new_message(VAULT, Lock(), now=NOW, lifetime=lifetime)
+
+
 def test_a_good_message_verifies_at_its_edges() -> None:
     signed = sample()
     assert messages.verify(signed, SERVICE, NOW - 100, VAULT).message == signed.message

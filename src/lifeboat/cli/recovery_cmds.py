@@ -33,6 +33,7 @@ from lifeboat.errors import InputError, RecoveryError, UsageError
 from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, check_writable, read_bounded, write_atomic
 from lifeboat.recovery import audit, escrow, messages
 from lifeboat.recovery.config import Guardian, Policy, VaultConfig, check_config
+from lifeboat.recovery.keyfile import read_key_file, write_key_file
 from lifeboat.recovery.keys import KeyKind, PrivateKey, PublicKey
 from lifeboat.recovery.policy import Request, Status, VaultState
 from lifeboat.recovery.refusals import MalformedKey, Refusal
@@ -71,13 +72,9 @@ for _name, _sub in (
     recovery_app.add_typer(_sub, name=_name)
 
 ENV_URL: Final = "LIFEBOAT_RECOVERY_URL"
-KEY_FILE_FORMAT: Final = "lifeboat-recovery-key"
-KEY_FILE_VERSION: Final = 1
-MAX_KEY_FILE: Final = 4096
-#: ``notBefore`` is this long before the service's clock, so a signed message survives small skew.
-NOT_BEFORE_SLACK: Final = 60
 DEFAULT_VALID_FOR: Final = "1h"
 MAX_MESSAGE_FILE: Final = messages.MAX_WIRE_BYTES
+MAX_HEAD_FILE: Final = 4096
 MAX_SHARE_FILE: Final = 64 * 1024
 MAX_EXPORT: Final = 1 << 30
 TIMEOUT: Final = 30.0
@@ -165,45 +162,6 @@ def format_duration(seconds: int) -> str:
         if amount:
             parts.append(f"{amount}{unit}")
     return "".join(parts)
-
-
-# --- key files ---------------------------------------------------------------------------------
-
-
-def encode_key_file(key: PrivateKey) -> bytes:
-    """A recovery key file: one line of canonical JSON (docs/formats.md, "Recovery key file")."""
-    return canonical_json({"format": KEY_FILE_FORMAT, "version": KEY_FILE_VERSION, "key": key.text}) + b"\n"
-
-
-def decode_key_file(data: bytes, what: str) -> PrivateKey:
-    """The private key in a key file (also a bare ``<kind>-secret:<hex>`` line); errors never quote it."""
-    try:
-        text = data.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise InputError(f"{what} is not a recovery key file (not UTF-8 text)") from None
-    if text.startswith("{"):
-        try:
-            body = json.loads(text)
-        except ValueError:
-            raise InputError(f"{what} is not a recovery key file (damaged JSON)") from None
-        if not isinstance(body, dict) or body.get("format") != KEY_FILE_FORMAT:
-            raise InputError(f"{what} is not a recovery key file (make one with `lifeboat recovery keygen`)")
-        if body.get("version") != KEY_FILE_VERSION or isinstance(body.get("version"), bool):
-            raise InputError(
-                f"{what} is a recovery key file of version {str(body.get('version'))[:10]}; "
-                f"this Lifeboat reads version {KEY_FILE_VERSION}"
-            )
-        if set(body) != {"format", "version", "key"} or not isinstance(body["key"], str):
-            raise InputError(f"{what} must have exactly the fields format, version and key")
-        text = body["key"]
-    try:
-        return PrivateKey.parse(text)
-    except MalformedKey as error:
-        raise InputError(f"{what}: {error}") from None
-
-
-def load_key(path: Path) -> PrivateKey:
-    return decode_key_file(read_bounded(path, MAX_KEY_FILE, what="key file"), f"key file {path}")
 
 
 # --- configuration specs -------------------------------------------------------------------------
@@ -337,14 +295,7 @@ def _valid_for(text: str) -> int:
 
 def _message(info_: ServiceInfo, vault: bytes, action: messages.Action, valid_for: str) -> messages.Message:
     """The message with a random 64-bit nonce, valid from 60 s before the service's now."""
-    lifetime = _valid_for(valid_for)
-    return messages.Message(
-        vault=vault,
-        action=action,
-        nonce=secrets.randbits(64),
-        not_before=max(0, info_.now - NOT_BEFORE_SLACK),
-        expiry=info_.now + lifetime,
-    )
+    return messages.new_message(vault, action, now=info_.now, lifetime=_valid_for(valid_for))
 
 
 def _hex(data: bytes) -> str:
@@ -388,7 +339,7 @@ def _sign_and_send(
     extra: dict[str, Any] | None = None,
     human: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
-    key = load_key(key_file)
+    key = read_key_file(key_file)
     _valid_for(valid_for)  # a usage error before any network call
     connection = connect(service_url)
     info_ = connection.service()
@@ -420,7 +371,7 @@ def keygen_command(
         raise UsageError("the key is secret: pass -o KEYFILE to write it (0600)")
     check_writable(output)
     key = PrivateKey.generate(key_kind)
-    write_atomic(output, encode_key_file(key), mode=SECRET_MODE)
+    write_key_file(output, key)
     public = key.public_key.text
     info(f"wrote {output} (mode 0600)")
     emit({"public_key": public, "kind": key_kind.value, "file": str(output)}, lambda: print(public))
@@ -431,7 +382,7 @@ def key_show(
     key_file: Annotated[Path, typer.Argument(help="A recovery key file.", metavar="KEYFILE")],
 ) -> None:
     """Print a key file's public key (never its secret)."""
-    key = load_key(key_file)
+    key = read_key_file(key_file)
     public = key.public_key.text
     emit({"public_key": public, "kind": key.kind.value, "file": str(key_file)}, lambda: print(public))
 
@@ -477,7 +428,7 @@ def vault_create(
     valid_for: ValidForOpt = DEFAULT_VALID_FOR,
 ) -> None:
     """Create a vault owned by --key; prints its id."""
-    key = load_key(key_file)
+    key = read_key_file(key_file)
     guardians = tuple(parse_guardian(spec) for spec in guardian)
     config = _periods(
         VaultConfig(guardians, tuple(parse_policy(spec, guardians) for spec in policy)),
@@ -571,7 +522,7 @@ def _propose(
     change: Callable[[VaultConfig], VaultConfig],
     what: str,
 ) -> None:
-    key = load_key(key_file)
+    key = read_key_file(key_file)
     vault_id = parse_id(vault, "vault")
     _valid_for(valid_for)  # a usage error before any network call
     connection = connect(service)
@@ -777,7 +728,7 @@ def request_command(
 def _need_key(key_file: Path | None) -> PrivateKey:
     if key_file is None:
         raise UsageError("pass --key KEYFILE to sign (or --print-typed-data to sign with a wallet)")
-    return load_key(key_file)
+    return read_key_file(key_file)
 
 
 @recovery_app.command("approve")
@@ -1006,7 +957,7 @@ def escrow_upload(
 ) -> None:
     """Escrow your share for a request you approved, encrypted to the new owner; released only after execution."""
     vault_id = parse_id(vault, "vault")
-    key = load_key(key_file)
+    key = read_key_file(key_file)
     recipient = envelope.parse_recipient(to)
     data = read_bounded(share, MAX_SHARE_FILE, what="share file")
     try:
@@ -1262,7 +1213,7 @@ def audit_verify(
     heads = []
     for path in known_head or []:
         try:
-            document = json.loads(read_bounded(path, MAX_KEY_FILE, what="signed head file"))
+            document = json.loads(read_bounded(path, MAX_HEAD_FILE, what="signed head file"))
         except ValueError:
             raise InputError(f"signed head file {path} is not JSON") from None
         head = audit.verify_head(document, key, f"signed head file {path}")
@@ -1308,8 +1259,6 @@ def register(app: typer.Typer) -> None:
 
 __all__ = [
     "connect",
-    "decode_key_file",
-    "encode_key_file",
     "format_duration",
     "parse_duration",
     "parse_guardian",

@@ -26,7 +26,7 @@ from lifeboat.errors import (
     UsageError,
 )
 from lifeboat.fs import SECRET_MODE, check_writable, publish, write_atomic
-from lifeboat.home import ACTIVE, PENDING, Guardian, Holder, Home, ShareSetRecord, now
+from lifeboat.home import ACTIVE, PENDING, Holder, Home, ShareSetRecord
 from lifeboat.secrets import backup, bip39, envelope, slip39
 from lifeboat.secrets.fingerprint import fingerprint, format_fingerprint
 
@@ -793,14 +793,8 @@ def guardians_add(
     contact: Annotated[str | None, typer.Option(help="How to reach them (free text).")] = None,
 ) -> None:
     """Register a guardian by their age public key."""
-    if not name or not all(c.isalnum() or c in "-_." for c in name) or len(name) > 64:
-        raise InputError("a guardian name is 1-64 letters, digits, '-', '_' or '.'")
-    envelope.parse_recipient(recipient)
-    with _home().update() as state:
-        if name in state.guardians:
-            raise HomeError(f"a guardian named {name!r} already exists")
-        state.guardians[name] = Guardian(name, recipient.strip(), now(), contact)
-    emit({"guardian": name, "recipient": recipient.strip()}, lambda: stdout.print(f"added guardian {name}"))
+    added = backup.add_guardian(_home(), name, recipient, contact)
+    emit({"guardian": name, "recipient": added.recipient}, lambda: stdout.print(f"added guardian {name}"))
 
 
 @guardians_app.command("list")

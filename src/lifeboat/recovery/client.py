@@ -26,7 +26,7 @@ import httpx
 
 from lifeboat.errors import RecoveryError, UsageError
 from lifeboat.recovery import messages, policy, refusals
-from lifeboat.recovery.keys import PublicKey
+from lifeboat.recovery.keys import PrivateKey, PublicKey
 
 __all__ = [
     "ActionOutcome",
@@ -40,6 +40,8 @@ __all__ = [
 
 PROBLEM_URN: Final = "urn:lifeboat:problem:"
 DEFAULT_TIMEOUT: Final = 30.0
+#: How long a message :meth:`Client.sign_and_act` signs stays valid (seconds).
+DEFAULT_LIFETIME: Final = 3600
 
 
 class ServiceProblem(RecoveryError):
@@ -209,6 +211,25 @@ class Client:
             if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
                 raise TypeError("events is not a list of objects")
             return ActionOutcome(str(answer["vault"]), _int(answer["version"]), tuple(events))
+
+    def sign_and_act(
+        self,
+        key: PrivateKey,
+        vault: bytes,
+        action: messages.Action,
+        *,
+        lifetime: int = DEFAULT_LIFETIME,
+        ciphertext: bytes | None = None,
+    ) -> ActionOutcome:
+        """Sign ``action`` on ``vault`` with ``key`` for this service, valid ``lifetime`` seconds
+        from the service's clock (:func:`~lifeboat.recovery.messages.new_message`), and apply it."""
+        info = self.service()
+        message = messages.new_message(vault, action, now=info.now, lifetime=lifetime)
+        return self.act(messages.sign(info.service, message, key), ciphertext)
+
+    def health(self) -> dict[str, Any]:
+        """``GET /healthz``: answers once the service and its database are ready."""
+        return self._call("GET", "/healthz")
 
     def vault(self, vault: bytes | str) -> VaultView:
         """``GET /v1/vaults/{vault}``: the state as of the service's now."""

@@ -34,6 +34,7 @@ then ``lifeboat.recovery.policy.apply(state, verified, now)`` decides what the a
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -67,6 +68,9 @@ MAX_LIFETIME: Final = 30 * 86400
 #: Nonces are uint256 in the types; Lifeboat accepts 0 <= nonce < 2**64 (random 64-bit values).
 MAX_NONCE: Final = 2**64 - 1
 MAX_TIME: Final = 2**53 - 1
+#: :func:`new_message` makes a message valid from this long before the service's clock, so a
+#: signed message survives a small clock skew between signer and service.
+NOT_BEFORE_SLACK: Final = 60
 #: The largest JSON text of a signed message that :func:`decode_signed` reads.
 MAX_WIRE_BYTES: Final = 64 * 1024
 
@@ -217,6 +221,20 @@ class Message:
     @property
     def request(self) -> bytes | None:
         return getattr(self.action, "request", None)
+
+
+def new_message(vault: bytes, action: Action, *, now: int, lifetime: int) -> Message:
+    """A message to sign: a random 64-bit nonce, valid from :data:`NOT_BEFORE_SLACK` seconds before
+    the service's clock ``now`` until ``now + lifetime`` (at most :data:`MAX_LIFETIME`)."""
+    if not 1 <= lifetime <= MAX_LIFETIME:
+        raise LifetimeTooLong(f"a message may stay valid 1 s to {MAX_LIFETIME} s, not {lifetime} s")
+    return Message(
+        vault=vault,
+        action=action,
+        nonce=secrets.randbits(64),
+        not_before=max(0, now - NOT_BEFORE_SLACK),
+        expiry=now + lifetime,
+    )
 
 
 @dataclass(frozen=True)

@@ -469,7 +469,7 @@ def _do_execute(state: VaultState, verified: VerifiedAction, now: int, events: E
     if verified.signer != request.new_owner and verified.signer not in policy.guardians:
         raise NotAuthorized("only the new owner or a guardian of the request's policy may execute it")
     if request.status is not Status.EXECUTABLE:
-        when = "its threshold is not met" if request.executable_at is None else f"at {request.executable_at}"
+        when = "once its threshold is met" if request.executable_at is None else f"at {request.executable_at}"
         raise TooEarly(
             f"request 0x{request.id.hex()} is {request.status.value}; it becomes executable {when}"
         )

@@ -33,6 +33,7 @@ from lifeboat.home import (
     PENDING,
     RETIRED,
     Drill,
+    Guardian,
     Holder,
     Home,
     HomeState,
@@ -202,6 +203,26 @@ def load_shares(paths: Sequence[str], identities: Sequence[pyrage.x25519.Identit
             raise InputError(f"{label}: holds no share")
         loaded.extend(found)
     return loaded
+
+
+# -- guardians ------------------------------------------------------------------------------
+
+
+def add_guardian(home: Home, name: str, recipient: str, contact: str | None = None) -> Guardian:
+    """Register a guardian in ``home`` by name and age X25519 recipient (``age1...``).
+
+    Shares are sealed to guardians by name (:func:`create_share_set`); a name is 1-64 letters,
+    digits, ``-``, ``_`` or ``.``, and is refused when the home already knows it.
+    """
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or len(name) > 64:
+        raise InputError("a guardian name is 1-64 letters, digits, '-', '_' or '.'")
+    envelope.parse_recipient(recipient)
+    guardian = Guardian(name, recipient.strip(), now(), contact)
+    with home.update() as state:
+        if name in state.guardians:
+            raise HomeError(f"a guardian named {name!r} already exists")
+        state.guardians[name] = guardian
+    return guardian
 
 
 # -- creating a share set -------------------------------------------------------------------
