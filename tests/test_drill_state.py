@@ -23,8 +23,8 @@ from lifeboat.drill.state import (
     PENDING_TRANSFERS,
     StatePath,
     generate_ledger,
-    open_repository,
 )
+from lifeboat.drill.storage import open_repository
 from lifeboat.drill.timeline import Phase, StepFailed, Timeline
 from lifeboat.state import snapshots as state
 from lifeboat.state.invariants import Invariant, InvariantChecker, load_invariants, parse_invariants
@@ -187,7 +187,7 @@ def test_the_exploited_ledger_comes_back_from_three_stores(
 
 def tamper_signature(sandbox: Sandbox, short_id: str) -> None:
     """Replace the snapshot's stored group signature with one that does not verify."""
-    with open_repository(sandbox.stores, sandbox.repo_passphrase, writable=True, degraded_ok=True) as repo:
+    with open_repository(sandbox) as repo:
         snap = state.find_state(repo, short_id, "ledger")
         assert snap.signature is not None
         payload = dict(snap.manifest.payload)

@@ -30,8 +30,8 @@ from typing import Any, Final
 import orjson
 
 from lifeboat.drill.sandbox import Outcome, Sandbox
+from lifeboat.drill.storage import open_repository
 from lifeboat.drill.timeline import PathName, Phase, StepFailed, Timeline
-from lifeboat.errors import StorageError
 from lifeboat.fs import PUBLIC_MODE, write_atomic
 from lifeboat.state import prolly
 from lifeboat.state import snapshots as state
@@ -39,11 +39,9 @@ from lifeboat.state.invariants import InvariantChecker, InvariantReport, Invaria
 from lifeboat.state.records import RecordSpec, open_source
 from lifeboat.state.snapshots import Signing, StateSnapshot
 from lifeboat.state.statement import Signer, verify_signature
-from lifeboat.store.backends import open_backend
-from lifeboat.store.errors import StoreDown
 from lifeboat.store.repository import Repository
 
-__all__ = ["ASSETS", "INVARIANTS", "MARKETS", "StatePath", "generate_ledger", "open_repository"]
+__all__ = ["ASSETS", "INVARIANTS", "MARKETS", "StatePath", "generate_ledger"]
 
 ASSETS: Final = ("USDC", "USDT", "DAI", "ETH", "WBTC", "SOL", "ARB", "OP", "LINK", "UNI")
 MARKETS: Final = ("ETH-PERP", "BTC-PERP", "SOL-PERP", "ARB-PERP", "LINK-PERP", "OP-PERP")
@@ -239,26 +237,6 @@ def _exploit(rng: random.Random, changes: _Changes, accounts: Sequence[str]) -> 
 # --- the repository, signing, measuring ----------------------------------------------------------
 
 
-def open_repository(
-    stores: Sequence[Path], passphrase: str, *, writable: bool = False, degraded_ok: bool = False
-) -> Repository:
-    """The sandbox repository from its store directories, without a local cache (a cache would
-    hide a destroyed store); a store that cannot be opened is left out, and the repository says
-    whether enough remain."""
-    backends = []
-    unopened: list[str] = []
-    for path in stores:
-        try:
-            backends.append(open_backend(str(path)))
-        except StorageError as exc:
-            unopened.append(str(exc))
-    if not backends:
-        raise StoreDown(f"none of the {len(stores)} stores can be opened: " + "; ".join(unopened))
-    return Repository.open(
-        backends, passphrase, writable=writable, degraded_ok=degraded_ok, cache_dir=None, unopened=unopened
-    )
-
-
 def _group_signing(group_key: bytes) -> Signing:
     """Statements name the FROST group; they are stored unsigned until the group signs them."""
     return Signing(Signer("frost-ed25519", group_key), None)
@@ -356,9 +334,7 @@ class StatePath:
         invariants = load_invariants(kept.invariants)
         with ExitStack() as stack:
             with timeline.step(self.name, Phase.SETUP, "snapshot the ledger with its invariants") as step:
-                repo = stack.enter_context(
-                    open_repository(sandbox.stores, sandbox.repo_passphrase, writable=True)
-                )
+                repo = stack.enter_context(open_repository(sandbox))
                 with open_source(str(kept.ledger), _SPEC) as source:
                     result = state.snapshot_records(
                         repo,
@@ -393,9 +369,7 @@ class StatePath:
         rng = random.Random(sandbox.rng.getrandbits(64))  # noqa: S311 - test data
         with ExitStack() as stack:
             with timeline.step(self.name, Phase.OPERATE, "journal transfers and apply them") as step:
-                repo = stack.enter_context(
-                    open_repository(sandbox.stores, sandbox.repo_passphrase, writable=True)
-                )
+                repo = stack.enter_context(open_repository(sandbox))
                 base = state.find_state(repo, "latest", DATASET)
                 changes = _Changes(_read_ledger(kept.ledger), base.statement.sequence, [])
                 accounts = sorted(key for key in changes.ledger if key.startswith("acct:"))
@@ -449,9 +423,7 @@ class StatePath:
             with timeline.step(
                 self.name, Phase.CATASTROPHE, "an exploit mints a balance and moves it"
             ) as step:
-                repo = stack.enter_context(
-                    open_repository(sandbox.stores, sandbox.repo_passphrase, writable=True, degraded_ok=True)
-                )
+                repo = stack.enter_context(open_repository(sandbox))
                 changes = _Changes(_read_ledger(kept.ledger), kept.healthy_seq, [])
                 accounts = sorted(key for key in changes.ledger if key.startswith("acct:"))
                 before = dict(changes.ledger)
@@ -494,7 +466,7 @@ class StatePath:
             with timeline.step(
                 self.name, Phase.RECOVER, "open the repository from the surviving stores"
             ) as step:
-                repo = stack.enter_context(open_repository(sandbox.stores, sandbox.repo_passphrase))
+                repo = stack.enter_context(open_repository(sandbox, writable=False))
                 step.facts.update(stores=repo.n - len(repo.unavailable), of=repo.n, needed=repo.k)
             with timeline.step(
                 self.name, Phase.RECOVER, "check the live ledger against its invariants"
