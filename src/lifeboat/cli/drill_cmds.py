@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.status import Status
 from rich.table import Table
 
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
@@ -30,10 +31,28 @@ drill_app = typer.Typer(
 MAX_ACCOUNTS = 50_000_000
 
 
-def _live(step: Step) -> None:
-    if step.ok is None:
-        return
-    stderr.print(step_line(step), markup=False, style=None if step.ok else "bold red")
+class _Progress:
+    """One line per finished step; on a terminal, a spinner naming the step under way."""
+
+    def __init__(self) -> None:
+        self._status: Status | None = None
+
+    def __enter__(self) -> _Progress:
+        if stderr.is_terminal and not settings.json:
+            self._status = stderr.status("setting up the sandbox", spinner="dots")
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def __call__(self, step: Step) -> None:
+        if step.ok is None:
+            if self._status is not None:
+                self._status.update(f"{step.path.value} {step.phase.value}: {step.title}")
+            return
+        stderr.print(step_line(step), markup=False, style=None if step.ok else "bold red")
 
 
 @drill_app.callback()
@@ -75,14 +94,15 @@ def drill(
     if seed is None:
         seed = secrets.randbelow(2**32)
     info(f"drilling {', '.join(p.value for p in chosen)} in a sandbox (seed {seed}, {accounts:,} accounts)")
-    report = run_drill(
-        seed=seed,
-        accounts=accounts,
-        scenario=chosen,
-        keep=keep,
-        workdir=workdir,
-        listener=None if settings.json else _live,
-    )
+    with _Progress() as progress:
+        report = run_drill(
+            seed=seed,
+            accounts=accounts,
+            scenario=chosen,
+            keep=keep,
+            workdir=workdir,
+            listener=None if settings.json else progress,
+        )
     if report_file is not None:
         write_atomic(report_file, render_html(report).encode(), mode=PUBLIC_MODE, overwrite=force)
         info(f"wrote {report_file}")
