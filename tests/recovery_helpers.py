@@ -7,11 +7,17 @@ import contextlib
 import hashlib
 import itertools
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -24,6 +30,53 @@ from lifeboat.recovery.keys import KeyKind, PrivateKey
 from lifeboat.recovery.messages import Action, Message, Service, VerifiedAction
 
 pg_base_url = require_database_url
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running_service(base: Path, *options: str) -> Iterator[str]:
+    """``lifeboat serve OPTIONS`` as a child process on a free loopback port, home under ``base``;
+    yields its URL once ``/healthz`` answers, stops it with SIGTERM afterwards."""
+    import httpx
+
+    port = free_port()
+    log = base / "serve.log"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "LIFEBOAT_HOME": str(base / "home")}
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lifeboat", "serve", "--port", str(port), *options],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"lifeboat serve exited: {log.read_text()}")
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("lifeboat serve never became healthy")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @contextmanager

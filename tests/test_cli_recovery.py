@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from lifeboat.recovery import audit
 from lifeboat.recovery.config import Guardian
 from lifeboat.recovery.keyfile import decode_key_file, encode_key_file
 from lifeboat.recovery.keys import KeyKind, PrivateKey
+from recovery_helpers import free_port, running_service
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -207,14 +206,6 @@ def test_audit_verify_offline(cli: CliRunner, tmp_path: Path) -> None:
 # --- against a real service ----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Server:
     def __init__(self, url: str, log: Path) -> None:
         self.url = url
@@ -225,46 +216,10 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``lifeboat serve --simulated-clock`` on a free port, SQLite in a temporary directory."""
     base = tmp_path_factory.mktemp("recovery-service")
-    port = free_port()
-    log = base / "serve.log"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "LIFEBOAT_HOME": str(base / "home")}
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "lifeboat",
-                "serve",
-                "--port",
-                str(port),
-                "--simulated-clock",
-                "--database",
-                f"sqlite:///{base / 'recovery.db'}",
-                "--service-key",
-                str(base / "service-key.json"),
-            ],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"lifeboat serve exited: {log.read_text()}")
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("lifeboat serve never became healthy")
-            time.sleep(0.1)
-        yield Server(url, log)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    database = f"sqlite:///{base / 'recovery.db'}"
+    key = str(base / "service-key.json")
+    with running_service(base, "--simulated-clock", "--database", database, "--service-key", key) as url:
+        yield Server(url, base / "serve.log")
 
 
 class Session:

@@ -11,14 +11,9 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
 import secrets
-import socket
 import struct
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +28,7 @@ from conftest_tools import require_tool
 from lifeboat.recovery import messages, policy
 from lifeboat.recovery.config import Guardian, Policy, VaultConfig
 from lifeboat.recovery.keys import KeyKind, PrivateKey, PublicKey
-from recovery_helpers import DAY, private_key
+from recovery_helpers import DAY, private_key, running_service
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
@@ -44,57 +39,15 @@ VIEWPORT = {"width": 1280, "height": 900}
 # --- a real service --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``lifeboat serve --simulated-clock`` on a free loopback port; its base URL."""
     tmp = tmp_path_factory.mktemp("web")
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(SRC), "LIFEBOAT_HOME": str(tmp / "home")}
-    command = [
-        sys.executable,
-        "-m",
-        "lifeboat",
-        "serve",
-        "--simulated-clock",
-        "--no-webhooks",
-        "--port",
-        str(port),
-        "--database",
-        f"sqlite:///{tmp / 'recovery.db'}",
-        "--service-key",
-        str(tmp / "service-key.json"),
-    ]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(
-                    f"lifeboat serve exited: {process.stderr.read() if process.stderr else ''}"
-                )
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("lifeboat serve never became healthy")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    database, key = f"sqlite:///{tmp / 'recovery.db'}", str(tmp / "service-key.json")
+    with running_service(
+        tmp, "--simulated-clock", "--no-webhooks", "--database", database, "--service-key", key
+    ) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -230,6 +230,17 @@ HEAD_ROW = 1
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """A subscribed endpoint and how its deliveries stand (the secret is not part of it)."""
+
+    id: str
+    vault_id: str | None
+    url: str
+    created_at: int
+    deliveries: Mapping[str, int]
+
+
+@dataclass(frozen=True)
 class Event:
     """Something that happened, for the audit log: who did what, and the signed message that said so."""
 
@@ -716,6 +727,40 @@ class Database:
                 )
             )
         return hook_id, secret
+
+    def webhooks(self) -> list[Webhook]:
+        """Every subscribed endpoint, oldest first, with its deliveries counted by status."""
+        hooks, outbox = WEBHOOKS, OUTBOX
+        with self.reader.connect() as connection:
+            rows = connection.execute(
+                sa.select(hooks.c.id, hooks.c.vault_id, hooks.c.url, hooks.c.created_at).order_by(
+                    hooks.c.created_at, hooks.c.id
+                )
+            ).all()
+            counts: dict[str, dict[str, int]] = {}
+            for hook_id, status, number in connection.execute(
+                sa.select(outbox.c.webhook_id, outbox.c.status, sa.func.count()).group_by(
+                    outbox.c.webhook_id, outbox.c.status
+                )
+            ):
+                counts.setdefault(hook_id, {})[status] = int(number)
+        return [
+            Webhook(
+                id=r.id,
+                vault_id=r.vault_id,
+                url=r.url,
+                created_at=int(r.created_at),
+                deliveries={s: counts.get(r.id, {}).get(s, 0) for s in (PENDING, DELIVERED, DEAD)},
+            )
+            for r in rows
+        ]
+
+    def remove_webhook(self, hook_id: str) -> bool:
+        """Unsubscribe an endpoint; its outbox rows go with it (nothing more is sent to it)."""
+        with self.engine.begin() as connection:
+            connection.execute(OUTBOX.delete().where(OUTBOX.c.webhook_id == hook_id))
+            removed = connection.execute(WEBHOOKS.delete().where(WEBHOOKS.c.id == hook_id)).rowcount
+        return bool(removed)
 
     def register_service_key(self, public_key: bytes) -> None:
         keys = SERVICE_KEYS
