@@ -86,9 +86,9 @@ def _ledger(accounts: int, seed: int, work: Path) -> Path:
     from lifeboat.drill.state import generate_ledger
 
     path = work / f"ledger-{accounts}.jsonl"
-    with path.open("w") as out:
-        for record in generate_ledger(random.Random(seed), accounts):
-            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+    with path.open("wb") as out:
+        for _, line in generate_ledger(random.Random(seed), accounts):
+            out.write(line + b"\n")
     return path
 
 

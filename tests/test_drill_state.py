@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from lifeboat.drill.sandbox import Outcome, Sandbox
@@ -106,11 +107,13 @@ def test_the_ledger_is_seeded_sorted_and_passes_the_invariants() -> None:
     first = generate_ledger(random.Random(5), 200)
     assert first == generate_ledger(random.Random(5), 200)
     assert first != generate_ledger(random.Random(6), 200)
-    keys = [record["key"] for record in first]
+    keys = [key for key, _ in first]
     assert keys == sorted(keys) and len(set(keys)) == len(keys) == 200 + 10 + 6
     checker = InvariantChecker(parse_invariants(INVARIANTS, where="drill"))
-    for record in first:
-        checker.feed(record["key"], record)
+    for key, line in first:
+        record = orjson.loads(line)
+        assert record["key"] == key
+        checker.feed(key, record)
     assert checker.finish().passed
 
 
