@@ -167,7 +167,8 @@ def test_backup_names_the_chunks_and_ids_of_plain_chunking(repo: Repository, tmp
     first = {path: node for path, node in nodes.items() if path.startswith(str(src))}
     second = {path: node for path, node in ls(repo, again.manifest) if path.startswith(str(src))}
     assert second == first and len(first) == len(contents) + 2  # files, dir/ and src itself
-    assert again.summary["blobs_new"] == 0
+    # nothing under src is stored again; only the trees of ancestors another process touched may be
+    assert again.summary["blobs_new"] <= len(src.parents)
 
 
 def test_pack_writer_hashes_on_its_own_threads(
