@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     for accounts in args.sizes:
         samples: list[Sample] = []
         rto: dict[str, list[float]] = {p: [] for p in PATHS}
+        recovery_steps: dict[str, list[float]] = {}  # "path: title" -> seconds per repeat
         verdicts: list[str] = []
         restic: list[float] = []
         for repeat in range(args.repeat):
@@ -109,6 +110,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for path in document["paths"]:
                     if path["rto_seconds"] is not None:
                         rto[path["path"]].append(path["rto_seconds"])
+                for step in document["steps"]:
+                    if step["phase"] == "recover":
+                        name = f"{step['path']}: {step['title']}"
+                        recovery_steps.setdefault(name, []).append(step["seconds"])
                 if not args.no_restic:
                     seconds = _restic_restore(_ledger(accounts, args.seed + repeat, work), work, args.timeout)
                     if seconds is not None:
@@ -124,6 +129,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             "other_cpu_seconds": max(s.other_cpu_seconds for s in samples),
             "rto_seconds": {p: statistics.median(v) if v else None for p, v in rto.items()},
             "restic_restore_seconds": statistics.median(restic) if restic else None,
+            "recovery_steps": {name: statistics.median(v) for name, v in recovery_steps.items()},
         }
         rows.append(row)
         print(_line(row), file=sys.stderr)
@@ -156,6 +162,19 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def steps_table(rows: list[dict[str, Any]]) -> str:
+    """Each recovery step's median seconds, a column per size: where each RTO goes."""
+    names = list(dict.fromkeys(name for row in rows for name in row["recovery_steps"]))
+    head = "| recovery step | " + " | ".join(f"{row['accounts']:,} accounts s" for row in rows) + " |"
+    lines = [head, "|" + "---|" * (len(rows) + 1)]
+    for name in names:
+        cells = [
+            f"{row['recovery_steps'][name]:.2f}" if name in row["recovery_steps"] else "-" for row in rows
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -170,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lifeboat: {output_of([*lifeboat, '--version'])}; restic: {output_of(['restic', 'version'])}")
     rows = run(args)
     print(table(rows))
+    print()
+    print(steps_table(rows))
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0 if all(v == "passed" for row in rows for v in row["verdicts"]) else 1
