@@ -216,22 +216,30 @@ def _config_drills(
     if report_file is not None:
         check_writable(report_file, overwrite=force)
     home = Home(settings.home)
-    while True:
-        info(f"drilling {', '.join(config.order)} of the setup in {config_file} (read-only)")
-        with _Progress("opening the setup") as progress:
-            report = run_config_drill(
-                config, home=home, listener=None if settings.json else progress, workdir=workdir
-            )
-        record_run(home, report)
-        if report_file is not None:
-            write_atomic(report_file, render_html(report).encode(), mode=PUBLIC_MODE, overwrite=True)
-            info(f"wrote {report_file}")
-        emit(report.to_json(), functools.partial(_print_config_summary, report))
-        if interval is None:
-            raise typer.Exit(report.exit_status)
-        upcoming = datetime.now(UTC) + timedelta(seconds=interval)
-        info(f"next drill at {upcoming.isoformat(timespec='seconds')} (Ctrl-C stops)")
-        time.sleep(interval)
+    drills = 0
+    try:
+        while True:
+            info(f"drilling {', '.join(config.order)} of the setup in {config_file} (read-only)")
+            with _Progress("opening the setup") as progress:
+                report = run_config_drill(
+                    config, home=home, listener=None if settings.json else progress, workdir=workdir
+                )
+            record_run(home, report)
+            drills += 1
+            if report_file is not None:
+                write_atomic(report_file, render_html(report).encode(), mode=PUBLIC_MODE, overwrite=True)
+                info(f"wrote {report_file}")
+            emit(report.to_json(), functools.partial(_print_config_summary, report))
+            if interval is None:
+                raise typer.Exit(report.exit_status)
+            upcoming = datetime.now(UTC) + timedelta(seconds=interval)
+            info(f"next drill at {upcoming.isoformat(timespec='seconds')} (Ctrl-C stops)")
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        # a drill under way leaves nothing behind (its scratch space is removed, the history is
+        # written atomically or not at all)
+        stderr.print(f"interrupted after {drills} drill(s); history in {home.path}", markup=False)
+        raise typer.Exit(130) from None
 
 
 def _print_config_summary(report: DrillReport) -> None:
@@ -261,6 +269,11 @@ def _print_config_summary(report: DrillReport) -> None:
     stdout.print(f"{verdict_text(report)} in {seconds_text(report.seconds)}", style="bold")
 
 
+def _when(iso: str) -> str:
+    """``2026-12-05T21:22:46+00:00`` -> ``2026-12-05 21:22Z`` (the history keeps the seconds)."""
+    return iso[:16].replace("T", " ") + "Z" if iso.endswith("+00:00") else iso
+
+
 @drill_app.command("history")
 def history_command() -> None:
     """When each path of a real setup last passed, last ran, and why it last failed."""
@@ -274,16 +287,17 @@ def history_command() -> None:
             stdout.print("no drill of a real setup recorded yet; run `lifeboat drill --config lifeboat.toml`")
             return
         table = Table(title=None, show_edge=False, pad_edge=False)
-        for column in ("path", "last passed", "last ran", "verdict", "last failure"):
-            table.add_column(column)
+        for column in ("path", "last passed", "last ran", "verdict"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("last failure", overflow="fold")
         for summary in summaries:
             failure = "-"
             if summary.last_failed is not None:
-                failure = f"{summary.last_failed}: {summary.last_failure or summary.last_verdict}"
+                failure = f"{_when(summary.last_failed)}: {summary.last_failure or summary.last_verdict}"
             table.add_row(
                 summary.path,
-                summary.last_passed or "never",
-                summary.last_ran,
+                _when(summary.last_passed) if summary.last_passed else "never",
+                _when(summary.last_ran),
                 summary.last_verdict,
                 failure,
                 style=None if summary.last_verdict == PASSED else "red",

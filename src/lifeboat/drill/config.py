@@ -246,7 +246,7 @@ def _keys(index: int, table: object, base: Path) -> KeysConfig:
     if fingerprint is not None:
         try:
             parse_fingerprint(fingerprint)
-        except LifeboatError as exc:
+        except (LifeboatError, ValueError) as exc:
             raise ConfigError(f"{section.where}.fingerprint: {exc}") from None
     drill = section.get("drill", int, example="3")
     if drill is not None and drill < 1:

@@ -137,10 +137,11 @@ def _check_share_set(home: Home, config: KeysConfig, timeline: Timeline, warning
         problems = unusable + invalid
         if not valid or margin is None or margin < 0:
             first = problems[0] if problems else "no share could be read"
+            needed = f", {threshold} needed" if threshold is not None else ""
             raise CheckFailed(
-                f"{config.name}: {len(valid)} share(s) usable, {threshold or 'unknown'} needed ({first})",
-                "check the identity files and share files named in the config; if shares are really "
-                "lost, rebuild the set from enough of them with `lifeboat shares reshare` while you still can",
+                f"{config.name}: {len(valid)} of {len(config.shares)} share file(s) usable{needed} ({first})",
+                "check the identities: an envelope opens only with its guardian's age identity; if "
+                "shares are really lost, rebuild the set with `lifeboat shares reshare` while enough remain",
             )
         if problems:
             _degrade(
@@ -240,15 +241,16 @@ def _check_storage(storage: StorageConfig, timeline: Timeline, warnings: list[_W
             step.facts.update(
                 repository=repo.id[:8], k=repo.k, n=repo.n, answering=repo.n - len(repo.unavailable)
             )
-            down = {number: repo.store_name(number) for number in sorted(repo.unavailable)}
-            if down:
+            if repo.unavailable:
                 reasons = "; ".join(repo.store_failures) or "no answer"
+                spare = repo.n - len(repo.unavailable) - repo.k
                 _degrade(
                     step,
                     warnings,
-                    f"store(s) {', '.join(down.values())} unreachable ({reasons}); reading from the other "
-                    f"{repo.n - len(down)} (any {repo.k} suffice)",
-                    "if the store is back later run `lifeboat repair`; if it is gone, rebuild it on a new "
+                    f"{len(repo.unavailable)} of {repo.n} stores unreachable ({reasons}); reading from the "
+                    f"other {repo.n - len(repo.unavailable)} (any {repo.k} suffice), {max(spare, 0)} more "
+                    "may be lost",
+                    "if the store comes back run `lifeboat repair`; if it is gone, rebuild it on a new "
                     "one: `lifeboat repo replace-store OLD NEW`",
                 )
         with timeline.step(path, Phase.CHECK, "check --read-data, redundancy per store") as step:
