@@ -9,7 +9,7 @@ crash cannot leave half a file. :func:`summarize` answers "when did each path la
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -112,16 +112,7 @@ class PathSummary:
     last_remedy: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "runs": self.runs,
-            "last_ran": self.last_ran,
-            "last_verdict": self.last_verdict,
-            "last_passed": self.last_passed,
-            "last_failed": self.last_failed,
-            "last_failure": self.last_failure,
-            "last_remedy": self.last_remedy,
-        }
+        return asdict(self)
 
 
 def summarize(runs: list[dict[str, Any]]) -> list[PathSummary]:

@@ -44,7 +44,7 @@ from lifeboat.home import Home
 from lifeboat.reachability import check_with_snapshots
 from lifeboat.recovery import audit
 from lifeboat.recovery.client import Client, ServiceUnavailable
-from lifeboat.secrets import backup, slip39
+from lifeboat.secrets import backup, envelope, slip39
 from lifeboat.state import prolly
 from lifeboat.state import snapshots as states
 from lifeboat.state.invariants import InvariantChecker, InvariantReport, load_invariants
@@ -112,8 +112,6 @@ def _check_share_set(home: Home, config: KeysConfig, timeline: Timeline, warning
     path = PathName.KEYS
     identities = []
     with timeline.step(path, Phase.CHECK, f"open the shares of {config.name}") as step:
-        from lifeboat.secrets import envelope
-
         try:
             for identity_file in config.identities:
                 identities.extend(envelope.load_identities(identity_file))
