@@ -197,6 +197,36 @@ def test_a_share_that_no_longer_opens_degrades_the_keys_check(setup: Setup) -> N
     assert "reshare" in (keys.remedy or "")
 
 
+def test_the_home_record_and_a_drill_count_name_the_set(setup: Setup) -> None:
+    (record,) = setup.home.load().share_sets.values()
+    config = setup.config("recorded.toml", **{"keys.share_set": f'"{record.id}"'})
+    config.write_text(config.read_text().replace("[[keys]]\n", "[[keys]]\ndrill = 3\n"))
+    report = drill(setup, config)
+    assert verdicts(report)["keys"] == PASSED
+    rebuilt = facts(report, f"rebuild {record.id} and compare its fingerprint")
+    assert rebuilt == {"combined": 3, "share_set": record.id, "fingerprint_ok": True}
+
+
+def test_a_fingerprint_of_another_secret_fails_the_keys_check(setup: Setup) -> None:
+    other = "-".join(["0123"] * 8)
+    report = drill(setup, setup.config("other.toml", **{"keys.fingerprint": f'"{other}"'}))
+    assert verdicts(report) == {"keys": FAILED, "storage": PASSED, "state": PASSED, "recovery": PASSED}
+    keys = report.path(PathName.KEYS)
+    assert "not to the expected fingerprint" in (keys.error or "") and "passphrase" in (keys.remedy or "")
+
+
+def test_violated_invariants_fail_the_state_check(setup: Setup) -> None:
+    rules = setup.root / "strict.toml"
+    rules.write_text(
+        'version = 1\n[[bound]]\nname = "tiny-balances"\nwhere = { kind = "account" }\n'
+        'field = "balances.*"\nmax = 1\n'
+    )
+    report = drill(setup, setup.config("strict-drill.toml", **{"state.invariants": '"strict.toml"'}))
+    assert verdicts(report) == {"keys": PASSED, "storage": PASSED, "state": FAILED, "recovery": PASSED}
+    state = report.path(PathName.STATE)
+    assert "violates tiny-balances" in (state.error or "") and "state rollback" in (state.remedy or "")
+
+
 def test_a_lost_store_within_tolerance_degrades_storage(setup: Setup) -> None:
     store = setup.root / "stores" / "s2"
     store.rename(store.with_name("s2.away"))

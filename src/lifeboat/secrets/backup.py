@@ -517,8 +517,10 @@ def drill(
     target, expected = _reference(
         home.load(), set_id, recovery.identifier, stated, required=expected_fingerprint is None
     )
+    reference = "recorded" if target is not None else "stated"
     if expected_fingerprint is not None:
         expected = format_fingerprint(parse_fingerprint(expected_fingerprint))
+        reference = "expected"
     if target is not None and recovery.identifier is not None and recovery.identifier != target.identifier:
         raise ShareError(
             f"the shares have SLIP-39 identifier {recovery.identifier}, "
@@ -541,7 +543,7 @@ def drill(
             del secret
             if not fingerprint_ok:
                 summary = (
-                    f"the shares combine, but not to the {'recorded' if target else 'stated'} fingerprint: "
+                    f"the shares combine, but not to the {reference} fingerprint: "
                     "wrong passphrase, or shares of another secret"
                 )
             elif target is not None:
