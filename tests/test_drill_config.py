@@ -299,6 +299,37 @@ def test_a_service_that_is_down_fails_the_recovery_check(setup: Setup) -> None:
     assert [s.ok for s in report.timeline.of(PathName.RECOVERY)] == [False]
 
 
+def test_the_audit_log_must_extend_the_head_an_earlier_drill_verified(setup: Setup) -> None:
+    history_file = setup.root / "home" / drill_history.HISTORY_FILE
+    history_file.unlink(missing_ok=True)
+    try:
+        first = drill(setup, setup.config())
+        drill_history.record_run(setup.home, first)
+        head = first.path(PathName.RECOVERY).kept["audit_head"]
+        assert head["url"] == setup.service_url and len(head["hash"]) == 64
+        second = drill(setup, setup.config())
+        assert (
+            facts(second, "the audit log verifies against the signed head")["extends_earlier_drill"] is True
+        )
+        assert verdicts(second)["recovery"] == PASSED
+
+        # a log that no longer holds what an earlier drill saw: rewritten, or restored from a backup
+        forged = DrillReport(None, None, [PathName.RECOVERY], "2026-12-06T00:00:00+00:00", Timeline(), [])
+        forged.paths = [drill_history_path(PathName.RECOVERY, PASSED)]
+        forged.paths[0].kept["audit_head"] = {**head, "hash": "00" * 32}
+        drill_history.record_run(setup.home, forged)
+        third = drill(setup, setup.config())
+        recovery = third.path(PathName.RECOVERY)
+        assert verdicts(third)["recovery"] == FAILED
+        assert "does not extend the head the drill of 2026-12-06T00:00:00+00:00 verified" in (
+            recovery.error or ""
+        )
+        assert "older backup" in (recovery.remedy or "")
+        assert verdicts(third)["keys"] == PASSED
+    finally:
+        history_file.unlink(missing_ok=True)
+
+
 def test_a_snapshot_signed_by_another_key_fails_the_state_check(setup: Setup) -> None:
     report = drill(setup, setup.config("trust.toml", **{"state.trust": '"' + "ab" * 32 + '"'}))
     assert verdicts(report) == {"keys": PASSED, "storage": PASSED, "state": FAILED, "recovery": PASSED}

@@ -21,7 +21,15 @@ from lifeboat.errors import HomeError
 from lifeboat.fs import SECRET_MODE, read_bounded, write_atomic
 from lifeboat.home import Home
 
-__all__ = ["HISTORY_FILE", "MAX_RUNS", "PathSummary", "read_history", "record_run", "summarize"]
+__all__ = [
+    "HISTORY_FILE",
+    "MAX_RUNS",
+    "PathSummary",
+    "last_audit_head",
+    "read_history",
+    "record_run",
+    "summarize",
+]
 
 HISTORY_FORMAT: Final = "lifeboat-drill-history"
 HISTORY_VERSION: Final = 1
@@ -48,10 +56,25 @@ def _run_of(report: DrillReport) -> dict[str, Any]:
                 "verdict": p.verdict,
                 "error": None if p.error is None else p.error[:MAX_TEXT],
                 "remedy": None if p.remedy is None else p.remedy[:MAX_TEXT],
+                **p.kept,
             }
             for p in report.paths
         },
     }
+
+
+def last_audit_head(home: Home, url: str) -> tuple[str, int, bytes] | None:
+    """The newest audit head a drill verified for the service at ``url``: (when, seq, hash)."""
+    for run in reversed(read_history(home)):
+        head = run["paths"].get("recovery", {}).get("audit_head")
+        if isinstance(head, dict) and head.get("url") == url:
+            try:
+                return run["at"], int(head["seq"]), bytes.fromhex(str(head["hash"]))
+            except (KeyError, TypeError, ValueError):
+                raise HomeError(
+                    f"{history_file(home)}: the audit head of the run at {run['at']} is malformed"
+                ) from None
+    return None
 
 
 def read_history(home: Home) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Final
 
 from lifeboat.drill.config import DrillConfig, KeysConfig, RecoveryConfig, StateConfig, StorageConfig
+from lifeboat.drill.history import last_audit_head
 from lifeboat.drill.run import CONFIG, DEGRADED, FAILED, DrillReport, PathReport
 from lifeboat.drill.timeline import Listener, PathName, Phase, Step, StepFailed, Timeline
 from lifeboat.errors import LifeboatError
@@ -447,7 +448,14 @@ def _rebuild(path: Path, snap: states.StateSnapshot, checker: InvariantChecker |
 # --- recovery -----------------------------------------------------------------------------------------
 
 
-def _check_recovery(recovery: RecoveryConfig, timeline: Timeline, warnings: list[_Warning]) -> None:
+def _check_recovery(
+    recovery: RecoveryConfig,
+    earlier: tuple[str, int, bytes] | None,
+    entry: PathReport,
+    timeline: Timeline,
+    warnings: list[_Warning],
+) -> None:
+    """``earlier``: the head a previous drill verified (when, seq, hash), which the log must extend."""
     path = PathName.RECOVERY
     with Client(recovery.url, timeout=recovery.timeout) as client:
         with timeline.step(path, Phase.CHECK, "the service answers /healthz") as step:
@@ -508,10 +516,27 @@ def _check_recovery(recovery: RecoveryConfig, timeline: Timeline, warnings: list
                     "the log was edited, truncated or re-signed: stop trusting this service, keep the "
                     "export (`lifeboat recovery audit export -o FILE`) and investigate",
                 ) from exc
+            if earlier is not None:
+                when, seq, digest = earlier
+                try:
+                    audit.verify(export, key, known_heads=[(seq, digest)])
+                except LifeboatError as exc:
+                    raise CheckFailed(
+                        f"the audit log does not extend the head the drill of {when} verified (entry "
+                        f"{seq}): {_one_line(exc)}",
+                        "the log was rewritten or the database restored from an older backup: stop "
+                        "trusting this service, keep the export and investigate",
+                    ) from exc
+            entry.kept["audit_head"] = {
+                "url": recovery.url,
+                "seq": verified.head.seq,
+                "hash": verified.head.hash.hex(),
+            }
             step.facts.update(
                 entries=len(verified.entries),
                 head=verified.head.hash.hex()[:16],
                 known_heads=len(recovery.known_heads),
+                extends_earlier_drill=earlier is not None,
                 pinned=recovery.service_key is not None,
             )
             if recovery.service_key is None:
@@ -566,7 +591,9 @@ def run_config_drill(
                 checks[PathName.STATE] = lambda w: _check_state(state, storage, scratch, timeline, w)
         if config.recovery is not None:
             recovery = config.recovery
-            checks[PathName.RECOVERY] = lambda w: _check_recovery(recovery, timeline, w)
+            earlier = last_audit_head(home, recovery.url)
+            entry = report.path(PathName.RECOVERY)
+            checks[PathName.RECOVERY] = lambda w: _check_recovery(recovery, earlier, entry, timeline, w)
         for name in names:
             _run_check(report.path(name), checks[name])
     finally:

@@ -74,6 +74,9 @@ class PathReport:
     #: The storage path of a drill of a real setup: how long restoring the newest file snapshot
     #: would take at the read throughput measured by its check.
     restore_estimate_seconds: float | None = None
+    #: What a later drill checks against, kept in the drill history (not in the report): the
+    #: recovery path's verified audit head (``{"url", "seq", "hash"}``).
+    kept: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         estimate = self.restore_estimate_seconds
