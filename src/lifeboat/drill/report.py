@@ -146,23 +146,25 @@ def render_html(report: DrillReport) -> str:
     e = html.escape
     report_class = verdict_class(report.verdict)
     config = report.kind == CONFIG
-    path_rows = "".join(
-        f"<tr><td>{e(p.name.value)}</td><td class='{verdict_class(p.verdict)}'>"
-        f"{e(p.verdict)}</td><td class='num'>"
-        f"{e(seconds_text(p.restore_estimate_seconds if config else p.rto_seconds))}</td>"
-        + (
-            f"<td>{e(p.remedy or '-')}</td>"
-            if config
-            else f"<td>{e(counts_text(p.outcome.lost))}</td><td>{e(counts_text(p.outcome.recovered))}</td>"
+    if config:
+        path_rows = "".join(
+            f"<tr><td>{e(p.name.value)}</td><td class='{verdict_class(p.verdict)}'>{e(p.verdict)}</td>"
+            f"<td class='num'>{e(seconds_text(p.restore_estimate_seconds))}</td>"
+            f"<td>{e(p.error or '; '.join(p.outcome.notes) or '-')}</td><td>{e(p.remedy or '-')}</td></tr>"
+            for p in report.paths
         )
-        + f"<td>{e(p.error or '; '.join(p.outcome.notes))}</td></tr>"
-        for p in report.paths
-    )
-    path_head = (
-        "<th>path</th><th>verdict</th><th>restore estimate</th><th>what to do</th><th>notes</th>"
-        if config
-        else "<th>path</th><th>verdict</th><th>RTO</th><th>lost</th><th>recovered</th><th>notes</th>"
-    )
+        path_head = (
+            "<th>path</th><th>verdict</th><th>restore estimate</th><th>finding</th><th>what to do</th>"
+        )
+    else:
+        path_rows = "".join(
+            f"<tr><td>{e(p.name.value)}</td><td class='{verdict_class(p.verdict)}'>{e(p.verdict)}</td>"
+            f"<td class='num'>{e(seconds_text(p.rto_seconds))}</td>"
+            f"<td>{e(counts_text(p.outcome.lost))}</td><td>{e(counts_text(p.outcome.recovered))}</td>"
+            f"<td>{e(p.error or '; '.join(p.outcome.notes))}</td></tr>"
+            for p in report.paths
+        )
+        path_head = "<th>path</th><th>verdict</th><th>RTO</th><th>lost</th><th>recovered</th><th>notes</th>"
     step_rows = "".join(
         f"<tr><td class='num'>{s.started:.3f}</td><td>{e(s.path.value)}</td><td>{e(s.phase.value)}</td>"
         f"<td>{e(s.title)}</td><td class='num'>{e(seconds_text(s.seconds))}</td>"
