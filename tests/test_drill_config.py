@@ -512,13 +512,38 @@ def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     assert "horse" not in repr(config.storage.passphrase)
 
 
-def test_the_example_config_is_valid_but_for_its_files(tmp_path: Path) -> None:
-    """examples/lifeboat.toml parses; its only complaint here is a file this machine lacks."""
+def test_the_example_config_is_complete_and_valid(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/lifeboat.toml reads cleanly once the files it names exist: no unknown key."""
     example = tmp_path / "lifeboat.toml"
     shutil.copy(ROOT / "examples" / "lifeboat.toml", example)
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ConfigError, match="matches no file"):
         load_config(example)
-    assert "does not exist" in str(caught.value) or "matches no file" in str(caught.value)
+    (tmp_path / "envelopes").mkdir()
+    for envelope in (setup.root / "keys" / "envelopes").glob("*.age"):
+        shutil.copy(envelope, tmp_path / "envelopes" / envelope.name)
+    (tmp_path / "guardians").mkdir()
+    for number, name in enumerate(("alice", "bob", "carol"), start=1):
+        shutil.copy(
+            setup.root / "keys" / f"guardian-{number}" / "age.key", tmp_path / "guardians" / f"{name}.key"
+        )
+    shutil.copy(ROOT / "examples" / "ledger-invariants.toml", tmp_path / "ledger-invariants.toml")
+    (tmp_path / "group").mkdir()
+    shutil.copy(
+        setup.root / "signers" / "public-key-package.json", tmp_path / "group" / "public-key-package.json"
+    )
+    monkeypatch.setenv("LIFEBOAT_REPO_PASSPHRASE", "from the environment")
+    config = load_config(example)
+    assert config.order == ("keys", "storage", "state", "recovery")
+    assert len(config.keys[0].shares) == 5 and config.keys[0].share_set == "s-5c1e9a02"
+    assert config.storage is not None and len(config.storage.stores) == 5
+    assert (
+        config.storage.stores[3].startswith("s3://")
+        and config.storage.passphrase.read() == "from the environment"
+    )
+    assert config.state is not None and config.state.trust is not None and config.state.name == "ledger"
+    assert config.recovery is not None and config.recovery.service_key is not None
 
 
 def test_every_takes_durations_and_refuses_less_than_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
