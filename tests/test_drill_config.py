@@ -177,13 +177,15 @@ def test_the_real_setup_passes_every_check_and_is_not_modified(setup: Setup) -> 
 def test_a_wrong_identity_fails_the_keys_check_only(setup: Setup) -> None:
     stranger = setup.root / "stranger.key"
     stranger.write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    (record,) = setup.home.load().share_sets.values()
+    wrong = {"keys.identities": '["stranger.key"]', "keys.share_set": f'"{record.id}"'}
     try:
-        report = drill(setup, setup.config("wrong.toml", **{"keys.identities": '["stranger.key"]'}))
+        report = drill(setup, setup.config("wrong.toml", **wrong))
     finally:
         stranger.unlink()
     assert verdicts(report) == {"keys": FAILED, "storage": PASSED, "state": PASSED, "recovery": PASSED}
     keys = report.path(PathName.KEYS)
-    assert keys.error is not None and "0 of 5 share file(s) usable" in keys.error
+    assert keys.error is not None and "0 of 5 share file(s) usable, 3 needed" in keys.error
     assert keys.remedy is not None and "identity" in keys.remedy
 
 

@@ -132,6 +132,10 @@ def _check_share_set(home: Home, config: KeysConfig, timeline: Timeline, warning
         invalid = [f"{c.label}: {c.reason}" for c in checks if not c.valid]
         valid = [share for share, check in zip(usable, checks, strict=True) if check.valid]
         threshold, margin = _margin(recovery)
+        if threshold is None and config.share_set is not None:  # no share opened: the record says
+            record = home.load().share_set(config.share_set)
+            if record.group_threshold == 1 and len(record.groups) == 1:
+                threshold = record.groups[0][0]
         step.facts.update(files=len(config.shares), usable=len(valid), threshold=threshold, margin=margin)
         problems = unusable + invalid
         if not valid or margin is None or margin < 0:
