@@ -209,6 +209,17 @@ def test_the_home_record_and_a_drill_count_name_the_set(setup: Setup) -> None:
     assert rebuilt == {"combined": 3, "share_set": record.id, "fingerprint_ok": True}
 
 
+def test_drilling_fewer_shares_than_the_threshold_is_refused_with_the_fix(setup: Setup) -> None:
+    config = setup.config("two.toml")
+    config.write_text(config.read_text().replace("[[keys]]\n", "[[keys]]\ndrill = 2\n"))
+    report = drill(setup, config)
+    keys = report.path(PathName.KEYS)
+    assert keys.verdict == FAILED and "drill = 2 combines fewer shares than the 3 needed" in (
+        keys.error or ""
+    )
+    assert keys.remedy == "set drill to at least 3 in the config"
+
+
 def test_a_fingerprint_of_another_secret_fails_the_keys_check(setup: Setup) -> None:
     other = "-".join(["0123"] * 8)
     report = drill(setup, setup.config("other.toml", **{"keys.fingerprint": f'"{other}"'}))

@@ -162,6 +162,11 @@ def _check_share_set(home: Home, config: KeysConfig, timeline: Timeline, warning
                 f"{config.name}: only {len(valid)} share(s) usable, the config drills {config.drill}",
                 "restore the missing shares, or lower drill in the config",
             )
+        if config.drill is not None and threshold is not None and config.drill < threshold:
+            raise CheckFailed(
+                f"{config.name}: drill = {config.drill} combines fewer shares than the {threshold} needed",
+                f"set drill to at least {threshold} in the config",
+            )
         try:
             report = backup.drill(
                 home,
