@@ -163,6 +163,10 @@ def test_the_real_setup_passes_every_check_and_is_not_modified(setup: Setup) -> 
     assert checked["status"] == "healthy" and checked["stores_that_may_still_be_lost"] == 2
     estimate = report.path(PathName.STORAGE).restore_estimate_seconds
     assert estimate is not None and estimate > 0
+    timed = facts(report, "restore time of the newest file snapshot")
+    assert (
+        timed["restored"] is True and timed["files"] == 6 and timed["restore_seconds"] == round(estimate, 3)
+    )
     restored = facts(report, "restore it into scratch space and rebuild its tree")
     assert restored["records"] == 200 + 10 + 6  # accounts, supply records, markets
     assert facts(report, "the audit log verifies against the signed head")["pinned"] is True
@@ -238,6 +242,18 @@ def test_violated_invariants_fail_the_state_check(setup: Setup) -> None:
     assert verdicts(report) == {"keys": PASSED, "storage": PASSED, "state": FAILED, "recovery": PASSED}
     state = report.path(PathName.STATE)
     assert "violates tiny-balances" in (state.error or "") and "state rollback" in (state.remedy or "")
+
+
+def test_a_snapshot_over_the_restore_limit_is_estimated_from_the_check(setup: Setup) -> None:
+    config = setup.config("estimate.toml")
+    config.write_text(config.read_text().replace("[storage]\n", "[storage]\nrestore_limit_mib = 0\n"))
+    report = drill(setup, config)
+    assert verdicts(report)["storage"] == PASSED
+    estimated = facts(report, "restore time of the newest file snapshot")
+    assert estimated["restored"] is False and estimated["read_bytes_per_second"] > 0
+    assert report.path(PathName.STORAGE).restore_estimate_seconds == pytest.approx(
+        estimated["bytes"] / estimated["read_bytes_per_second"], rel=0.01
+    )
 
 
 def test_a_lost_store_within_tolerance_degrades_storage(setup: Setup) -> None:
@@ -492,6 +508,7 @@ STORAGE = '[storage]\nstores = ["s1", "s2"]\npassphrase_file = "pass"\n'
             "is not set",
         ),
         ("version = 1\n" + STORAGE + "timeout = 0\n", "storage.timeout must be from 0.1"),
+        ("version = 1\n" + STORAGE + "restore_limit_mib = -1\n", "storage.restore_limit_mib must be 0"),
         ('version = 1\n[state]\nsnapshot = "latest"\n', "add a [storage] section"),
         ("version = 1\n" + STORAGE + '[state]\ninvariants = "missing.toml"\n', "state.invariants: "),
         ("version = 1\n" + STORAGE + '[state]\ntrust = "zz"\n', "state.trust: "),

@@ -86,11 +86,17 @@ class KeysConfig:
     passphrase: Secret
 
 
+#: The newest file snapshot is restored (and timed) when it is no larger than this; else its
+#: restore time is estimated from the throughput of the check.
+DEFAULT_RESTORE_LIMIT_MIB: Final = 256
+
+
 @dataclass(frozen=True)
 class StorageConfig:
     stores: tuple[str, ...]
     passphrase: Secret
     timeout: float
+    restore_limit_mib: int = DEFAULT_RESTORE_LIMIT_MIB
 
 
 @dataclass(frozen=True)
@@ -267,8 +273,11 @@ def _storage(table: object, base: Path) -> StorageConfig:
     located = tuple(_store_location(store, base) for store in stores)
     passphrase = section.secret(required=True)
     timeout = section.timeout()
+    limit = section.get("restore_limit_mib", int, example="256")
+    if limit is not None and limit < 0:
+        raise ConfigError(f"storage.restore_limit_mib must be 0 (never restore) or more, not {limit}")
     section.done()
-    return StorageConfig(located, passphrase, timeout)
+    return StorageConfig(located, passphrase, timeout, DEFAULT_RESTORE_LIMIT_MIB if limit is None else limit)
 
 
 def _store_location(store: str, base: Path) -> str:

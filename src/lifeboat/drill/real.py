@@ -46,6 +46,7 @@ from lifeboat.reachability import check_with_snapshots
 from lifeboat.recovery import audit
 from lifeboat.recovery.client import Client, ServiceUnavailable
 from lifeboat.secrets import backup, envelope, slip39
+from lifeboat.snapshot.restore import restore
 from lifeboat.state import prolly
 from lifeboat.state import snapshots as states
 from lifeboat.state.invariants import InvariantChecker, InvariantReport, load_invariants
@@ -240,7 +241,9 @@ def open_configured_repository(storage: StorageConfig) -> Iterator[Repository]:
         repo.close()
 
 
-def _check_storage(storage: StorageConfig, timeline: Timeline, warnings: list[_Warning]) -> float | None:
+def _check_storage(
+    storage: StorageConfig, scratch: Path, timeline: Timeline, warnings: list[_Warning]
+) -> float | None:
     """The storage check; returns the restore-time estimate in seconds (None: no file snapshot)."""
     path = PathName.STORAGE
     with ExitStack() as stack:
@@ -306,24 +309,50 @@ def _check_storage(storage: StorageConfig, timeline: Timeline, warnings: list[_W
                     f"{damaged[0].describe()}); {max(tolerance, 0)} more store(s) may be lost",
                     "run `lifeboat repair` to rebuild the damaged shards from the others",
                 )
-        with timeline.step(
-            path, Phase.CHECK, "estimate the restore time of the newest file snapshot"
-        ) as step:
-            stored = sum(entry.size for entry in repo.index.packs.values())
-            throughput = stored / seconds if seconds > 0 and stored else None
-            files = repo.manifests("files")
-            step.facts.update(
-                bytes_checked=stored,
-                read_bytes_per_second=None if throughput is None else round(throughput),
-            )
-            if not files:
-                step.facts.update(file_snapshots=0)
-                return None
-            newest = files[-1]
-            size = int(newest.payload.get("summary", {}).get("bytes_total", 0) or 0)
-            estimate = 0.0 if throughput is None else size / throughput
-            step.facts.update(snapshot=newest.short_id, bytes=size, estimate_seconds=round(estimate, 3))
-            return estimate
+        with timeline.step(path, Phase.CHECK, "restore time of the newest file snapshot") as step:
+            return _restore_time(repo, storage, seconds, scratch, step)
+
+
+def _restore_time(
+    repo: Repository, storage: StorageConfig, check_seconds: float, scratch: Path, step: Step
+) -> float | None:
+    """Restore the newest file snapshot into ``scratch`` and time it, when it is no larger than
+    ``storage.restore_limit_mib``; else estimate from the throughput ``check --read-data`` had
+    (stored bytes checked per second). None when the repository holds no file snapshot."""
+    stored = sum(entry.size for entry in repo.index.packs.values())
+    throughput = stored / check_seconds if check_seconds > 0 and stored else None
+    files = repo.manifests("files")
+    step.facts.update(
+        bytes_checked=stored, read_bytes_per_second=None if throughput is None else round(throughput)
+    )
+    if not files:
+        step.facts.update(file_snapshots=0)
+        return None
+    newest = files[-1]
+    size = int(newest.payload.get("summary", {}).get("bytes_total", 0) or 0)
+    step.facts.update(snapshot=newest.short_id, bytes=size)
+    if size > storage.restore_limit_mib * 1024 * 1024:
+        estimate = 0.0 if throughput is None else size / throughput
+        step.facts.update(restored=False, estimate_seconds=round(estimate, 3))
+        return estimate
+    target = scratch / "files"
+    started = time.perf_counter()
+    try:
+        result = restore(repo, newest, target)
+    except LifeboatError as exc:
+        result_errors = [_one_line(exc)]
+    else:
+        result_errors = list(result.errors)
+    took = time.perf_counter() - started
+    if result_errors:
+        raise CheckFailed(
+            f"the newest file snapshot {newest.short_id} does not restore: {'; '.join(result_errors[:2])}",
+            "run `lifeboat check --read-data` and `lifeboat repair`; `lifeboat restore` an older "
+            "snapshot if this one stays broken",
+        )
+    shutil.rmtree(target, ignore_errors=True)
+    step.facts.update(restored=True, files=result.files, restore_seconds=round(took, 3))
+    return took
 
 
 # --- state --------------------------------------------------------------------------------------------
@@ -592,7 +621,9 @@ def run_config_drill(
             storage = config.storage
 
             def check_storage(w: list[_Warning]) -> None:
-                report.path(PathName.STORAGE).restore_estimate_seconds = _check_storage(storage, timeline, w)
+                report.path(PathName.STORAGE).restore_estimate_seconds = _check_storage(
+                    storage, scratch, timeline, w
+                )
 
             checks[PathName.STORAGE] = check_storage
             if config.state is not None:
