@@ -167,6 +167,7 @@ def test_the_real_setup_passes_every_check_and_is_not_modified(setup: Setup) -> 
     assert (
         timed["restored"] is True and timed["files"] == 6 and timed["restore_seconds"] == round(estimate, 3)
     )
+    assert facts(report, "find the record snapshot")["journal_entries_after"] == 0
     restored = facts(report, "restore it into scratch space and rebuild its tree")
     assert restored["records"] == 200 + 10 + 6  # accounts, supply records, markets
     assert facts(report, "the audit log verifies against the signed head")["pinned"] is True

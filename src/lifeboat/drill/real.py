@@ -372,8 +372,15 @@ def _check_state(
                     f"record snapshot {state.snapshot!r}: {_one_line(exc)}",
                     "check state.name and state.snapshot against `lifeboat state list`",
                 ) from exc
+            journaled = max(
+                (seg.last for seg in states.journal_segments(repo, snap.statement.name)), default=0
+            )
             step.facts.update(
-                snapshot=snap.short_id, name=snap.statement.name, sequence=snap.statement.sequence
+                snapshot=snap.short_id,
+                name=snap.statement.name,
+                sequence=snap.statement.sequence,
+                # changes journaled since: a restore replays them (`state restore --at-seq`)
+                journal_entries_after=max(journaled - snap.statement.sequence, 0),
             )
         with timeline.step(path, Phase.CHECK, "verify its signature and chain") as step:
             _verify_snapshot(repo, snap, state, step, warnings)
