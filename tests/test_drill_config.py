@@ -611,3 +611,28 @@ def drill_history_path(name: PathName, verdict: str) -> Any:
     from lifeboat.drill.run import PathReport
 
     return PathReport(name, verdict=verdict, error=None if verdict == PASSED else "broken", remedy="fix it")
+
+
+def test_an_open_recovery_request_degrades_the_recovery_check(setup: Setup) -> None:
+    """The request is vetoed by the owner afterwards, so the vault has none open again."""
+    from lifeboat.drill.keys import POLICY_NAME
+    from lifeboat.recovery import messages
+    from lifeboat.recovery.client import Client
+    from lifeboat.recovery.keyfile import read_key_file
+    from lifeboat.recovery.keys import KeyKind, PrivateKey
+
+    stranger = PrivateKey.generate(KeyKind.ED25519).public_key
+    guardian = read_key_file(setup.root / "keys" / "guardian-1" / "recovery.key")
+    request, vault = bytes(range(messages.ID_BYTES)), bytes.fromhex(setup.vault)
+    with Client(setup.service_url) as client:
+        answer = client.sign_and_act(guardian, vault, messages.OpenRequest(request, stranger, POLICY_NAME))
+        assert "request_opened" in answer.kinds
+        try:
+            report = drill(setup, setup.config())
+        finally:
+            owner = read_key_file(setup.root / "keys" / "owner" / "owner.key")
+            client.sign_and_act(owner, vault, messages.Veto(request))
+    assert verdicts(report) == {"keys": PASSED, "storage": PASSED, "state": PASSED, "recovery": DEGRADED}
+    recovery = report.path(PathName.RECOVERY)
+    assert "1 open recovery request" in (recovery.error or "") and "veto" in (recovery.remedy or "")
+    assert verdicts(drill(setup, setup.config()))["recovery"] == PASSED  # vetoed: none open
