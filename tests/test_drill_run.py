@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 from lifeboat.cli.main import main_entry
 from lifeboat.drill import run as drill_run
 from lifeboat.drill.report import render_html, step_line
-from lifeboat.drill.run import RECOVERY_ORDER, parse_scenario, run_drill
+from lifeboat.drill.run import (
+    CONFIG,
+    DEGRADED,
+    RECOVERY_ORDER,
+    DrillReport,
+    PathReport,
+    parse_scenario,
+    run_drill,
+)
 from lifeboat.drill.sandbox import Outcome, Sandbox
 from lifeboat.drill.timeline import PathName, Phase, StepFailed, Timeline
 from lifeboat.errors import UsageError
@@ -57,7 +65,7 @@ class StandIn:
 
 
 def stand_ins(log: list[str], **failures: Phase) -> dict[PathName, StandIn]:
-    return {p: StandIn(p, log, failures.get(p.value)) for p in PathName}
+    return {p: StandIn(p, log, failures.get(p.value)) for p in RECOVERY_ORDER}
 
 
 def test_everything_breaks_before_anything_recovers(tmp_path: Path) -> None:
@@ -136,10 +144,11 @@ def test_keep_leaves_the_sandbox(tmp_path: Path) -> None:
 def test_the_json_report_carries_every_step(tmp_path: Path) -> None:
     report = run_drill(seed=3, accounts=5, workdir=tmp_path, paths=stand_ins([]))
     document = json.loads(json.dumps(report.to_json()))
-    assert document["format"] == "lifeboat-drill-report" and document["version"] == 1
+    assert document["format"] == "lifeboat-drill-report" and document["version"] == 2
     assert document["verdict"] == "passed" and document["seed"] == 3 and document["accounts"] == 5
     assert len(document["steps"]) == 16
-    assert {p["path"] for p in document["paths"]} == {p.value for p in PathName}
+    assert {p["path"] for p in document["paths"]} == {p.value for p in RECOVERY_ORDER}
+    assert document["kind"] == "sandbox" and document["config"] is None
     assert all(s["ok"] is True and s["facts"] == {"seed": 3} for s in document["steps"])
 
 
@@ -163,13 +172,13 @@ def test_the_step_line_names_a_failure() -> None:
     assert step_line(timeline.steps[0]).endswith(": fingerprint differs")
 
 
-@given(st.lists(st.sampled_from([p.value for p in PathName]), min_size=1))
+@given(st.lists(st.sampled_from([p.value for p in RECOVERY_ORDER]), min_size=1))
 def test_a_scenario_names_each_path_once_in_recovery_order(names: list[str]) -> None:
     chosen = parse_scenario(",".join(names))
     assert chosen == [p for p in RECOVERY_ORDER if p.value in names]
 
 
-@pytest.mark.parametrize("text", ["", ",", "keys,wallets", "KEYS", "keys;state"])
+@pytest.mark.parametrize("text", ["", ",", "keys,wallets", "KEYS", "keys;state", "recovery"])
 def test_a_bad_scenario_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match="--scenario"):
         parse_scenario(text)
@@ -200,13 +209,40 @@ def _documented_report() -> dict[str, Any]:
     return dict(json.loads(block.split("```json")[1].split("```")[0]))
 
 
+def _config_report() -> DrillReport:
+    """A report of a drill of a real setup, as ``drill.real`` makes one (one degraded path)."""
+    timeline = Timeline()
+    with timeline.step(PathName.STORAGE, Phase.CHECK, "open the repository") as step:
+        step.warning = "1 of 5 stores unreachable"
+        step.facts.update(k=3, n=5)
+    path = PathReport(PathName.STORAGE, verdict=DEGRADED, error=step.warning, remedy="run `lifeboat repair`")
+    path.restore_estimate_seconds = 12.5
+    return DrillReport(
+        None,
+        None,
+        [PathName.STORAGE],
+        "2026-12-05T18:00:00+00:00",
+        timeline,
+        [path],
+        1.0,
+        None,
+        CONFIG,
+        "/x.toml",
+    )
+
+
 def test_formats_md_documents_exactly_the_report_keys(tmp_path: Path) -> None:
     documented = _documented_report()
-    actual = run_drill(seed=1, workdir=tmp_path, paths=stand_ins([])).to_json()
-    assert set(documented) == set(actual)
-    assert set(documented["paths"][0]) == set(actual["paths"][0])
-    assert set(documented["steps"][0]) == set(actual["steps"][0])
-    assert documented["format"] == actual["format"] and documented["version"] == actual["version"]
-    for key, value in documented.items():
-        if actual[key] is not None and value is not None:
-            assert type(value) is type(actual[key]) or {type(value), type(actual[key])} <= {int, float}, key
+    sandbox = run_drill(seed=1, workdir=tmp_path, paths=stand_ins([])).to_json()
+    config = _config_report().to_json()
+    assert config["verdict"] == DEGRADED and config["kind"] == CONFIG and sandbox["kind"] == "sandbox"
+    for actual in (sandbox, config):
+        assert set(documented) == set(actual)
+        assert set(documented["paths"][0]) == set(actual["paths"][0])
+        assert set(documented["steps"][0]) == set(actual["steps"][0])
+        assert documented["format"] == actual["format"] and documented["version"] == actual["version"]
+        for key, value in documented.items():
+            if actual[key] is not None and value is not None:
+                assert type(value) is type(actual[key]) or {type(value), type(actual[key])} <= {int, float}, (
+                    key
+                )

@@ -149,7 +149,7 @@ def test_the_exploited_ledger_comes_back_from_three_stores(
     path.recover(sandbox, timeline, outcome)
 
     assert [s.ok for s in timeline.steps] == [True] * len(timeline.steps)
-    assert {s.phase for s in timeline.steps} == set(Phase)
+    assert {s.phase for s in timeline.steps} == set(Phase) - {Phase.CHECK}  # CHECK: a real setup's
     assert outcome.recovered == outcome.lost and outcome.rpo == 0
     assert ledger.read_bytes() == healthy  # bit for bit, the journal's values as written
     # What each step measured.

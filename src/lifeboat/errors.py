@@ -20,6 +20,11 @@ class UsageError(LifeboatError):
     """The request itself is inconsistent (contradictory options, a missing choice)."""
 
 
+class ConfigError(UsageError):
+    """A configuration file that cannot be used as written: an unknown key, a wrong type, a
+    missing file. The message names the key and what to write instead (exit status 2)."""
+
+
 class InputError(LifeboatError):
     """Input that cannot be parsed: malformed words, hex, JSON, or a file of hostile size."""
 

@@ -208,8 +208,8 @@ class Home:
         return HomeState.from_json(read_bounded(self.file, MAX_HOME_BYTES, what="home file"), self.file)
 
     @contextlib.contextmanager
-    def update(self) -> Iterator[HomeState]:
-        """Read, let the caller change, and write back the state under an exclusive lock."""
+    def lock(self) -> Iterator[None]:
+        """Hold the home's exclusive lock (``.lock``, ``flock``): every writer of the home takes it."""
         try:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
@@ -220,8 +220,14 @@ class Home:
             raise HomeError(f"cannot lock Lifeboat home {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(lock)
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[HomeState]:
+        """Read, let the caller change, and write back the state under an exclusive lock."""
+        with self.lock():
             state = self.load()
             yield state
             write_atomic(self.file, state.to_json(), mode=SECRET_MODE, overwrite=True)
-        finally:
-            os.close(lock)

@@ -33,7 +33,7 @@ from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
 from lifeboat.cli.secrets_cmds import PlaintextRest, RevealShares
 from lifeboat.errors import InputError, LifeboatError, StorageError, UsageError
-from lifeboat.store.backends import Backend, LimitedBackend, RetryingBackend, open_backend
+from lifeboat.store.backends import Backend, open_backend, open_stores, open_stores_leniently
 from lifeboat.store.config import CONFIG_KEY, encode_config
 from lifeboat.store.errors import RepositoryError, StoreDown
 from lifeboat.store.repository import Manifest, Repository, default_cache_dir
@@ -123,14 +123,7 @@ def _store_urls(stores: list[str] | None) -> list[str]:
 
 
 def _backends(urls: list[str], *, create: bool = False) -> list[Backend]:
-    return [
-        RetryingBackend(
-            LimitedBackend(open_backend(url, create=create, timeout=settings.store_timeout), 8),
-            attempts=4,
-            max_delay=1.0,
-        )
-        for url in urls
-    ]
+    return open_stores(urls, create=create, timeout=settings.store_timeout)
 
 
 def _lenient_backends(urls: list[str], failures: list[str] | None = None) -> list[Backend]:
@@ -138,15 +131,12 @@ def _lenient_backends(urls: list[str], failures: list[str] | None = None) -> lis
 
     Why each given store could not be opened is appended to ``failures``, if given.
     """
-    found: list[Backend] = []
-    for url in urls:
-        try:
-            found.extend(_backends([url]))
-        except StorageError as exc:  # reported once; the repository decides whether enough stores remain
-            if failures is not None:
-                failures.append(str(exc))  # the repository reports it with the other store failures
-            else:
-                info(f"warning: {exc}")
+    found, unopened = open_stores_leniently(urls, timeout=settings.store_timeout)
+    if failures is not None:  # the repository reports them with the other store failures
+        failures.extend(unopened)
+    else:
+        for failure in unopened:
+            info(f"warning: {failure}")
     return found
 
 

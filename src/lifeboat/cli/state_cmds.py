@@ -118,24 +118,11 @@ def _spec(key: str, sums: list[str] | None) -> RecordSpec:
 
 
 def _trust(value: str | None) -> bytes | None:
-    if value is None:
-        return None
-    text = value.strip().lower()
-    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
-        return bytes.fromhex(text)
-    path = Path(value)
-    if not path.is_file():
-        raise UsageError(f"--trust {value!r} is neither 64 hex digits nor a public key package file")
-    return _frost_group(path)
+    return None if value is None else statements.parse_trust(value, what="--trust")
 
 
 def _frost_group(path: Path) -> bytes:
-    suite, package = serialize.decode_public_key_package(
-        read_bounded(path, serialize.MAX_DOCUMENT_BYTES, what="public key package"), str(path)
-    )
-    if suite.name != "FROST-ED25519-SHA512-v1":
-        raise UsageError(f"{path} is a {suite.name} group; record snapshots are signed with FROST(Ed25519)")
-    return bytes(suite.group.serialize_element(package.group_public_key))
+    return statements.frost_group_key(path)
 
 
 def _signing(repo: Any, signing_key: Path | None, frost_group: Path | None) -> Signing:

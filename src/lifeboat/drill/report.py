@@ -13,7 +13,7 @@ import io
 from collections.abc import Mapping
 from typing import Final
 
-from lifeboat.drill.run import PASSED, DrillReport
+from lifeboat.drill.run import CONFIG, DEGRADED, FAILED, PASSED, DrillReport
 from lifeboat.drill.timeline import PathName, Phase, Step
 
 #: Bar colours of the timeline, one per act; a failed step is drawn in FAILED_COLOUR.
@@ -22,8 +22,11 @@ PHASE_COLOURS: Final[Mapping[Phase, str]] = {
     Phase.OPERATE: "#4c78a8",
     Phase.CATASTROPHE: "#e45756",
     Phase.RECOVER: "#54a24b",
+    Phase.CHECK: "#54a24b",
 }
 FAILED_COLOUR: Final = "#b10026"
+#: A step that held with a warning (a real setup's check that found less margin than built).
+WARNING_COLOUR: Final = "#f2a900"
 
 
 def seconds_text(value: float | None) -> str:
@@ -58,18 +61,31 @@ def _bytes_text(value: int) -> str:
 
 def step_line(step: Step) -> str:
     """One line per finished step, for the live terminal output."""
-    mark = "ok  " if step.ok else "FAIL"
+    mark = ("WARN" if step.warning else "ok  ") if step.ok else "FAIL"
     line = f"{mark} {step.path.value:<8} {step.phase.value:<11} {step.title} ({seconds_text(step.seconds)})"
-    if step.error:
-        line += f": {step.error}"
+    if step.error or step.warning:
+        line += f": {step.error or step.warning}"
     return line
 
 
 def verdict_text(report: DrillReport) -> str:
-    failed = [p.name.value for p in report.paths if p.verdict != PASSED]
+    names = ", ".join(p.name.value for p in report.paths)
+    failed = [p.name.value for p in report.paths if p.verdict == FAILED]
+    degraded = [p.name.value for p in report.paths if p.verdict == DEGRADED]
+    if report.kind == CONFIG:
+        if failed:
+            return f"DRILL FAILED: {', '.join(failed)} did not pass"
+        if degraded:
+            return f"DRILL DEGRADED: {', '.join(degraded)} work with less margin than built"
+        return f"DRILL PASSED: every path checked ({names})"
     if not failed:
-        return f"DRILL PASSED: every path recovered ({', '.join(p.name.value for p in report.paths)})"
+        return f"DRILL PASSED: every path recovered ({names})"
     return f"DRILL FAILED: {', '.join(failed)} did not recover"
+
+
+def verdict_class(verdict: str) -> str:
+    """The CSS class of a verdict: ``passed``, ``degraded`` or ``failed``."""
+    return verdict if verdict in (PASSED, DEGRADED) else FAILED
 
 
 # --- HTML ----------------------------------------------------------------------------------------
@@ -89,13 +105,19 @@ def timeline_svg(report: DrillReport) -> str:
     for y, path in enumerate(rows):
         steps = report.timeline.of(path)
         bars = [(s.started, max(s.seconds, 0.002)) for s in steps]
-        colours = [PHASE_COLOURS[s.phase] if s.ok else FAILED_COLOUR for s in steps]
+        colours = [
+            (WARNING_COLOUR if s.warning else PHASE_COLOURS[s.phase]) if s.ok else FAILED_COLOUR
+            for s in steps
+        ]
         axes.broken_barh(bars, (y - 0.35, 0.7), facecolors=colours, edgecolor="white", linewidth=0.5)
     axes.set_yticks(range(len(rows)), [p.value for p in rows])
     axes.invert_yaxis()
     axes.set_xlabel("seconds since the drill started")
     axes.grid(axis="x", alpha=0.3)
-    legend = [Patch(color=c, label=p.value) for p, c in PHASE_COLOURS.items()]
+    phases = {s.phase for s in report.timeline.steps}
+    legend = [Patch(color=c, label=p.value) for p, c in PHASE_COLOURS.items() if p in phases]
+    if any(s.warning for s in report.timeline.steps):
+        legend.append(Patch(color=WARNING_COLOUR, label="warning"))
     legend.append(Patch(color=FAILED_COLOUR, label="failed"))
     axes.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=5, frameon=False)
     figure.tight_layout()
@@ -111,6 +133,7 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 70em;
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 .verdict { font-size: 1.3em; font-weight: 700; padding: 0.6em 1em; border-radius: 6px; }
 .passed { background: #dafbe1; color: #116329; } .failed { background: #ffebe9; color: #a40e26; }
+.degraded { background: #fff8c5; color: #7d4e00; }
 table { border-collapse: collapse; width: 100%; margin: 0.5em 0 1.5em; }
 th, td { text-align: left; padding: 0.3em 0.6em; border-bottom: 1px solid #d0d7de; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -121,37 +144,55 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 def render_html(report: DrillReport) -> str:
     """The whole report as one HTML document (no network, no script)."""
     e = html.escape
-    verdict_class = "passed" if report.passed else "failed"
-    path_rows = "".join(
-        f"<tr><td>{e(p.name.value)}</td><td class='{'passed' if p.verdict == PASSED else 'failed'}'>"
-        f"{e(p.verdict)}</td><td class='num'>{e(seconds_text(p.rto_seconds))}</td>"
-        f"<td>{e(counts_text(p.outcome.lost))}</td><td>{e(counts_text(p.outcome.recovered))}</td>"
-        f"<td>{e(p.error or '; '.join(p.outcome.notes))}</td></tr>"
-        for p in report.paths
-    )
+    report_class = verdict_class(report.verdict)
+    config = report.kind == CONFIG
+    if config:
+        path_rows = "".join(
+            f"<tr><td>{e(p.name.value)}</td><td class='{verdict_class(p.verdict)}'>{e(p.verdict)}</td>"
+            f"<td class='num'>{e(seconds_text(p.restore_estimate_seconds))}</td>"
+            f"<td>{e(p.error or '; '.join(p.outcome.notes) or '-')}</td><td>{e(p.remedy or '-')}</td></tr>"
+            for p in report.paths
+        )
+        path_head = (
+            "<th>path</th><th>verdict</th><th>restore estimate</th><th>finding</th><th>what to do</th>"
+        )
+    else:
+        path_rows = "".join(
+            f"<tr><td>{e(p.name.value)}</td><td class='{verdict_class(p.verdict)}'>{e(p.verdict)}</td>"
+            f"<td class='num'>{e(seconds_text(p.rto_seconds))}</td>"
+            f"<td>{e(counts_text(p.outcome.lost))}</td><td>{e(counts_text(p.outcome.recovered))}</td>"
+            f"<td>{e(p.error or '; '.join(p.outcome.notes))}</td></tr>"
+            for p in report.paths
+        )
+        path_head = "<th>path</th><th>verdict</th><th>RTO</th><th>lost</th><th>recovered</th><th>notes</th>"
     step_rows = "".join(
         f"<tr><td class='num'>{s.started:.3f}</td><td>{e(s.path.value)}</td><td>{e(s.phase.value)}</td>"
         f"<td>{e(s.title)}</td><td class='num'>{e(seconds_text(s.seconds))}</td>"
-        f"<td class='{'passed' if s.ok else 'failed'}'>{'ok' if s.ok else 'failed'}</td>"
+        f"<td class='{_step_class(s)}'>{_step_class(s).replace('passed', 'ok')}</td>"
         f"<td><code>{e(_facts_text(s))}</code></td></tr>"
         for s in report.timeline.steps
     )
     rpo = report.rpo_entries
     rpo_text = "not drilled" if rpo is None else f"{rpo} journal entries not recovered"
+    if config:
+        meta = f"started {e(report.started_at)} · config {e(report.config or '-')}"
+        rpo_line = ""
+    else:
+        meta = f"started {e(report.started_at)} · seed {report.seed} · {report.accounts or 0:,} accounts"
+        rpo_line = f"<p><strong>RPO:</strong> {e(rpo_text)}.</p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>Lifeboat drill: {e(verdict_class)}</title><style>{_STYLE}</style></head>
+<title>Lifeboat drill: {e(report_class)}</title><style>{_STYLE}</style></head>
 <body>
-<h1>Lifeboat drill</h1>
-<p class="meta">started {e(report.started_at)} · seed {report.seed} · {report.accounts:,} accounts ·
+<h1>Lifeboat drill{" of a real setup" if config else ""}</h1>
+<p class="meta">{meta} ·
 {e(seconds_text(report.seconds))} in all</p>
-<p class="verdict {verdict_class}" id="verdict">{e(verdict_text(report))}</p>
+<p class="verdict {report_class}" id="verdict">{e(verdict_text(report))}</p>
 <h2>Paths</h2>
-<table id="paths"><thead><tr><th>path</th><th>verdict</th><th>RTO</th><th>lost</th><th>recovered</th>
-<th>notes</th></tr></thead><tbody>{path_rows}</tbody></table>
-<p><strong>RPO:</strong> {e(rpo_text)}.</p>
+<table id="paths"><thead><tr>{path_head}</tr></thead><tbody>{path_rows}</tbody></table>
+{rpo_line}
 <h2>Timeline</h2>
 <figure id="timeline">{timeline_svg(report)}</figure>
 <h2>Steps</h2>
@@ -161,6 +202,11 @@ def render_html(report: DrillReport) -> str:
 """
 
 
+def _step_class(step: Step) -> str:
+    return ("degraded" if step.warning else "passed") if step.ok else "failed"
+
+
 def _facts_text(step: Step) -> str:
     facts = ", ".join(f"{k}={v}" for k, v in step.facts.items())
-    return f"{step.error} {facts}".strip() if step.error else facts
+    note = step.error or step.warning
+    return f"{note} {facts}".strip() if note else facts

@@ -28,7 +28,13 @@ from lifeboat.drill.timeline import Listener, PathName, Phase, Timeline
 from lifeboat.errors import UsageError
 
 FORMAT: Final = "lifeboat-drill-report"
-VERSION: Final = 1
+#: Version 2 added ``kind``, ``config``, the ``degraded`` verdict, ``remedy``,
+#: ``restore_estimate_seconds`` and the steps' ``warning`` (a drill of a real setup).
+VERSION: Final = 2
+
+#: The two kinds of drill: a throw-away sandbox, or the checks of a real setup (``--config``).
+SANDBOX: Final = "sandbox"
+CONFIG: Final = "config"
 
 #: Set-up order (what a path needs exists before it), and the order of recovery.
 SETUP_ORDER: Final = (PathName.STORAGE, PathName.SIGNERS, PathName.KEYS, PathName.STATE)
@@ -46,7 +52,12 @@ IMPLEMENTATIONS: Final[Mapping[PathName, str]] = {
 }
 
 PASSED: Final = "passed"
+#: Only a drill of a real setup: the path works, but with less margin than it was built with
+#: (a store down within tolerance, a share that no longer opens while enough others do).
+DEGRADED: Final = "degraded"
 FAILED: Final = "failed"
+#: Exit status per verdict (``3``: done, but look, as ``lifeboat check`` exits when degraded).
+EXIT_STATUS: Final[Mapping[str, int]] = {PASSED: 0, DEGRADED: 3, FAILED: 1}
 
 
 @dataclass
@@ -58,13 +69,24 @@ class PathReport:
     error: str | None = None
     rto_seconds: float | None = None
     outcome: Outcome = field(default_factory=Outcome)
+    #: What to do about ``error`` (a drill of a real setup): one line, a command where there is one.
+    remedy: str | None = None
+    #: The storage path of a drill of a real setup: how long restoring the newest file snapshot
+    #: would take at the read throughput measured by its check.
+    restore_estimate_seconds: float | None = None
+    #: What a later drill checks against, kept in the drill history (not in the report): the
+    #: recovery path's verified audit head (``{"url", "seq", "hash"}``).
+    kept: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        estimate = self.restore_estimate_seconds
         return {
             "path": self.name.value,
             "verdict": self.verdict,
             "error": self.error,
+            "remedy": self.remedy,
             "rto_seconds": None if self.rto_seconds is None else round(self.rto_seconds, 6),
+            "restore_estimate_seconds": None if estimate is None else round(estimate, 3),
             "lost": self.outcome.lost,
             "recovered": self.outcome.recovered,
             "rpo_entries": self.outcome.rpo,
@@ -74,18 +96,33 @@ class PathReport:
 
 @dataclass
 class DrillReport:
-    seed: int
-    accounts: int
+    """A drill's result: a sandbox drill (``seed``, ``accounts``) or a real setup's (``config``)."""
+
+    seed: int | None
+    accounts: int | None
     scenario: list[PathName]
     started_at: str
     timeline: Timeline
     paths: list[PathReport]
     seconds: float = 0.0
     sandbox: str | None = None
+    kind: str = SANDBOX
+    #: The configuration file a drill of a real setup read.
+    config: str | None = None
 
     @property
     def passed(self) -> bool:
         return all(p.verdict == PASSED for p in self.paths)
+
+    @property
+    def verdict(self) -> str:
+        """``failed`` if any path failed, else ``degraded`` if any is, else ``passed``."""
+        verdicts = {p.verdict for p in self.paths}
+        return FAILED if FAILED in verdicts else DEGRADED if DEGRADED in verdicts else PASSED
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS[self.verdict]
 
     @property
     def rpo_entries(self) -> int | None:
@@ -100,7 +137,9 @@ class DrillReport:
         return {
             "format": FORMAT,
             "version": VERSION,
-            "verdict": PASSED if self.passed else FAILED,
+            "kind": self.kind,
+            "config": self.config,
+            "verdict": self.verdict,
             "seed": self.seed,
             "accounts": self.accounts,
             "scenario": [p.value for p in self.scenario],
@@ -118,7 +157,7 @@ def parse_scenario(text: str | None) -> list[PathName]:
     if text is None or text.strip() == "all":
         return list(RECOVERY_ORDER)
     names = [part.strip() for part in text.split(",") if part.strip()]
-    known = {p.value: p for p in PathName}
+    known = {p.value: p for p in RECOVERY_ORDER}
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise UsageError(

@@ -17,21 +17,24 @@ from typing import Any
 
 
 class Phase(StrEnum):
-    """The drill's acts, in order."""
+    """The sandbox drill's acts, in order; a drill of a real setup only checks (``CHECK``)."""
 
     SETUP = "setup"
     OPERATE = "operate"
     CATASTROPHE = "catastrophe"
     RECOVER = "recover"
+    CHECK = "check"
 
 
 class PathName(StrEnum):
-    """The recovery paths a drill exercises (``--scenario`` picks a subset)."""
+    """The recovery paths a drill exercises (``--scenario`` picks a subset of the sandbox's four;
+    ``recovery``, the guardian-recovery service, is a path of a drill of a real setup)."""
 
     KEYS = "keys"
     SIGNERS = "signers"
     STORAGE = "storage"
     STATE = "state"
+    RECOVERY = "recovery"
 
 
 @dataclass
@@ -46,6 +49,9 @@ class Step:
     ok: bool | None = None  # None while running
     error: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    #: A step that held but found something to act on (a store down within tolerance, a share
+    #: that no longer opens while enough others do): the path is then ``degraded``.
+    warning: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +62,7 @@ class Step:
             "seconds": round(self.seconds, 6),
             "ok": self.ok,
             "error": self.error,
+            "warning": self.warning,
             "facts": self.facts,
         }
 

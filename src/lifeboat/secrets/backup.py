@@ -504,15 +504,23 @@ def drill(
     passphrase: str = "",
     set_id: str | None = None,
     record: bool = True,
+    expected_fingerprint: str | None = None,
 ) -> DrillReport:
     """Prove that ``shares`` still reconstruct the recorded secret, without revealing it.
 
     Without a record of the set in the home, the fingerprint the share files or envelopes state
-    is the reference; the drill is then not recorded.
+    is the reference; the drill is then not recorded. An ``expected_fingerprint`` is the reference
+    instead of either (a drill of a real setup names the one it expects).
     """
     recovery, checks = check_shares(shares)
     stated = stated_fingerprint([s for s, c in zip(shares, checks, strict=True) if c.valid])
-    target, expected = _reference(home.load(), set_id, recovery.identifier, stated, required=True)
+    target, expected = _reference(
+        home.load(), set_id, recovery.identifier, stated, required=expected_fingerprint is None
+    )
+    reference = "recorded" if target is not None else "stated"
+    if expected_fingerprint is not None:
+        expected = format_fingerprint(parse_fingerprint(expected_fingerprint))
+        reference = "expected"
     if target is not None and recovery.identifier is not None and recovery.identifier != target.identifier:
         raise ShareError(
             f"the shares have SLIP-39 identifier {recovery.identifier}, "
@@ -535,7 +543,7 @@ def drill(
             del secret
             if not fingerprint_ok:
                 summary = (
-                    f"the shares combine, but not to the {'recorded' if target else 'stated'} fingerprint: "
+                    f"the shares combine, but not to the {reference} fingerprint: "
                     "wrong passphrase, or shares of another secret"
                 )
             elif target is not None:

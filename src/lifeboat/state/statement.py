@@ -39,6 +39,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import nacl.exceptions
@@ -48,6 +49,7 @@ from blake3 import blake3
 
 from lifeboat.documents import canonical_json, check_fields, json_kind, parse_strict_versioned
 from lifeboat.errors import RecordError, StateError, UsageError, exact_bytes
+from lifeboat.fs import read_bounded
 from lifeboat.state import prolly
 from lifeboat.state.record import RecordSpec
 
@@ -70,7 +72,9 @@ __all__ = [
     "decode_signing_key",
     "encode_bundle",
     "encode_signing_key",
+    "frost_group_key",
     "new_signing_key",
+    "parse_trust",
     "public_key_of",
     "record_spec",
     "sign",
@@ -434,6 +438,29 @@ def check_chain(statements: Sequence[Statement]) -> list[str]:
 
 
 # --- signing keys -----------------------------------------------------------------------------
+
+
+def frost_group_key(path: Path) -> bytes:
+    """The group public key of a FROST(Ed25519) public key package file, as statements name it."""
+    from lifeboat.threshold import serialize
+
+    suite, package = serialize.decode_public_key_package(
+        read_bounded(path, serialize.MAX_DOCUMENT_BYTES, what="public key package"), str(path)
+    )
+    if suite.name != "FROST-ED25519-SHA512-v1":
+        raise UsageError(f"{path} is a {suite.name} group; record snapshots are signed with FROST(Ed25519)")
+    return bytes(suite.group.serialize_element(package.group_public_key))
+
+
+def parse_trust(value: str, *, what: str) -> bytes:
+    """A signer to trust: 64 hex digits of an Ed25519 key, or a FROST public key package file."""
+    text = value.strip().lower()
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return bytes.fromhex(text)
+    path = Path(value)
+    if not path.is_file():
+        raise UsageError(f"{what} {value!r} is neither 64 hex digits nor a public key package file")
+    return frost_group_key(path)
 
 
 def new_signing_key() -> bytes:

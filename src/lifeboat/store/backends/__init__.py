@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from lifeboat.errors import UsageError
+from lifeboat.errors import StorageError, UsageError
 from lifeboat.store.backends.base import (
     MAX_KEY_LENGTH,
     MAX_SEGMENT_LENGTH,
@@ -53,6 +53,8 @@ __all__ = [
     "StoreError",
     "StoreTimeout",
     "open_backend",
+    "open_stores",
+    "open_stores_leniently",
     "validate_key",
     "validate_prefix",
 ]
@@ -89,3 +91,31 @@ def open_backend(url: str, *, create: bool = False, timeout: float = 30.0) -> Ba
         f"unsupported storage URL scheme {parts.scheme!r}; supported: "
         "a directory path or file:///path, s3://bucket/prefix, gs://bucket/prefix, az://container/prefix"
     )
+
+
+def open_stores(urls: list[str], *, create: bool = False, timeout: float = 30.0) -> list[Backend]:
+    """Open every store in ``urls`` as the commands use them: retried (4 attempts) and limited
+    to 8 requests at a time. A store that cannot be opened raises."""
+    return [
+        RetryingBackend(
+            LimitedBackend(open_backend(url, create=create, timeout=timeout), 8),
+            attempts=4,
+            max_delay=1.0,
+        )
+        for url in urls
+    ]
+
+
+def open_stores_leniently(urls: list[str], *, timeout: float = 30.0) -> tuple[list[Backend], list[str]]:
+    """Open what can be opened of ``urls`` (as :func:`open_stores`) and say why the others could not.
+
+    The repository decides whether enough stores remain (pass the reasons as its ``unopened``).
+    """
+    found: list[Backend] = []
+    failures: list[str] = []
+    for url in urls:
+        try:
+            found.extend(open_stores([url], timeout=timeout))
+        except StorageError as exc:
+            failures.append(str(exc))
+    return found, failures
