@@ -16,10 +16,14 @@ order, so the chain stays one line without deadlocks.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import random
 import secrets
+import threading
 import time as _time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,8 +54,11 @@ __all__ = [
     "ReplayError",
     "Transition",
     "VaultNotFound",
+    "WriterLock",
     "default_url",
     "make_engine",
+    "writer_lock",
+    "writer_lock_path",
 ]
 
 DATABASE_FILE: Final = "recovery.db"
@@ -225,6 +232,54 @@ SERVICE_SETTINGS = _table(ServiceSettingsRow)
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 HEAD_ROW = 1
 
+# --- the statements of the write path, built once ------------------------------------------------
+# Building a Core statement and its cache key costs more than running it on SQLite; these are
+# built at import and run with bound parameters.
+
+
+def _subscribed(vault: Any) -> Any:
+    """Webhooks that want the entries of ``vault`` (a column or a bound parameter)."""
+    return sa.or_(WEBHOOKS.c.vault_id == vault, WEBHOOKS.c.vault_id.is_(None))
+
+
+#: The vault's (version, state) and whether any webhook wants its entries, in one round trip.
+_LOAD_FOR_WRITE = sa.select(
+    VAULTS.c.version,
+    VAULTS.c.state,
+    sa.exists().where(_subscribed(VAULTS.c.id)).label("subscribed"),
+).where(VAULTS.c.id == sa.bindparam("vault_id"))
+_NONCE_USED = sa.select(NONCES.c.vault_id).where(
+    NONCES.c.signer == sa.bindparam("signer"), NONCES.c.nonce == sa.bindparam("nonce")
+)
+_INSERT_VAULT = VAULTS.insert()
+_SWAP_VAULT = (
+    VAULTS.update()
+    .where(VAULTS.c.id == sa.bindparam("vault_id"), VAULTS.c.version == sa.bindparam("expected"))
+    .values(
+        version=sa.bindparam("new_version"),
+        state=sa.bindparam("new_state"),
+        updated_at=sa.bindparam("now"),
+        due_at=sa.bindparam("new_due_at"),
+    )
+)
+_INSERT_NONCES = NONCES.insert()
+_DESTROY_ESCROW = ESCROW.delete().where(
+    ESCROW.c.vault_id == sa.bindparam("vault_id"), ESCROW.c.request_id == sa.bindparam("destroyed")
+)
+_INSERT_ESCROW = ESCROW.insert()
+_LOCK_HEAD = (
+    sa.select(AUDIT_HEAD.c.seq, AUDIT_HEAD.c.hash).where(AUDIT_HEAD.c.id == HEAD_ROW).with_for_update()
+)
+_INSERT_HEAD = AUDIT_HEAD.insert()
+_MOVE_HEAD = (
+    AUDIT_HEAD.update()
+    .where(AUDIT_HEAD.c.id == HEAD_ROW)
+    .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
+)
+_INSERT_AUDIT = AUDIT.insert()
+_TARGETS = sa.select(WEBHOOKS.c.id, WEBHOOKS.c.url).where(_subscribed(sa.bindparam("vault_id")))
+_INSERT_OUTBOX = OUTBOX.insert()
+
 
 # --- what a step returns -----------------------------------------------------------------------
 
@@ -314,13 +369,71 @@ def _normalise(url: str | URL) -> URL:
     )
 
 
+class WriterLock:
+    """One SQLite writer at a time, across the threads of a process and across processes.
+
+    SQLite lets one connection write at a time. Left to itself, a second writer (another thread,
+    or another ``lifeboat serve`` worker on the same file) polls with sleeps that grow to 100 ms,
+    which makes the latency tail long, and gives up with "database is locked" after the busy
+    timeout. Instead every write transaction first takes an in-process lock and then an
+    exclusive ``flock`` on ``<database>-writer.lock`` beside the database file: waiters sleep in
+    the kernel and wake the moment the writer before them is done, and "database is locked"
+    never surfaces. The lock is held from ``BEGIN IMMEDIATE`` until the connection goes back to
+    the pool (after its commit or rollback); read-only connections never take it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        #: The DB-API connection holding the lock (None: free).
+        self.holder: object | None = None
+
+    def _file(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return self._fd
+
+    def acquire(self, holder: object) -> None:
+        self._threads.acquire()
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        self.holder = holder
+
+    def release(self, holder: object) -> None:
+        """Give the lock up if ``holder`` holds it (a no-op for any other connection)."""
+        if self.holder is not holder or holder is None:
+            return
+        self.holder = None
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def writer_lock_path(database: str | Path) -> Path:
+    """Where the writer lock of the SQLite database file ``database`` lives."""
+    return Path(f"{database}-writer.lock")
+
+
 def make_engine(url: str | URL) -> Engine:
-    """An engine for ``url`` set up for the service (SQLite: WAL, foreign keys, BEGIN IMMEDIATE)."""
+    """An engine for ``url`` set up for the service (SQLite: WAL, foreign keys, and every write
+    transaction ``BEGIN IMMEDIATE`` under the database's :class:`WriterLock`)."""
     parsed = _normalise(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        assert parsed.database is not None  # _normalise refuses in-memory databases
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+        writer = WriterLock(writer_lock_path(parsed.database))
+        _WRITER_LOCKS[engine] = writer
 
         @sa_event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -335,11 +448,41 @@ def make_engine(url: str | URL) -> Engine:
         @sa_event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
             # writers take the lock at once (no upgrade that could fail); readers share the WAL
-            read_only = connection.get_execution_options().get(READ_ONLY, False)
-            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            if connection.get_execution_options().get(READ_ONLY, False):
+                connection.exec_driver_sql("BEGIN")
+                return
+            holder = connection.connection.dbapi_connection
+            if writer.holder is not holder:
+                writer.acquire(holder)
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                writer.release(holder)
+                raise
+
+        @sa_event.listens_for(engine, "checkin")
+        def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+            writer.release(dbapi_connection)  # its transaction ended (commit or rollback) before
+
+        @sa_event.listens_for(engine, "invalidate")
+        def _on_invalidate(dbapi_connection: Any, _record: Any, _error: Any) -> None:
+            writer.release(dbapi_connection)
+
+        @sa_event.listens_for(engine, "engine_disposed")
+        def _on_disposed(_engine: Engine) -> None:
+            writer.close()
 
         return engine
     return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+#: The writer lock of each SQLite engine (:func:`writer_lock`).
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, WriterLock] = weakref.WeakKeyDictionary()
+
+
+def writer_lock(engine: Engine) -> WriterLock | None:
+    """The :class:`WriterLock` of an engine :func:`make_engine` made (None: not SQLite)."""
+    return _WRITER_LOCKS.get(engine)
 
 
 def _retryable(exc: sa.exc.DBAPIError) -> bool:
@@ -487,10 +630,7 @@ class Database:
         raise ConflictError(f"vault {vault_id!r} kept changing under {MAX_ATTEMPTS} attempts; try again")
 
     def _attempt(self, connection: Connection, vault_id: str, step: Step, attempt: int) -> Committed:
-        vaults = VAULTS
-        row = connection.execute(
-            sa.select(vaults.c.version, vaults.c.state).where(vaults.c.id == vault_id)
-        ).one_or_none()
+        row = connection.execute(_LOAD_FOR_WRITE, {"vault_id": vault_id}).one_or_none()
         now = self.now(connection)
         version, state = (row.version, bytes(row.state)) if row is not None else (0, None)
         transition = step(state, now)
@@ -498,48 +638,49 @@ class Database:
             raise TypeError("a step must return the new state as bytes")
         if transition.state == state and not transition.events:
             return Committed(vault_id, version, transition.state, (), attempt)
-        nonces = NONCES
         for signer, nonce in transition.nonces:
-            used = connection.execute(
-                sa.select(nonces.c.vault_id).where(nonces.c.signer == signer, nonces.c.nonce == nonce)
-            ).first()
+            used = connection.execute(_NONCE_USED, {"signer": signer, "nonce": nonce}).first()
             if used is not None:
                 raise ReplayError(f"the message with nonce {nonce!r} from {signer!r} was already used")
         if row is None:
             connection.execute(
-                vaults.insert().values(
-                    id=vault_id,
-                    version=1,
-                    state=transition.state,
-                    created_at=now,
-                    updated_at=now,
-                    due_at=transition.due_at,
-                )
+                _INSERT_VAULT,
+                {
+                    "id": vault_id,
+                    "version": 1,
+                    "state": transition.state,
+                    "created_at": now,
+                    "updated_at": now,
+                    "due_at": transition.due_at,
+                },
             )  # a concurrent creator makes this an IntegrityError: the next attempt sees its vault
         else:
             swapped = connection.execute(
-                vaults.update()
-                .where(vaults.c.id == vault_id, vaults.c.version == version)
-                .values(version=version + 1, state=transition.state, updated_at=now, due_at=transition.due_at)
+                _SWAP_VAULT,
+                {
+                    "vault_id": vault_id,
+                    "expected": version,
+                    "new_version": version + 1,
+                    "new_state": transition.state,
+                    "now": now,
+                    "new_due_at": transition.due_at,
+                },
             )
             if swapped.rowcount != 1:
                 raise _LostRace
         if transition.nonces:
             connection.execute(
-                nonces.insert(),
+                _INSERT_NONCES,
                 [
                     {"signer": signer, "nonce": nonce, "vault_id": vault_id, "used_at": now}
                     for signer, nonce in transition.nonces
                 ],
             )
-        escrow = ESCROW
         for request_id in transition.escrow_destroy:
-            connection.execute(
-                escrow.delete().where(escrow.c.vault_id == vault_id, escrow.c.request_id == request_id)
-            )
+            connection.execute(_DESTROY_ESCROW, {"vault_id": vault_id, "destroyed": request_id})
         if transition.escrow_put:
             connection.execute(
-                escrow.insert(),
+                _INSERT_ESCROW,
                 [
                     {
                         "vault_id": vault_id,
@@ -552,7 +693,8 @@ class Database:
                 ],
             )
         entries = self._append(connection, vault_id, transition.events, now)
-        self._enqueue(connection, vault_id, entries, now)
+        if row is None or row.subscribed:  # a new vault: only the lookup knows (rare)
+            self._enqueue(connection, vault_id, entries, now)
         return Committed(vault_id, version + 1, transition.state, tuple(entries), attempt)
 
     def _append(
@@ -560,13 +702,10 @@ class Database:
     ) -> list[AuditEntry]:
         if not events:
             return []
-        head = AUDIT_HEAD
-        current = connection.execute(
-            sa.select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ROW).with_for_update()
-        ).one_or_none()
+        current = connection.execute(_LOCK_HEAD).one_or_none()
         if current is None:
             seq, prev = 0, audit.GENESIS
-            connection.execute(head.insert().values(id=HEAD_ROW, seq=0, hash=prev))
+            connection.execute(_INSERT_HEAD, {"id": HEAD_ROW, "seq": 0, "hash": prev})
         else:
             seq, prev = current.seq, bytes(current.hash)
         entries: list[AuditEntry] = []
@@ -585,7 +724,7 @@ class Database:
             entries.append(entry)
             prev = entry.hash
         connection.execute(
-            AUDIT.insert(),
+            _INSERT_AUDIT,
             [
                 {
                     "seq": e.seq,
@@ -601,7 +740,7 @@ class Database:
                 for e in entries
             ],
         )
-        connection.execute(head.update().where(head.c.id == HEAD_ROW).values(seq=seq, hash=prev))
+        connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
         return entries
 
     def _enqueue(
@@ -609,12 +748,7 @@ class Database:
     ) -> None:
         if not entries:
             return
-        hooks = WEBHOOKS
-        targets = connection.execute(
-            sa.select(hooks.c.id, hooks.c.url).where(
-                sa.or_(hooks.c.vault_id == vault_id, hooks.c.vault_id.is_(None))
-            )
-        ).all()
+        targets = connection.execute(_TARGETS, {"vault_id": vault_id}).all()
         rows = []
         for entry in entries:
             for target in targets:
@@ -636,7 +770,7 @@ class Database:
                     }
                 )
         if rows:
-            connection.execute(OUTBOX.insert(), rows)
+            connection.execute(_INSERT_OUTBOX, rows)
 
     # -- reads --------------------------------------------------------------------------------
 

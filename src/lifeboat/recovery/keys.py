@@ -28,6 +28,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from enum import Enum
@@ -99,9 +100,20 @@ class PublicKey:
 
     @classmethod
     def parse(cls, text: str) -> PublicKey:
-        """Parse ``ed25519:<hex>``, ``bip340:<hex>`` or ``eip712:0x<hex>``; :class:`MalformedKey` if not."""
+        """Parse ``ed25519:<hex>``, ``bip340:<hex>`` or ``eip712:0x<hex>``; :class:`MalformedKey` if not.
+
+        Parsed keys are remembered by their text (a key is immutable and its text says all
+        there is to it): the service reads the same guardians' keys from every vault state it
+        loads, and checking that a text is a curve point costs more than the rest of a load.
+        """
         if not isinstance(text, str):
             raise MalformedKey(f"a public key must be text, not {type(text).__name__}")
+        if cls is PublicKey and len(text) <= _MAX_KEY_TEXT:
+            return _parse_remembered(text)
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> PublicKey:
         prefix, colon, body = text.partition(":")
         if not colon:
             raise MalformedKey("a public key is written kind:hex, e.g. ed25519:<64 hex digits>")
@@ -145,6 +157,16 @@ class PublicKey:
             return bool(coincurve.PublicKeyXOnly(self.data).verify(signature, digest))
         recovered = recover_address(digest, signature)
         return recovered is not None and secrets.compare_digest(recovered, self.data)
+
+
+#: The longest key text (``ed25519:`` and 64 hex digits); longer texts are refused, not remembered.
+_MAX_KEY_TEXT = len("ed25519:") + 64
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parse_remembered(text: str) -> PublicKey:
+    """:meth:`PublicKey.parse` of ``text``, computed once (refusals are raised, never remembered)."""
+    return PublicKey._parse(text)
 
 
 def recover_address(digest: bytes, signature: bytes) -> bytes | None:

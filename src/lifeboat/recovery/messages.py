@@ -33,6 +33,7 @@ then ``lifeboat.recovery.policy.apply(state, verified, now)`` decides what the a
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Mapping
@@ -113,8 +114,8 @@ class Service:
         }
 
     def separator(self) -> bytes:
-        """The EIP-712 domainSeparator: hashStruct(EIP712Domain)."""
-        return hash_struct("EIP712Domain", self.domain())
+        """The EIP-712 domainSeparator: hashStruct(EIP712Domain) (computed once per service)."""
+        return _separator(self.chain_id, self.verifying_contract)
 
 
 # --- the actions ------------------------------------------------------------------------------
@@ -338,8 +339,15 @@ def encode_type(name: str) -> str:
     return one(name) + "".join(one(dep) for dep in sorted(_dependencies(name, set()) - {name}))
 
 
+@functools.cache
 def type_hash(name: str) -> bytes:
+    """keccak256 of :func:`encode_type` (the types are fixed: computed once per type)."""
     return keccak256(encode_type(name).encode())
+
+
+@functools.lru_cache(maxsize=64)
+def _separator(chain_id: int, verifying_contract: bytes) -> bytes:
+    return hash_struct("EIP712Domain", Service(chain_id, verifying_contract).domain())
 
 
 def encode_value(kind: str, value: Any) -> bytes:
