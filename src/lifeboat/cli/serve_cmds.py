@@ -7,12 +7,17 @@ several replicas behind one database). ``--migrate-only`` brings the schema up t
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lifeboat.cli.output import emit, info, settings, stdout
+
+if TYPE_CHECKING:
+    from lifeboat.recovery.service.settings import Settings
 
 
 def serve_command(
@@ -69,6 +74,15 @@ def serve_command(
     burst: Annotated[
         int, typer.Option("--burst", help="Requests a client key may make at once.", min=1)
     ] = 40,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Worker processes on one port and one database (SQLite: writers take turns).",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
 ) -> None:
     """Run the guardian-recovery service."""
     from lifeboat.errors import UsageError
@@ -111,7 +125,38 @@ def serve_command(
         return
     import uvicorn
 
-    from lifeboat.recovery.service.app import create_app
+    from lifeboat.recovery.service.app import SETTINGS_ENV, create_app
 
-    info(f"lifeboat recovery service on http://{host}:{port} ({config.database_url().split(':', 1)[0]})")
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
+    backend = config.database_url().split(":", 1)[0]
+    if workers == 1:
+        info(f"lifeboat recovery service on http://{host}:{port} ({backend})")
+        uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
+        return
+    _prepare_for_workers(config)
+    os.environ[SETTINGS_ENV] = replace(config, migrate=False).to_environment()
+    info(f"lifeboat recovery service on http://{host}:{port} ({backend}, {workers} workers)")
+    uvicorn.run(
+        "lifeboat.recovery.service.app:create_app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _prepare_for_workers(config: Settings) -> None:
+    """What one process does before N workers start: migrate, and make the service key, so the
+    workers do not race to do either."""
+    from lifeboat.recovery import migrations
+    from lifeboat.recovery.db import Database
+    from lifeboat.recovery.service.settings import load_or_create_key
+
+    if config.migrate:
+        db = Database(config.database_url())
+        try:
+            migrations.upgrade(db.engine)
+        finally:
+            db.dispose()
+    load_or_create_key(config.key_path())

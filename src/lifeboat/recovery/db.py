@@ -248,6 +248,12 @@ _LOAD_FOR_WRITE = sa.select(
     VAULTS.c.state,
     sa.exists().where(_subscribed(VAULTS.c.id)).label("subscribed"),
 ).where(VAULTS.c.id == sa.bindparam("vault_id"))
+#: SQLite: the same and the audit chain's head too. The transaction began with BEGIN IMMEDIATE
+#: under the writer lock, so nobody else can move the head before this one commits.
+_LOAD_FOR_WRITE_AND_HEAD = _LOAD_FOR_WRITE.add_columns(
+    sa.select(AUDIT_HEAD.c.seq).where(AUDIT_HEAD.c.id == HEAD_ROW).scalar_subquery().label("head_seq"),
+    sa.select(AUDIT_HEAD.c.hash).where(AUDIT_HEAD.c.id == HEAD_ROW).scalar_subquery().label("head_hash"),
+)
 _NONCE_USED = sa.select(NONCES.c.vault_id).where(
     NONCES.c.signer == sa.bindparam("signer"), NONCES.c.nonce == sa.bindparam("nonce")
 )
@@ -508,6 +514,11 @@ class Database:
         #: :meth:`load_clock_offset` read at start is used.
         self.clock_offset = 0
         self.live_offset = False
+        #: SQLite reads the audit head with the vault (one round trip less; see
+        #: _LOAD_FOR_WRITE_AND_HEAD); PostgreSQL locks the head row after the vault's
+        #: compare-and-swap, always in that order.
+        self._head_with_load = self.engine.dialect.name == "sqlite"
+        self._load_for_write = _LOAD_FOR_WRITE_AND_HEAD if self._head_with_load else _LOAD_FOR_WRITE
 
     @property
     def dialect(self) -> str:
@@ -630,7 +641,7 @@ class Database:
         raise ConflictError(f"vault {vault_id!r} kept changing under {MAX_ATTEMPTS} attempts; try again")
 
     def _attempt(self, connection: Connection, vault_id: str, step: Step, attempt: int) -> Committed:
-        row = connection.execute(_LOAD_FOR_WRITE, {"vault_id": vault_id}).one_or_none()
+        row = connection.execute(self._load_for_write, {"vault_id": vault_id}).one_or_none()
         now = self.now(connection)
         version, state = (row.version, bytes(row.state)) if row is not None else (0, None)
         transition = step(state, now)
@@ -638,10 +649,13 @@ class Database:
             raise TypeError("a step must return the new state as bytes")
         if transition.state == state and not transition.events:
             return Committed(vault_id, version, transition.state, (), attempt)
-        for signer, nonce in transition.nonces:
-            used = connection.execute(_NONCE_USED, {"signer": signer, "nonce": nonce}).first()
-            if used is not None:
-                raise ReplayError(f"the message with nonce {nonce!r} from {signer!r} was already used")
+        if attempt > 1:
+            # The first attempt lets the primary key of used_nonces refuse a used nonce (one round
+            # trip less); its IntegrityError brings us here, where the replay is named.
+            for signer, nonce in transition.nonces:
+                used = connection.execute(_NONCE_USED, {"signer": signer, "nonce": nonce}).first()
+                if used is not None:
+                    raise ReplayError(f"the message with nonce {nonce!r} from {signer!r} was already used")
         if row is None:
             connection.execute(
                 _INSERT_VAULT,
@@ -692,17 +706,29 @@ class Database:
                     for item in transition.escrow_put
                 ],
             )
-        entries = self._append(connection, vault_id, transition.events, now)
+        head = (row.head_seq, row.head_hash) if self._head_with_load and row is not None else None
+        entries = self._append(connection, vault_id, transition.events, now, head)
         if row is None or row.subscribed:  # a new vault: only the lookup knows (rare)
             self._enqueue(connection, vault_id, entries, now)
         return Committed(vault_id, version + 1, transition.state, tuple(entries), attempt)
 
     def _append(
-        self, connection: Connection, vault_id: str, events: Sequence[Event], now: int
+        self,
+        connection: Connection,
+        vault_id: str,
+        events: Sequence[Event],
+        now: int,
+        head: tuple[int | None, bytes | None] | None = None,
     ) -> list[AuditEntry]:
+        """Chain ``events`` onto the audit log; ``head`` is the (seq, hash) already read in this
+        transaction under the SQLite writer lock (None: lock and read the head row now)."""
         if not events:
             return []
-        current = connection.execute(_LOCK_HEAD).one_or_none()
+        current: Any
+        if head is not None:
+            current = None if head[0] is None or head[1] is None else _Head(head[0], bytes(head[1]))
+        else:
+            current = connection.execute(_LOCK_HEAD).one_or_none()
         if current is None:
             seq, prev = 0, audit.GENESIS
             connection.execute(_INSERT_HEAD, {"id": HEAD_ROW, "seq": 0, "hash": prev})
@@ -919,6 +945,12 @@ class Database:
                     sa.select(keys.c.public_key).order_by(keys.c.created_at)
                 ).scalars()
             ]
+
+
+@dataclass(frozen=True)
+class _Head:
+    seq: int
+    hash: bytes
 
 
 class _LostRace(Exception):

@@ -129,9 +129,9 @@ class PublicKey:
             body = body[2:]
         return cls(kind, _hex(body, _PUBLIC_BYTES[kind], f"an {kind.value} key"))
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
-        """The canonical textual form (lowercase hex)."""
+        """The canonical textual form (lowercase hex); computed once per key."""
         if self.kind is KeyKind.EIP712:
             return f"eip712:0x{self.data.hex()}"
         return f"{self.kind.value}:{self.data.hex()}"

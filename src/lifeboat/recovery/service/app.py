@@ -9,6 +9,7 @@ export. The recovery endpoints themselves are in :mod:`.api`.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -37,7 +38,7 @@ from lifeboat.recovery.service.limits import BodyLimit, RateLimit, TokenBuckets,
 from lifeboat.recovery.service.settings import ServiceKey, Settings, load_or_create_key
 from lifeboat.recovery.service.witness import Witness, check_witness
 
-__all__ = ["Service", "create_app"]
+__all__ = ["SETTINGS_ENV", "Service", "create_app", "create_app_from_environment"]
 
 EXPORT_MEDIA_TYPE = "application/jsonl"
 
@@ -212,6 +213,20 @@ def _identity(database: Database, settings: Settings) -> messages.Service:
             "its vaults are bound to that domain, so it cannot change"
         )
     return messages.Service(stored_chain, stored_contract)
+
+
+#: The environment variable through which ``lifeboat serve --workers N`` hands its settings to
+#: the worker processes uvicorn starts (:func:`create_app_from_environment`).
+SETTINGS_ENV = "LIFEBOAT_SERVE_SETTINGS"
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app of one ``lifeboat serve --workers N`` worker, its settings read from
+    :data:`SETTINGS_ENV` (uvicorn's factory, imported by name in each worker process)."""
+    text = os.environ.get(SETTINGS_ENV)
+    if not text:
+        raise RecoveryError(f"{SETTINGS_ENV} is not set: start workers with lifeboat serve --workers N")
+    return create_app(Settings.from_environment(text))
 
 
 def create_app(settings: Settings, *, database: Database | None = None) -> FastAPI:

@@ -11,9 +11,10 @@ Key file (one line of canonical JSON)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import nacl.signing
 
@@ -72,6 +73,10 @@ def load_or_create_key(path: Path) -> ServiceKey:
     return ServiceKey(bytes.fromhex(seed))
 
 
+_PATH_FIELDS: Final = frozenset({"home", "service_key", "witness"})
+_BYTES_FIELDS: Final = frozenset({"verifying_contract"})
+
+
 @dataclass(frozen=True)
 class Settings:
     """A service process's configuration; every field has a safe default."""
@@ -104,6 +109,34 @@ class Settings:
     #: pair it was created with. None: 31337 and a random address chosen at first start.
     chain_id: int | None = None
     verifying_contract: bytes | None = None
+
+    def to_environment(self) -> str:
+        """These settings as one line of JSON, for :meth:`from_environment` in a worker process."""
+        document: dict[str, object] = {}
+        for name, value in asdict(self).items():
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, bytes):
+                value = value.hex()
+            document[name] = value
+        return json.dumps(document, sort_keys=True)
+
+    @classmethod
+    def from_environment(cls, text: str) -> Settings:
+        """The settings :meth:`to_environment` wrote."""
+        values: dict[str, Any] = {}
+        try:
+            document = json.loads(text)
+            for name in (f.name for f in fields(cls)):
+                value = document[name]
+                if value is not None and name in _PATH_FIELDS:
+                    value = Path(value)
+                elif value is not None and name in _BYTES_FIELDS:
+                    value = bytes.fromhex(value)
+                values[name] = value
+        except (ValueError, KeyError, TypeError):
+            raise RecoveryError("the service settings handed to a worker process are damaged") from None
+        return cls(**values)
 
     def home_path(self) -> Path:
         return Path(self.home) if self.home is not None else default_home()
