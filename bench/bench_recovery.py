@@ -32,8 +32,11 @@ clock, pre-signs every remaining guardian's ``Approve`` of every request (signin
 guardians' cost, not the server's; round by round, so concurrent approvals mostly hit different
 vaults), then fires them over ``--concurrency`` keep-alive HTTP/1.1 connections on loopback (a
 small raw asyncio client, so the load generator's own CPU use stays small next to the
-server's). It reports approvals per second (completed approvals / wall time from first send to
-last answer), the latency of each (p50, p99, max), and every status that was not 2xx. In the
+server's). The first approvals (100, at most a tenth) warm the servers up untimed; of the rest
+it reports approvals per second (completed approvals / wall time from first send to last
+answer), the latency of each (p50, p99, max), and every status that was not 2xx. Beside them:
+the CPU milliseconds per approval of the server processes (from /proc, workers included) and of
+the load generator, and how many cores other processes kept busy meanwhile. In the
 same process, before the load, it times raw signature verification over the very same signed
 approvals: ``PublicKey.verify`` of the precomputed digest (the crypto alone) and
 ``messages.verify`` (EIP-712 digest and checks too), both on one core.
@@ -73,7 +76,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from harness import BenchError, default_lifeboat_command, output_of, tail
+from harness import BenchError, cpu_used_since, default_lifeboat_command, other_processes_cpu, output_of, tail
 from lifeboat.recovery import audit, messages, migrations
 from lifeboat.recovery.config import Guardian, Policy, VaultConfig
 from lifeboat.recovery.db import Database
@@ -97,6 +100,8 @@ TARGET_RATE = 500.0
 TARGET_P99_MS = 100.0
 #: seconds the raw verification loops run at least
 VERIFY_MIN_SECONDS = 1.0
+#: approvals sent before the timed ones (at most a tenth of them)
+WARMUP = 100
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,9 +431,21 @@ def load_main(argv: Sequence[str]) -> int:
         json.dumps({"signed": messages.signed_to_json(s)}, separators=(",", ":")).encode() for s in signed
     ]
     rates = _verify_rates(signed, now)
-    seconds, latencies, statuses, errors = asyncio.run(_fire(ports, bodies, args.concurrency))
+    # a few approvals first, untimed (statuses still checked): the servers compile their
+    # statements and fill their caches, as a server that has been up a while has
+    warm = min(WARMUP, len(bodies) // 10)
+    _, _, statuses, errors = asyncio.run(_fire(ports, bodies[:warm], args.concurrency))
+    cpu_before = time.process_time()
+    seconds, latencies, timed_statuses, timed_errors = asyncio.run(
+        _fire(ports, bodies[warm:], args.concurrency)
+    )
+    load_cpu = time.process_time() - cpu_before
+    for status, count in timed_statuses.items():
+        statuses[status] = statuses.get(status, 0) + count
+    errors += timed_errors
     result = {
         "approvals": len(bodies),
+        "timed": len(latencies),
         "seconds": seconds,
         "per_s": len(latencies) / seconds if seconds else 0.0,
         "p50_ms": 1000 * _percentile(latencies, 0.50),
@@ -437,6 +454,7 @@ def load_main(argv: Sequence[str]) -> int:
         "statuses": statuses,
         "errors": errors,
         "sign_seconds": sign_seconds,
+        "load_cpu_ms_per_approval": 1000 * load_cpu / max(1, len(latencies)),
         **rates,
     }
     print(json.dumps(result))
@@ -527,6 +545,7 @@ def run_backend(
                 flush=True,
             )
             cpu_before = sum(server_cpu(s) for s in servers)
+            others, started = other_processes_cpu(), time.perf_counter()
             done = subprocess.run(
                 [
                     sys.executable,
@@ -555,7 +574,14 @@ def run_backend(
                 raise BenchError(f"the load generator failed ({done.returncode}):\n{done.stderr[-3000:]}")
             run = json.loads(done.stdout)
             run["server_cpu_seconds"] = sum(server_cpu(s) for s in servers) - cpu_before
+            # CPU seconds every other process used meanwhile (the servers and the load included):
+            # what is left after those two is how busy the machine was with something else
+            wall = time.perf_counter() - started
+            # CPU that processes other than this benchmark's used meanwhile, in cores: near 0 on a
+            # quiet machine (the load generator, a child that ended, is not counted in it)
+            run["other_cores"] = max(0.0, cpu_used_since(others) - run["server_cpu_seconds"]) / wall
             run["server_cpu_ms_per_approval"] = 1000 * run["server_cpu_seconds"] / max(1, run["approvals"])
+            # (server CPU counts the warm-up approvals too: it is divided by all of them)
             run["open_seconds"] = opened
             result.runs.append(run)
             ok = sum(n for status, n in run["statuses"].items() if status.startswith("2"))
@@ -597,7 +623,7 @@ def report(results: Sequence[BackendResult], args: argparse.Namespace) -> list[s
         f"concurrency {args.concurrency}, median of {args.repeat}",
         "",
         f"{'backend':<24} {'approvals/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'raw verify/s':>12} "
-        f"{'ratio':>6} {'cpu ms/appr':>11}",
+        f"{'ratio':>6} {'srv ms':>6} {'load ms':>7} {'others':>6}",
     ]
     for result in results:
         label = (
@@ -609,8 +635,14 @@ def report(results: Sequence[BackendResult], args: argparse.Namespace) -> list[s
         lines.append(
             f"{label:<24} {rate:>11.0f} {result.median('p50_ms'):>8.1f} {result.median('p99_ms'):>8.1f} "
             f"{result.median('max_ms'):>8.1f} {raw:>12.0f} {rate / raw if raw else 0:>6.3f} "
-            f"{result.median('server_cpu_ms_per_approval'):>11.2f}"
+            f"{result.median('server_cpu_ms_per_approval'):>6.2f} {result.median('load_cpu_ms_per_approval'):>7.2f} "
+            f"{result.median('other_cores'):>6.2f}"
         )
+    lines.append(
+        "ratio: approvals/s over raw verifications/s (one core, same signatures); srv ms / load ms: CPU "
+        "milliseconds per approval of the server processes / of the load generator; others: cores "
+        "that other processes kept busy meanwhile (0 on a quiet machine)"
+    )
     for result in results:
         if result.backend == "sqlite":
             rate, p99 = result.median("per_s"), result.median("p99_ms")
