@@ -22,8 +22,8 @@ used nonces). Each repeat then opens ``--requests`` requests (1,000) the same wa
 earlier repeat used (guardian 1 opens; that counts as its approval).
 
 **The service.** SQLite: one ``lifeboat serve`` process (``--workers N``: N uvicorn workers on
-the one database). PostgreSQL: two replica processes on one fresh schema made for the run and
-dropped after it (``CREATE SCHEMA lb_bench_…``; other tests' tables are never touched), the load
+the one database). PostgreSQL: two replica processes on one fresh database made for the run and
+dropped after it (``CREATE DATABASE lb_bench_…``; other tests' tables are never touched), the load
 split across both. Each serves 127.0.0.1 with the rate limits lifted out of the way
 (``--rate``/``--burst`` very high: the limiter still runs and charges every request).
 
@@ -35,8 +35,9 @@ small raw asyncio client, so the load generator's own CPU use stays small next t
 server's). The first approvals (100, at most a tenth) warm the servers up untimed; of the rest
 it reports approvals per second (completed approvals / wall time from first send to last
 answer), the latency of each (p50, p99, max), and every status that was not 2xx. Beside them:
-the CPU milliseconds per approval of the server processes (from /proc, workers included) and of
-the load generator, and how many cores other processes kept busy meanwhile. In the
+the CPU milliseconds per approval of the server processes (from /proc, workers included), of
+PostgreSQL's processes and of the load generator, and how many cores other processes kept busy
+meanwhile. In the
 same process, before the load, it times raw signature verification over the very same signed
 approvals: ``PublicKey.verify`` of the precomputed digest (the crypto alone) and
 ``messages.verify`` (EIP-712 digest and checks too), both on one core.
@@ -74,7 +75,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from harness import BenchError, cpu_used_since, default_lifeboat_command, other_processes_cpu, output_of, tail
 from lifeboat.recovery import audit, messages, migrations
@@ -295,6 +295,21 @@ def stop_server(server: Server) -> None:
             server.process.wait()
 
 
+def postgres_cpu() -> float:
+    """CPU seconds used so far by the processes named ``postgres`` (the database server's)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    name, _, rest = Path(entry.path, "stat").read_text().partition(" (")[2].rpartition(")")
+                    if name == "postgres":
+                        fields = rest.split()
+                        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def server_cpu(server: Server) -> float:
     """CPU seconds used so far by a server process and its children (workers), from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -481,24 +496,25 @@ class BackendResult:
 
 
 @contextlib.contextmanager
-def pg_schema(base: str) -> Iterator[str]:
-    """A fresh schema for this run (search_path in the URL), dropped afterwards."""
+def pg_database(base: str) -> Iterator[str]:
+    """A fresh database for this run on the server of ``base``, dropped afterwards."""
     import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
 
-    schema = f"lb_bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"lb_bench_{uuid.uuid4().hex[:12]}"
+    server = make_url(base).set(drivername="postgresql+psycopg")
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     try:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except sa.exc.OperationalError as error:
         admin.dispose()
         raise BenchError(f"PostgreSQL at {base} is not reachable: {error.orig}") from None
-    separator = "&" if "?" in base else "?"
     try:
-        yield f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+        yield server.set(database=name).render_as_string(hide_password=False).replace("+psycopg", "", 1)
     finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
         admin.dispose()
 
 
@@ -545,7 +561,7 @@ def run_backend(
                 flush=True,
             )
             cpu_before = sum(server_cpu(s) for s in servers)
-            others, started = other_processes_cpu(), time.perf_counter()
+            others, started, database_before = other_processes_cpu(), time.perf_counter(), postgres_cpu()
             done = subprocess.run(
                 [
                     sys.executable,
@@ -579,7 +595,13 @@ def run_backend(
             wall = time.perf_counter() - started
             # CPU that processes other than this benchmark's used meanwhile, in cores: near 0 on a
             # quiet machine (the load generator, a child that ended, is not counted in it)
-            run["other_cores"] = max(0.0, cpu_used_since(others) - run["server_cpu_seconds"]) / wall
+            run["database_cpu_ms_per_approval"] = (
+                1000 * (postgres_cpu() - database_before) / max(1, run["approvals"])
+            )
+            database_seconds = run["database_cpu_ms_per_approval"] * run["approvals"] / 1000
+            run["other_cores"] = (
+                max(0.0, cpu_used_since(others) - run["server_cpu_seconds"] - database_seconds) / wall
+            )
             run["server_cpu_ms_per_approval"] = 1000 * run["server_cpu_seconds"] / max(1, run["approvals"])
             # (server CPU counts the warm-up approvals too: it is divided by all of them)
             run["open_seconds"] = opened
@@ -623,7 +645,7 @@ def report(results: Sequence[BackendResult], args: argparse.Namespace) -> list[s
         f"concurrency {args.concurrency}, median of {args.repeat}",
         "",
         f"{'backend':<24} {'approvals/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'raw verify/s':>12} "
-        f"{'ratio':>6} {'srv ms':>6} {'load ms':>7} {'others':>6}",
+        f"{'ratio':>6} {'srv ms':>6} {'db ms':>5} {'load ms':>7} {'others':>6}",
     ]
     for result in results:
         label = (
@@ -635,13 +657,14 @@ def report(results: Sequence[BackendResult], args: argparse.Namespace) -> list[s
         lines.append(
             f"{label:<24} {rate:>11.0f} {result.median('p50_ms'):>8.1f} {result.median('p99_ms'):>8.1f} "
             f"{result.median('max_ms'):>8.1f} {raw:>12.0f} {rate / raw if raw else 0:>6.3f} "
-            f"{result.median('server_cpu_ms_per_approval'):>6.2f} {result.median('load_cpu_ms_per_approval'):>7.2f} "
+            f"{result.median('server_cpu_ms_per_approval'):>6.2f} {result.median('database_cpu_ms_per_approval'):>5.2f} "
+            f"{result.median('load_cpu_ms_per_approval'):>7.2f} "
             f"{result.median('other_cores'):>6.2f}"
         )
     lines.append(
-        "ratio: approvals/s over raw verifications/s (one core, same signatures); srv ms / load ms: CPU "
-        "milliseconds per approval of the server processes / of the load generator; others: cores "
-        "that other processes kept busy meanwhile (0 on a quiet machine)"
+        "ratio: approvals/s over raw verifications/s (one core, same signatures); srv ms / db ms / load ms: "
+        "CPU milliseconds per approval of the lifeboat serve processes / of PostgreSQL / of the load "
+        "generator; others: cores that other processes kept busy meanwhile (0 on a quiet machine)"
     )
     for result in results:
         if result.backend == "sqlite":
@@ -692,7 +715,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 url = f"sqlite:///{args.workdir / 'recovery.db'}"
                 results.append(run_backend(backend, url, args, args.workdir, env))
             else:
-                with pg_schema(args.pg_url) as url:
+                with pg_database(args.pg_url) as url:
                     results.append(run_backend(backend, url, args, args.workdir, env))
     finally:
         if not args.keep:
