@@ -347,6 +347,8 @@ class Committed:
     state: bytes
     entries: tuple[AuditEntry, ...]
     attempts: int
+    #: Webhook deliveries written to the outbox with the entries (0: nobody to notify).
+    deliveries: int = 0
 
 
 # --- engines -----------------------------------------------------------------------------------
@@ -708,9 +710,10 @@ class Database:
             )
         head = (row.head_seq, row.head_hash) if self._head_with_load and row is not None else None
         entries = self._append(connection, vault_id, transition.events, now, head)
+        deliveries = 0
         if row is None or row.subscribed:  # a new vault: only the lookup knows (rare)
-            self._enqueue(connection, vault_id, entries, now)
-        return Committed(vault_id, version + 1, transition.state, tuple(entries), attempt)
+            deliveries = self._enqueue(connection, vault_id, entries, now)
+        return Committed(vault_id, version + 1, transition.state, tuple(entries), attempt, deliveries)
 
     def _append(
         self,
@@ -769,11 +772,10 @@ class Database:
         connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
         return entries
 
-    def _enqueue(
-        self, connection: Connection, vault_id: str, entries: Sequence[AuditEntry], now: int
-    ) -> None:
+    def _enqueue(self, connection: Connection, vault_id: str, entries: Sequence[AuditEntry], now: int) -> int:
+        """Write the outbox rows of ``entries``; returns how many."""
         if not entries:
-            return
+            return 0
         targets = connection.execute(_TARGETS, {"vault_id": vault_id}).all()
         rows = []
         for entry in entries:
@@ -797,6 +799,7 @@ class Database:
                 )
         if rows:
             connection.execute(_INSERT_OUTBOX, rows)
+        return len(rows)
 
     # -- reads --------------------------------------------------------------------------------
 

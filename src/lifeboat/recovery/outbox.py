@@ -100,13 +100,19 @@ class Outbox:
         now = self.database.clock()
         free = sa.or_(rows.c.lease_until.is_(None), rows.c.lease_until < now)
         leases: list[_Lease] = []
+        is_due = sa.and_(rows.c.status == PENDING, rows.c.next_attempt_at <= now, free)
+        with self.database.reader.connect() as connection:
+            # most passes find nothing: look first without a write transaction (on SQLite that
+            # would queue behind, and hold up, every writer)
+            if connection.execute(sa.select(rows.c.id).where(is_due).limit(1)).first() is None:
+                return leases
         with self.database.begin() as connection:
             due = connection.execute(
                 sa.select(
                     rows.c.id, rows.c.delivery_id, rows.c.url, rows.c.payload, rows.c.attempts, hooks.c.secret
                 )
                 .join(hooks, hooks.c.id == rows.c.webhook_id)
-                .where(rows.c.status == PENDING, rows.c.next_attempt_at <= now, free)
+                .where(is_due)
                 .order_by(rows.c.next_attempt_at, rows.c.id)
                 .limit(self.batch)
             ).all()

@@ -60,6 +60,8 @@ class ActionResult:
     vault: str
     version: int
     events: tuple[policy.Event, ...]
+    #: Webhook deliveries the action queued (0: no need to wake the outbox worker).
+    deliveries: int = 0
 
 
 def vault_key(vault: bytes) -> str:
@@ -151,7 +153,9 @@ def apply_signed(
         return _transition(new_state, verified, earlier, events, wire, ciphertext)
 
     committed: Committed = database.transact(vault_key(signed.message.vault), step)
-    return ActionResult("0x" + committed.vault_id, committed.version, committed_events[-1])
+    return ActionResult(
+        "0x" + committed.vault_id, committed.version, committed_events[-1], committed.deliveries
+    )
 
 
 def _transition(

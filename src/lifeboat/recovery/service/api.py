@@ -119,7 +119,7 @@ async def post_action(body: ActionBody, request: Request) -> Any:
         )
 
     result = await run_in_threadpool(run)
-    if service.worker is not None and result.events:
+    if service.worker is not None and result.deliveries:
         service.worker.wake()
     # built here to the documented shape (ActionResultBody, members in its order), so the
     # busiest endpoint skips the response model's second validation
