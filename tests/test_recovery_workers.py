@@ -241,13 +241,14 @@ def test_a_webhook_added_later_is_notified_of_the_next_entry(sqlite_db: Database
         sqlite_db, SERVICE, signed(owner, CreateVault(_config([k.public_key for k in guardians])), now)
     )
     newcomer = private_key(KeyKind.ED25519, "newcomer").public_key
-    apply_signed(sqlite_db, SERVICE, signed(guardians[0], OpenRequest(request_id(2), newcomer, "p"), now))
+    opening = signed(guardians[0], OpenRequest(request_id(2), newcomer, "p"), now)
+    assert apply_signed(sqlite_db, SERVICE, opening).deliveries == 0
     assert outbox_rows(sqlite_db) == 0  # nobody subscribed: no deliveries
     sqlite_db.add_webhook("http://127.0.0.1:9/hook", vault_id=VAULT.hex())
     result = apply_signed(
         sqlite_db, SERVICE, signed(guardians[1], Approve(request_id(2), newcomer, "p"), now)
     )
-    assert outbox_rows(sqlite_db) == len(result.events) > 0
+    assert outbox_rows(sqlite_db) == result.deliveries == len(result.events) > 0
     sqlite_db.add_webhook("http://127.0.0.1:9/all")  # every vault's entries
     before = outbox_rows(sqlite_db)
     result = apply_signed(
@@ -356,3 +357,28 @@ def test_two_workers_racing_one_request_execute_it_once(tmp_path: Path) -> None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
     assert "database is locked" not in (process.stderr.read() if process.stderr else "")
+
+
+def test_an_idle_outbox_pass_does_not_queue_for_the_writer(sqlite_db: Database) -> None:
+    from lifeboat.recovery.outbox import Outbox
+
+    outbox = Outbox(sqlite_db)
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with sqlite_db.begin() as connection:
+            connection.execute(sa.select(OUTBOX.c.id)).all()
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        start = time.monotonic()
+        assert outbox.deliver_due().attempted == 0  # nothing due: answered without the writer lock
+        assert time.monotonic() - start < 1
+    finally:
+        release.set()
+        thread.join(10)
+        outbox.close()
