@@ -382,3 +382,22 @@ def test_an_idle_outbox_pass_does_not_queue_for_the_writer(sqlite_db: Database) 
         release.set()
         thread.join(10)
         outbox.close()
+
+
+def test_a_serve_process_freezes_its_start_up_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from lifeboat.recovery.service import app
+
+    before = gc.get_threshold()
+    try:
+        app.tune_garbage_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == app.GC_YOUNG_THRESHOLD
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    monkeypatch.delenv(app.SETTINGS_ENV, raising=False)
+    with pytest.raises(RecoveryError, match="--workers"):
+        app.create_app_from_environment()

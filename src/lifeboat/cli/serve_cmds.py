@@ -125,12 +125,14 @@ def serve_command(
         return
     import uvicorn
 
-    from lifeboat.recovery.service.app import SETTINGS_ENV, create_app
+    from lifeboat.recovery.service.app import SETTINGS_ENV, create_app, tune_garbage_collector
 
     backend = config.database_url().split(":", 1)[0]
     if workers == 1:
         info(f"lifeboat recovery service on http://{host}:{port} ({backend})")
-        uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
+        app = create_app(config)
+        tune_garbage_collector()
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return
     _prepare_for_workers(config)
     os.environ[SETTINGS_ENV] = replace(config, migrate=False).to_environment()
