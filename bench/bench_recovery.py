@@ -102,6 +102,8 @@ TARGET_P99_MS = 100.0
 VERIFY_MIN_SECONDS = 1.0
 #: approvals sent before the timed ones (at most a tenth of them)
 WARMUP = 100
+#: seconds between opening one load connection and the next
+CONNECT_PAUSE = 0.01
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,37 +371,73 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
+Connection = tuple[int, asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _connect(ports: Sequence[int], concurrency: int) -> list[Connection]:
+    """Open the keep-alive connections one by one, alternating between the ports.
+
+    uvicorn's workers share one listening socket and each accepts whatever is queued when it
+    wakes, so a burst of connections may all land on one worker; clients that arrive a few
+    milliseconds apart, as real ones do, spread over them.
+    """
+    opened: list[Connection] = []
+    for number in range(concurrency):
+        port = ports[number % len(ports)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        opened.append((port, reader, writer))
+        await asyncio.sleep(CONNECT_PAUSE)
+    return opened
+
+
 async def _fire(
-    ports: Sequence[int], bodies: Sequence[bytes], concurrency: int
+    connections: Sequence[Connection], bodies: Sequence[bytes]
 ) -> tuple[float, list[float], dict[str, int], list[str]]:
     next_item = 0
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     errors: list[str] = []
 
-    async def connection(number: int) -> None:
+    async def run(port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal next_item
-        port = ports[number % len(ports)]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while next_item < len(bodies):
-                body = bodies[next_item]
-                next_item += 1
-                start = time.perf_counter()
-                writer.write(_request_bytes(port, body))
-                status, answer = await _read_answer(reader)
-                latencies.append(time.perf_counter() - start)
-                statuses[str(status)] = statuses.get(str(status), 0) + 1
-                if not 200 <= status < 300 and len(errors) < 10:
-                    errors.append(f"{status}: {answer[:300].decode(errors='replace')}")
-        finally:
+        while next_item < len(bodies):
+            body = bodies[next_item]
+            next_item += 1
+            start = time.perf_counter()
+            writer.write(_request_bytes(port, body))
+            status, answer = await _read_answer(reader)
+            latencies.append(time.perf_counter() - start)
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+            if not 200 <= status < 300 and len(errors) < 10:
+                errors.append(f"{status}: {answer[:300].decode(errors='replace')}")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(run(*connection) for connection in connections))
+    return time.perf_counter() - start, latencies, statuses, errors
+
+
+async def _warm_then_fire(
+    ports: Sequence[int], bodies: Sequence[bytes], concurrency: int, warm: int
+) -> tuple[float, list[float], dict[str, int], list[str]]:
+    """Open the connections, send the first ``warm`` bodies untimed, then time the rest."""
+    connections = await _connect(ports, concurrency)
+    try:
+        _, _, statuses, errors = await _fire(connections, bodies[:warm])
+        cpu_before = time.process_time()
+        seconds, latencies, timed_statuses, timed_errors = await _fire(connections, bodies[warm:])
+        _LOAD_CPU[0] = time.process_time() - cpu_before
+    finally:
+        for _, _, writer in connections:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+    for status, count in timed_statuses.items():
+        statuses[status] = statuses.get(status, 0) + count
+    return seconds, latencies, statuses, errors + timed_errors
 
-    start = time.perf_counter()
-    await asyncio.gather(*(connection(n) for n in range(concurrency)))
-    return time.perf_counter() - start, latencies, statuses, errors
+
+#: CPU seconds the load generator used while firing the timed approvals (set by _warm_then_fire)
+_LOAD_CPU = [0.0]
 
 
 def _verify_rates(signed: Sequence[messages.SignedMessage], now: int) -> dict[str, float]:
@@ -449,15 +487,8 @@ def load_main(argv: Sequence[str]) -> int:
     # a few approvals first, untimed (statuses still checked): the servers compile their
     # statements and fill their caches, as a server that has been up a while has
     warm = min(WARMUP, len(bodies) // 10)
-    _, _, statuses, errors = asyncio.run(_fire(ports, bodies[:warm], args.concurrency))
-    cpu_before = time.process_time()
-    seconds, latencies, timed_statuses, timed_errors = asyncio.run(
-        _fire(ports, bodies[warm:], args.concurrency)
-    )
-    load_cpu = time.process_time() - cpu_before
-    for status, count in timed_statuses.items():
-        statuses[status] = statuses.get(status, 0) + count
-    errors += timed_errors
+    seconds, latencies, statuses, errors = asyncio.run(_warm_then_fire(ports, bodies, args.concurrency, warm))
+    load_cpu = _LOAD_CPU[0]
     result = {
         "approvals": len(bodies),
         "timed": len(latencies),
