@@ -8,7 +8,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -28,7 +27,16 @@ from lifeboat.recovery.keys import KeyKind, PublicKey
 from lifeboat.recovery.messages import Approve, CreateVault, Execute, OpenRequest, ProposeChange
 from lifeboat.recovery.service.actions import apply_signed
 from lifeboat.recovery.service.settings import Settings, load_or_create_key
-from recovery_helpers import DAY, SERVICE, VAULT, counter_step, private_key, request_id, signed
+from recovery_helpers import (
+    DAY,
+    SERVICE,
+    VAULT,
+    counter_step,
+    private_key,
+    request_id,
+    running_service,
+    signed,
+)
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
@@ -276,57 +284,44 @@ def test_settings_travel_to_workers_whole() -> None:
         Settings.from_environment('{"database": null}')
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    found.append(int(entry.name))
-    return found
+def _workers_of(port: int) -> list[int]:
+    """The child processes of the ``lifeboat serve --port PORT`` process."""
+    entries = [e for e in os.scandir("/proc") if e.name.isdigit()]
+    serve, parents = None, {}
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+            if (
+                b"serve" in argv
+                and b"--port" in argv
+                and argv[argv.index(b"--port") + 1] == str(port).encode()
+            ):
+                serve = int(entry.name)
+            parents[int(entry.name)] = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
+    return [pid for pid, parent in parents.items() if serve is not None and parent == serve]
 
 
 @pytest.mark.slow
 def test_two_workers_racing_one_request_execute_it_once(tmp_path: Path) -> None:
-    from test_recovery_service import free_port, wait_healthy
-
-    port = free_port()
-    url = f"sqlite:///{tmp_path / 'recovery.db'}"
     key_file = tmp_path / "service-key.json"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "LIFEBOAT_HOME": str(tmp_path / "home")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lifeboat",
-            "serve",
-            "--workers",
-            "2",
-            "--port",
-            str(port),
-            "--database",
-            url,
-            "--service-key",
-            str(key_file),
-            "--chain-id",
-            str(SERVICE.chain_id),
-            "--verifying-contract",
-            "0x" + SERVICE.verifying_contract.hex(),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        wait_healthy(port, process)
+    options = [
+        "--workers",
+        "2",
+        "--database",
+        f"sqlite:///{tmp_path / 'recovery.db'}",
+        "--service-key",
+        str(key_file),
+        "--chain-id",
+        str(SERVICE.chain_id),
+        "--verifying-contract",
+        "0x" + SERVICE.verifying_contract.hex(),
+    ]
+    with running_service(tmp_path, *options) as base:
+        port = int(base.rsplit(":", 1)[1])
         deadline = time.monotonic() + 30
-        while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
+        while len(_workers_of(port)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert len(_children(process.pid)) >= 2  # uvicorn's two workers
-        base = f"http://127.0.0.1:{port}"
+        assert len(_workers_of(port)) >= 2  # uvicorn's two workers
         now = int(httpx.get(f"{base}/v1/service").json()["now"])
         owner = private_key(KeyKind.ED25519, "owner")
         guardians = [private_key(kind, f"racer {kind.value}") for kind in KeyKind]
@@ -353,35 +348,7 @@ def test_two_workers_racing_one_request_execute_it_once(tmp_path: Path) -> None:
         entries = audit.verify(export, load_or_create_key(key_file).public_key).entries
         assert [e.action for e in entries].count("request_executed") == 1
         assert [e.action for e in entries].count("owner_changed") == 1
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    assert "database is locked" not in (process.stderr.read() if process.stderr else "")
-
-
-def test_an_idle_outbox_pass_does_not_queue_for_the_writer(sqlite_db: Database) -> None:
-    from lifeboat.recovery.outbox import Outbox
-
-    outbox = Outbox(sqlite_db)
-    holding, release = threading.Event(), threading.Event()
-
-    def writer() -> None:
-        with sqlite_db.begin() as connection:
-            connection.execute(sa.select(OUTBOX.c.id)).all()
-            holding.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        assert holding.wait(10)
-        start = time.monotonic()
-        assert outbox.deliver_due().attempted == 0  # nothing due: answered without the writer lock
-        assert time.monotonic() - start < 1
-    finally:
-        release.set()
-        thread.join(10)
-        outbox.close()
+    assert "database is locked" not in (tmp_path / "serve.log").read_text()
 
 
 def test_a_serve_process_freezes_its_start_up_objects(monkeypatch: pytest.MonkeyPatch) -> None:
