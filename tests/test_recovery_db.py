@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nacl.signing
 import pytest
@@ -26,8 +27,10 @@ from lifeboat.recovery.db import (
     EscrowItem,
     Event,
     ReplayError,
+    Step,
     Transition,
     VaultNotFound,
+    writer_lock,
 )
 from recovery_helpers import counter_step, fresh_pg_schema
 
@@ -276,3 +279,73 @@ def test_two_processes_hammering_one_vault_on_postgresql_are_exactly_once(pg_db:
     switches = sum(a != b for a, b in itertools.pairwise(actors))
     assert set(actors) == {"replica0", "replica1"}
     assert switches > 2, "the processes ran one after the other; the test proves nothing"
+
+
+# --- SQLite: the step runs before the writer lock, and is only a proposal -------------------------
+
+
+def counted(step: Step, calls: list[tuple[bytes | None, int]]) -> Step:
+    def wrapper(state: bytes | None, now: int) -> Transition:
+        calls.append((state, now))
+        return step(state, now)
+
+    return wrapper
+
+
+def test_an_early_step_is_committed_when_nothing_moved(sqlite_db: Database) -> None:
+    sqlite_db.transact("v", counter_step())
+    lock = writer_lock(sqlite_db.engine)
+    assert lock is not None
+    held: list[bool] = []
+
+    def step(state: bytes | None, now: int) -> Transition:
+        held.append(lock.holder is not None)
+        return counter_step()(state, now)
+
+    committed = sqlite_db.transact("v", step)
+    assert held == [False]  # computed before the writer lock, used under it as it was
+    assert json.loads(committed.state) == {"count": 2} and committed.version == 2
+
+
+def test_a_writer_between_the_early_step_and_the_lock_makes_it_run_again(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqlite_db.transact("v", counter_step())
+    early = Database._step_early
+
+    def then_another_writer(self: Database, vault_id: str, step: Step) -> Any:
+        proposal = early(self, vault_id, step)
+        monkeypatch.setattr(Database, "_step_early", early)
+        self.transact(vault_id, counter_step("other"))  # commits version 2 meanwhile
+        return proposal
+
+    monkeypatch.setattr(Database, "_step_early", then_another_writer)
+    calls: list[tuple[bytes | None, int]] = []
+    committed = sqlite_db.transact("v", counted(counter_step(), calls))
+    assert [json.loads(state or b"null")["count"] for state, _ in calls] == [1, 2]
+    assert json.loads(committed.state) == {"count": 3} and committed.version == 3
+    actions = [(e.actor, e.details) for e in sqlite_db.audit_entries()]
+    assert actions == [("tester", {"count": 1}), ("other", {"count": 2}), ("tester", {"count": 3})]
+
+
+def test_a_clock_tick_between_the_early_step_and_the_lock_makes_it_run_again(sqlite_db: Database) -> None:
+    sqlite_db.transact("v", counter_step())
+    readings = itertools.chain([1000.0], itertools.repeat(1001.0))
+    sqlite_db.clock = lambda: next(readings)  # the second ticks between the early read and the lock
+    calls: list[tuple[bytes | None, int]] = []
+    sqlite_db.transact("v", counted(counter_step(), calls))
+    assert [now for _, now in calls] == [1000, 1001]  # the committed run saw the later time
+    assert [e.time for e in sqlite_db.audit_entries()][-1] == 1001
+
+
+def test_a_step_refused_early_is_decided_under_the_lock(sqlite_db: Database) -> None:
+    sqlite_db.transact("v", counter_step())
+    calls: list[tuple[bytes | None, int]] = []
+
+    def refuse(state: bytes | None, now: int) -> Transition:
+        calls.append((state, now))
+        raise RecoveryError("refused")
+
+    with pytest.raises(RecoveryError, match="refused"):
+        sqlite_db.transact("v", refuse)
+    assert len(calls) == 2 and sqlite_db.load("v")[0] == 1  # the locked run raised; nothing written

@@ -254,6 +254,7 @@ _LOAD_FOR_WRITE_AND_HEAD = _LOAD_FOR_WRITE.add_columns(
     sa.select(AUDIT_HEAD.c.seq).where(AUDIT_HEAD.c.id == HEAD_ROW).scalar_subquery().label("head_seq"),
     sa.select(AUDIT_HEAD.c.hash).where(AUDIT_HEAD.c.id == HEAD_ROW).scalar_subquery().label("head_hash"),
 )
+_LOAD_STATE = sa.select(VAULTS.c.version, VAULTS.c.state).where(VAULTS.c.id == sa.bindparam("vault_id"))
 _NONCE_USED = sa.select(NONCES.c.vault_id).where(
     NONCES.c.signer == sa.bindparam("signer"), NONCES.c.nonce == sa.bindparam("nonce")
 )
@@ -629,10 +630,11 @@ class Database:
         """
         if not vault_id or len(vault_id) > _ID:
             raise RecoveryError(f"a vault id must be 1 to {_ID} characters")
+        early = self._step_early(vault_id, step) if self._head_with_load else None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as connection:
-                    result = self._attempt(connection, vault_id, step, attempt)
+                    result = self._attempt(connection, vault_id, step, attempt, early)
                 return result
             except _LostRace:
                 pass
@@ -642,11 +644,40 @@ class Database:
             _time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))  # noqa: S311 - jitter
         raise ConflictError(f"vault {vault_id!r} kept changing under {MAX_ATTEMPTS} attempts; try again")
 
-    def _attempt(self, connection: Connection, vault_id: str, step: Step, attempt: int) -> Committed:
+    def _step_early(self, vault_id: str, step: Step) -> _Early | None:
+        """SQLite: run the step before the writer lock, on the vault as a reader sees it now.
+
+        A writer holds the database's one writer lock for its whole transaction; running the
+        step (decoding the state, the policy, encoding) before taking it shortens that hold. The
+        result is only a proposal: :meth:`_attempt` uses it when, under the lock, the vault's
+        version and the service time are still those it was computed for, and otherwise runs
+        the step again. A step is pure, so either way the committed transition is the one the
+        step gives on the state and time under the lock. Refusals and new vaults are left to
+        the locked run, which decides them on the state it holds."""
+        try:
+            with self.reader.connect() as connection:
+                row = connection.execute(_LOAD_STATE, {"vault_id": vault_id}).one_or_none()
+                now = self.now(connection)
+        except sa.exc.DBAPIError:
+            return None
+        if row is None:
+            return None
+        try:
+            transition = step(bytes(row.state), now)
+        except Exception:  # refused (or failed) on this state: the locked run decides and raises
+            return None
+        return _Early(row.version, now, transition)
+
+    def _attempt(
+        self, connection: Connection, vault_id: str, step: Step, attempt: int, early: _Early | None = None
+    ) -> Committed:
         row = connection.execute(self._load_for_write, {"vault_id": vault_id}).one_or_none()
         now = self.now(connection)
         version, state = (row.version, bytes(row.state)) if row is not None else (0, None)
-        transition = step(state, now)
+        if early is not None and row is not None and (early.version, early.now) == (version, now):
+            transition = early.transition
+        else:
+            transition = step(state, now)
         if not isinstance(transition.state, bytes):
             raise TypeError("a step must return the new state as bytes")
         if transition.state == state and not transition.events:
@@ -954,6 +985,15 @@ class Database:
 class _Head:
     seq: int
     hash: bytes
+
+
+@dataclass(frozen=True)
+class _Early:
+    """A step's transition computed before the writer lock, for this version and service time."""
+
+    version: int
+    now: int
+    transition: Transition
 
 
 class _LostRace(Exception):
