@@ -47,7 +47,6 @@ from lifeboat.recovery import audit
 from lifeboat.recovery.client import Client, ServiceUnavailable
 from lifeboat.secrets import backup, envelope, slip39
 from lifeboat.snapshot.restore import restore
-from lifeboat.state import prolly
 from lifeboat.state import snapshots as states
 from lifeboat.state.invariants import InvariantChecker, InvariantReport, load_invariants
 from lifeboat.state.records import open_sink, open_source
@@ -470,24 +469,14 @@ def _rebuild(path: Path, snap: states.StateSnapshot, checker: InvariantChecker |
     """Read the restored file once: its tree (root, count) as the statement's shape builds it,
     feeding ``checker`` each record."""
     statement = snap.statement
-    spec = record_spec(statement)
-    with open_source(str(path), spec) as source:
-
-        def records() -> Iterator[tuple[bytes, bytes, tuple[int, ...]]]:
-            for record in source:
-                if checker is not None:
-                    checker.feed(record.key.decode("utf-8", "surrogateescape"), record.document)
-                yield record.key, record.value, record.sums
-
-        build = prolly.build(
-            records(),
+    with open_source(str(path), record_spec(statement)) as source:
+        return states.tree_of(
+            source,
             fanout=statement.fanout,
             leaf_fanout=statement.leaf_fanout,
             sum_fields=len(statement.sum_fields),
+            checker=checker,
         )
-        for _ in build:
-            pass
-    return build.tree.root, build.tree.count
 
 
 # --- recovery -----------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ Everything goes through the ``state`` and ``store`` libraries; nothing is mocked
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,6 @@ from lifeboat.drill.sandbox import Outcome, Sandbox
 from lifeboat.drill.storage import open_repository
 from lifeboat.drill.timeline import PathName, Phase, StepFailed, Timeline
 from lifeboat.fs import PUBLIC_MODE, write_atomic
-from lifeboat.state import prolly
 from lifeboat.state import snapshots as state
 from lifeboat.state.invariants import InvariantChecker, InvariantReport, Invariants, load_invariants
 from lifeboat.state.records import RecordSpec, open_source
@@ -273,16 +272,10 @@ def _measure(path: Path, invariants: Invariants, *, fanout: int, leaf_fanout: in
     """Read the ledger once: check the invariants and build its tree in memory (nothing stored)."""
     checker = InvariantChecker(invariants)
     with open_source(str(path), _SPEC) as source:
-
-        def records() -> Iterator[tuple[bytes, bytes, tuple[int, ...]]]:
-            for record in source:
-                checker.feed(record.key.decode("utf-8", "surrogateescape"), record.document)
-                yield record.key, record.value, record.sums
-
-        build = prolly.build(records(), fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=len(SUM_FIELDS))
-        for _ in build:
-            pass
-    return _Measure(build.tree.root, build.tree.count, checker.finish())
+        root, count = state.tree_of(
+            source, fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=len(SUM_FIELDS), checker=checker
+        )
+    return _Measure(root, count, checker.finish())
 
 
 def _violated(report: InvariantReport) -> list[str]:

@@ -1102,6 +1102,29 @@ def check_records(
     return checker.finish()
 
 
+def tree_of(
+    source: Source,
+    *,
+    fanout: int,
+    leaf_fanout: int,
+    sum_fields: int,
+    checker: InvariantChecker | None = None,
+) -> tuple[bytes, int]:
+    """(root, record count) of the tree ``source``'s records make in this shape, built in memory
+    (nothing is stored), feeding ``checker`` each record on the way: one read for both."""
+
+    def records() -> Iterator[tuple[bytes, bytes, tuple[int, ...]]]:
+        for record in source:
+            if checker is not None:
+                checker.feed(record.key.decode("utf-8", "surrogateescape"), record.document)
+            yield record.key, record.value, record.sums
+
+    build = prolly.build(records(), fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=sum_fields)
+    for _ in build:
+        pass
+    return build.tree.root, build.tree.count
+
+
 @dataclass(frozen=True)
 class Rollback:
     """What :func:`roll_back` did: the snapshot restored, the journal sequence it was replayed to
