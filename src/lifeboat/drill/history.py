@@ -16,7 +16,7 @@ from typing import Any, Final
 import orjson
 
 from lifeboat.documents import parse_versioned
-from lifeboat.drill.run import FAILED, PASSED, DrillReport
+from lifeboat.drill.run import DEGRADED, FAILED, PASSED, DrillReport
 from lifeboat.errors import HomeError
 from lifeboat.fs import SECRET_MODE, read_bounded, write_atomic
 from lifeboat.home import Home
@@ -104,7 +104,7 @@ def _valid_run(run: object) -> bool:
     ):
         return False
     return all(
-        isinstance(entry, dict) and entry.get("verdict") in (PASSED, FAILED, "degraded")
+        isinstance(entry, dict) and entry.get("verdict") in (PASSED, FAILED, DEGRADED)
         for entry in run["paths"].values()
     )
 

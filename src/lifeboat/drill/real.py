@@ -38,7 +38,7 @@ from typing import Final
 from lifeboat.drill.config import DrillConfig, KeysConfig, RecoveryConfig, StateConfig, StorageConfig
 from lifeboat.drill.history import last_audit_head
 from lifeboat.drill.run import CONFIG, DEGRADED, FAILED, DrillReport, PathReport
-from lifeboat.drill.timeline import Listener, PathName, Phase, Step, StepFailed, Timeline
+from lifeboat.drill.timeline import Listener, PathName, Phase, Step, StepFailed, Timeline, one_line
 from lifeboat.errors import LifeboatError
 from lifeboat.fs import read_bounded
 from lifeboat.home import Home
@@ -96,7 +96,7 @@ def _note(step: Step, warnings: list[_Warning], message: str, remedy: str) -> No
 
 
 def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:400] or type(error).__name__
+    return one_line(error, 400)
 
 
 # --- keys ---------------------------------------------------------------------------------------------

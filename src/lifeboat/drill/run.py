@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from lifeboat.drill.sandbox import DEFAULT_ACCOUNTS, DrillPath, Outcome, Sandbox
-from lifeboat.drill.timeline import Listener, PathName, Phase, Timeline
+from lifeboat.drill.timeline import Listener, PathName, Phase, Timeline, one_line
 from lifeboat.errors import UsageError
 
 FORMAT: Final = "lifeboat-drill-report"
@@ -256,7 +256,7 @@ def _run_acts(
         try:
             body()
         except Exception as error:  # the step recorded it; the drill goes on with the other paths
-            fail(name, phase, f"{phase.value}: {' '.join(str(error).split())[:300] or type(error).__name__}")
+            fail(name, phase, f"{phase.value}: {one_line(error, 300)}")
 
     implementations: dict[PathName, DrillPath] = {}
     for name in needed:

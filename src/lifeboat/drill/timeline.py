@@ -71,6 +71,11 @@ class Step:
 Listener = Callable[[Step], None]
 
 
+def one_line(error: BaseException, limit: int) -> str:
+    """An error's message on one line, at most ``limit`` characters (its type when it says nothing)."""
+    return " ".join(str(error).split())[:limit] or type(error).__name__
+
+
 class StepFailed(Exception):
     """A step's check did not hold: raised by a path to fail the step with this message."""
 
