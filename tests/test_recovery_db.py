@@ -180,6 +180,21 @@ def test_outbox_rows_follow_each_entry_to_each_subscribed_endpoint(sqlite_db: Da
     assert body["type"] == "lifeboat.recovery.event" and body["entry"]["vault"] == "v1"
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_removing_a_webhook_drops_its_undelivered_rows(backend: str, request: pytest.FixtureRequest) -> None:
+    db: Database = request.getfixturevalue("sqlite_db" if backend == "sqlite" else "pg_db")
+    gone, _ = db.add_webhook("https://gone.example/hook")
+    db.add_webhook("https://kept.example/hook")
+    db.transact("v1", lambda state, now: Transition(b"s", [Event("o", "a")]))
+    assert db.remove_webhook(gone) and not db.remove_webhook(gone)
+    with db.engine.connect() as connection:
+        urls = connection.execute(sa.select(OUTBOX.c.url)).scalars().all()
+    assert urls == ["https://kept.example/hook"]
+    assert [(h.url, dict(h.deliveries)) for h in db.webhooks()] == [
+        ("https://kept.example/hook", {"pending": 1, "delivered": 0, "dead": 0})
+    ]
+
+
 def test_the_stored_chain_exports_and_verifies(sqlite_db: Database) -> None:
     for vault in ("a", "b", "a"):
         sqlite_db.transact(vault, counter_step())

@@ -950,9 +950,9 @@ class Database:
         ]
 
     def remove_webhook(self, hook_id: str) -> bool:
-        """Unsubscribe an endpoint; its outbox rows go with it (nothing more is sent to it)."""
+        """Unsubscribe an endpoint; its outbox rows go with it (the schema's ON DELETE CASCADE), so
+        nothing more is sent to it."""
         with self.engine.begin() as connection:
-            connection.execute(OUTBOX.delete().where(OUTBOX.c.webhook_id == hook_id))
             removed = connection.execute(WEBHOOKS.delete().where(WEBHOOKS.c.id == hook_id)).rowcount
         return bool(removed)
 
