@@ -86,8 +86,6 @@ def serve_command(
 ) -> None:
     """Run the guardian-recovery service."""
     from lifeboat.errors import UsageError
-    from lifeboat.recovery import migrations
-    from lifeboat.recovery.db import Database
     from lifeboat.recovery.service.settings import Settings
 
     contract = None
@@ -112,15 +110,10 @@ def serve_command(
         rate_burst=burst,
     )
     if migrate_only:
-        db = Database(config.database_url())
-        try:
-            migrations.upgrade(db.engine)
-            revision = migrations.current(db.engine)
-        finally:
-            db.dispose()
+        revision, dialect = _migrate(config.database_url())
         emit(
-            {"ok": True, "revision": revision, "dialect": db.dialect},
-            lambda: stdout.print(f"recovery database at revision {revision} ({db.dialect})"),
+            {"ok": True, "revision": revision, "dialect": dialect},
+            lambda: stdout.print(f"recovery database at revision {revision} ({dialect})"),
         )
         return
     import uvicorn
@@ -151,14 +144,21 @@ def serve_command(
 def _prepare_for_workers(config: Settings) -> None:
     """What one process does before N workers start: migrate, and make the service key, so the
     workers do not race to do either."""
-    from lifeboat.recovery import migrations
-    from lifeboat.recovery.db import Database
     from lifeboat.recovery.service.settings import load_or_create_key
 
     if config.migrate:
-        db = Database(config.database_url())
-        try:
-            migrations.upgrade(db.engine)
-        finally:
-            db.dispose()
+        _migrate(config.database_url())
     load_or_create_key(config.key_path())
+
+
+def _migrate(url: str) -> tuple[str | None, str]:
+    """Bring the database at ``url`` up to date; its (revision, dialect) afterwards."""
+    from lifeboat.recovery import migrations
+    from lifeboat.recovery.db import Database
+
+    db = Database(url)
+    try:
+        migrations.upgrade(db.engine)
+        return migrations.current(db.engine), db.dialect
+    finally:
+        db.dispose()

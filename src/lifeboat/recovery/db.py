@@ -517,11 +517,12 @@ class Database:
         #: :meth:`load_clock_offset` read at start is used.
         self.clock_offset = 0
         self.live_offset = False
-        #: SQLite reads the audit head with the vault (one round trip less; see
-        #: _LOAD_FOR_WRITE_AND_HEAD); PostgreSQL locks the head row after the vault's
+        #: SQLite: one writer at a time, under the writer lock. So the audit head is read with the
+        #: vault (one round trip less; see _LOAD_FOR_WRITE_AND_HEAD), and the step runs before
+        #: the lock (:meth:`_step_early`). PostgreSQL locks the head row after the vault's
         #: compare-and-swap, always in that order.
-        self._head_with_load = self.engine.dialect.name == "sqlite"
-        self._load_for_write = _LOAD_FOR_WRITE_AND_HEAD if self._head_with_load else _LOAD_FOR_WRITE
+        self._single_writer = self.engine.dialect.name == "sqlite"
+        self._load_for_write = _LOAD_FOR_WRITE_AND_HEAD if self._single_writer else _LOAD_FOR_WRITE
 
     @property
     def dialect(self) -> str:
@@ -630,7 +631,7 @@ class Database:
         """
         if not vault_id or len(vault_id) > _ID:
             raise RecoveryError(f"a vault id must be 1 to {_ID} characters")
-        early = self._step_early(vault_id, step) if self._head_with_load else None
+        early = self._step_early(vault_id, step) if self._single_writer else None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as connection:
@@ -739,7 +740,7 @@ class Database:
                     for item in transition.escrow_put
                 ],
             )
-        head = (row.head_seq, row.head_hash) if self._head_with_load and row is not None else None
+        head = (row.head_seq, row.head_hash) if self._single_writer and row is not None else None
         entries = self._append(connection, vault_id, transition.events, now, head)
         deliveries = 0
         if row is None or row.subscribed:  # a new vault: only the lookup knows (rare)
