@@ -30,7 +30,7 @@ from lifeboat.drill.config import load_config
 from lifeboat.drill.history import read_history, record_run, summarize
 from lifeboat.drill.real import run_config_drill
 from lifeboat.drill.report import counts_text, render_html, seconds_text, step_line, verdict_text
-from lifeboat.drill.run import PASSED, DrillReport, parse_scenario, run_drill
+from lifeboat.drill.run import FAILED, PASSED, DrillReport, parse_scenario, run_drill
 from lifeboat.drill.sandbox import DEFAULT_ACCOUNTS
 from lifeboat.drill.timeline import Step
 from lifeboat.errors import UsageError
@@ -254,14 +254,14 @@ def _print_config_summary(report: DrillReport) -> None:
             path.verdict,
             seconds_text(path.restore_estimate_seconds),
             seconds_text(took if steps else None),
-            style=None if path.verdict == PASSED else "red" if path.verdict == "failed" else "yellow",
+            style=None if path.verdict == PASSED else "red" if path.verdict == FAILED else "yellow",
         )
     stdout.print()
     stdout.print(table)
     for path in report.paths:
         if path.error:
             stdout.print(
-                f"{path.name.value}: {path.error}", style="red" if path.verdict == "failed" else "yellow"
+                f"{path.name.value}: {path.error}", style="red" if path.verdict == FAILED else "yellow"
             )
             stdout.print(f"  what to do: {path.remedy}")
         for note in path.outcome.notes:

@@ -121,10 +121,6 @@ def _trust(value: str | None) -> bytes | None:
     return None if value is None else statements.parse_trust(value, what="--trust")
 
 
-def _frost_group(path: Path) -> bytes:
-    return statements.frost_group_key(path)
-
-
 def _signing(repo: Any, signing_key: Path | None, frost_group: Path | None) -> Signing:
     if signing_key is not None and frost_group is not None:
         raise UsageError("give at most one of --signing-key and --frost-group")
@@ -134,7 +130,7 @@ def _signing(repo: Any, signing_key: Path | None, frost_group: Path | None) -> S
         )
         return Signing(Signer("ed25519", statements.public_key_of(seed)), seed)
     if frost_group is not None:
-        return Signing(Signer("frost-ed25519", _frost_group(frost_group)), None)
+        return Signing(Signer("frost-ed25519", statements.frost_group_key(frost_group)), None)
     return state.repository_signing(repo)
 
 
