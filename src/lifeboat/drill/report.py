@@ -203,7 +203,7 @@ def render_html(report: DrillReport) -> str:
 
 
 def _step_class(step: Step) -> str:
-    return ("degraded" if step.warning else "passed") if step.ok else "failed"
+    return (DEGRADED if step.warning else PASSED) if step.ok else FAILED
 
 
 def _facts_text(step: Step) -> str:
