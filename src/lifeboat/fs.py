@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from lifeboat.errors import InputError, StorageError
+from lifeboat.errors import InputError, LifeboatError, StorageError
 
 SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
@@ -123,3 +123,17 @@ def read_bounded(path: Path, limit: int, *, what: str = "file") -> bytes:
     if len(data) > limit:
         raise InputError(f"{what} {path} is larger than {limit} bytes; this is not a {what}")
     return data
+
+
+#: The largest passphrase file read.
+MAX_PASSPHRASE_BYTES = 4096
+
+
+def read_passphrase_file(path: Path, *, error: type[LifeboatError] = InputError) -> str:
+    """The passphrase kept in ``path``: its UTF-8 text without the trailing line break; text that
+    is not UTF-8 raises ``error`` (the caller's kind of mistake)."""
+    data = read_bounded(path, MAX_PASSPHRASE_BYTES, what="passphrase file")
+    try:
+        return data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise error(f"passphrase file {path} is not UTF-8 text; re-save it as UTF-8") from None

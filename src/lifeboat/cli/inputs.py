@@ -10,11 +10,10 @@ import pyrage
 import typer
 
 from lifeboat.errors import InputError, UsageError
-from lifeboat.fs import read_bounded
+from lifeboat.fs import read_bounded, read_passphrase_file
 from lifeboat.secrets import envelope
 
 ENV_PASSPHRASE = "LIFEBOAT_PASSPHRASE"  # noqa: S105 (a variable name)
-MAX_PASSPHRASE_BYTES = 4096
 MAX_PHRASE_FILE_BYTES = 64 * 1024
 
 
@@ -32,11 +31,7 @@ def passphrase(
     ``needed`` (the home records that the set has one) prompts when nothing else gave it.
     """
     if file is not None:
-        data = read_bounded(file, MAX_PASSPHRASE_BYTES, what="passphrase file")
-        try:
-            return data.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise InputError(f"passphrase file {file} is not UTF-8 text; re-save it as UTF-8") from None
+        return read_passphrase_file(file)
     value = os.environ.get(env)
     if value is not None:
         return value

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from lifeboat.errors import ConfigError, LifeboatError
-from lifeboat.fs import read_bounded
+from lifeboat.fs import read_bounded, read_passphrase_file
 from lifeboat.secrets.fingerprint import parse_fingerprint
 from lifeboat.state.statement import parse_trust
 
@@ -40,7 +40,6 @@ __all__ = [
 
 CONFIG_VERSION: Final = 1
 MAX_CONFIG_BYTES: Final = 1 << 20
-MAX_PASSPHRASE_BYTES: Final = 4096
 #: Seconds a store or the recovery service may take to answer one request, unless configured.
 DEFAULT_TIMEOUT: Final = 30.0
 
@@ -55,13 +54,7 @@ class Secret:
     def read(self) -> str:
         """The passphrase ("" when none is configured); never shown in a message."""
         if self.file is not None:
-            data = read_bounded(self.file, MAX_PASSPHRASE_BYTES, what="passphrase file")
-            try:
-                return data.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                raise ConfigError(
-                    f"passphrase file {self.file} is not UTF-8 text; re-save it as UTF-8"
-                ) from None
+            return read_passphrase_file(self.file, error=ConfigError)
         if self.env is not None:
             value = os.environ.get(self.env)
             if value is None:
