@@ -16,7 +16,7 @@ ROOT = Path(lifeboat.__file__).resolve().parent
 #: (importer pillar, imported pillar) pairs that must not occur.
 FORBIDDEN = {("store", "snapshot"), ("store", "state"), ("snapshot", "state"), ("state", "snapshot")}
 #: The drill drives the pillars' library code and sits under the CLI only.
-PILLARS = ("secrets", "threshold", "store", "snapshot", "state", "recovery")
+PILLARS = ("secrets", "threshold", "store", "snapshot", "state", "recovery", "onchain")
 FORBIDDEN |= {(p, "drill") for p in PILLARS} | {("drill", "cli")}
 
 

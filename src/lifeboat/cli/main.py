@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from lifeboat import __version__
-from lifeboat.cli import drill_cmds, inputs, recovery_cmds, repo_cmds, state_cmds, webhook_cmds
+from lifeboat.cli import chain_cmds, drill_cmds, inputs, recovery_cmds, repo_cmds, state_cmds, webhook_cmds
 from lifeboat.cli.frost_cmds import frost_app
 from lifeboat.cli.output import emit, error, info, settings, stdout
 from lifeboat.cli.secrets_cmds import guardians_app, mnemonic_app, seal_command, shares_app, unseal_command
@@ -46,6 +46,7 @@ state_cmds.register(app)
 recovery_cmds.register(app)
 drill_cmds.register(app)
 webhook_cmds.register(app)
+chain_cmds.register(app)
 
 
 def _version(value: bool) -> None:
