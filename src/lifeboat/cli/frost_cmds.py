@@ -214,18 +214,7 @@ def frost_package(
             _read(public, "public key package"), str(public)
         )
         _same_suite(suite, public_suite, str(public))
-        outsiders = sorted(set(ids) - set(pkp.verifying_shares))
-        if outsiders:
-            raise ThresholdError(
-                f"commitment(s) from participant(s) {outsiders}, who are not in the group of {public} "
-                f"(participants {sorted(pkp.verifying_shares)})",
-                tuple(outsiders),
-            )
-        if len(ids) < pkp.min_signers:
-            raise ThresholdError(
-                f"{len(ids)} commitment(s) is fewer than the group's threshold {pkp.min_signers}: "
-                f"a signing package needs at least {pkp.min_signers} signers"
-            )
+        frost.check_signers(pkp, ids, str(public))
     _write(output, data, secret=False, force=force)
     if public is None:
         info(

@@ -45,6 +45,22 @@ class SignatureShare:
     share: int
 
 
+def check_signers(public_key_package: PublicKeyPackage, identifiers: Sequence[int], group: str) -> None:
+    """Refuse signers outside the group (``group`` names it in the message) or fewer than t of them."""
+    outsiders = sorted(set(identifiers) - set(public_key_package.verifying_shares))
+    if outsiders:
+        raise ThresholdError(
+            f"commitment(s) from participant(s) {outsiders}, who are not in the group of {group} "
+            f"(participants {sorted(public_key_package.verifying_shares)})",
+            tuple(outsiders),
+        )
+    if len(identifiers) < public_key_package.min_signers:
+        raise ThresholdError(
+            f"{len(identifiers)} commitment(s) is fewer than the group's threshold {public_key_package.min_signers}: "
+            f"a signing package needs at least {public_key_package.min_signers} signers"
+        )
+
+
 def check_identifier(suite: Ciphersuite, identifier: int) -> int:
     if not isinstance(identifier, int) or not 0 < identifier < suite.group.order:
         raise ThresholdError(f"identifier {identifier!r} must be a non-zero scalar below the group order")
