@@ -1,7 +1,7 @@
 """The sandbox drill's order of events, and the verdict it comes to.
 
 All selected paths are set up, operated and broken before any recovers (the catastrophe is all
-at once), then each recovers in turn: keys, signers, state (from the surviving stores), storage
+at once), then each recovers in turn: keys, signers, state (from the surviving stores), chain, storage
 (rebuilding the destroyed stores). A path whose act fails is failed; the paths that depend on it
 are failed with the reason, and the others go on, so one report shows every path.
 
@@ -37,11 +37,12 @@ SANDBOX: Final = "sandbox"
 CONFIG: Final = "config"
 
 #: Set-up order (what a path needs exists before it), and the order of recovery.
-SETUP_ORDER: Final = (PathName.STORAGE, PathName.SIGNERS, PathName.KEYS, PathName.STATE)
-RECOVERY_ORDER: Final = (PathName.KEYS, PathName.SIGNERS, PathName.STATE, PathName.STORAGE)
+SETUP_ORDER: Final = (PathName.STORAGE, PathName.SIGNERS, PathName.KEYS, PathName.STATE, PathName.CHAIN)
+RECOVERY_ORDER: Final = (PathName.KEYS, PathName.SIGNERS, PathName.STATE, PathName.CHAIN, PathName.STORAGE)
 #: A path is set up (not broken or recovered) when a selected path needs it.
 NEEDS: Final[Mapping[PathName, frozenset[PathName]]] = {
     PathName.STATE: frozenset({PathName.STORAGE, PathName.SIGNERS}),
+    PathName.CHAIN: frozenset({PathName.STORAGE, PathName.SIGNERS}),
 }
 #: Where each path's class lives; imported only when the path runs.
 IMPLEMENTATIONS: Final[Mapping[PathName, str]] = {
@@ -49,6 +50,7 @@ IMPLEMENTATIONS: Final[Mapping[PathName, str]] = {
     PathName.SIGNERS: "lifeboat.drill.signers:SignersPath",
     PathName.STORAGE: "lifeboat.drill.storage:StoragePath",
     PathName.STATE: "lifeboat.drill.state:StatePath",
+    PathName.CHAIN: "lifeboat.drill.chain:ChainPath",
 }
 
 PASSED: Final = "passed"

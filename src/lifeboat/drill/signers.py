@@ -107,7 +107,8 @@ def run_dkg(
 
 
 class FrostGroup:
-    """The sandbox's FROST(Ed25519) group (a :class:`~lifeboat.drill.sandbox.GroupSigner`).
+    """A FROST group of the sandbox: the signers' Ed25519 group (a
+    :class:`~lifeboat.drill.sandbox.GroupSigner`), or the chain path's secp256k1 operators.
 
     Member ``i`` keeps ``member-i/key-package-i.json`` under ``directory``; a member whose key
     package is gone cannot sign. ``public_key`` is the 32-byte group key, the form in which a
@@ -219,7 +220,12 @@ class FrostGroup:
                 )
             )
         signature = frost.aggregate(self.suite, commitments, message, shares, self.public)
-        verify_independently(self.public_key, message, signature)
+        if self.suite.name == SUITE.name:
+            verify_independently(self.public_key, message, signature)
+        elif not frost.verify(self.suite, self.public.group_public_key, message, signature):
+            raise ThresholdError(
+                f"the group signature {_short(signature)}... does not verify under the group key"
+            )
         return Ceremony(tuple(signers), signature)
 
     def sign(self, message: bytes) -> bytes:

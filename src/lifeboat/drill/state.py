@@ -244,12 +244,12 @@ def _exploit(rng: random.Random, changes: _Changes, accounts: Sequence[str]) -> 
 # --- the repository, signing, measuring ----------------------------------------------------------
 
 
-def _group_signing(group_key: bytes) -> Signing:
+def group_signing(group_key: bytes) -> Signing:
     """Statements name the FROST group; they are stored unsigned until the group signs them."""
     return Signing(Signer("frost-ed25519", group_key), None)
 
 
-def _sign(repo: Repository, sandbox: Sandbox, snap: StateSnapshot) -> StateSnapshot:
+def sign_snapshot(repo: Repository, sandbox: Sandbox, snap: StateSnapshot) -> StateSnapshot:
     """A signing ceremony of the sandbox's group over ``snap``'s statement, attached once it verifies."""
     group = sandbox.group
     if group is None:
@@ -346,7 +346,7 @@ class StatePath:
                         source,
                         _SPEC,
                         name=DATASET,
-                        signing=_group_signing(kept.group_key),
+                        signing=group_signing(kept.group_key),
                         invariants=invariants,
                     )
                 snap = result.snapshot
@@ -363,7 +363,7 @@ class StatePath:
                     invariants="pass",
                 )
             with timeline.step(self.name, Phase.SETUP, "the FROST group signs the snapshot") as step:
-                signed = _sign(repo, sandbox, snap)
+                signed = sign_snapshot(repo, sandbox, snap)
                 step.facts.update(snapshot=signed.short_id, group=_short(kept.group_key))
         kept.good = signed.digest
         sandbox.scratch[_SCRATCH] = kept
@@ -384,7 +384,7 @@ class StatePath:
                     DATASET,
                     changes.lines,
                     what="the drill's journal",
-                    signing=_group_signing(kept.group_key),
+                    signing=group_signing(kept.group_key),
                     invariants=invariants,
                 )
                 if applied is None or not applied.snapshot.statement.invariants_passed:
@@ -398,7 +398,7 @@ class StatePath:
                     nodes_new=applied.written.nodes_new,
                 )
             with timeline.step(self.name, Phase.OPERATE, "the FROST group signs the new snapshot") as step:
-                signed = _sign(repo, sandbox, applied.snapshot)
+                signed = sign_snapshot(repo, sandbox, applied.snapshot)
                 step.facts.update(snapshot=signed.short_id, sequence=signed.statement.sequence)
             with timeline.step(self.name, Phase.OPERATE, "journal more transfers after it") as step:
                 changes.lines = []
@@ -447,7 +447,7 @@ class StatePath:
                 )
             with timeline.step(self.name, Phase.CATASTROPHE, "the snapshotter applies the exploit") as step:
                 applied = state.apply_journal(
-                    repo, DATASET, signing=_group_signing(kept.group_key), invariants=invariants
+                    repo, DATASET, signing=group_signing(kept.group_key), invariants=invariants
                 )
                 if applied is None:
                     raise StepFailed("the exploit's journal entries made no snapshot")

@@ -27,13 +27,14 @@ class Phase(StrEnum):
 
 
 class PathName(StrEnum):
-    """The recovery paths a drill exercises (``--scenario`` picks a subset of the sandbox's four;
+    """The recovery paths a drill exercises (``--scenario`` picks a subset of the sandbox's five;
     ``recovery``, the guardian-recovery service, is a path of a drill of a real setup)."""
 
     KEYS = "keys"
     SIGNERS = "signers"
     STORAGE = "storage"
     STATE = "state"
+    CHAIN = "chain"
     RECOVERY = "recovery"
 
 

@@ -29,6 +29,28 @@ from lifeboat.threshold.secp256k1 import Secp256k1Sha256
 VAULT_ASSET = "ETH"
 #: The key field of the records :func:`vault_records` writes.
 VAULT_KEY_FIELD = "key"
+#: The invariants of a LedgerVault's records (also examples/vault-invariants.toml).
+VAULT_INVARIANTS = """\
+# Invariants of a LedgerVault's live state, as `lifeboat chain export` / `chain watch vault:0x…`
+# write it (docs/onchain.md). The watch pauses the vault when one fails.
+version = 1
+limit = 10
+
+# Conservation: the accounts' balances add up to what the vault owes (deposits less withdrawals).
+[[sum]]
+name = "conservation"
+where = { kind = "account" }
+amount = "balances.*"
+equals = { key = "supply:{group}", field = "amount" }
+
+# Reserves: what the vault owes is exactly the ether it holds.
+[[sum]]
+name = "reserves"
+where = { kind = "supply" }
+amount = "amount"
+group = "asset"
+equals = { key = "reserve:{group}", field = "amount" }
+"""
 
 
 def account_key(account: str) -> str:
