@@ -45,11 +45,13 @@ class _Transaction:
     value: int
     timestamp: int
     block: int
+    created: str | None = None  # a deployment: the contract's address
 
     def to_json(self) -> dict[str, Any]:
         return {
             "from": self.sender,
             "to": self.to,
+            "created": self.created,
             "data": "0x" + self.data.hex(),
             "value": str(self.value),
             "timestamp": self.timestamp,
@@ -75,7 +77,9 @@ def _recording_env_class() -> type:
                 self.funded.add(text)
                 self.set_balance(sender, self.get_balance(sender) + SENDER_ALLOWANCE)
 
-        def _record(self, sender: Any, to: str | None, data: bytes, value: int) -> None:
+        def _record(
+            self, sender: Any, to: str | None, data: bytes, value: int, created: str | None = None
+        ) -> None:
             if not self.replaying:
                 patch = self.evm.patch
                 self.recorded.append(
@@ -86,6 +90,7 @@ def _recording_env_class() -> type:
                         value,
                         int(patch.timestamp),
                         int(patch.block_number),
+                        created,
                     )
                 )
 
@@ -98,7 +103,7 @@ def _recording_env_class() -> type:
                 sender=sender, gas=gas, value=value, bytecode=bytecode, **kwargs
             )
             if not computation.is_error:
-                self._record(sender, None, bytecode, value)
+                self._record(sender, None, bytecode, value, str(address).lower())
             return address, computation
 
         def execute_code(self, to_address: Any = None, sender: Any = None, **kwargs: Any) -> Any:
@@ -236,18 +241,21 @@ def _replay(env: Any, transactions: list[Any], path: Path) -> list[_Transaction]
                     value=int(item["value"]),
                     timestamp=int(item["timestamp"]),
                     block=int(item["block"]),
+                    created=None if item.get("created") is None else str(item["created"]).lower(),
                 )
             except (KeyError, TypeError, ValueError):
                 raise ChainError(f"{where} is malformed") from None
             env.evm.patch.timestamp = tx.timestamp
             env.evm.patch.block_number = tx.block
+            diverged = False
             if tx.to is None:
-                _, computation = env.deploy(sender=tx.sender, bytecode=tx.data, value=tx.value)
+                created, computation = env.deploy(sender=tx.sender, bytecode=tx.data, value=tx.value)
+                diverged = str(created).lower() != tx.created or not env.get_code(created)
             else:
                 computation = env.execute_code(
                     to_address=tx.to, sender=tx.sender, data=tx.data, value=tx.value
                 )
-            if computation.is_error:
+            if computation.is_error or diverged:
                 raise ChainError(f"{where} fails on replay; the devchain file was edited or is damaged")
             done.append(tx)
     finally:
