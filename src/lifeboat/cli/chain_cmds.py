@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import typer
 
+from lifeboat.cli import chain_claims_cmds
+
 chain_app = typer.Typer(
     help="On-chain recovery: pause orders signed by a FROST group, settlements, claim trees, contracts.",
     no_args_is_help=True,
 )
+chain_claims_cmds.register(chain_app)
 
 
 def register(app: typer.Typer) -> None:
