@@ -47,6 +47,7 @@ MAX_AMOUNT = (1 << 256) - 1
 MAX_POSITIONS = 4096
 
 _DECIMAL = re.compile(r"[0-9]{1,78}(?:\.[0-9]{1,78})?")
+_RATIO = re.compile(r"[0-9]{1,78}/[1-9][0-9]{0,77}")
 _DIGITS = re.compile(r"[0-9]{1,78}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
