@@ -25,8 +25,8 @@ from lifeboat.state import snapshots as state
 from lifeboat.state.snapshots import StateSnapshot
 from lifeboat.store.repository import Repository
 
-#: The largest claim tree file read: 2**22 claims take about 560 MB, so this is room to spare.
-MAX_TREE_FILE = 1 << 30
+#: The largest claim tree file read: a tree of 2**20 claims (the most a tree holds) is about 300 MB.
+MAX_TREE_FILE = 384 << 20
 
 SnapshotArg = Annotated[
     str,

@@ -30,8 +30,8 @@ from lifeboat.onchain.errors import OrderError
 FORMAT = "standard-v1"
 #: The leaf encoding of a claim: who is paid and how many wei.
 CLAIM_ENCODING = ("address", "uint256")
-#: At most this many leaves (a proof of a full tree is 22 hashes; the claim contract takes 32).
-MAX_LEAVES = 1 << 22
+#: At most this many leaves (a proof is then at most 20 hashes; the claim contract takes 32).
+MAX_LEAVES = 1 << 20
 MAX_LEAF_TYPES = 16
 MAX_DYNAMIC_BYTES = 1 << 16
 
