@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +24,11 @@ from lifeboat.onchain.errors import OrderError
 from lifeboat.onchain.merkle import (
     CLAIM_ENCODING,
     StandardMerkleTree,
+    checked_address,
+    encode,
     leaf_hash,
     node_hash,
+    normalize_value,
     process_proof,
     verify,
 )
@@ -113,6 +118,53 @@ def test_a_changed_value_proof_or_root_does_not_verify(
         assert not tree.verify(values[i], bad)
         assert not tree.verify(values[i], proof[:-1])
         assert not tree.verify(values[i], [*proof, proof[-1]])
+
+
+STATIC_TYPES = [
+    "address",
+    "bool",
+    "uint8",
+    "uint64",
+    "uint256",
+    "int8",
+    "int256",
+    "bytes1",
+    "bytes20",
+    "bytes32",
+]
+
+
+def _static_item(kind: str) -> st.SearchStrategy[Any]:
+    if kind == "address":
+        return addresses
+    if kind == "bool":
+        return st.booleans()
+    if kind.startswith("bytes"):
+        return st.binary(min_size=int(kind[5:]), max_size=int(kind[5:]))
+    bits = int(kind.lstrip("uint"))
+    if kind.startswith("u"):
+        return st.integers(0, 2**bits - 1)
+    return st.integers(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), kinds=st.lists(st.sampled_from(STATIC_TYPES), min_size=1, max_size=6))
+def test_static_values_encode_as_eth_abi_does(data: st.DataObject, kinds: list[str]) -> None:
+    value = data.draw(st.tuples(*map(_static_item, kinds)))
+    normal = normalize_value(tuple(kinds), value, what="v")
+    assert encode(tuple(kinds), normal) == abi_encode(kinds, list(normal))
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(min_size=20, max_size=20))
+def test_addresses_are_checksummed_as_eth_utils_does(raw: bytes) -> None:
+    expected = to_checksum_address(raw)
+    assert checked_address("0x" + raw.hex(), "a") == checked_address(raw, "a") == expected
+    assert (
+        checked_address(expected, "a")
+        == checked_address(expected.upper().replace("0X", "0x"), "a")
+        == expected
+    )
 
 
 def test_malformed_proofs_are_false_not_errors() -> None:

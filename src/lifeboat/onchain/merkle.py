@@ -23,7 +23,6 @@ from typing import Any
 
 from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
-from eth_utils.address import to_checksum_address
 
 from lifeboat.onchain.errors import OrderError
 
@@ -63,7 +62,25 @@ def leaf_hash(leaf_encoding: Sequence[str], value: Sequence[Any]) -> Hash:
 
 
 def _leaf_of_normal(encoding: tuple[str, ...], value: Value) -> Hash:
-    return bytes(keccak(keccak(abi_encode(list(encoding), list(value)))))
+    return bytes(keccak(keccak(encode(encoding, value))))
+
+
+def encode(encoding: tuple[str, ...], value: Value) -> bytes:
+    """``abi.encode`` of a checked value: static types word by word, dynamic ones by ``eth_abi``."""
+    if any(kind in ("bytes", "string") for kind in encoding):
+        return bytes(abi_encode(list(encoding), list(value)))
+    return b"".join(_word(kind, item) for kind, item in zip(encoding, value, strict=True))
+
+
+def _word(kind: str, item: Any) -> bytes:
+    """One static ABI word: left-padded numbers and addresses, right-padded ``bytesN``."""
+    if kind == "address":
+        return bytes(12) + bytes.fromhex(item[2:])
+    if kind == "bool":
+        return int(item).to_bytes(32, "big")
+    if kind.startswith("bytes"):
+        return bytes(item).ljust(32, b"\x00")
+    return int(item).to_bytes(32, "big", signed=kind.startswith("int"))
 
 
 def process_proof(leaf: Hash, proof: Sequence[Hash]) -> Hash:
@@ -162,16 +179,22 @@ def _item(kind: str, item: object, what: str) -> Any:
 def checked_address(item: object, what: str) -> str:
     """A 20-byte address (``0x`` and 40 hex digits, or 20 bytes), checksummed (EIP-55)."""
     if isinstance(item, bytes) and len(item) == 20:
-        return str(to_checksum_address(item))
+        return checksummed(item.hex())
     if not isinstance(item, str) or not _ADDRESS.fullmatch(item):
         raise OrderError(f"{what}: {_show(item)} is not an address (0x and 40 hex digits)")
-    checksummed = str(to_checksum_address(item))
     digits = item[2:]
-    if digits != digits.lower() and digits != digits.upper() and item != checksummed:
-        raise OrderError(
-            f"{what}: {item} has a wrong EIP-55 checksum (mixed case); did you mean {checksummed}?"
-        )
-    return checksummed
+    lower = digits.lower()
+    result = checksummed(lower)
+    if digits != lower and digits != digits.upper() and item != result:
+        raise OrderError(f"{what}: {item} has a wrong EIP-55 checksum (mixed case); did you mean {result}?")
+    return result
+
+
+def checksummed(lower: str) -> str:
+    """EIP-55: hex digit ``i`` of the address is upper case when nibble ``i`` of
+    ``keccak256(the 40 lowercase digits as ASCII)`` is 8 or more."""
+    nibbles = bytes(keccak(lower.encode("ascii"))).hex()
+    return "0x" + "".join(c.upper() if n in "89abcdef" else c for c, n in zip(lower, nibbles, strict=False))
 
 
 def _integer(item: object, what: str) -> int:
