@@ -60,6 +60,28 @@ def test_the_readme_example_gives_the_published_root() -> None:
         assert tree.verify(value, tree.proof(i))
 
 
+def test_the_worked_example_of_the_docs() -> None:
+    """docs/onchain-claims.md, section 4: three claims, their leaves, tree, indices and proofs."""
+    values = [*README_VALUES, ["0x3333333333333333333333333333333333333333", "1"]]
+    tree = StandardMerkleTree.of(values, CLAIM_ENCODING)
+    dump = tree.dump()
+    assert [node[2:10] for node in dump["tree"]] == [
+        "d673f832",
+        "8d00bd8d",
+        "eb02c421",
+        "c3d2e29c",
+        "b92c48e9",
+    ]
+    assert dump["tree"][0] == "0xd673f832e8ae578ea16450035956e30f27212b91d6cd26edbef07c90546302ff"
+    assert [v["treeIndex"] for v in dump["values"]] == [2, 4, 3]
+    assert [[p.hex()[:4] for p in tree.proof(i)] for i in range(3)] == [
+        ["8d00"],
+        ["c3d2", "eb02"],
+        ["b92c", "eb02"],
+    ]
+    assert encode(CLAIM_ENCODING, tree.values[0]).hex().endswith("4563918244f40000")
+
+
 def test_one_value_is_its_own_root_with_an_empty_proof() -> None:
     tree = StandardMerkleTree.of([README_VALUES[0]], CLAIM_ENCODING)
     assert tree.root == leaf_hash(CLAIM_ENCODING, README_VALUES[0])
