@@ -295,3 +295,47 @@ def test_proof_refuses_malformed_trees_and_unknown_accounts(
     one_line_error(cli("chain", "proof", bad, some), "is not a claim tree")
     monkeypatch.setattr(chain_claims_cmds, "MAX_TREE_FILE", 1000)
     one_line_error(cli("chain", "proof", tree_file, some), "larger than 1000 bytes")
+
+
+def test_verify_claim_traces_a_claim_of_the_settlement_file_to_the_signed_root(
+    cli: CliRunner, vault: dict[str, Any]
+) -> None:
+    root = vault["root"]
+    out = root / "settlement.json"
+    ok(cli("chain", "settle", vault["good"][:10], "--asset", "ETH", "-o", out))
+    document = json.loads(out.read_text())
+    claim, other = document["claims"][0], document["claims"][1]
+    bundle, other_bundle = root / "b.json", root / "other.json"
+    ok(cli("state", "prove", claim["records"][0]["key"], "--snapshot", vault["good"][:10], "-o", bundle))
+    ok(
+        cli(
+            "state", "prove", other["records"][0]["key"], "--snapshot", vault["good"][:10], "-o", other_bundle
+        )
+    )
+    signer = document["snapshot"]["signer"]["public_key"]
+    shown = ok(
+        cli("--json", "chain", "verify-claim", out, claim["account"], bundle, "--trust", signer)
+    ).json()
+    assert (shown["valid"], shown["amount"], shown["root"]) == (
+        True,
+        claim["amount"],
+        document["snapshot"]["root"],
+    )
+    assert "valid:" in ok(cli("chain", "verify-claim", out, claim["account"].lower(), bundle)).out
+    one_line_error(
+        cli("chain", "verify-claim", out, claim["account"], other_bundle), "not an account record of"
+    )
+    one_line_error(
+        cli("chain", "verify-claim", out, claim["account"], bundle, "--trust", "22" * 32), "trusted key"
+    )
+    one_line_error(cli("chain", "verify-claim", out, "0x" + "ab" * 20, bundle), "no claim for")
+    # A settlement edited after the fact does not read back.
+    document["claims"][0]["amount"] = str(int(claim["amount"]) + 1)
+    out.write_text(json.dumps(document))
+    one_line_error(
+        cli("chain", "verify-claim", out, claim["account"], bundle), "does not follow from its records"
+    )
+    out.write_text('{"format": "lifeboat-settlement", "version": 2}')
+    one_line_error(
+        cli("chain", "verify-claim", out, claim["account"], bundle), "newer than this Lifeboat reads"
+    )

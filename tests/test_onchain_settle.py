@@ -25,6 +25,7 @@ from lifeboat.onchain.settle import (
     Market,
     SettlementSpec,
     load_spec,
+    read_settlement,
     settle,
     spec_from_json,
     value_record,
@@ -307,3 +308,53 @@ def test_prices_without_a_finite_decimal_are_written_as_fractions() -> None:
     spec = SettlementSpec(asset="A", prices={"B": Fraction(1, 3), "C": Fraction("0.125")})
     assert spec.to_json()["prices"] == {"B": "1/3", "C": "0.125"}
     assert spec_from_json({"asset": "A", "prices": {"C": "0.125"}}).prices["C"] == Fraction(1, 8)
+
+
+# --- the settlement file -------------------------------------------------------------------------
+
+
+def _positions_settlement() -> Any:
+    spec = SettlementSpec(
+        asset="USDC", prices={"ETH": Fraction(1, 3)}, markets={"P": Market(Fraction(150), 100)}
+    )
+    positions = [
+        {"market": "P", "side": "long", "size": "10", "entry_price": "100", "collateral": "50"},
+        {"market": "P", "side": "short", "size": "10", "entry_price": "100", "collateral": "3"},
+    ]
+    records = [
+        record(
+            {"key": f"acct:{address(i)}", "balances": {"USDC": str(i), "ETH": "10"}, "positions": positions}
+        )
+        for i in range(1, 5)
+    ]
+    return settle(records, dataclasses.replace(spec, pot=100))
+
+
+def test_a_settlement_file_reads_back_equal() -> None:
+    result = _positions_settlement()
+    assert result.pot < result.owed and result.closed
+    data = json.dumps(result.to_json()).encode()
+    assert read_settlement(data) == result
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["claims"][0].update(amount=str(int(d["claims"][0]["amount"]) + 1)), "does not follow from its records"),
+        (lambda d: d["claims"][0]["records"][0].update(owed="1"), "does not follow from its records"),
+        (lambda d: d.update(paid="1"), "paid and remainder"),
+        (lambda d: d.update(pot="101"), "its pot is not its spec's pot"),
+        (lambda d: d["closed"][0].update(bad_debt="9"), "do not add up"),
+        (lambda d: d.update(extra=1), "unknown field 'extra'"),
+        (lambda d: d.pop("claims"), "lacks 'claims'"),
+        (lambda d: d["claims"][0].update(account="0x12"), "not an address"),
+        (lambda d: d["spec"].update(asset=""), "asset must be"),
+        (lambda d: d.update(version=2), "newer than this Lifeboat reads"),
+    ],
+)  # fmt: skip
+def test_a_settlement_file_whose_figures_disagree_is_refused(change: Any, message: str) -> None:
+    document = _positions_settlement().to_json()
+    change(document)
+    with pytest.raises(OrderError) as caught:
+        read_settlement(json.dumps(document).encode())
+    assert message in str(caught.value)

@@ -15,7 +15,8 @@ import typer
 
 from lifeboat.cli.output import emit, info
 from lifeboat.cli.repo_cmds import CacheOpt, NoCacheOpt, PassFileOpt, StoreOpt, _open, _say, _warn
-from lifeboat.cli.state_cmds import NameOpt, TrustOpt, _trust
+from lifeboat.cli.state_cmds import MAX_BUNDLE_FILE, NameOpt, TrustOpt, _trust
+from lifeboat.documents import strict_json
 from lifeboat.errors import StateError, UsageError
 from lifeboat.fs import PUBLIC_MODE, read_bounded, write_atomic
 from lifeboat.onchain import settle as settlement
@@ -267,10 +268,7 @@ def claims_command(
 def load_tree(path: Path) -> StandardMerkleTree:
     """A claim tree file, bounded in size and checked hash by hash."""
     data = read_bounded(path, MAX_TREE_FILE, what="claim tree")
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
-        raise OrderError(f"claim tree {path} is not JSON") from None
+    obj = strict_json(data, f"claim tree {path}", OrderError, invalid=f"claim tree {path} is not JSON")
     try:
         return StandardMerkleTree.load(obj)
     except OrderError as exc:
@@ -306,7 +304,50 @@ def proof_command(
     typer.echo(json.dumps(data, indent=2))
 
 
+def verify_claim_command(
+    settlement_file: Annotated[
+        Path, typer.Argument(help="A settlement (`lifeboat chain settle -o`).", metavar="SETTLEMENT")
+    ],
+    account: Annotated[str, typer.Argument(help="The account whose claim to check.")],
+    bundles: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A `lifeboat state prove` bundle for each record of the claim.", metavar="PROOF..."
+        ),
+    ],
+    trust: TrustOpt = None,
+) -> None:
+    """Check that an account's claim follows from records under the settled snapshot's signed root."""
+    result = settlement.read_settlement(
+        read_bounded(settlement_file, settlement.MAX_SETTLEMENT_FILE, what="settlement"),
+        what=f"settlement {settlement_file}",
+    )
+    proofs = [read_bounded(p, MAX_BUNDLE_FILE, what="proof") for p in bundles]
+    claim = settlement.verify_claim(result, account, proofs, trust=_trust(trust))
+    ref = result.snapshot
+    assert ref is not None  # verify_claim refuses a settlement without a snapshot
+    data = {
+        "valid": True,
+        "account": claim.account,
+        "amount": str(claim.amount),
+        "owed": str(claim.owed),
+        "records": [r.key for r in claim.records],
+        "snapshot": ref.id,
+        "root": ref.root,
+        "trusted_key": trust is not None,
+    }
+    emit(
+        data,
+        lambda: _say(
+            f"valid: {claim.account} is owed {claim.owed} and claims {claim.amount} {result.spec.asset} base units, "
+            f"from {len(claim.records)} record(s) under root {ref.root} of snapshot {ref.id[:8]}"
+            + ("" if trust is not None else " (signer not pinned: pass --trust KEY)")
+        ),
+    )
+
+
 def register(chain_app: typer.Typer) -> None:
     chain_app.command("settle")(settle_command)
     chain_app.command("claims")(claims_command)
     chain_app.command("proof")(proof_command)
+    chain_app.command("verify-claim")(verify_claim_command)

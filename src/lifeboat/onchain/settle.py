@@ -28,6 +28,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from lifeboat.documents import check_fields, parse_strict_versioned
 from lifeboat.errors import LifeboatError, StateError
 from lifeboat.fs import read_bounded
 from lifeboat.onchain.errors import OrderError
@@ -205,10 +206,10 @@ def _price(value: object, what: str) -> Fraction:
         raise OrderError(f'{what}: write prices as strings ("0.25") or integers; a float is not exact')
     if isinstance(value, int) and value >= 0:
         return Fraction(value)
-    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+    if isinstance(value, str) and (_DECIMAL.fullmatch(value) or _RATIO.fullmatch(value)):
         return Fraction(value)
     raise OrderError(
-        f"{what} must be a non-negative decimal number (digits, optionally a fraction), not {value!r}"
+        f"{what} must be a non-negative decimal number (digits, optionally a fraction, or p/q), not {value!r}"
     )
 
 
@@ -536,7 +537,7 @@ def settle(
         total = sum(v.owed for v in values)
         if total == 0:
             continue
-        amount = total if pot >= owed else total * pot // owed
+        amount = _scaled(total, pot, owed)
         claims.append(Claim(account, amount, total, tuple(ClaimSource(v.key, v.owed) for v in values)))
     if owed > MAX_AMOUNT:
         raise OrderError("the accounts are owed more than 2**256 - 1 base units in total")
@@ -557,6 +558,151 @@ def settle_snapshot(
         )
     records = ((r.key, r.value) for r in state.records_at(repo, snap))
     return settle(records, spec, snapshot=SnapshotRef.of(snap))
+
+
+# --- reading a settlement file back ------------------------------------------------------------
+
+MAX_SETTLEMENT_FILE = 1 << 30
+_SETTLEMENT_FIELDS = frozenset(
+    {
+        "format",
+        "version",
+        "snapshot",
+        "spec",
+        "accounts",
+        "owed",
+        "pot",
+        "paid",
+        "remainder",
+        "bad_debt",
+        "claims",
+        "closed",
+    }
+)
+_CLOSED_FIELDS = frozenset(
+    {
+        "key",
+        "account",
+        "position",
+        "market",
+        "side",
+        "size",
+        "entry_price",
+        "collateral",
+        "price",
+        "equity",
+        "bad_debt",
+    }
+)
+
+
+def read_settlement(data: bytes, *, what: str = "the settlement") -> Settlement:
+    """A settlement file (``lifeboat-settlement`` version 1), every figure checked against the others:
+    each claim's owed is its records' sum and its amount step 7's, and the totals add up."""
+    body = parse_strict_versioned(
+        data, fmt=FORMAT, version=VERSION, limit=MAX_SETTLEMENT_FILE, what=what,
+        kind="a Lifeboat settlement", error=OrderError,
+    )  # fmt: skip
+    check_fields(body, _SETTLEMENT_FIELDS, what, OrderError)
+    spec = spec_from_json(body["spec"], what=f"{what}'s spec")
+    snapshot = None if body["snapshot"] is None else _snapshot_ref(body["snapshot"], f"{what}'s snapshot")
+    claims = tuple(
+        _claim(c, f"{what}'s claims[{i}]") for i, c in enumerate(_list(body["claims"], f"{what}'s claims"))
+    )
+    closed = tuple(
+        _closed(c, f"{what}'s closed[{i}]") for i, c in enumerate(_list(body["closed"], f"{what}'s closed"))
+    )
+    accounts = body["accounts"]
+    if isinstance(accounts, bool) or not isinstance(accounts, int) or accounts < 0:
+        raise OrderError(f"{what}'s accounts must be a count")
+    owed, pot = _amount(body["owed"], f"{what}'s owed"), _amount(body["pot"], f"{what}'s pot")
+    bad_debt = _amount(body["bad_debt"], f"{what}'s bad_debt")
+    result = Settlement(snapshot, spec, claims, closed, accounts, owed, pot, bad_debt)
+    if sum(c.owed for c in claims) != owed or sum(p.bad_debt for p in closed) != bad_debt:
+        raise OrderError(f"{what}: the claims or closed positions do not add up to its owed and bad_debt")
+    if (spec.pot if spec.pot is not None else owed) != pot:
+        raise OrderError(f"{what}: its pot is not its spec's pot")
+    for claim in claims:
+        if claim.amount != _scaled(claim.owed, pot, owed) or sum(r.owed for r in claim.records) != claim.owed:
+            raise OrderError(
+                f"{what}: the claim of {claim.account} does not follow from its records and the pot"
+            )
+    if (
+        _amount(body["paid"], f"{what}'s paid") != result.paid
+        or _amount(body["remainder"], f"{what}'s remainder") != result.remainder
+    ):
+        raise OrderError(f"{what}: paid and remainder are not the sum of its claims and what the pot leaves")
+    return result
+
+
+def _scaled(owed: int, pot: int, total: int) -> int:
+    """Step 7: what is paid on ``owed`` of ``total`` from ``pot`` (in full, or pro rata rounded down)."""
+    return owed if pot >= total else owed * pot // total
+
+
+def _list(value: object, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise OrderError(f"{what} must be a list")
+    return value
+
+
+def _object(value: object, fields: frozenset[str], what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise OrderError(f"{what} must be an object")
+    check_fields(value, fields, what, OrderError)
+    return value
+
+
+def _snapshot_ref(value: object, what: str) -> SnapshotRef:
+    obj = _object(value, frozenset({"id", "name", "root", "sequence", "time", "signer"}), what)
+    for name in ("id", "root"):
+        if not isinstance(obj[name], str) or not re.fullmatch(r"[0-9a-f]{64}", obj[name]):
+            raise OrderError(f"{what}'s {name} must be 64 lowercase hex digits")
+    signer = _object(obj["signer"], frozenset({"scheme", "public_key"}), f"{what}'s signer")
+    if isinstance(obj["sequence"], bool) or not isinstance(obj["sequence"], int):
+        raise OrderError(f"{what}'s sequence must be an integer")
+    return SnapshotRef(
+        obj["id"], _text(obj["name"], f"{what}'s name"), obj["root"], obj["sequence"],
+        _text(obj["time"], f"{what}'s time"),
+        {"scheme": _text(signer["scheme"], f"{what}'s signer scheme"), "public_key": _text(signer["public_key"], f"{what}'s signer key")},
+    )  # fmt: skip
+
+
+def _claim(value: object, what: str) -> Claim:
+    obj = _object(value, frozenset({"account", "amount", "owed", "records"}), what)
+    records = tuple(
+        ClaimSource(
+            _text(r["key"], f"{what}'s records[{i}].key", empty=True),
+            _amount(r["owed"], f"{what}'s records[{i}].owed"),
+        )
+        for i, r in enumerate(
+            _object(item, frozenset({"key", "owed"}), f"{what}'s records[{j}]")
+            for j, item in enumerate(_list(obj["records"], f"{what}'s records"))
+        )
+    )
+    return Claim(
+        checked_address(obj["account"], f"{what}'s account"),
+        _amount(obj["amount"], f"{what}'s amount"),
+        _amount(obj["owed"], f"{what}'s owed"),
+        records,
+    )
+
+
+def _closed(value: object, what: str) -> ClosedPosition:
+    obj = _object(value, _CLOSED_FIELDS, what)
+    index = obj["position"]
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise OrderError(f"{what}'s position must be an index")
+    equity = obj["equity"]
+    if not isinstance(equity, str) or not re.fullmatch(r"-?[0-9]{1,78}", equity):
+        raise OrderError(f"{what}'s equity must be an integer in decimal")
+    return ClosedPosition(
+        _text(obj["key"], f"{what}'s key", empty=True), checked_address(obj["account"], f"{what}'s account"), index,
+        _text(obj["market"], f"{what}'s market"), _text(obj["side"], f"{what}'s side"),
+        _amount(obj["size"], f"{what}'s size"), _amount(obj["entry_price"], f"{what}'s entry_price"),
+        _amount(obj["collateral"], f"{what}'s collateral"), _price(obj["price"], f"{what}'s price"), int(equity),
+        _amount(obj["bad_debt"], f"{what}'s bad_debt"),
+    )  # fmt: skip
 
 
 # --- tracing a claim to the signed root --------------------------------------------------------
@@ -614,7 +760,7 @@ def verify_claim(
             )
         )
     owed = sum(proven.values())
-    amount = owed if settlement.pot >= settlement.owed else owed * settlement.pot // settlement.owed
+    amount = _scaled(owed, settlement.pot, settlement.owed)
     if (owed, amount) != (claim.owed, claim.amount):
         raise OrderError(
             f"the claim of {claim.account} says {claim.amount} of {claim.owed}; the records give {amount} of {owed}"
