@@ -11,6 +11,8 @@ from typing import Any
 
 import boa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lifeboat.onchain.contracts import deployer
 from lifeboat.onchain.merkle import CLAIM_ENCODING, StandardMerkleTree
@@ -225,3 +227,37 @@ def test_gas_per_claim() -> None:
     )
     assert 25_000 <= used["new account"] - used["existing account"] < 25_100
     assert used["existing account"] < CLAIM_GAS_BOUND
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), count=st.integers(1, 12))
+def test_random_claim_attempts_pay_exactly_the_valid_first_ones(data: st.DataObject, count: int) -> None:
+    """Random attempts (right, wrong amount, another's proof, repeated) in random order: the
+    contract pays an attempt if and only if it is a leaf not yet paid, and ends at zero."""
+    claims = make_claims(count, seed=data.draw(st.integers(0, 2**32)))
+    tree = claim_tree(claims)
+    total = sum(n for _, n in claims)
+    with boa.env.anchor():
+        contract = deploy(tree, total, funded=total)
+        paid: set[int] = set()
+        order = data.draw(st.lists(st.integers(0, count - 1), min_size=count, max_size=3 * count))
+        for i in [*order, *range(count)]:
+            account, amount = claims[i]
+            kind = data.draw(st.sampled_from(["right", "amount", "proof"]))
+            proof = tree.proof(i)
+            if kind == "amount":
+                amount += data.draw(st.integers(1, 10))
+            elif kind == "proof" and count > 1:
+                proof = tree.proof((i + 1) % count)
+            valid = kind == "right" or (kind == "proof" and count == 1)
+            if valid and i not in paid:
+                contract.claim(account, amount, proof)
+                paid.add(i)
+            else:
+                # The leaf is checked before the proof: a paid leaf is "already claimed" whatever the proof.
+                reason = "already claimed" if kind != "amount" and i in paid else "invalid proof"
+                with boa.reverts(reason):
+                    contract.claim(account, amount, proof)
+        for i in set(range(count)) - paid:
+            contract.claim(claims[i][0], claims[i][1], tree.proof(i))
+        assert boa.env.get_balance(contract.address) == 0 and contract.outstanding() == 0
