@@ -25,6 +25,7 @@ from lifeboat.onchain.merkle import (
     CLAIM_ENCODING,
     StandardMerkleTree,
     checked_address,
+    claim_of,
     encode,
     leaf_hash,
     node_hash,
@@ -341,3 +342,16 @@ def test_node_and_we_agree_on_other_leaf_types(tmp_path: Path) -> None:
     assert tree == StandardMerkleTree.of(values, encoding)
     again = run_node({"op": "load", "dump": tree.dump(), "proofs": []})
     assert again["root"] == answer["root"]
+
+
+def test_claim_of_gives_the_arguments_of_a_claim() -> None:
+    tree = StandardMerkleTree.of(README_VALUES, CLAIM_ENCODING)
+    account, amount, proof = claim_of(tree, README_VALUES[1][0])
+    assert (account, amount, proof) == (README_VALUES[1][0], 2500000000000000000, tree.proof(1))
+    with pytest.raises(OrderError, match="has no claim"):
+        claim_of(tree, "0x" + "33" * 20)
+    twice = StandardMerkleTree.of([README_VALUES[0], [README_VALUES[0][0], "7"]], CLAIM_ENCODING)
+    with pytest.raises(OrderError, match="has 2 leaves"):
+        claim_of(twice, README_VALUES[0][0])
+    with pytest.raises(OrderError, match="not a claim tree"):
+        claim_of(StandardMerkleTree.of([[README_VALUES[0][0]]], ["address"]), README_VALUES[0][0])

@@ -21,7 +21,7 @@ from lifeboat.errors import StateError, UsageError
 from lifeboat.fs import PUBLIC_MODE, read_bounded, write_atomic
 from lifeboat.onchain import settle as settlement
 from lifeboat.onchain.errors import OrderError
-from lifeboat.onchain.merkle import CLAIM_ENCODING, StandardMerkleTree, checked_address, hex_proof
+from lifeboat.onchain.merkle import StandardMerkleTree, claim_of, hex_proof
 from lifeboat.state import snapshots as state
 from lifeboat.state.snapshots import StateSnapshot
 from lifeboat.store.repository import Repository
@@ -283,23 +283,15 @@ def proof_command(
 ) -> None:
     """Print an account's amount and proof as JSON: the arguments of MerkleClaim.claim."""
     tree = load_tree(tree_file)
-    if tree.leaf_encoding != CLAIM_ENCODING:
-        raise OrderError(
-            f"{tree_file} is not a claim tree: its leaves are {list(tree.leaf_encoding)}, not {list(CLAIM_ENCODING)}"
-        )
-    wanted = checked_address(account, "ACCOUNT")
-    found = [i for i, value in enumerate(tree.values) if value[0] == wanted]
-    if not found:
-        raise OrderError(f"{wanted} has no claim in {tree_file}")
-    if len(found) > 1:
-        raise OrderError(f"{wanted} has {len(found)} leaves in {tree_file}; a claim tree has one per account")
-    index = found[0]
+    try:
+        wanted, amount, proof = claim_of(tree, account)
+    except OrderError as exc:
+        raise OrderError(f"{tree_file}: {exc}") from None
     data = {
         "account": wanted,
-        "amount": str(tree.values[index][1]),
-        "proof": hex_proof(tree.proof(index)),
+        "amount": str(amount),
+        "proof": hex_proof(proof),
         "root": "0x" + tree.root.hex(),
-        "index": index,
     }
     typer.echo(json.dumps(data, indent=2))
 

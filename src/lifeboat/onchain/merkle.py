@@ -400,6 +400,23 @@ def _indexed_values(
     return tuple(values), tuple(indices)
 
 
+def claim_of(tree: StandardMerkleTree, account: str) -> tuple[str, int, list[Hash]]:
+    """An account's claim in a claim tree: ``(account, amount, proof)``, the arguments of
+    ``MerkleClaim.claim``. OrderError when the tree is not a claim tree, or the account has no
+    leaf or several."""
+    if tree.leaf_encoding != CLAIM_ENCODING:
+        raise OrderError(
+            f"not a claim tree: its leaves are {list(tree.leaf_encoding)}, not {list(CLAIM_ENCODING)}"
+        )
+    wanted = checked_address(account, "the account")
+    found = [i for i, value in enumerate(tree.values) if value[0] == wanted]
+    if not found:
+        raise OrderError(f"{wanted} has no claim in the tree")
+    if len(found) > 1:
+        raise OrderError(f"{wanted} has {len(found)} leaves in the tree; a claim tree has one per account")
+    return wanted, int(tree.values[found[0]][1]), tree.proof(found[0])
+
+
 def hex_proof(proof: Sequence[Hash]) -> list[str]:
     return ["0x" + node.hex() for node in proof]
 
