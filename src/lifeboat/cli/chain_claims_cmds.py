@@ -21,7 +21,7 @@ from lifeboat.errors import StateError, UsageError
 from lifeboat.fs import PUBLIC_MODE, read_bounded, write_atomic
 from lifeboat.onchain import settle as settlement
 from lifeboat.onchain.errors import OrderError
-from lifeboat.onchain.merkle import StandardMerkleTree, claim_of, hex_proof
+from lifeboat.onchain.merkle import StandardMerkleTree, checked_address, claim_of, hex_proof
 from lifeboat.state import snapshots as state
 from lifeboat.state.snapshots import StateSnapshot
 from lifeboat.store.repository import Repository
@@ -282,6 +282,7 @@ def proof_command(
     account: Annotated[str, typer.Argument(help="The account (0x and 40 hex digits).")],
 ) -> None:
     """Print an account's amount and proof as JSON: the arguments of MerkleClaim.claim."""
+    checked_address(account, "ACCOUNT")  # a mistyped account is named before the tree is read
     tree = load_tree(tree_file)
     try:
         wanted, amount, proof = claim_of(tree, account)
