@@ -147,6 +147,12 @@ def test_addresses_come_from_the_key_or_a_field_and_bad_ones_name_the_record() -
     )
 
 
+def test_a_csv_column_named_by_the_whole_path_is_read() -> None:
+    spec = dataclasses.replace(ETH, balances="balances.ETH")
+    result = settle([record({"key": f"acct:{address(1)}", "balances.ETH": "12"})], spec)
+    assert [c.amount for c in result.claims] == [12]
+
+
 def test_one_amount_field_instead_of_a_map_of_assets() -> None:
     spec = dataclasses.replace(ETH, balances="balance")
     result = settle(

@@ -361,8 +361,14 @@ def _account_of(name: str, document: dict[str, Any], spec: SettlementSpec, where
 
 
 def _path(document: dict[str, Any], path: str) -> Any:
+    """The member at a dotted path (None if absent); as for the state pillar's sum fields, a
+    top-level member named by the whole path (a CSV column ``balances.ETH``) counts when the
+    first step is absent."""
+    parts = path.split(".")
+    if len(parts) > 1 and parts[0] not in document and path in document:
+        return document[path]
     node: Any = document
-    for part in path.split("."):
+    for part in parts:
         if not isinstance(node, dict):
             return None
         node = node.get(part)
@@ -562,7 +568,7 @@ def settle_snapshot(
 
 # --- reading a settlement file back ------------------------------------------------------------
 
-MAX_SETTLEMENT_FILE = 1 << 30
+MAX_SETTLEMENT_FILE = 512 << 20
 _SETTLEMENT_FIELDS = frozenset(
     {
         "format",
