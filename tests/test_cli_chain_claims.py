@@ -24,6 +24,7 @@ from lifeboat.state import snapshots as state
 from lifeboat.store.backends import open_backend
 from lifeboat.store.repository import Repository
 from test_cli_state import PASSPHRASE, env, ok, one_line_error, repo
+from test_onchain_merkle import run_node
 
 __all__ = ["env", "repo"]  # fixtures, used by name
 
@@ -339,3 +340,22 @@ def test_verify_claim_traces_a_claim_of_the_settlement_file_to_the_signed_root(
     one_line_error(
         cli("chain", "verify-claim", out, claim["account"], bundle), "newer than this Lifeboat reads"
     )
+
+
+@pytest.mark.interop
+def test_the_npm_package_loads_the_tree_file_and_checks_chain_proof_output(
+    cli: CliRunner, vault: dict[str, Any]
+) -> None:
+    tree_file = vault["root"] / "tree.json"
+    ok(cli("chain", "claims", "known-good", "--asset", "ETH", "-o", tree_file))
+    dump = json.loads(tree_file.read_text())
+    proofs = [json.loads(ok(cli("chain", "proof", tree_file, a)).out) for a in vault["balances"]]
+    answer = run_node(
+        {
+            "op": "load",
+            "dump": dump,
+            "proofs": [{"value": [p["account"], p["amount"]], "proof": p["proof"]} for p in proofs],
+        }
+    )
+    assert answer["root"] == proofs[0]["root"] == dump["tree"][0]
+    assert answer["verified"] == [True] * len(proofs)
