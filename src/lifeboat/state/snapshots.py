@@ -1062,29 +1062,41 @@ def known_good(
     by_digest = {s.digest: s for s in chain}
     for position in range(len(chain) - 1, -1, -1):
         snap = chain[position]
-        why = snap.signature_problem(trust)
-        if why is None:
-            path, missing = _ancestry(snap, by_digest)
-            broken = [missing] if missing else check_chain([s.statement for s in path])
-            if not broken:
-                broken = [f"{s.short_id}: {w}" for s in path if (w := s.signature_problem(trust))]
-            if broken:
-                why = "chain: " + broken[0]
-        if why is None:
-            passed = snap.statement.invariants_passed
-            if passed is None:
-                why = "its invariants were not checked"
-            elif not passed:
-                failed = [
-                    r["name"]
-                    for r in (snap.statement.invariants or {}).get("results", [])
-                    if not r.get("passed")
-                ]
-                why = "invariants failed: " + ", ".join(failed)
+        why = _good_problem(snap, by_digest, trust)
         if why is None:
             return snap, rejected, damaged
         rejected.append((snap, why))
     return None, rejected, damaged
+
+
+def known_good_problem(repo: Repository, snap: StateSnapshot, *, trust: bytes | None = None) -> str | None:
+    """Why ``snap`` is not known-good (its signature, its chain back to the first snapshot of its
+    name, its invariants: the checks of :func:`known_good`), or None when it is."""
+    chain, _ = state_snapshots(repo, snap.statement.name)
+    return _good_problem(snap, {s.digest: s for s in chain}, trust)
+
+
+def _good_problem(
+    snap: StateSnapshot, by_digest: dict[bytes, StateSnapshot], trust: bytes | None
+) -> str | None:
+    why = snap.signature_problem(trust)
+    if why is None:
+        path, missing = _ancestry(snap, by_digest)
+        broken = [missing] if missing else check_chain([s.statement for s in path])
+        if not broken:
+            broken = [f"{s.short_id}: {w}" for s in path if (w := s.signature_problem(trust))]
+        if broken:
+            why = "chain: " + broken[0]
+    if why is None:
+        passed = snap.statement.invariants_passed
+        if passed is None:
+            why = "its invariants were not checked"
+        elif not passed:
+            failed = [
+                r["name"] for r in (snap.statement.invariants or {}).get("results", []) if not r.get("passed")
+            ]
+            why = "invariants failed: " + ", ".join(failed)
+    return why
 
 
 def check_records(
