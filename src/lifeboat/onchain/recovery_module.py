@@ -222,7 +222,6 @@ def deploy(create: SignedMessage) -> Any:
         raise ModuleRefusal(
             "wrong_service", "the CreateVault is not signed for the address the next deployment gets"
         )
-    _address(create.signer, "the owner")
     message = create.message
     return _call(
         deployer(CONTRACT).deploy,
@@ -231,6 +230,7 @@ def deploy(create: SignedMessage) -> Any:
         message.nonce,
         message.not_before,
         message.expiry,
+        _address(create.signer, "the owner"),
         create.signature,
     )
 

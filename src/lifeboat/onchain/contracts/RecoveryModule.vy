@@ -279,11 +279,12 @@ def __init__(
     nonce: uint256,
     not_before: uint64,
     expiry: uint64,
+    signer: address,
     signature: Bytes[65],
 ):
     """
     @notice Create the vault from the owner's signed CreateVault (signed for this contract's
-            address): the signer becomes the owner, exactly as off-chain.
+            address): `signer`, whose signature it must be, becomes the owner, as off-chain.
     """
     CACHED_CHAIN_ID = chain.id
     CACHED_SEPARATOR = self._compute_separator()
@@ -293,8 +294,8 @@ def __init__(
     struct_hash: bytes32 = keccak256(
         abi_encode(CREATE_VAULT_TYPEHASH, vault, config_hash, nonce, not_before, expiry)
     )
-    signer: address = self._recover(self._digest(struct_hash), signature)
-    assert signer != empty(address), "bad_signature"
+    recovered: address = self._recover(self._digest(struct_hash), signature)
+    assert recovered != empty(address) and recovered == signer, "bad_signature"
     self._store_config(1, config, signer)
     self.epoch = 1
     self.epochs = 1
