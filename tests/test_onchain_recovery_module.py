@@ -626,7 +626,7 @@ def run(vault: Both, step: Step) -> None:
 
 @pytest.mark.slow
 @settings(
-    max_examples=60,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
