@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-from collections.abc import Callable
 from typing import Any
 
 import boa
@@ -69,8 +68,8 @@ def transaction_gas(computation: Any, calldata: bytes, *, create: bool = False) 
     intrinsic = 21_000 + calldata_gas(calldata)
     if create:
         intrinsic += 32_000 + 2 * ((len(calldata) + 31) // 32)
-    used = intrinsic + computation.get_gas_used()
-    return used - min(computation.get_gas_refund(), used // 5)
+    used = intrinsic + int(computation.get_gas_used())
+    return used - min(int(computation.get_gas_refund()), used // 5)
 
 
 class Bench:
@@ -104,7 +103,7 @@ class Bench:
         self.now += seconds
         boa.env.time_travel(seconds=seconds)
 
-    def gas(self, call: Callable[..., Any], *args: Any) -> int:
+    def gas(self, call: Any, *args: Any) -> int:
         boa.env._reset_access_counters()
         call(*args)
         return transaction_gas(self.module._computation, call.prepare_calldata(*args))
