@@ -6,8 +6,10 @@ written a second time, for the EVM; this module holds no policy of its own. It t
 package's values into call arguments and the contract's storage back into a
 :class:`~lifeboat.recovery.policy.VaultState`, so the two machines can be compared field by field:
 
-* :func:`next_service` — the EIP-712 domain of the module the next deployment will create (the
-  owner signs their ``CreateVault`` for it); :func:`deploy` creates the module from that message.
+* :func:`deploy_factory` — the implementation and the ``RecoveryModuleFactory`` once per chain;
+  :func:`module_service` — the EIP-712 domain of a vault's module before it exists (its CREATE2
+  address, from the vault id and the owner); the owner signs their ``CreateVault`` for it, and
+  :func:`deploy` creates the module (an EIP-1167 proxy) from that message.
 * :func:`relay` — apply a batch of signed messages in one transaction (a quorum of approvals);
   a refusal raises :class:`~lifeboat.onchain.errors.ModuleRefusal` with the off-chain code.
 * :func:`read_state` — the contract's state as a ``VaultState``.
@@ -19,6 +21,7 @@ points it at a JSON-RPC node).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -45,6 +48,10 @@ from lifeboat.recovery.messages import (
 from lifeboat.recovery.policy import EscrowedShare, PendingChange, Request, Status, UsedNonce, VaultState
 
 CONTRACT: Final = "RecoveryModule"
+FACTORY: Final = "RecoveryModuleFactory"
+#: Vyper's ``create_minimal_proxy_to`` initcode (EIP-1167) around the implementation's address.
+_PROXY_PREFIX: Final = bytes.fromhex("602d3d8160093d39f3363d3d373d3d3d363d73")
+_PROXY_SUFFIX: Final = bytes.fromhex("5af43d82803e903d91602b57fd5bf3")
 #: The contract's action codes (``SignedMessage.action``); CreateVault is the constructor.
 ACTION_CODES: Final[dict[type, int]] = {
     OpenRequest: 1,
@@ -172,16 +179,26 @@ def chain_id() -> int:
     return int(_boa().env.evm.patch.chain_id)
 
 
-def next_service(sender: str | None = None) -> Service:
-    """The EIP-712 domain of the module that ``sender``'s (default: boa's account) next deployment
-    creates: sign the ``CreateVault`` for it, then :func:`deploy`."""
-    from boa.util.abi import Address
-    from eth._utils.address import generate_contract_address
+def deploy_factory() -> Any:
+    """Deploy the implementation and the factory that makes every vault's module (once per chain)."""
+    implementation = deployer(CONTRACT).deploy()
+    return deployer(FACTORY).deploy(implementation.address)
 
-    boa = _boa()
-    account = Address(boa.env.eoa if sender is None else sender).canonical_address
-    nonce = boa.env.evm.vm.state.get_nonce(account)
-    return Service(chain_id(), bytes(generate_contract_address(account, nonce)))
+
+def module_address(factory: Any, vault: bytes, owner: PublicKey) -> bytes:
+    """The address ``factory`` gives the module of ``vault`` owned by ``owner``: CREATE2 with salt
+    keccak256(vault || owner address) over the EIP-1167 proxy of the implementation."""
+    salt = keccak256(vault + bytes.fromhex(_address(owner, "the owner")[2:]))
+    implementation = bytes.fromhex(str(factory.IMPLEMENTATION())[2:])
+    initcode = _PROXY_PREFIX + implementation + _PROXY_SUFFIX
+    factory_address = bytes.fromhex(str(factory.address)[2:])
+    return keccak256(b"\xff" + factory_address + salt + keccak256(initcode))[12:]
+
+
+def module_service(factory: Any, vault: bytes, owner: PublicKey) -> Service:
+    """The EIP-712 domain of the module of ``vault`` owned by ``owner``, before it exists: what the
+    owner signs their ``CreateVault`` for."""
+    return Service(chain_id(), module_address(factory, vault, owner))
 
 
 def service_of(module: Any) -> Service:
@@ -204,7 +221,9 @@ def _call(function: Any, *args: Any) -> Any:
     from boa.contracts.base_evm_contract import BoaError
 
     try:
-        return function(*args)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="casted bytecode does not match")
+            return function(*args)
     except BoaError as error:
         reason = revert_reason(error)
         if not reason:
@@ -212,19 +231,17 @@ def _call(function: Any, *args: Any) -> Any:
         raise ModuleRefusal(reason, f"the recovery module refused: {reason}") from None
 
 
-def deploy(create: SignedMessage) -> Any:
-    """Deploy the module for the owner's signed ``CreateVault``, which must be signed for
-    :func:`next_service`; the signer becomes the owner. Returns the contract."""
+def deploy(factory: Any, create: SignedMessage) -> Any:
+    """Create the module of the owner's signed ``CreateVault`` (signed for :func:`module_service`);
+    the signer becomes the owner. Returns the module (a contract at the proxy's address)."""
     action = create.message.action
     if not isinstance(action, CreateVault):
         raise ChainError(f"a module is deployed from a CreateVault, not a {create.message.kind}")
-    if create.service != next_service():
-        raise ModuleRefusal(
-            "wrong_service", "the CreateVault is not signed for the address the next deployment gets"
-        )
     message = create.message
-    return _call(
-        deployer(CONTRACT).deploy,
+    if create.service != module_service(factory, message.vault, create.signer):
+        raise ModuleRefusal("wrong_service", "the CreateVault is not signed for this vault's module address")
+    address = _call(
+        factory.create,
         message.vault,
         config_args(action.config),
         message.nonce,
@@ -233,6 +250,15 @@ def deploy(create: SignedMessage) -> Any:
         _address(create.signer, "the owner"),
         create.signature,
     )
+    return module_at(address)
+
+
+def module_at(address: str) -> Any:
+    """The module at ``address`` (a proxy: titanoboa's warning that its code is not the
+    implementation's is expected and silenced)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="casted bytecode does not match")
+        return deployer(CONTRACT).at(address)
 
 
 def relay(module: Any, batch: Sequence[SignedMessage]) -> None:

@@ -1,4 +1,5 @@
 # pragma version ~=0.4.3
+# pragma optimize codesize
 """
 @title Lifeboat recovery module
 @notice One guardian-recovery vault on-chain: an account that holds ETH and calls other contracts
@@ -268,12 +269,20 @@ marks: HashMap[bytes32, HashMap[address, uint256]]
 # signer => nonce => the expiry of the message that used it (fresh again once that has passed)
 nonce_expiry: public(HashMap[address, HashMap[uint256, uint64]])
 
-CACHED_CHAIN_ID: immutable(uint256)
-CACHED_SEPARATOR: immutable(bytes32)
+initialized: bool
 
 
 @deploy
-def __init__(
+def __init__():
+    """
+    @notice The implementation every vault's proxy delegates to (RecoveryModuleFactory): it is
+            marked initialized at once, so it can never hold a vault itself.
+    """
+    self.initialized = True
+
+
+@external
+def initialize(
     vault: bytes32,
     config: VaultConfig,
     nonce: uint256,
@@ -283,11 +292,11 @@ def __init__(
     signature: Bytes[65],
 ):
     """
-    @notice Create the vault from the owner's signed CreateVault (signed for this contract's
+    @notice Create the vault from the owner's signed CreateVault (signed for this proxy's
             address): `signer`, whose signature it must be, becomes the owner, as off-chain.
     """
-    CACHED_CHAIN_ID = chain.id
-    CACHED_SEPARATOR = self._compute_separator()
+    assert not self.initialized, "vault_exists"
+    self.initialized = True
     now: uint256 = block.timestamp
     self._check_lifetime(nonce, not_before, expiry, now)
     config_hash: bytes32 = self._config_hash(config)
@@ -483,16 +492,9 @@ def hash_config(config: VaultConfig) -> bytes32:
 
 @internal
 @view
-def _compute_separator() -> bytes32:
-    return keccak256(abi_encode(DOMAIN_TYPEHASH, DOMAIN_NAME_HASH, DOMAIN_VERSION_HASH, chain.id, self))
-
-
-@internal
-@view
 def _separator() -> bytes32:
-    if chain.id == CACHED_CHAIN_ID:
-        return CACHED_SEPARATOR
-    return self._compute_separator()
+    """The EIP-712 domainSeparator, computed each time: `self` is the proxy's address."""
+    return keccak256(abi_encode(DOMAIN_TYPEHASH, DOMAIN_NAME_HASH, DOMAIN_VERSION_HASH, chain.id, self))
 
 
 @internal
