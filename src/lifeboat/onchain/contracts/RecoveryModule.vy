@@ -159,6 +159,13 @@ struct Request:
     closed_at: uint64
     tally: uint256  # approvals, counted or weighed as the policy says
 
+# A request as stored: four slots, the small fields packed (see _load_request / _save_request).
+struct StoredRequest:
+    policy: bytes32
+    head: uint256  # new_owner | status << 160 | reason << 168 | opened_at << 176
+    times: uint256  # deadline | approved_at << 64 | executable_at << 128 | closed_at << 192
+    tally: uint256
+
 struct EscrowedShare:
     guardian: address
     ciphertext: bytes32
@@ -252,12 +259,12 @@ config_hashes: HashMap[uint256, bytes32]
 security_periods: HashMap[uint256, uint64]
 lock_periods: HashMap[uint256, uint64]
 guardian_slot: HashMap[uint256, HashMap[address, uint256]]  # (weight << 8) | (index + 1)
-policies: HashMap[uint256, HashMap[bytes32, Policy]]
+policies: HashMap[uint256, HashMap[bytes32, uint256]]  # a Policy packed in one word (_pack_policy)
 
 pending_epoch: uint256
 pending: PendingChange
 
-requests: HashMap[bytes32, Request]
+requests: HashMap[bytes32, StoredRequest]
 request_count: public(uint256)
 request_at: public(HashMap[uint256, bytes32])
 open_requests: DynArray[bytes32, MAX_OPEN_REQUESTS]
@@ -416,7 +423,7 @@ def guardian_weight(key: address) -> uint256:
 @external
 @view
 def policy(name: String[MAX_TEXT]) -> Policy:
-    return self.policies[self.epoch][keccak256(name)]
+    return self._unpack_policy(self.policies[self.epoch][keccak256(name)])
 
 
 @external
@@ -426,7 +433,7 @@ def request(request_id: bytes32) -> Request:
     @return request `request_id` as of this block: an approved request whose recovery period is
             over reads EXECUTABLE, an open one past its deadline EXPIRED (closed at its deadline).
     """
-    r: Request = self.requests[request_id]
+    r: Request = self._load_request(request_id)
     if r.status == PENDING or r.status == APPROVED:
         if convert(r.deadline, uint256) <= block.timestamp:
             r.status = EXPIRED
@@ -452,10 +459,10 @@ def vetoes_of(request_id: bytes32) -> DynArray[address, MAX_GUARDIANS]:
 @view
 def escrow_of(request_id: bytes32) -> DynArray[EscrowedShare, MAX_GUARDIANS]:
     """@return the escrowed share digests; none once the request was cancelled or expired."""
-    status: uint8 = self.requests[request_id].status
+    status: uint8 = self._status(request_id)
     if status == CANCELLED or status == EXPIRED:
         return []
-    if status != EXECUTED and convert(self.requests[request_id].deadline, uint256) <= block.timestamp:
+    if status != EXECUTED and convert(self._deadline(request_id), uint256) <= block.timestamp:
         return []
     return self.escrow[request_id]
 
@@ -657,7 +664,7 @@ def _store_config(epoch: uint256, config: VaultConfig, owner: address):
     for p: PolicyEntry in config.policies:
         name: bytes32 = keccak256(p.name)
         assert len(p.name) >= 1, "invalid_config"
-        assert self.policies[epoch][name].members == 0, "invalid_config"
+        assert self.policies[epoch][name] == 0, "invalid_config"
         assert len(p.guardians) >= 1, "invalid_config"
         members: uint256 = 0
         weight: uint256 = 0
@@ -675,14 +682,16 @@ def _store_config(epoch: uint256, config: VaultConfig, owner: address):
         assert p.veto_guardians <= len(p.guardians), "invalid_config"
         assert convert(p.recovery_period, uint256) <= MAX_PERIOD, "invalid_config"
         assert p.expiry_window >= 1 and convert(p.expiry_window, uint256) <= MAX_PERIOD, "invalid_config"
-        self.policies[epoch][name] = Policy(
-            members=members,
-            member_count=len(p.guardians),
-            threshold=p.threshold,
-            by_weight=p.by_weight,
-            recovery_period=p.recovery_period,
-            expiry_window=p.expiry_window,
-            veto_guardians=p.veto_guardians,
+        self.policies[epoch][name] = self._pack_policy(
+            Policy(
+                members=members,
+                member_count=len(p.guardians),
+                threshold=p.threshold,
+                by_weight=p.by_weight,
+                recovery_period=p.recovery_period,
+                expiry_window=p.expiry_window,
+                veto_guardians=p.veto_guardians,
+            )
         )
     assert convert(config.security_period, uint256) <= MAX_PERIOD, "invalid_config"
     assert config.lock_period >= 1 and convert(config.lock_period, uint256) <= MAX_PERIOD, "invalid_config"
@@ -741,7 +750,7 @@ def _advance(now: uint256):
     kept: DynArray[bytes32, MAX_OPEN_REQUESTS] = []
     changed: bool = False
     for request_id: bytes32 in self.open_requests:
-        deadline: uint64 = self.requests[request_id].deadline
+        deadline: uint64 = self._deadline(request_id)
         if convert(deadline, uint256) <= now:
             self._close(request_id, EXPIRED, 0, deadline)
             changed = True
@@ -754,9 +763,11 @@ def _advance(now: uint256):
 @internal
 def _close(request_id: bytes32, status: uint8, reason: uint8, at: uint64):
     """Give a request its one outcome (the caller takes it off the open list)."""
-    self.requests[request_id].status = status
-    self.requests[request_id].reason = reason
-    self.requests[request_id].closed_at = at
+    r: Request = self._load_request(request_id)
+    r.status = status
+    r.reason = reason
+    r.closed_at = at
+    self._save_request(request_id, r)
     log RequestClosed(request=request_id, status=status, reason=reason, at=at)
 
 
@@ -764,7 +775,7 @@ def _close(request_id: bytes32, status: uint8, reason: uint8, at: uint64):
 def _close_open(at: uint64, reason: uint8):
     """Close every open request at `at`: expired if its deadline came first, else cancelled."""
     for request_id: bytes32 in self.open_requests:
-        deadline: uint64 = self.requests[request_id].deadline
+        deadline: uint64 = self._deadline(request_id)
         if deadline <= at:
             self._close(request_id, EXPIRED, 0, deadline)
         else:
@@ -784,7 +795,7 @@ def _take_off_open(request_id: bytes32):
 @internal
 @view
 def _open_request(request_id: bytes32) -> Request:
-    r: Request = self.requests[request_id]
+    r: Request = self._load_request(request_id)
     assert r.status != 0, "unknown_request"
     assert r.status == PENDING or r.status == APPROVED, "request_closed"
     return r
@@ -793,9 +804,9 @@ def _open_request(request_id: bytes32) -> Request:
 @internal
 @view
 def _policy(name: bytes32) -> Policy:
-    p: Policy = self.policies[self.epoch][name]
-    assert p.members != 0, "unknown_policy"
-    return p
+    word: uint256 = self.policies[self.epoch][name]
+    assert word != 0, "unknown_policy"
+    return self._unpack_policy(word)
 
 
 @internal
@@ -812,17 +823,18 @@ def _count_approval(request_id: bytes32, p: Policy, guardian: address, at: uint6
     self.approvals[request_id].append(guardian)
     self.marks[request_id][guardian] |= MARK_APPROVED
     log RequestApproval(request=request_id, guardian=guardian)
-    tally: uint256 = self.requests[request_id].tally + 1
+    r: Request = self._load_request(request_id)
     if p.by_weight:
-        tally = self.requests[request_id].tally + (self.guardian_slot[self.epoch][guardian] >> 8)
-    self.requests[request_id].tally = tally
-    if self.requests[request_id].status == PENDING and tally >= p.threshold:
-        executable_at: uint64 = at + p.recovery_period
-        self.requests[request_id].status = APPROVED
-        self.requests[request_id].approved_at = at
-        self.requests[request_id].executable_at = executable_at
-        self.requests[request_id].deadline = executable_at + p.expiry_window
-        log RequestApproved(request=request_id, executable_at=executable_at)
+        r.tally += self.guardian_slot[self.epoch][guardian] >> 8
+    else:
+        r.tally += 1
+    if r.status == PENDING and r.tally >= p.threshold:
+        r.status = APPROVED
+        r.approved_at = at
+        r.executable_at = at + p.recovery_period
+        r.deadline = r.executable_at + p.expiry_window
+        log RequestApproved(request=request_id, executable_at=r.executable_at)
+    self._save_request(request_id, r)
 
 
 @internal
@@ -830,20 +842,23 @@ def _open(m: SignedMessage, at: uint64):
     name: bytes32 = keccak256(m.policy)
     p: Policy = self._policy(name)
     assert self._is_member(p, m.signer), "not_authorized"
-    assert self.requests[m.request].status == 0, "duplicate_request"
+    assert self._status(m.request) == 0, "duplicate_request"
     assert m.new_owner != self.owner and self.guardian_slot[self.epoch][m.new_owner] == 0, "invalid_config"
     assert len(self.open_requests) < MAX_OPEN_REQUESTS, "too_many_requests"
-    self.requests[m.request] = Request(
-        policy=name,
+    self._save_request(
+        m.request,
+        Request(
+            policy=name,
         new_owner=m.new_owner,
         status=PENDING,
         reason=0,
         opened_at=at,
         deadline=at + p.expiry_window,
-        approved_at=0,
-        executable_at=0,
-        closed_at=0,
-        tally=0,
+            approved_at=0,
+            executable_at=0,
+            closed_at=0,
+            tally=0,
+        ),
     )
     self.open_requests.append(m.request)
     self.request_at[self.request_count] = m.request
@@ -900,7 +915,7 @@ def _execute_request(m: SignedMessage, at: uint64):
 
 @internal
 def _upload(m: SignedMessage, at: uint64):
-    status: uint8 = self.requests[m.request].status
+    status: uint8 = self._status(m.request)
     assert status != 0, "unknown_request"
     assert status == PENDING or status == APPROVED, "escrow_refused"
     mark: uint256 = self.marks[m.request][m.signer]
@@ -959,3 +974,86 @@ def _propose(signer: address, config: VaultConfig, config_hash: bytes32, at: uin
     self.pending = PendingChange(config_hash=config_hash, proposed_at=at, effective_at=effective_at)
     log ChangeProposed(config_hash=config_hash, effective_at=effective_at)
     self._close_open(at, CONFIG_CHANGE)
+
+
+# --- packed storage ---------------------------------------------------------------------------
+
+MASK_64: constant(uint256) = 18446744073709551615
+MASK_160: constant(uint256) = 1461501637330902918203684832716283019655932542975
+
+
+@internal
+@view
+def _status(request_id: bytes32) -> uint8:
+    """A request's stored status (0: no such request)."""
+    return convert((self.requests[request_id].head >> 160) & 255, uint8)
+
+
+@internal
+@view
+def _deadline(request_id: bytes32) -> uint64:
+    return convert(self.requests[request_id].times & MASK_64, uint64)
+
+
+@internal
+@view
+def _load_request(request_id: bytes32) -> Request:
+    stored: StoredRequest = self.requests[request_id]
+    return Request(
+        policy=stored.policy,
+        new_owner=convert(stored.head & MASK_160, address),
+        status=convert((stored.head >> 160) & 255, uint8),
+        reason=convert((stored.head >> 168) & 255, uint8),
+        opened_at=convert((stored.head >> 176) & MASK_64, uint64),
+        deadline=convert(stored.times & MASK_64, uint64),
+        approved_at=convert((stored.times >> 64) & MASK_64, uint64),
+        executable_at=convert((stored.times >> 128) & MASK_64, uint64),
+        closed_at=convert(stored.times >> 192, uint64),
+        tally=stored.tally,
+    )
+
+
+@internal
+def _save_request(request_id: bytes32, r: Request):
+    self.requests[request_id] = StoredRequest(
+        policy=r.policy,
+        head=convert(r.new_owner, uint256)
+        | (convert(r.status, uint256) << 160)
+        | (convert(r.reason, uint256) << 168)
+        | (convert(r.opened_at, uint256) << 176),
+        times=convert(r.deadline, uint256)
+        | (convert(r.approved_at, uint256) << 64)
+        | (convert(r.executable_at, uint256) << 128)
+        | (convert(r.closed_at, uint256) << 192),
+        tally=r.tally,
+    )
+
+
+@internal
+@pure
+def _pack_policy(p: Policy) -> uint256:
+    """A policy in one word: members (64 bits), member_count (8), threshold (32; at most 64 * 10**6),
+    by_weight (8), recovery_period (64), expiry_window (64), veto_guardians (8)."""
+    return (
+        p.members
+        | (p.member_count << 64)
+        | (p.threshold << 72)
+        | (convert(p.by_weight, uint256) << 104)
+        | (convert(p.recovery_period, uint256) << 112)
+        | (convert(p.expiry_window, uint256) << 176)
+        | (p.veto_guardians << 240)
+    )
+
+
+@internal
+@pure
+def _unpack_policy(word: uint256) -> Policy:
+    return Policy(
+        members=word & MASK_64,
+        member_count=(word >> 64) & 255,
+        threshold=(word >> 72) & 4294967295,
+        by_weight=(word >> 104) & 255 != 0,
+        recovery_period=convert((word >> 112) & MASK_64, uint64),
+        expiry_window=convert((word >> 176) & MASK_64, uint64),
+        veto_guardians=word >> 240,
+    )
