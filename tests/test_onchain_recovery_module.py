@@ -14,10 +14,12 @@ import hashlib
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import boa
 import pytest
+from boa.util.abi import abi_encode
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +82,7 @@ CHANGES = [
     replace(CONFIG, guardians=(*CONFIG.guardians, Guardian(OWNER.public_key))),
 ]
 REQUESTS = [request_id(n) for n in range(3)]
+RELAY_ARGUMENT = "(uint8,bytes32,bytes32,address,string,bytes32,uint256,uint64,uint64,address,bytes)[]"
 CREATE_NONCE = 1
 
 
@@ -526,6 +529,32 @@ def test_the_account_holds_eth_and_only_the_owner_spends_it(vault: Both) -> None
         with boa.reverts("not_authorized"):
             module.execute(module.address, 0, b"")
     assert boa.env.get_balance(receiver) == 10**17
+
+
+def test_a_failing_call_reverts_with_the_callees_reason(vault: Both) -> None:
+    implementation = vault.factory.IMPLEMENTATION()
+    create = messages.sign(vault.service, Message(VAULT, CreateVault(CONFIG), 9, T0 - 60, T0 + HOUR), OWNER)
+    data = chain.module_at(implementation).initialize.prepare_calldata(*create_args(create))
+    with boa.env.prank(vault.module.owner()), boa.reverts("vault_exists"):
+        vault.module.execute(implementation, 0, data)
+
+
+def test_the_documented_relay_calldata() -> None:
+    """docs/onchain-recovery-module.md's worked example is what message_args and the ABI make."""
+    service = Service(31337, bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"))
+    guardian = PrivateKey.from_seed(KeyKind.EIP712, hashlib.sha256(b"example guardian").digest())
+    new_owner = PrivateKey.from_seed(KeyKind.EIP712, hashlib.sha256(b"example new owner").digest())
+    vault = bytes.fromhex("ae3a3c91acacbc1c917c080b5b8e936b6c06d41f238dd9097acb617a1e7fa416")
+    rid = bytes.fromhex("f98aac4f00bb49f73feb4e4cd1e09626e467b9c7a27050d6478d1c5350300246")
+    message = Message(vault, Approve(rid, new_owner.public_key, "family"), 7, 1_800_000_000, 1_800_003_600)
+    signed = messages.sign(service, message, guardian)
+    data = abi_encode(f"({RELAY_ARGUMENT})", ([chain.message_args(signed)],))
+    lines = ["selector 5834522e"] + [f"{i:04x}: {data[i : i + 32].hex()}" for i in range(0, len(data), 32)]
+    doc = (Path(__file__).parents[1] / "docs" / "onchain-recovery-module.md").read_text()
+    block = doc.split("<!-- relay-example:begin")[1].split("<!-- relay-example:end")[0]
+    assert block.split("```text\n")[1].split("\n```")[0].splitlines() == lines
+    assert messages.digest(service, message).hex() in doc
+    assert keccak256(f"relay({RELAY_ARGUMENT})".encode())[:4].hex() == "5834522e"
 
 
 def test_keys_the_contract_cannot_check_are_refused_with_the_reason() -> None:
