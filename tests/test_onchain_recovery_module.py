@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,10 +20,11 @@ from typing import Any
 
 import boa
 import pytest
-from boa.util.abi import abi_encode
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from conftest import CliRunner
+from lifeboat.cli import chain_cmds, chain_recovery_cmds
 from lifeboat.onchain import recovery_module as chain
 from lifeboat.onchain.errors import ChainError, ModuleRefusal, UnverifiableKey
 from lifeboat.recovery import messages
@@ -82,7 +84,6 @@ CHANGES = [
     replace(CONFIG, guardians=(*CONFIG.guardians, Guardian(OWNER.public_key))),
 ]
 REQUESTS = [request_id(n) for n in range(3)]
-RELAY_ARGUMENT = "(uint8,bytes32,bytes32,address,string,bytes32,uint256,uint64,uint64,address,bytes)[]"
 CREATE_NONCE = 1
 
 
@@ -274,22 +275,6 @@ def test_the_contract_digest_is_the_message_digest(deployed: Deployed, action: A
     assert digest == messages.digest(deployed.service, message)
 
 
-def create_args(signed: SignedMessage) -> tuple[Any, ...]:
-    message = signed.message
-    assert isinstance(message.action, CreateVault)
-    signer = "0x" + signed.signer.data.hex()
-    config = chain.config_args(message.action.config)
-    return (
-        message.vault,
-        config,
-        message.nonce,
-        message.not_before,
-        message.expiry,
-        signer,
-        signed.signature,
-    )
-
-
 def test_the_factory_creates_a_module_at_the_address_the_owner_signed_for(vault: Both) -> None:
     factory, owner = vault.factory, CANDIDATES[0]
     service = chain.module_service(factory, VAULT, owner.public_key)
@@ -300,7 +285,7 @@ def test_the_factory_creates_a_module_at_the_address_the_owner_signed_for(vault:
     assert refused.value.code == "wrong_service"
     with boa.reverts("bad_signature"):  # the contract's own check: the digest names another address
         factory.create(
-            *create_args(
+            *chain.create_args(
                 replace(elsewhere, service=service, message=replace(create.message, vault=bytes(32)))
             )
         )
@@ -308,16 +293,16 @@ def test_the_factory_creates_a_module_at_the_address_the_owner_signed_for(vault:
     assert bytes.fromhex(str(module.address)[2:]) == service.verifying_contract
     assert chain.read_state(module, [CONFIG]).owner == owner.public_key
     with boa.reverts("vault_exists"):
-        module.initialize(*create_args(create))
+        module.initialize(*chain.create_args(create))
     with boa.reverts():  # the same vault and owner: the CREATE2 address is taken
-        factory.create(*create_args(create))
+        factory.create(*chain.create_args(create))
 
 
 def test_the_implementation_holds_no_vault(deployed: Deployed) -> None:
     implementation = chain.module_at(deployed.factory.IMPLEMENTATION())
     with boa.reverts("vault_exists"):
         implementation.initialize(
-            *create_args(
+            *chain.create_args(
                 messages.sign(
                     deployed.service, Message(VAULT, CreateVault(CONFIG), 9, T0 - 60, T0 + HOUR), OWNER
                 )
@@ -534,7 +519,7 @@ def test_the_account_holds_eth_and_only_the_owner_spends_it(vault: Both) -> None
 def test_a_failing_call_reverts_with_the_callees_reason(vault: Both) -> None:
     implementation = vault.factory.IMPLEMENTATION()
     create = messages.sign(vault.service, Message(VAULT, CreateVault(CONFIG), 9, T0 - 60, T0 + HOUR), OWNER)
-    data = chain.module_at(implementation).initialize.prepare_calldata(*create_args(create))
+    data = chain.module_at(implementation).initialize.prepare_calldata(*chain.create_args(create))
     with boa.env.prank(vault.module.owner()), boa.reverts("vault_exists"):
         vault.module.execute(implementation, 0, data)
 
@@ -548,13 +533,57 @@ def test_the_documented_relay_calldata() -> None:
     rid = bytes.fromhex("f98aac4f00bb49f73feb4e4cd1e09626e467b9c7a27050d6478d1c5350300246")
     message = Message(vault, Approve(rid, new_owner.public_key, "family"), 7, 1_800_000_000, 1_800_003_600)
     signed = messages.sign(service, message, guardian)
-    data = abi_encode(f"({RELAY_ARGUMENT})", ([chain.message_args(signed)],))
-    lines = ["selector 5834522e"] + [f"{i:04x}: {data[i : i + 32].hex()}" for i in range(0, len(data), 32)]
+    data = chain.calldata([signed])
+    lines = [f"selector {data[:4].hex()}"]
+    lines += [f"{i:04x}: {data[4 + i : 36 + i].hex()}" for i in range(0, len(data) - 4, 32)]
     doc = (Path(__file__).parents[1] / "docs" / "onchain-recovery-module.md").read_text()
     block = doc.split("<!-- relay-example:begin")[1].split("<!-- relay-example:end")[0]
     assert block.split("```text\n")[1].split("\n```")[0].splitlines() == lines
     assert messages.digest(service, message).hex() in doc
-    assert keccak256(f"relay({RELAY_ARGUMENT})".encode())[:4].hex() == "5834522e"
+    assert data[:4].hex() == "5834522e"
+
+
+@pytest.fixture
+def chain_cli(cli: CliRunner) -> CliRunner:
+    """``lifeboat chain recovery …`` (registered here until the lead wires it into ``chain``)."""
+    if not any(group.name == "recovery" for group in chain_cmds.chain_app.registered_groups):
+        chain_recovery_cmds.register(chain_cmds.chain_app)
+    return cli
+
+
+def test_cli_address_is_where_the_factory_puts_the_module(deployed: Deployed, chain_cli: CliRunner) -> None:
+    factory = deployed.factory
+    result = chain_cli(
+        "--json", "chain", "recovery", "address", "--vault", VAULT.hex(), "--owner", OWNER.public_key.text,
+        "--factory", str(factory.address), "--implementation", str(factory.IMPLEMENTATION()),
+        "--chain-id", str(deployed.service.chain_id),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["service"] == deployed.service.to_json()
+
+
+def test_cli_calldata_relays_a_quorum(vault: Both, chain_cli: CliRunner, tmp_path: Path) -> None:
+    rid, new_owner = REQUESTS[0], CANDIDATES[0].public_key
+    batch = [vault.sign(GUARDIANS[0], OpenRequest(rid, new_owner, "family"))]
+    batch += [vault.sign(GUARDIANS[i], Approve(rid, new_owner, "family")) for i in (1, 2)]
+    files = []
+    for n, signed in enumerate(batch):
+        files.append(tmp_path / f"{n}.json")
+        files[-1].write_bytes(messages.encode_signed(signed))
+    result = chain_cli("--json", "chain", "recovery", "calldata", *files)
+    assert result.code == 0, result.err
+    answer = json.loads(result.out)
+    assert answer["to"] == "the module" and answer["module"] == "0x" + vault.service.verifying_contract.hex()
+    boa.env.raw_call(vault.module.address, data=bytes.fromhex(answer["data"][2:]))
+    expected, _ = vault.offchain(batch)
+    assert expected == "ok" and vault.read().request(rid).status is Status.APPROVED  # type: ignore[union-attr]
+    stranger = replace(
+        CONFIG, guardians=(*CONFIG.guardians, Guardian(private_key(KeyKind.ED25519, "x").public_key))
+    )
+    create = vault.sign(OWNER, CreateVault(stranger))
+    files[0].write_bytes(messages.encode_signed(create))
+    refused = chain_cli("chain", "recovery", "calldata", files[0])
+    assert refused.code == 1 and "no Ed25519 precompile" in refused.err
 
 
 def test_keys_the_contract_cannot_check_are_refused_with_the_reason() -> None:

@@ -77,6 +77,17 @@ REASONS: Final = {0: None, 1: "owner_veto", 2: "guardian_veto", 3: "superseded",
 #: this many messages per relayed batch.
 MAX_BATCH: Final = 16
 MAX_TEXT_BYTES: Final = 256
+#: The ABI types of the contract's ``SignedMessage`` and ``VaultConfig`` structs, and the functions
+#: that take them (docs/onchain-recovery-module.md, "Encoding a relayed message").
+SIGNED_MESSAGE_ABI: Final = (
+    "(uint8,bytes32,bytes32,address,string,bytes32,uint256,uint64,uint64,address,bytes)"
+)
+VAULT_CONFIG_ABI: Final = (
+    "((address,uint256,string)[],(string,address[],uint256,bool,uint64,uint64,uint256)[],uint64,uint64)"
+)
+RELAY: Final = f"relay({SIGNED_MESSAGE_ABI}[])"
+RELAY_CHANGE: Final = f"relay_change({SIGNED_MESSAGE_ABI},{VAULT_CONFIG_ABI})"
+CREATE: Final = f"create(bytes32,{VAULT_CONFIG_ABI},uint256,uint64,uint64,address,bytes)"
 
 _WHY_NOT: Final = {
     KeyKind.ED25519: (
@@ -142,6 +153,46 @@ def config_args(config: VaultConfig) -> tuple[Any, ...]:
     )
 
 
+def create_args(create: SignedMessage) -> tuple[Any, ...]:
+    """The owner's signed ``CreateVault`` as the arguments of the factory's ``create``."""
+    message = create.message
+    if not isinstance(message.action, CreateVault):
+        raise ChainError(f"a module is created from a CreateVault, not a {message.kind}")
+    return (
+        message.vault,
+        config_args(message.action.config),
+        message.nonce,
+        message.not_before,
+        message.expiry,
+        _address(create.signer, "the owner"),
+        create.signature,
+    )
+
+
+def calldata(batch: Sequence[SignedMessage]) -> bytes:
+    """The transaction data that applies ``batch``: the factory's ``create`` for a CreateVault
+    (alone), ``relay_change`` for a ProposeChange (alone), ``relay`` for anything else. Pure."""
+    from boa.util.abi import abi_encode
+
+    if not 1 <= len(batch) <= MAX_BATCH:
+        raise ChainError(f"a relayed batch holds 1 to {MAX_BATCH} messages, not {len(batch)}")
+    first = batch[0].message.action
+    if isinstance(first, CreateVault | ProposeChange) and len(batch) != 1:
+        raise ChainError(f"a {batch[0].message.kind} travels alone, not in a batch")
+    if isinstance(first, CreateVault):
+        function, arguments = CREATE, create_args(batch[0])
+    elif isinstance(first, ProposeChange):
+        function, arguments = RELAY_CHANGE, (message_args(batch[0]), config_args(first.config))
+    else:
+        function, arguments = RELAY, ([message_args(s) for s in batch],)
+    encoded: bytes = abi_encode(function[function.index("(") :], arguments)
+    return _selector(function) + encoded
+
+
+def _selector(signature: str) -> bytes:
+    return keccak256(signature.encode())[:4]
+
+
 def message_args(signed: SignedMessage) -> tuple[Any, ...]:
     """``signed`` as the contract's ``SignedMessage`` tuple (fields an action lacks are zero)."""
     message = signed.message
@@ -185,14 +236,19 @@ def deploy_factory() -> Any:
     return deployer(FACTORY).deploy(implementation.address)
 
 
-def module_address(factory: Any, vault: bytes, owner: PublicKey) -> bytes:
-    """The address ``factory`` gives the module of ``vault`` owned by ``owner``: CREATE2 with salt
-    keccak256(vault || owner address) over the EIP-1167 proxy of the implementation."""
+def proxy_address(factory: bytes, implementation: bytes, vault: bytes, owner: PublicKey) -> bytes:
+    """The address a factory at ``factory`` (whose implementation is ``implementation``) gives the
+    module of ``vault`` owned by ``owner``: CREATE2 with salt keccak256(vault || owner address) over
+    the EIP-1167 proxy of the implementation. Pure: no chain needed."""
     salt = keccak256(vault + bytes.fromhex(_address(owner, "the owner")[2:]))
-    implementation = bytes.fromhex(str(factory.IMPLEMENTATION())[2:])
     initcode = _PROXY_PREFIX + implementation + _PROXY_SUFFIX
-    factory_address = bytes.fromhex(str(factory.address)[2:])
-    return keccak256(b"\xff" + factory_address + salt + keccak256(initcode))[12:]
+    return keccak256(b"\xff" + factory + salt + keccak256(initcode))[12:]
+
+
+def module_address(factory: Any, vault: bytes, owner: PublicKey) -> bytes:
+    """:func:`proxy_address` for a deployed factory."""
+    implementation = bytes.fromhex(str(factory.IMPLEMENTATION())[2:])
+    return proxy_address(bytes.fromhex(str(factory.address)[2:]), implementation, vault, owner)
 
 
 def module_service(factory: Any, vault: bytes, owner: PublicKey) -> Service:
@@ -240,16 +296,7 @@ def deploy(factory: Any, create: SignedMessage) -> Any:
     message = create.message
     if create.service != module_service(factory, message.vault, create.signer):
         raise ModuleRefusal("wrong_service", "the CreateVault is not signed for this vault's module address")
-    address = _call(
-        factory.create,
-        message.vault,
-        config_args(action.config),
-        message.nonce,
-        message.not_before,
-        message.expiry,
-        _address(create.signer, "the owner"),
-        create.signature,
-    )
+    address = _call(factory.create, *create_args(create))
     return module_at(address)
 
 
