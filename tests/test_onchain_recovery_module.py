@@ -516,6 +516,39 @@ def test_the_account_holds_eth_and_only_the_owner_spends_it(vault: Both) -> None
     assert boa.env.get_balance(receiver) == 10**17
 
 
+OWNED = """
+# pragma version ~=0.4.3
+owner: public(address)
+value: public(uint256)
+
+@deploy
+def __init__(owner: address):
+    self.owner = owner
+
+@external
+def set_value(new_value: uint256):
+    assert msg.sender == self.owner, "only the owner"
+    self.value = new_value
+"""
+
+
+def test_the_module_owns_other_contracts_and_recovery_hands_them_over(vault: Both) -> None:
+    """A contract owned by the module obeys whoever owns the module: after a recovery, the new owner."""
+    owned = boa.loads(OWNED, vault.module.address)
+    with boa.env.prank(vault.module.owner()):
+        vault.module.execute(owned.address, 0, owned.set_value.prepare_calldata(1))
+    assert owned.value() == 1
+    open_family(vault)
+    assert approve(vault, 1) == "ok"
+    vault.later(HOUR)
+    assert vault.do(CANDIDATES[0], Execute(REQUESTS[0])) == "ok"
+    with boa.env.prank("0x" + OWNER.public_key.data.hex()), boa.reverts("not_authorized"):
+        vault.module.execute(owned.address, 0, owned.set_value.prepare_calldata(2))
+    with boa.env.prank("0x" + CANDIDATES[0].public_key.data.hex()):
+        vault.module.execute(owned.address, 0, owned.set_value.prepare_calldata(3))
+    assert owned.value() == 3
+
+
 def test_a_failing_call_reverts_with_the_callees_reason(vault: Both) -> None:
     implementation = vault.factory.IMPLEMENTATION()
     create = messages.sign(vault.service, Message(VAULT, CreateVault(CONFIG), 9, T0 - 60, T0 + HOUR), OWNER)
