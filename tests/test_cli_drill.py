@@ -170,7 +170,7 @@ def test_the_report_shows_the_verdict_and_the_timeline(
     page.goto(report.as_uri())
     verdict = page.locator("#verdict")
     assert (verdict.text_content() or "").startswith("DRILL PASSED") and verdict.is_visible()
-    assert page.locator("#paths tbody tr").count() == 4
+    assert page.locator("#paths tbody tr").count() == 5
     assert page.locator("#steps tbody tr").count() == len(document["steps"])
     timeline = page.locator("#timeline svg")
     assert timeline.is_visible()

@@ -73,9 +73,9 @@ def test_everything_breaks_before_anything_recovers(tmp_path: Path) -> None:
     report = run_drill(seed=7, accounts=10, workdir=tmp_path, paths=stand_ins(log))
     assert report.passed
     acts = [entry.split(":")[0] for entry in log]
-    assert acts == ["setup"] * 4 + ["operate"] * 4 + ["catastrophe"] * 4 + ["recover"] * 4
-    assert [e.split(":")[1] for e in log[:4]] == ["storage", "signers", "keys", "state"]
-    assert [e.split(":")[1] for e in log[-4:]] == ["keys", "signers", "state", "storage"]
+    assert acts == ["setup"] * 5 + ["operate"] * 5 + ["catastrophe"] * 5 + ["recover"] * 5
+    assert [e.split(":")[1] for e in log[:5]] == ["storage", "signers", "keys", "state", "chain"]
+    assert [e.split(":")[1] for e in log[-5:]] == ["keys", "signers", "state", "chain", "storage"]
     for path in report.paths:
         assert path.verdict == "passed" and path.outcome.recovered == {"things": 2}
         assert path.rto_seconds is not None and path.rto_seconds >= 0
@@ -91,6 +91,7 @@ def test_a_failed_recovery_fails_that_path_only(tmp_path: Path) -> None:
         PathName.KEYS: "passed",
         PathName.SIGNERS: "failed",
         PathName.STATE: "passed",
+        PathName.CHAIN: "passed",
         PathName.STORAGE: "passed",
     }
     assert "signers could not recover" in (report.path(PathName.SIGNERS).error or "")
@@ -103,7 +104,9 @@ def test_a_path_needing_a_failed_one_fails_with_the_reason(tmp_path: Path) -> No
     report = run_drill(seed=1, workdir=tmp_path, paths=stand_ins(log, storage=Phase.SETUP))
     state = report.path(PathName.STATE)
     assert state.verdict == "failed" and "needs storage" in (state.error or "")
-    assert "setup:state" not in log  # never started on a missing repository
+    chain = report.path(PathName.CHAIN)
+    assert chain.verdict == "failed" and "needs storage" in (chain.error or "")
+    assert "setup:state" not in log and "setup:chain" not in log  # never started on a missing repository
     assert report.path(PathName.KEYS).verdict == "passed"
     assert report.path(PathName.SIGNERS).verdict == "passed"
 
@@ -146,7 +149,7 @@ def test_the_json_report_carries_every_step(tmp_path: Path) -> None:
     document = json.loads(json.dumps(report.to_json()))
     assert document["format"] == "lifeboat-drill-report" and document["version"] == 2
     assert document["verdict"] == "passed" and document["seed"] == 3 and document["accounts"] == 5
-    assert len(document["steps"]) == 16
+    assert len(document["steps"]) == 20  # five paths, four acts each
     assert {p["path"] for p in document["paths"]} == {p.value for p in RECOVERY_ORDER}
     assert document["kind"] == "sandbox" and document["config"] is None
     assert all(s["ok"] is True and s["facts"] == {"seed": 3} for s in document["steps"])

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import CliRunner
-from lifeboat.cli import chain_cmds, chain_recovery_cmds
+from lifeboat.cli import chain_cmds
 from lifeboat.onchain import recovery_module as chain
 from lifeboat.onchain.errors import ChainError, ModuleRefusal, UnverifiableKey
 from lifeboat.recovery import messages
@@ -578,9 +578,8 @@ def test_the_documented_relay_calldata() -> None:
 
 @pytest.fixture
 def chain_cli(cli: CliRunner) -> CliRunner:
-    """``lifeboat chain recovery …`` (registered here until the lead wires it into ``chain``)."""
-    if not any(group.name == "recovery" for group in chain_cmds.chain_app.registered_groups):
-        chain_recovery_cmds.register(chain_cmds.chain_app)
+    """``lifeboat chain recovery …``."""
+    assert any(group.name == "recovery" for group in chain_cmds.chain_app.registered_groups)
     return cli
 
 

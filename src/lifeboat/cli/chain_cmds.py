@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lifeboat.cli import chain_claims_cmds
+from lifeboat.cli import chain_claims_cmds, chain_recovery_cmds
 from lifeboat.cli.output import emit, info, settings, stdout
 from lifeboat.errors import UsageError
 from lifeboat.fs import PUBLIC_MODE, read_bounded, write_atomic
@@ -26,6 +26,7 @@ chain_app = typer.Typer(
     no_args_is_help=True,
 )
 chain_claims_cmds.register(chain_app)
+chain_recovery_cmds.register(chain_app)
 
 RpcOpt = Annotated[
     str | None,

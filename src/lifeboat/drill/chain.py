@@ -34,7 +34,7 @@ from lifeboat.drill.state import group_signing, sign_snapshot
 from lifeboat.drill.storage import open_repository
 from lifeboat.drill.timeline import PathName, Phase, StepFailed, Timeline
 from lifeboat.fs import PUBLIC_MODE, write_atomic
-from lifeboat.onchain import contracts, watch
+from lifeboat.onchain import contracts, merkle, settle, watch
 from lifeboat.onchain.chain import revert_reason
 from lifeboat.onchain.orders import new_order
 from lifeboat.state import snapshots as state
@@ -284,4 +284,38 @@ def settle_and_claim(
                 removed=rolled.diff.removed,
                 changed=rolled.diff.changed,
             )
-        return {"accounts": 0}
+        with timeline.step(path.name, Phase.RECOVER, "settle the snapshot into a claim tree") as step:
+            settlement = settle.settle_snapshot(
+                repo, good, settle.SettlementSpec(asset="ETH"), trust=sandbox.group.public_key
+            )
+            tree = settlement.tree()
+            owed = {c.account.lower(): c.amount for c in settlement.claims if c.amount}
+            if owed != {a: b for a, b in kept.healthy.items() if b}:
+                raise StepFailed(
+                    "the settlement's claims are not the accounts' balances at the known-good snapshot"
+                )
+            step.facts.update(claims=len(tree), total=str(settlement.paid), root=tree.root.hex()[:10])
+    with _on_chain(kept) as boa:
+        with timeline.step(path.name, Phase.RECOVER, "deploy and fund the claim contract") as step:
+            claims = contracts.deployer("MerkleClaim").deploy(
+                tree.root, settlement.paid, sender=kept.governance
+            )
+            boa.env.set_balance(kept.governance, boa.env.get_balance(kept.governance) + settlement.paid)
+            claims.fund(value=settlement.paid, sender=kept.governance)
+            step.facts.update(contract=str(claims.address)[:10], funded=str(settlement.paid))
+        with timeline.step(path.name, Phase.RECOVER, "every account claims its pre-exploit balance") as step:
+            relayer = str(boa.env.generate_address("claims-relayer"))
+            gas = 0
+            for account, amount in owed.items():
+                before = boa.env.get_balance(account)
+                _, leaf_amount, proof = merkle.claim_of(tree, account)
+                claims.claim(account, leaf_amount, proof, sender=relayer)
+                gas = max(gas, claims._computation.get_gas_used())
+                paid = boa.env.get_balance(account) - before
+                if paid != amount:
+                    raise StepFailed(f"{account} was paid {paid} wei, not {amount}")
+            left = boa.env.get_balance(claims.address)
+            if left != 0 or sum(owed.values()) != sum(kept.healthy.values()):
+                raise StepFailed(f"the totals do not reconcile: {left} wei left in the claim contract")
+            step.facts.update(accounts=len(owed), paid_wei=str(sum(owed.values())), max_claim_gas=gas)
+    return {"wei": sum(owed.values()), "accounts": len(owed)}
