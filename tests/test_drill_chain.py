@@ -9,6 +9,7 @@ import pytest
 from lifeboat.drill import chain as chain_path
 from lifeboat.drill.run import run_drill
 from lifeboat.drill.timeline import PathName
+from lifeboat.onchain import watch
 
 
 def _facts(report: object, title: str) -> dict[str, object]:
@@ -34,7 +35,7 @@ def test_invariants_that_miss_the_exploit_fail_the_watch_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lenient = 'version = 1\n[[bound]]\nname = "no-negative"\nwhere = { kind = "account" }\nfield = "balances.*"\nmin = 0\n'
-    monkeypatch.setattr(chain_path.watch, "VAULT_INVARIANTS", lenient)
+    monkeypatch.setattr(watch, "VAULT_INVARIANTS", lenient)
     report = run_drill(seed=11, accounts=4, scenario=[PathName.CHAIN], workdir=tmp_path)
     entry = report.path(PathName.CHAIN)
     assert not report.passed and "does not flag the drained vault" in (entry.error or "")
