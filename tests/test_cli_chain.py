@@ -195,3 +195,10 @@ def test_damaged_devchain_is_refused(cli: CliRunner, vault: str, home: Path) -> 
     assert result.code != 0 and "fails on replay" in result.err
     path.write_text("{")
     assert "not a devchain file" in cli("chain", "status", vault).err
+
+
+def test_example_vault_invariants_are_the_ones_the_drill_uses() -> None:
+    from lifeboat.onchain import watch
+
+    example = Path(__file__).parents[1] / "examples" / "vault-invariants.toml"
+    assert example.read_text(encoding="utf-8") == watch.VAULT_INVARIANTS
