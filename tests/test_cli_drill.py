@@ -59,7 +59,7 @@ def test_every_path_breaks_and_comes_back(drilled: tuple[Path, dict[str, Any], s
     _, document, _ = drilled
     assert document["verdict"] == "passed" and document["accounts"] == ACCOUNTS
     paths = {p["path"]: p for p in document["paths"]}
-    assert set(paths) == {"keys", "signers", "state", "storage"}
+    assert set(paths) == {"keys", "signers", "state", "chain", "storage"}
     for path in paths.values():
         assert path["verdict"] == "passed", path
         assert path["rto_seconds"] > 0
@@ -179,9 +179,10 @@ def test_the_report_shows_the_verdict_and_the_timeline(
     page.locator("#timeline").scroll_into_view_if_needed()
     shot = page.screenshot(full_page=True)
     page.set_viewport_size({"width": VIEWPORT["width"], "height": VIEWPORT["height"]})
+    page.evaluate("window.scrollTo(0, 0)")  # the box is measured in the viewport; the shot is the whole page
     seen = pixels(page, shot, {"verdict": box_centre(page, "#verdict")})
     assert seen["verdict"] == [0xDA, 0xFB, 0xE1]  # the green "passed" banner
-    for label in ("keys", "signers", "state", "storage"):  # one timeline row per path
+    for label in ("keys", "signers", "state", "chain", "storage"):  # one timeline row per path
         assert page.locator("#timeline svg text", has_text=label).count() >= 1
     assert requests == [report.as_uri()]  # nothing else loaded: the page is self-contained
 
