@@ -271,8 +271,7 @@ def settle_and_claim(
                 raise StepFailed(
                     f"the newest known-good vault snapshot is not the one operate signed: {rejected}"
                 )
-            live = scratch / "live.jsonl"
-            watch.write_records(watch.vault_records(kept.vault), live)
+            live = scratch / "live.jsonl"  # exported by the watch's check; the pause moved no balance
             rolled = state.roll_back(repo, good, str(live), dry_run=True)
             if rolled.diff is None:
                 raise StepFailed(
