@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -523,3 +524,63 @@ def test_non_file_snapshots_are_refused(repo: Repository) -> None:
         restore.resolve_snapshot(repo, manifest.id.hex()[:8])
     with pytest.raises(InputError, match="no valid tree"):
         manifest_tree_id(manifest)
+
+
+def test_parallel_readers_make_the_same_snapshot_as_one(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_tree(tmp_path / "many", big=150_000)
+    for number in range(12):  # more files than readers in flight, some alike (dedup across readers)
+        (root / f"f{number:02}").write_bytes(os.urandom(20_000) if number % 3 else b"same" * 9_000)
+    sub = root / "sub" / "deeper"
+    sub.mkdir(parents=True)
+    for number in range(5):
+        (sub / f"g{number}").write_bytes(os.urandom(30_000))
+    monkeypatch.setattr(files, "FILE_READERS", 1)
+    monkeypatch.setattr(files, "FILES_IN_FLIGHT", 1)
+    single = backup_paths(repo, [root], parent=None)
+    monkeypatch.setattr(files, "FILE_READERS", 4)
+    monkeypatch.setattr(files, "FILES_IN_FLIGHT", 8)
+    parallel = backup_paths(repo, [root], parent=None)
+    assert manifest_tree_id(parallel.manifest) == manifest_tree_id(single.manifest)
+    assert parallel.summary["files_new"] == single.summary["files_new"] >= 17
+    assert parallel.summary["bytes_read"] == single.summary["bytes_read"]
+    assert parallel.summary["blobs_new"] == 0  # every blob and tree was already stored by the first
+
+
+def test_reader_errors_are_listed_in_walk_order(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "src"
+    (root / "b").mkdir(parents=True)
+    for name in ("a1", "a2", "b/x", "b/y", "c"):
+        (root / name).write_bytes(os.urandom(5_000))
+    real = files._open_file
+    denied = ("/a2", "/b/x", "/b/y", "/c")
+
+    def deny(path: str) -> int:
+        if path.endswith(denied):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(files, "_open_file", deny)
+    monkeypatch.setattr(files, "FILE_READERS", 3)
+    result = backup_paths(repo, [root])
+    assert result.errors == [f"{root}{suffix}: Permission denied" for suffix in denied]
+    assert result.summary["files_new"] == 1
+    assert set(_paths(repo, result.manifest)) >= {f"{root}/a1", f"{root}/b"}
+
+
+def test_a_failing_store_stops_the_readers_and_the_backup(repo: Repository, tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    root.mkdir()
+    for number in range(10):
+        (root / f"f{number}").write_bytes(os.urandom(300_000))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("store on fire")
+
+    repo._put_shards = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="store on fire"):
+        backup_paths(repo, [root])
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("lifeboat-read")]

@@ -614,3 +614,31 @@ def test_wrappers_compose_and_keep_the_name(tmp_path: Path) -> None:
     assert stack.get("x/y") == b"ok" and stack.list() == ["x/y"] and stack.stat("x/y") == 2
     stack.delete("x/y")
     assert stack.list() == []
+
+
+def test_local_pack_shards_batch_their_directory_syncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lifeboat.store.backends import local
+
+    synced: list[str] = []
+    monkeypatch.setattr(local, "fsync_directory", lambda directory: synced.append(str(directory)))
+    store = LocalBackend(tmp_path / "store", create=True)
+    store.put("data/ab/ab01", b"one")
+    store.put("data/ab/ab02", b"two")
+    store.put("data/cd/cd01", b"three")
+    assert synced == []  # deferred: nothing names these shards yet
+    store.put("index/ef/ef01", b"names the shards")
+    root = str(tmp_path / "store")
+    # Each directory the shards changed, once, deepest first, before the index is written (the
+    # index's own new directories are synced at once after that).
+    assert synced[:2] in ([f"{root}/data/ab", f"{root}/data/cd"], [f"{root}/data/cd", f"{root}/data/ab"])
+    assert synced[2:4] == [f"{root}/data", root]
+    assert synced[4:] == [root, f"{root}/index"]
+    synced.clear()
+    store.put("data/ab/ab03", b"four")
+    store.sync()
+    assert synced == [f"{root}/data/ab"]
+    store.sync()
+    assert synced == [f"{root}/data/ab"]  # nothing left to sync
+    assert store.get("data/ab/ab03") == b"four"

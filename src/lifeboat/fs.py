@@ -48,11 +48,20 @@ def check_writable(path: Path, *, overwrite: bool = False) -> Path:
     return directory
 
 
+def fsync_directory(directory: Path) -> None:
+    """fsync ``directory``, so that names created, renamed or removed in it survive a crash."""
+    _fsync_dir(directory)
+
+
 @contextlib.contextmanager
-def atomic_writer(path: Path, *, mode: int = SECRET_MODE, overwrite: bool = False) -> Iterator[BinaryIO]:
+def atomic_writer(
+    path: Path, *, mode: int = SECRET_MODE, overwrite: bool = False, sync_directory: bool = True
+) -> Iterator[BinaryIO]:
     """Yield a binary file whose contents replace ``path`` atomically when the block exits.
 
-    If the block raises, the temporary file is removed and ``path`` is untouched.
+    If the block raises, the temporary file is removed and ``path`` is untouched. The file is
+    always fsync'ed before the rename; ``sync_directory=False`` leaves the fsync of its
+    directory (which makes the new name itself durable) to the caller, who may batch it.
     """
     path = Path(path)
     directory = check_writable(path, overwrite=overwrite)
@@ -74,7 +83,8 @@ def atomic_writer(path: Path, *, mode: int = SECRET_MODE, overwrite: bool = Fals
         if isinstance(exc, OSError):
             raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
-    _fsync_dir(directory)
+    if sync_directory:
+        _fsync_dir(directory)
 
 
 def publish(tmp: Path, path: Path, *, overwrite: bool = False) -> None:
@@ -94,9 +104,11 @@ def publish(tmp: Path, path: Path, *, overwrite: bool = False) -> None:
     tmp.unlink()
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = SECRET_MODE, overwrite: bool = False) -> None:
+def write_atomic(
+    path: Path, data: bytes, *, mode: int = SECRET_MODE, overwrite: bool = False, sync_directory: bool = True
+) -> None:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename), with ``mode``."""
-    with atomic_writer(path, mode=mode, overwrite=overwrite) as handle:
+    with atomic_writer(path, mode=mode, overwrite=overwrite, sync_directory=sync_directory) as handle:
         handle.write(data)
 
 

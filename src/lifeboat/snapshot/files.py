@@ -53,7 +53,9 @@ import socket
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -85,6 +87,10 @@ MAX_EXCLUDE_FILE_BYTES: Final = 1 << 20
 MAX_SUMMARY_ERRORS: Final = 1000
 #: Seconds between two progress reports (at most about ten a second).
 PROGRESS_INTERVAL: Final = 0.1
+#: Files read, cut and hashed at the same time, each on its own thread.
+FILE_READERS: Final = 2
+#: Files handed to the reader threads and not finished yet, at most.
+FILES_IN_FLIGHT: Final = 2 * FILE_READERS
 
 # O_NONBLOCK: a file swapped for a FIFO after lstat must not hang the open (fstat then refuses it).
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -332,6 +338,30 @@ class _PreScan(threading.Thread):
         self.total = total
 
 
+@dataclass(frozen=True)
+class _FileRead:
+    """What a reader thread made of one file: its node (None on an error) and the error."""
+
+    node: Node | None
+    error: str | None
+    #: Bytes read from the file (its size as read).
+    size: int
+
+
+@dataclass
+class _DirTree:
+    """A directory whose entries are all visited: its tree blob is made once its files are read."""
+
+    frame: _Frame
+    #: Set once the tree blob is added; a parent's tree takes it from here.
+    tree_id: bytes | None = None
+
+
+#: An entry of a directory being backed up: a finished node, a file a reader thread is cutting,
+#: or a subdirectory whose tree waits for its own files.
+_Entry = Node | Future[_FileRead] | _DirTree
+
+
 @dataclass
 class _Frame:
     """A directory being backed up: the entries left to visit and the nodes made so far."""
@@ -343,11 +373,21 @@ class _Frame:
     pending: list[tuple[str, dict[str, Any] | None]]
     #: Real directory (all entries) or a parent of a backed-up path (only the listed ones).
     parent_nodes: dict[str, Node]
-    nodes: list[Node] = field(default_factory=list)
+    nodes: list[_Entry] = field(default_factory=list)
 
 
 class _Walker:
-    """One backup walk: visits the tree depth first with an explicit stack (no recursion limit)."""
+    """One backup walk: visits the tree depth first with an explicit stack (no recursion limit).
+
+    The walk itself (listing, ``lstat``, excludes, parent reuse) runs on the caller's thread;
+    each file to read goes to one of :data:`FILE_READERS` reader threads, which read, cut
+    (FastCDC) and hash (BLAKE3) it and add its chunks to the pack writer. Both libraries and
+    ``read`` release the GIL, so several files are cut at once while the pack workers encode.
+    At most :data:`FILES_IN_FLIGHT` files are handed out at a time. A directory's tree blob is
+    made once every file in it is read: finished directories wait in walk order (children
+    before their parent) and are encoded as soon as the oldest one's files are all read, so
+    the snapshot is the same as a one-thread walk would make.
+    """
 
     def __init__(
         self,
@@ -369,8 +409,12 @@ class _Walker:
             max_size=chunker.max_size,
             seed=repo.chunker_seed,
         )
-        self.cutter = StreamChunker(self.chunker)
-        self.errors: list[str] = []
+        self._cutters = threading.local()
+        self._readers = ThreadPoolExecutor(max_workers=FILE_READERS, thread_name_prefix="lifeboat-read")
+        self._slots = threading.BoundedSemaphore(FILES_IN_FLIGHT)
+        self._trees: deque[_DirTree] = deque()
+        self._errors: list[tuple[int, str]] = []
+        self._visit_number = 0
         self.warnings: list[str] = []
         self.files_new = 0
         self.files_changed = 0
@@ -380,7 +424,14 @@ class _Walker:
         self.files_done = 0
         self.bytes_done = 0
         self.current = ""
+        self._counts = threading.Lock()
+        self._reporting = threading.Lock()
         self._last_report = 0.0
+
+    @property
+    def errors(self) -> list[str]:
+        """Unreadable entries, ``"<path>: <reason>"``, in walk order."""
+        return [message for _, message in sorted(self._errors, key=lambda error: error[0])]
 
     # progress
 
@@ -390,19 +441,34 @@ class _Walker:
         now = time.monotonic()
         if not force and now - self._last_report < PROGRESS_INTERVAL:
             return
-        self._last_report = now
-        self.progress(
-            BackupProgress(self.files_done, self.bytes_done, self.scan.total, display_path(self.current))
-        )
+        if not self._reporting.acquire(blocking=force):
+            return  # another thread is reporting right now
+        try:
+            self._last_report = now
+            self.progress(
+                BackupProgress(self.files_done, self.bytes_done, self.scan.total, display_path(self.current))
+            )
+        finally:
+            self._reporting.release()
 
-    def error(self, path: str, exc: BaseException | str) -> None:
+    def error(self, path: str, exc: BaseException | str, visit: int | None = None) -> None:
         reason = exc if isinstance(exc, str) else (getattr(exc, "strerror", None) or str(exc))
-        self.errors.append(f"{display_path(path)}: {reason}")
+        self._errors.append(
+            (self._visit_number if visit is None else visit, f"{display_path(path)}: {reason}")
+        )
 
     # the walk
 
     def run(self, roots: Sequence[str], parent_root: bytes | None) -> bytes:
         """Back up ``roots``; return the root tree id."""
+        try:
+            return self._walk(roots, parent_root)
+        finally:
+            # On an error, files not started yet are dropped and the running ones finish
+            # before the pack writer is closed.
+            self._readers.shutdown(wait=True, cancel_futures=True)
+
+    def _walk(self, roots: Sequence[str], parent_root: bytes | None) -> bytes:
         trie: dict[str, Any] = {}
         whole_root = False
         for root in roots:
@@ -420,31 +486,47 @@ class _Walker:
         else:
             pending = [(name, trie[name]) for name in sorted(trie, reverse=True)]
         stack = [_Frame("/", "", None, pending, parent_nodes)]
-        root_id = b""
+        top = _DirTree(stack[0])
         while stack:
             frame = stack[-1]
             if frame.pending:
                 name, subtrie = frame.pending.pop()
+                self._visit_number += 1
                 child = self._visit(frame, name, subtrie)
                 if child is not None:
                     stack.append(child)
+                self._encode_ready(wait=False)
                 continue
             stack.pop()
-            tree_id, _ = self.writer.add_blob(BLOB_TREE, encode_tree(frame.nodes))
-            if not stack:
-                root_id = tree_id
-                continue
-            assert frame.info is not None
-            stack[-1].nodes.append(
-                Node(
-                    frame.name,
-                    "dir",
-                    stat.S_IMODE(frame.info.st_mode),
-                    frame.info.st_mtime_ns,
-                    subtree=tree_id,
-                )
+            tree = _DirTree(frame) if stack else top
+            self._trees.append(tree)
+            if stack:
+                stack[-1].nodes.append(tree)
+        self._encode_ready(wait=True)
+        assert top.tree_id is not None
+        return top.tree_id
+
+    def _encode_ready(self, *, wait: bool) -> None:
+        """Add the tree blobs of the finished directories whose files are all read, oldest first."""
+        while self._trees:
+            tree = self._trees[0]
+            if not wait and not all(entry.done() for entry in tree.frame.nodes if isinstance(entry, Future)):
+                return
+            self._trees.popleft()
+            nodes = [node for node in map(self._settle, tree.frame.nodes) if node is not None]
+            tree.tree_id, _ = self.writer.add_blob(BLOB_TREE, encode_tree(nodes))
+
+    def _settle(self, entry: _Entry) -> Node | None:
+        """The node an entry ends as (None for a file that could not be read)."""
+        if isinstance(entry, Node):
+            return entry
+        if isinstance(entry, _DirTree):
+            info = entry.frame.info
+            assert info is not None and entry.tree_id is not None
+            return Node(
+                entry.frame.name, "dir", stat.S_IMODE(info.st_mode), info.st_mtime_ns, subtree=entry.tree_id
             )
-        return root_id
+        return entry.result().node  # a reader's error other than an OSError ends the backup here
 
     def _listing(self, path: str) -> list[tuple[str, dict[str, Any] | None]]:
         """The entries of a real directory, reversed name order; an unreadable one is an error."""
@@ -498,11 +580,7 @@ class _Walker:
             frame.nodes.append(Node(name, "symlink", stat.S_IMODE(mode), info.st_mtime_ns, target=target))
             return None
         if stat.S_ISREG(mode):
-            node = self._file(path, name, info, old)
-            if node is not None:
-                frame.nodes.append(node)
-            self.files_done += 1
-            self.report()
+            frame.nodes.append(self._file(path, name, info, old))
             return None
         if stat.S_ISFIFO(mode):
             frame.nodes.append(Node(name, "fifo", stat.S_IMODE(mode), info.st_mtime_ns))
@@ -523,7 +601,8 @@ class _Walker:
         self.warnings.append(f"{display_path(path)}: skipped ({kind}; not backed up)")
         return None
 
-    def _file(self, path: str, name: str, info: os.stat_result, old: Node | None) -> Node | None:
+    def _file(self, path: str, name: str, info: os.stat_result, old: Node | None) -> Node | Future[_FileRead]:
+        """An unchanged file's node from the parent, or a reader job for a new or changed one."""
         if (
             old is not None
             and old.type == "file"
@@ -534,7 +613,10 @@ class _Walker:
             and all(blob_id in self.repo.index for blob_id in old.content)
         ):
             self.files_unmodified += 1
-            self.bytes_done += old.size
+            with self._counts:
+                self.bytes_done += old.size
+                self.files_done += 1
+            self.report()
             return Node(
                 name,
                 "file",
@@ -545,42 +627,70 @@ class _Walker:
                 info.st_dev,
                 old.content,
             )
+        changed = old is not None and old.type == "file"
+        self._slots.acquire()
+        try:
+            return self._readers.submit(self._read_file, path, name, self._visit_number, changed)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _read_file(self, path: str, name: str, visit: int, changed: bool) -> _FileRead:
+        """Read, cut and store one file (on a reader thread); an OSError makes it an error entry."""
+        try:
+            read = self._cut_file(path, name)
+        finally:
+            self._slots.release()
+        if read.error is not None:
+            self.error(path, read.error, visit)
+        with self._counts:
+            self.bytes_read += read.size
+            self.files_done += 1
+            if read.node is not None and changed:
+                self.files_changed += 1
+            elif read.node is not None:
+                self.files_new += 1
+        self.report()
+        return read
+
+    def _cut_file(self, path: str, name: str) -> _FileRead:
+        cutter: StreamChunker | None = getattr(self._cutters, "cutter", None)
+        if cutter is None:
+            cutter = self._cutters.cutter = StreamChunker(self.chunker)
         try:
             fd = _open_file(path)
         except OSError as exc:
-            self.error(path, exc)
-            return None
+            return _FileRead(None, exc.strerror or str(exc), 0)
         content: list[bytes] = []
         size = 0
         try:
             with open(fd, "rb", buffering=0, closefd=True) as handle:
                 opened = os.fstat(fd)
                 if not stat.S_ISREG(opened.st_mode):
-                    self.error(path, "changed into something else than a file while being backed up")
-                    return None
-                for data in self.cutter.chunks(handle.readinto):
+                    return _FileRead(None, "changed into something else than a file while being backed up", 0)
+                for data in cutter.chunks(handle.readinto):
                     blob_id, _ = self.writer.add_blob(BLOB_DATA, data)
                     content.append(blob_id)
                     size += len(data)
-                    self.bytes_read += len(data)
-                    self.bytes_done += len(data)
+                    with self._counts:
+                        self.bytes_done += len(data)
+                    self.current = path
                     self.report()
         except OSError as exc:
-            self.error(path, exc)
-            return None
-        if old is not None and old.type == "file":
-            self.files_changed += 1
-        else:
-            self.files_new += 1
-        return Node(
-            name,
-            "file",
-            stat.S_IMODE(opened.st_mode),
-            opened.st_mtime_ns,
+            return _FileRead(None, exc.strerror or str(exc), size)
+        return _FileRead(
+            Node(
+                name,
+                "file",
+                stat.S_IMODE(opened.st_mode),
+                opened.st_mtime_ns,
+                size,
+                opened.st_ino,
+                opened.st_dev,
+                tuple(content),
+            ),
+            None,
             size,
-            opened.st_ino,
-            opened.st_dev,
-            tuple(content),
         )
 
 

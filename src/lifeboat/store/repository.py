@@ -44,7 +44,7 @@ from lifeboat.documents import canonical_json
 from lifeboat.errors import InputError, StorageError
 from lifeboat.fs import write_atomic
 from lifeboat.store import codec
-from lifeboat.store.backends.base import Backend, ObjectNotFound
+from lifeboat.store.backends.base import Backend, ObjectNotFound, sync_backend
 from lifeboat.store.codec import CodecParams, ShardError
 from lifeboat.store.config import (
     CONFIG_KEY,
@@ -597,12 +597,20 @@ class Repository:
         return repo
 
     def close(self) -> None:
-        """Shut down the thread pools (waiting for running work)."""
+        """Shut down the thread pools (waiting for running work) and sync the stores."""
         if not self._closed:
             self._closed = True
             self._packs.shutdown(wait=True)
             self._cpu.shutdown(wait=True)
             self._io.shutdown(wait=True)
+            self.sync()
+
+    def sync(self) -> None:
+        """Make every shard written so far durable (stores that batch directory fsyncs do them now)."""
+        for store in self.stores:
+            if store is not None:
+                with suppress(StorageError):
+                    sync_backend(store)
 
     def __enter__(self) -> Repository:
         return self
@@ -1346,6 +1354,8 @@ class PackWriter:
         self._encoding = threading.BoundedSemaphore(PACK_ENCODERS)
         self._done: list[PackTable] = []
         self._error: BaseException | None = None
+        #: Held while a blob is checked and copied into an open pack, and while packs are sealed.
+        self._lock = threading.RLock()
 
     def __enter__(self) -> PackWriter:
         return self
@@ -1363,7 +1373,12 @@ class PackWriter:
     def add_blob(
         self, blob_type: int, data: bytes | memoryview, blob_id: bytes | None = None
     ) -> tuple[bytes, bool]:
-        """Add a blob; return (its id, True if it will be stored now, False if already known)."""
+        """Add a blob; return (its id, True if it will be stored now, False if already known).
+
+        Safe to call from several threads at once (a backup reads several files at a time): the
+        id is computed on the caller's thread, then the dedup check and the copy into the open
+        pack happen under the writer's lock, so a blob added twice at once is stored once.
+        """
         if blob_type not in BLOB_TYPES:
             raise InputError(f"unknown blob type {blob_type}")
         if blob_type == BLOB_STATE and blob_id is None:
@@ -1372,21 +1387,22 @@ class PackWriter:
             raise self._error
         if blob_id is None:
             blob_id = self.repo.blob_id(data, parallel=False)
-        if self.known(blob_id):
-            self.stats.blobs_known += 1
-            return blob_id, False
         size = len(memoryview(data).cast("B"))
-        if size >= self.repo.config.pack_size:
-            self._seal(blob_type)  # a blob of pack size gets a pack of its own
-        builder, entries = self._open[blob_type]
-        # The one copy of the blob: straight into the open pack (the caller may reuse ``data``).
-        offset = builder.add(blob_type, blob_id, data)
-        entries += index_entry(blob_type, blob_id, offset, size)
-        self._queued.add(blob_id)
-        self.stats.blobs_new += 1
-        self.stats.bytes_new_raw += size
-        if len(builder) >= self.repo.config.pack_size:
-            self._seal(blob_type)
+        with self._lock:
+            if self.known(blob_id):
+                self.stats.blobs_known += 1
+                return blob_id, False
+            if size >= self.repo.config.pack_size:
+                self._seal(blob_type)  # a blob of pack size gets a pack of its own
+            builder, entries = self._open[blob_type]
+            # The one copy of the blob: straight into the open pack (the caller may reuse ``data``).
+            offset = builder.add(blob_type, blob_id, data)
+            entries += index_entry(blob_type, blob_id, offset, size)
+            self._queued.add(blob_id)
+            self.stats.blobs_new += 1
+            self.stats.bytes_new_raw += size
+            if len(builder) >= self.repo.config.pack_size:
+                self._seal(blob_type)
         return blob_id, True
 
     def _seal(self, blob_type: int) -> None:
@@ -1471,13 +1487,14 @@ class PackWriter:
 
     def flush(self) -> None:
         """Seal the open packs, wait for every pack to be stored, and index them."""
-        if self._error is not None:
-            self._drain(raise_errors=False)
-            raise self._error
-        for blob_type in sorted(BLOB_TYPES):
-            self._seal(blob_type)
-        self._drain(raise_errors=True)
-        self._write_index()
+        with self._lock:
+            if self._error is not None:
+                self._drain(raise_errors=False)
+                raise self._error
+            for blob_type in sorted(BLOB_TYPES):
+                self._seal(blob_type)
+            self._drain(raise_errors=True)
+            self._write_index()
 
 
 def _blob_ids(table: bytes) -> Iterator[bytes]:

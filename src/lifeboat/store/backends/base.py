@@ -128,3 +128,15 @@ class Backend(Protocol):
     def stat(self, key: str) -> int | None:
         """Return the size in bytes of the object under ``key``, or None if it does not exist."""
         ...
+
+
+def sync_backend(store: Backend) -> None:
+    """Make every write ``store`` has acknowledged durable, for backends that batch that work.
+
+    A local directory defers the fsync of the directories its pack shards were renamed into
+    (:meth:`lifeboat.store.backends.local.LocalBackend.sync`); wrappers pass the call on; any
+    other backend is durable once ``put`` returns, and this does nothing.
+    """
+    sync = getattr(store, "sync", None)
+    if callable(sync):
+        sync()

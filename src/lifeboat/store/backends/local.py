@@ -4,6 +4,16 @@
 fsync, rename, directory fsync), so a reader never sees a partial object and a failed write
 leaves no temporary file behind. Objects are created 0600 and directories 0700.
 
+Batched directory syncs: pack shards (keys under ``data/``) are content-addressed and nothing
+refers to one until an index object is written after it. Their file is fsync'ed before its
+rename as usual, but the fsync of the directories the rename (or a new directory) changed is
+deferred: every such directory is fsync'ed once by :meth:`LocalBackend.sync`, which runs
+before any ``put`` of another key (an index, a manifest, a lock) and when the repository is
+closed. So an index or a snapshot is never durable before the packs it names, while a backup
+of many packs pays one directory fsync per directory per batch instead of one per shard. A
+crash before the sync can lose the newest shard files: no index names them yet, and ``prune``
+removes such leftovers like any unreferenced pack.
+
 A key names a file, so one key cannot also be a directory of others: after ``put("a", ...)``
 a ``put("a/b", ...)`` fails with :class:`StoreError` (object stores allow both; callers that
 need portability use fixed-depth layouts such as ``data/ab/abcdef``). Empty directories left
@@ -14,10 +24,11 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from pathlib import Path
 
 from lifeboat.errors import StorageError
-from lifeboat.fs import SECRET_MODE, write_atomic
+from lifeboat.fs import SECRET_MODE, fsync_directory, write_atomic
 from lifeboat.store.backends.base import (
     BackendUnavailable,
     ObjectNotFound,
@@ -27,6 +38,8 @@ from lifeboat.store.backends.base import (
 )
 
 DIR_MODE = 0o700
+#: Keys whose directory fsyncs are batched (see the module docstring): pack shards.
+DEFERRED_SYNC_PREFIX = "data/"
 
 
 class LocalBackend:
@@ -47,6 +60,9 @@ class LocalBackend:
                 self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"{self.name}: cannot create {self.root}: {exc.strerror or exc}") from exc
+        #: Directories changed by deferred writes and not fsync'ed yet.
+        self._unsynced: set[Path] = set()
+        self._sync_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LocalBackend({str(self.root)!r})"
@@ -58,7 +74,22 @@ class LocalBackend:
         if not self.root.is_dir():
             raise BackendUnavailable(f"{self.name}: directory {self.root} has gone away (key {key!r})")
 
-    def _mkdirs(self, directory: Path, key: str) -> None:
+    def _changed(self, directory: Path, deferred: bool) -> None:
+        """Record (deferred) or fsync (otherwise) a directory whose entries just changed."""
+        if deferred:
+            with self._sync_lock:
+                self._unsynced.add(directory)
+        else:
+            fsync_directory(directory)
+
+    def sync(self) -> None:
+        """fsync every directory changed by a deferred write since the last sync."""
+        with self._sync_lock:
+            directories, self._unsynced = self._unsynced, set()
+        for directory in sorted(directories, key=lambda path: len(path.parts), reverse=True):
+            fsync_directory(directory)
+
+    def _mkdirs(self, directory: Path, key: str, deferred: bool) -> None:
         missing: list[Path] = []
         current = directory
         while current != self.root and not current.is_dir():
@@ -68,6 +99,7 @@ class LocalBackend:
         for path in reversed(missing):
             try:
                 path.mkdir(mode=DIR_MODE)
+                self._changed(path.parent, deferred)
             except FileExistsError:
                 if not path.is_dir():
                     raise StoreError(
@@ -80,11 +112,16 @@ class LocalBackend:
     def put(self, key: str, data: bytes) -> None:
         """Write ``data`` atomically to the file for ``key`` (mode 0600)."""
         path = self._path(key)
+        deferred = key.startswith(DEFERRED_SYNC_PREFIX)
+        if not deferred:
+            self.sync()  # the pack shards written so far are durable before this object
         try:
-            self._mkdirs(path.parent, key)
+            self._mkdirs(path.parent, key, deferred)
             if path.is_dir():
                 raise StoreError(f"{self.name}: cannot put {key!r}: it is a directory of other objects")
-            write_atomic(path, bytes(data), mode=SECRET_MODE, overwrite=True)
+            write_atomic(path, bytes(data), mode=SECRET_MODE, overwrite=True, sync_directory=not deferred)
+            if deferred:
+                self._changed(path.parent, deferred)
         except StoreError:
             raise
         except StorageError as exc:

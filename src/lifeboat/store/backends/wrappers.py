@@ -28,6 +28,7 @@ from lifeboat.store.backends.base import (
     BackendUnavailable,
     ObjectNotFound,
     StoreTimeout,
+    sync_backend,
     validate_key,
     validate_prefix,
 )
@@ -138,6 +139,10 @@ class RetryingBackend:
                 self._sleep(self.delay(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def sync(self) -> None:
+        """Pass :func:`sync_backend` on to the wrapped backend."""
+        sync_backend(self.inner)
+
     def put(self, key: str, data: bytes) -> None:
         """Put, retrying transient failures."""
         self._call(lambda: self.inner.put(key, data))
@@ -172,6 +177,10 @@ class LimitedBackend:
 
     def __repr__(self) -> str:
         return f"LimitedBackend({self.inner!r}, {self.max_concurrent})"
+
+    def sync(self) -> None:
+        """Pass :func:`sync_backend` on to the wrapped backend."""
+        sync_backend(self.inner)
 
     def put(self, key: str, data: bytes) -> None:
         """Put within the limit."""
@@ -270,6 +279,10 @@ class FaultyBackend:
     def _unavailable(self, kind: str, key: str) -> BackendUnavailable:
         self.injected.append((kind, key, "unavailable"))
         return BackendUnavailable(f"{self.name}: injected failure of {kind} {key!r}")
+
+    def sync(self) -> None:
+        """Pass :func:`sync_backend` on to the wrapped backend."""
+        sync_backend(self.inner)
 
     def put(self, key: str, data: bytes) -> None:
         """Put, unless this call is chosen to fail."""
