@@ -504,14 +504,14 @@ def test_interrupted_restore_leaves_no_temporary_files(
     content = _paths(repo, manifest)[f"{root}/big"].content
     packs = list(dict.fromkeys(location.pack for blob in content if (location := repo.index.lookup(blob))))
     assert len(packs) == 2
-    real = repo.load_pack
+    real = repo.read_pack
 
-    def interrupt_second(pack_id: bytes) -> dict[bytes, bytes]:
+    def interrupt_second(pack_id: bytes) -> dict[bytes, memoryview]:
         if pack_id == packs[1]:
             raise KeyboardInterrupt
         return real(pack_id)
 
-    monkeypatch.setattr(repo, "load_pack", interrupt_second)
+    monkeypatch.setattr(repo, "read_pack", interrupt_second)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         restore.restore(repo, manifest, out)

@@ -15,11 +15,13 @@ Restore, in three steps:
 2. **Write.** Directories are created (``mkdirat``) and opened one component at a time with
    ``O_NOFOLLOW | O_DIRECTORY`` relative to their parent's descriptor, so neither a symlink in
    the restored tree nor one already in the target is ever followed, and every name has passed
-   :func:`~lifeboat.snapshot.tree.check_name`. Packs are then loaded one at a time (one ahead,
-   on a small thread pool), in the order the files first need them; each pack's blobs are
-   written with ``pwrite`` into files created ``O_EXCL | O_NOFOLLOW`` under a temporary name in
-   their directory. A file whose last blob is written gets its mode and mtime and is renamed
-   to its real name. Memory stays near two decoded packs whatever the snapshot's size.
+   :func:`~lifeboat.snapshot.tree.check_name`. Packs are then loaded in the order the files
+   first need them, :data:`PREFETCH_PACKS` at once on their own threads (read, decoded and
+   every blob hashed there) while the caller writes the blobs of the pack before them, with
+   ``pwrite`` straight from the decoded pack into files created ``O_EXCL | O_NOFOLLOW`` under
+   a temporary name in their directory. A file whose last blob is written gets its mode and
+   mtime and is renamed to its real name. Memory stays near three decoded packs whatever the
+   snapshot's size.
 3. **Finish.** Symlinks are created (as links, under a temporary name, then renamed), then
    FIFOs (``mkfifo``) and devices (``mknod`` with the recorded major and minor numbers, only
    when running as root: otherwise each is named in :attr:`RestoreResult.warnings` and not
@@ -72,8 +74,9 @@ ChangeKind = Literal["+", "-", "M", "T", "U"]
 
 #: Seconds between two progress reports.
 PROGRESS_INTERVAL: Final = 0.1
-#: Packs loaded ahead of the one being written.
-PREFETCH_PACKS: Final = 1
+#: Packs loaded (read, verified, decrypted, decompressed, hashed) at once on their own threads
+#: while the caller writes the blobs of the one before them.
+PREFETCH_PACKS: Final = 2
 _OPEN_DIRS: Final = 64
 _OPEN_FILES: Final = 64
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -529,14 +532,14 @@ class _Restore:
     def _write_packs(self, packs: dict[bytes, list[tuple[bytes, int, int]]]) -> None:
         order = list(packs)
         with ThreadPoolExecutor(max_workers=PREFETCH_PACKS, thread_name_prefix="lifeboat-restore") as pool:
-            loading: OrderedDict[bytes, Future[dict[bytes, bytes]]] = OrderedDict()
+            loading: OrderedDict[bytes, Future[dict[bytes, memoryview]]] = OrderedDict()
             ahead = iter(order)
             for pack in order:
                 while len(loading) <= PREFETCH_PACKS:
                     upcoming = next(ahead, None)
                     if upcoming is None:
                         break
-                    loading[upcoming] = pool.submit(self.repo.load_pack, upcoming)
+                    loading[upcoming] = pool.submit(self.repo.read_pack, upcoming)
                 future = loading.pop(pack)
                 try:
                     blobs = future.result()
@@ -567,7 +570,7 @@ class _Restore:
                 del blobs
 
     @staticmethod
-    def _pwrite(fd: int, data: bytes, offset: int) -> None:
+    def _pwrite(fd: int, data: bytes | memoryview, offset: int) -> None:
         view = memoryview(data)
         while view:
             written = os.pwrite(fd, view, offset)

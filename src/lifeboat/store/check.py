@@ -657,7 +657,7 @@ class _Check:
 
     def _read_codec_object(
         self, kind: ObjectKind, key: str, *, orphan: bool = False
-    ) -> tuple[ObjectHealth, bytes | None]:
+    ) -> tuple[ObjectHealth, bytes | bytearray | None]:
         """Read every shard of an object, survey them, decode it and check its content id."""
         health = self._new_health(key, kind, orphan=orphan)
         object_id = object_id_of(kind, key)
@@ -672,23 +672,26 @@ class _Check:
         health.missing |= survey.missing
         health.corrupt.update(survey.corrupt)
         health.corrupt.update(unreadable)
-        plaintext: bytes | None = None
+        plaintext: bytes | bytearray | None = None
         if len(survey.good) >= self.k:
             # Every shard was verified above; decoding needs k of them (the data shards first,
             # which need no erasure decoding), and the AEAD authenticates the result.
-            chosen = sorted(survey.good)[: self.k]
+            chosen = {
+                store: (survey.good[store], data)
+                for store in sorted(survey.good)[: self.k]
+                if (data := shards[store]) is not None
+            }
+            shards.clear()
             try:
-                plaintext = codec.decode(
-                    self.key,
-                    {store: data for store in chosen if (data := shards[store]) is not None},
-                    object_id=object_id,
-                )
+                # Their checksums were verified by the survey: decode them without doing it again.
+                plaintext = codec.decode_verified(self.key, chosen)
             except ShardError as exc:
                 health.problem = str(exc)
             else:
                 if codec.content_id(self.key, plaintext) != object_id:
                     health.problem = "its content does not match its id"
                     plaintext = None
+            del chosen
         health.settle(self.k)
         return health, plaintext
 
@@ -756,7 +759,7 @@ class _Check:
             manifest_id = object_id_of("snapshots", key)
             assert manifest_id is not None
             try:
-                self.repo.verify_manifest(manifest_id, plaintext)
+                self.repo.verify_manifest(manifest_id, bytes(plaintext))
             except LifeboatError as exc:
                 self.report.errors.append(f"snapshot {key}: {exc}")
                 continue
@@ -910,7 +913,7 @@ class _Check:
 # --- adapters to the repository formats -----------------------------------------------------
 
 
-def _parse_index(plaintext: bytes) -> dict[bytes, list[_Blob]]:
+def _parse_index(plaintext: bytes | bytearray) -> dict[bytes, list[_Blob]]:
     """pack id -> [(type, offset, length, blob id)] of an index object's plaintext."""
     return {
         entry.pack: [(blob.type, blob.offset, blob.length, blob.id) for blob in entry.blobs]
@@ -918,6 +921,6 @@ def _parse_index(plaintext: bytes) -> dict[bytes, list[_Blob]]:
     }
 
 
-def _parse_pack_table(plaintext: bytes) -> list[_Blob]:
+def _parse_pack_table(plaintext: bytes | bytearray) -> list[_Blob]:
     """[(type, offset, length, blob id)] of a pack's plaintext."""
     return [(blob.type, blob.offset, blob.length, blob.id) for blob in parse_pack(plaintext)]

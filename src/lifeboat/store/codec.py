@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -42,6 +42,7 @@ import blake3
 import zfec
 import zstandard
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lifeboat.errors import InputError, LifeboatError, exact_bytes
@@ -81,6 +82,10 @@ SALT_BYTES: Final = 16
 CHECKSUM_BYTES: Final = 32
 TAG_BYTES: Final = 16
 NONCE_BYTES: Final = 12
+#: AES works on 16-byte blocks: ``update_into`` wants that much room, less one, beyond its output.
+_AES_BLOCK_BYTES: Final = 16
+#: Decryption goes through the streaming interface, fed block by block (see ``_decrypt_blocks``).
+_GCM_CIPHER: Final = Cipher
 #: The largest object (plaintext) the codec encodes or accepts from a shard header: 1 GiB.
 MAX_OBJECT_BYTES: Final = 1 << 30
 #: The largest ``n`` (and so ``k``): shard indices fit easily in one byte.
@@ -179,7 +184,7 @@ class ShardInfo:
 # --- public API -----------------------------------------------------------------------------
 
 
-def content_id(key: bytes, data: bytes, *, parallel: bool = True) -> bytes:
+def content_id(key: bytes, data: bytes | bytearray | memoryview, *, parallel: bool = True) -> bytes:
     """Return the 32-byte content id of ``data`` in the repository whose key is ``key``.
 
     It is BLAKE3 in keyed mode, under a key derived from ``key``, so ids reveal nothing about
@@ -273,6 +278,8 @@ def decode(
     shards: Mapping[int, bytes] | Sequence[bytes | None],
     *,
     object_id: bytes | None = None,
+    consume: bool = False,
+    as_buffer: bool = False,
 ) -> bytes:
     """Return the object held by ``shards``, or raise :class:`ShardError`.
 
@@ -285,13 +292,46 @@ def decode(
     The error, when fewer than ``k`` usable shards remain, is one line naming every shard that
     was left out and why (``"2 of 5 shards valid, need 3: shard 1: checksum mismatch ..."``).
     Raises :class:`InputError` for a key or object id of the wrong length.
+
+    With ``consume=True`` and a ``dict`` or ``list`` of shards, the container is emptied once
+    the object is decrypted, before it is decompressed, so a caller decoding large objects on
+    several threads holds the shards, the ciphertext and the plaintext of each no longer than
+    needed. (It is left as it was when decoding fails before that point.) ``as_buffer=True``
+    may return a ``bytearray`` (an object stored uncompressed), saving a copy of it.
     """
     key = _check_key(key)
     if object_id is not None:
         object_id = _check_object_id(object_id)
     survey = _survey(key, _slots(shards), object_id)
     blocks = survey.require_k()
-    return _open(key, survey.info, blocks)
+    survey.bodies.clear()
+    release = _releaser(shards) if consume else None
+    data = _open(key, survey.info, blocks, release)
+    return data if as_buffer else bytes(data)  # type: ignore[return-value]
+
+
+def decode_verified(key: bytes, shards: Mapping[int, tuple[ShardInfo, bytes]]) -> bytes | bytearray:
+    """The object held by shards already checked by :func:`verify_shard`, as a new buffer.
+
+    ``shards`` maps each shard's index to its header (as :func:`verify_shard` returned it)
+    and its bytes; they must all be of one encoding (the same object header), and at least
+    ``k`` of them. Checksums are not computed again (``check --read-data`` verifies every shard
+    first); decryption still authenticates the whole object. Raises :class:`ShardError`.
+    """
+    key = _check_key(key)
+    infos = [info for info, _ in shards.values()]
+    if not infos:
+        raise ShardError("no shards to decode")
+    chosen = infos[0]
+    if any(info.object_header != chosen.object_header for info in infos):
+        raise ShardError("the shards are of different encodings; decode them with decode()")
+    if any(info.index != index for index, (info, _) in shards.items()):
+        raise ShardError("a shard is given under another index than its own")
+    if len(shards) < chosen.k:
+        raise ShardError(f"{len(shards)} shards given, need {chosen.k}")
+    picked = sorted(shards)[: chosen.k]
+    blocks = {index: memoryview(shards[index][1]).cast("B")[HEADER_BYTES:] for index in picked}
+    return _open(key, chosen, blocks, None)
 
 
 def inspect_shard(data: bytes) -> ShardInfo:
@@ -405,7 +445,7 @@ def repair(
     survey = _survey(key, _slots(shards), object_id, params)
     blocks = survey.require_k()
     info = survey.info
-    _open(key, info, blocks)  # authenticate the object before writing anything derived from it
+    _open(key, info, dict(blocks), None)  # authenticate the object before writing anything derived from it
 
     broken = [slot for slot in range(params.n) if survey.good_slots.get(slot) != slot]
     if not broken:
@@ -430,7 +470,7 @@ def _check_object_id(object_id: bytes) -> bytes:
     return exact_bytes(object_id, OBJECT_ID_BYTES, "an object id")
 
 
-def _blake3(key: bytes, *parts: bytes | memoryview, parallel: bool = True) -> bytes:
+def _blake3(key: bytes, *parts: bytes | bytearray | memoryview, parallel: bool = True) -> bytes:
     total = sum(len(part) for part in parts)
     threads = blake3.blake3.AUTO if parallel and total >= _BLAKE3_THREADS_FROM else 1
     hasher = blake3.blake3(key=key, max_threads=threads)
@@ -443,12 +483,18 @@ def _subkey(key: bytes, context: str) -> bytes:
     return blake3.blake3(key, derive_key_context=context).digest()
 
 
-def _object_aead(key: bytes, object_id: bytes, salt: bytes) -> tuple[AESGCM, bytes]:
+def _object_key_and_nonce(key: bytes, object_id: bytes, salt: bytes) -> tuple[bytes, bytes]:
     """The AES-256-GCM key and nonce of one encoding of one object."""
     material = blake3.blake3(key + object_id + salt, derive_key_context=_CONTEXT_OBJECT_KEY).digest(
         KEY_BYTES + NONCE_BYTES
     )
-    return AESGCM(material[:KEY_BYTES]), material[KEY_BYTES:]
+    return material[:KEY_BYTES], material[KEY_BYTES:]
+
+
+def _object_aead(key: bytes, object_id: bytes, salt: bytes) -> tuple[AESGCM, bytes]:
+    """The AES-256-GCM cipher and nonce of one encoding of one object."""
+    aead_key, nonce = _object_key_and_nonce(key, object_id, salt)
+    return AESGCM(aead_key), nonce
 
 
 def _object_header(
@@ -625,18 +671,64 @@ def _data_blocks(info: ShardInfo, blocks: dict[int, memoryview]) -> list[bytes |
     return decoded
 
 
-def _open(key: bytes, info: ShardInfo, blocks: dict[int, memoryview]) -> bytes:
-    """Rebuild the ciphertext from ``k`` blocks, then decrypt and decompress it."""
-    ciphertext = memoryview(b"".join(_data_blocks(info, blocks)))[: info.ciphertext_length]
-    aead, nonce = _object_aead(key, info.object_id, info.salt)
+def _releaser(shards: object) -> Callable[[], None] | None:
+    """A function that empties the caller's container of shards (``decode(consume=True)``)."""
+    if isinstance(shards, dict):
+        return shards.clear
+    if isinstance(shards, list):
+        return lambda: shards.__setitem__(slice(None), [None] * len(shards))
+    return None
+
+
+def _decrypt_blocks(key: bytes, info: ShardInfo, blocks: list[bytes | memoryview]) -> bytearray:
+    """Decrypt the ciphertext held by the ``k`` data blocks straight into one new buffer.
+
+    The blocks are fed to AES-256-GCM one after the other (no joined copy of the ciphertext);
+    the tag, the last :data:`TAG_BYTES` of the ciphertext, may straddle two blocks. The
+    plaintext is returned only if the tag verifies.
+    """
+    aead_key, nonce = _object_key_and_nonce(key, info.object_id, info.salt)
+    payload_length = info.ciphertext_length - TAG_BYTES
+    # update_into may need one cipher block of room beyond what it writes.
+    buffer = bytearray(payload_length + _AES_BLOCK_BYTES - 1)
+    out = memoryview(buffer)
+    decryptor = _GCM_CIPHER(algorithms.AES(aead_key), modes.GCM(nonce)).decryptor()
+    decryptor.authenticate_additional_data(info.object_header)
+    tag = bytearray()
+    written = 0
+    remaining = payload_length
+    for block in blocks:
+        view = memoryview(block).cast("B")
+        take = min(len(view), remaining)
+        if take:
+            written += decryptor.update_into(view[:take], out[written:])
+            remaining -= take
+        if remaining == 0 and len(tag) < TAG_BYTES:
+            tag += view[take : take + TAG_BYTES - len(tag)]
+    out.release()
     try:
-        payload = aead.decrypt(nonce, ciphertext, info.object_header)
+        if remaining or len(tag) != TAG_BYTES:
+            raise InvalidTag
+        written += len(decryptor.finalize_with_tag(bytes(tag)))
     except InvalidTag:
         raise ShardError(
             f"object {info.object_id[:4].hex()}... fails authentication although its shards verify; "
             "the shards were written with a different key or by a faulty writer"
         ) from None
-    del ciphertext
+    del buffer[written:]
+    return buffer
+
+
+def _open(
+    key: bytes, info: ShardInfo, blocks: dict[int, memoryview], release: Callable[[], None] | None
+) -> bytes | bytearray:
+    """Rebuild the ciphertext from ``k`` blocks, then decrypt and decompress it."""
+    data_blocks = _data_blocks(info, blocks)
+    blocks.clear()
+    payload = _decrypt_blocks(key, info, data_blocks)
+    del data_blocks
+    if release is not None:
+        release()  # the caller's shards are no longer needed
     if not info.compressed:
         return payload
     try:

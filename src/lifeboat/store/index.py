@@ -161,7 +161,7 @@ def index_entry(blob_type: int, blob_id: bytes, offset: int, length: int) -> byt
     return _BLOB.pack(blob_type, offset, length, blob_id)
 
 
-def decode_index(data: bytes | memoryview) -> list[PackEntry]:
+def decode_index(data: bytes | bytearray | memoryview) -> list[PackEntry]:
     """The packs listed in index plaintext ``data``, in order.
 
     Every count is checked against the bytes that remain before anything is allocated for it.
@@ -181,7 +181,7 @@ def _blob_entries(table: bytes) -> tuple[BlobEntry, ...]:
     )
 
 
-def decode_index_tables(data: bytes | memoryview) -> list[PackTable]:
+def decode_index_tables(data: bytes | bytearray | memoryview) -> list[PackTable]:
     """:func:`decode_index` without making an object per blob: each pack's blob table as stored.
 
     The same checks, the same errors.

@@ -699,22 +699,32 @@ class Repository:
         """Write one shard to one store (for repair; backend errors propagate)."""
         self._store(number).put(key, data)
 
-    def get_object(self, key: str) -> bytes:
-        """Decode ``key`` from its shards: the data shards first, the others only if needed."""
+    def get_object(self, key: str, *, as_buffer: bool = False) -> bytes:
+        """Decode ``key`` from its shards: the data shards first, the others only if needed.
+
+        The shards are dropped as soon as the object is decrypted. ``as_buffer=True`` may
+        return a ``bytearray`` (saving a copy of an object stored uncompressed).
+        """
         object_id = _id_of_key(key)
         live = self.live_stores()
         if len(live) < self.k:
             raise StoreDown(f"only {len(live)} stores are available and {self.k} are needed to read {key}")
         first, rest = live[: self.k], live[self.k :]
-        shards: dict[int, bytes | None] = self.read_shards(key, first)
+        slots = list_slots(self.read_shards(key, first), self.n)
         try:
-            return codec.decode(self._key, list_slots(shards, self.n), object_id=object_id)
+            return codec.decode(self._key, slots, object_id=object_id, consume=True, as_buffer=as_buffer)
         except ShardError:
             if not rest:
                 raise
+        shards: dict[int, bytes | None] = {
+            number: shard for number, shard in enumerate(slots) if shard is not None
+        }
+        del slots
         shards.update(self.read_shards(key, rest))
         try:
-            return codec.decode(self._key, list_slots(shards, self.n), object_id=object_id)
+            return codec.decode(
+                self._key, list_slots(shards, self.n), object_id=object_id, consume=True, as_buffer=as_buffer
+            )
         except ShardError as exc:
             raise ShardError(f"{key}: {exc}") from None
 
@@ -782,7 +792,7 @@ class Repository:
         ``parallel=False`` hashes on the calling thread only (the pack writer's threads already
         share the cores); the id is the same.
         """
-        return codec.content_id(self._key, data, parallel=parallel)  # type: ignore[arg-type]
+        return codec.content_id(self._key, data, parallel=parallel)
 
     def has_blob(self, blob_id: bytes) -> bool:
         return blob_id in self.index
@@ -794,23 +804,32 @@ class Repository:
             if cached is not None:
                 self._pack_cache.move_to_end(pack_id)
                 return cached
-        plaintext = self.get_object(_object_key("data", pack_id))
+        blobs = {blob_id: bytes(data) for blob_id, data in self.read_pack(pack_id).items()}
+        with self._state_lock:
+            self._pack_cache[pack_id] = blobs
+            while len(self._pack_cache) > PACK_CACHE:
+                self._pack_cache.popitem(last=False)
+        return blobs
+
+    def read_pack(self, pack_id: bytes) -> dict[bytes, memoryview]:
+        """Every blob of a pack as a view of its decoded plaintext, each checked against its id.
+
+        Nothing is copied or cached (a restore writes each pack's blobs once and drops them);
+        the views keep the plaintext alive. Raises ShardError or RepositoryError.
+        """
+        plaintext = self.get_object(_object_key("data", pack_id), as_buffer=True)
         view = memoryview(plaintext)
-        blobs: dict[bytes, bytes] = {}
+        blobs: dict[bytes, memoryview] = {}
         for blob in parse_pack(view):
-            data = bytes(view[blob.offset : blob.offset + blob.length])
+            data = view[blob.offset : blob.offset + blob.length]
             # A state node's id is its own Merkle id: the snapshot layer checks it when it reads
             # a tree (prolly's reader); `prolly.scan` trusts the authenticated pack instead.
-            if blob.type != BLOB_STATE and self.blob_id(data) != blob.id:
+            if blob.type != BLOB_STATE and self.blob_id(data, parallel=False) != blob.id:
                 raise RepositoryError(
                     f"pack {pack_id.hex()[:16]}: blob {blob.id.hex()[:16]} does not match its id; "
                     "the pack is damaged (run `lifeboat check --read-data`)"
                 )
             blobs[blob.id] = data
-        with self._state_lock:
-            self._pack_cache[pack_id] = blobs
-            while len(self._pack_cache) > PACK_CACHE:
-                self._pack_cache.popitem(last=False)
         return blobs
 
     def pack_entry(self, pack_id: bytes) -> tuple[BlobEntry, ...]:
