@@ -391,3 +391,69 @@ def test_empty_input() -> None:
     ):
         decode(KEY, [None, None])
     assert repair(KEY, dict(enumerate(_encode(b"ok", 2, 3))), CodecParams(2, 3)) == {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(min_size=0, max_size=3000),
+    picked=st.sets(st.integers(min_value=0, max_value=4), min_size=3, max_size=5),
+    compressible=st.booleans(),
+)
+def test_decode_verified_gives_back_the_object_from_any_k(
+    data: bytes, picked: set[int], compressible: bool
+) -> None:
+    if compressible:
+        data = data[:50] * 40
+    object_id = codec.content_id(KEY, data)
+    shards = codec.encode(KEY, object_id, data, codec.CodecParams(3, 5))
+    verified = {index: (codec.verify_shard(KEY, shards[index]), shards[index]) for index in picked}
+    assert bytes(codec.decode_verified(KEY, verified)) == data
+
+
+def test_decode_verified_refuses_mixed_misplaced_or_too_few_shards() -> None:
+    data = os.urandom(5000)
+    object_id = codec.content_id(KEY, data)
+    params = codec.CodecParams(3, 5)
+    one, other = codec.encode(KEY, object_id, data, params), codec.encode(KEY, object_id, data, params)
+    info = {index: codec.verify_shard(KEY, one[index]) for index in range(5)}
+    with pytest.raises(ShardError, match="different encodings"):
+        codec.decode_verified(
+            KEY,
+            {0: (info[0], one[0]), 1: (info[1], one[1]), 2: (codec.verify_shard(KEY, other[2]), other[2])},
+        )
+    with pytest.raises(ShardError, match="another index"):
+        codec.decode_verified(KEY, {0: (info[0], one[0]), 1: (info[1], one[1]), 3: (info[2], one[2])})
+    with pytest.raises(ShardError, match="need 3"):
+        codec.decode_verified(KEY, {0: (info[0], one[0]), 1: (info[1], one[1])})
+    # A body changed after its checksum was verified still fails: decryption authenticates it.
+    damaged = bytearray(one[1])
+    damaged[-1] ^= 1
+    with pytest.raises(ShardError, match="fails authentication"):
+        codec.decode_verified(KEY, {0: (info[0], one[0]), 1: (info[1], bytes(damaged)), 2: (info[2], one[2])})
+
+
+@pytest.mark.parametrize("length", [0, 1, 15, 16, 17, 47, 48, 49, 4096, 4097])
+def test_the_tag_may_straddle_blocks(length: int) -> None:
+    # 3 blocks of ceil((length + 16) / 3) bytes: for these lengths the 16-byte tag starts in
+    # every position relative to the block boundaries, padding included.
+    data = os.urandom(length)
+    object_id = codec.content_id(KEY, data)
+    shards = codec.encode(KEY, object_id, data, codec.CodecParams(3, 5), level=1)
+    assert codec.decode(KEY, [*shards[:3], None, None]) == data
+    assert codec.decode(KEY, [None, None, *shards[2:]]) == data
+
+
+def test_consume_empties_the_shards_only_once_decrypted() -> None:
+    data = os.urandom(3000)
+    object_id = codec.content_id(KEY, data)
+    shards = codec.encode(KEY, object_id, data, codec.CodecParams(3, 5))
+    given_shards = dict(enumerate(shards))
+    assert codec.decode(KEY, given_shards, consume=True) == data
+    assert given_shards == {}
+    as_list: list[bytes | None] = list(shards)
+    assert codec.decode(KEY, as_list, consume=True, as_buffer=True) == data
+    assert as_list == [None] * 5
+    too_few: dict[int, bytes] = {0: shards[0], 1: shards[1]}
+    with pytest.raises(ShardError):
+        codec.decode(KEY, too_few, consume=True)
+    assert set(too_few) == {0, 1}  # a failed decode leaves them to the caller
