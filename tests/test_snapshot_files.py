@@ -580,7 +580,7 @@ def test_a_failing_store_stops_the_readers_and_the_backup(repo: Repository, tmp_
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("store on fire")
 
-    repo._put_shards = broken  # type: ignore[method-assign,assignment]
+    repo._start_put_shards = broken  # type: ignore[method-assign,assignment]
     with pytest.raises(RuntimeError, match="store on fire"):
         backup_paths(repo, [root])
     assert not [thread for thread in threading.enumerate() if thread.name.startswith("lifeboat-read")]

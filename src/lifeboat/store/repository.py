@@ -121,6 +121,9 @@ MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
 #: about half but added 20-38 MiB of peak memory (shards waiting on fsync), over the budget.
 PACK_WORKERS: Final = 2
 PACK_ENCODERS: Final = 2
+#: Encoded packs whose shards are being written, at most: a pack worker hands the shards to the
+#: I/O threads and encodes the next pack instead of waiting for the stores (fsync included).
+PACKS_WRITING: Final = 2
 #: zstd level for every object: on the benchmark's ledger data level 1 compresses both faster
 #: (22 against 48 ms per 16 MiB pack) and smaller (0.29 against 0.33) than level 3.
 ZSTD_LEVEL: Final = 1
@@ -739,8 +742,16 @@ class Repository:
         return self._put_shards(key, shards)
 
     def _put_shards(self, key: str, shards: list[bytes]) -> tuple[int, int]:
-        numbers = self.live_stores()
-        futures = self._map(lambda i: self._store(i).put(key, shards[i]), numbers)
+        return self._shards_written(key, shards, self._start_put_shards(key, shards))
+
+    def _start_put_shards(self, key: str, shards: list[bytes]) -> dict[int, Future[None]]:
+        """Hand one shard to each live store's write on the I/O pool; the futures, by store."""
+        return self._map(lambda i: self._store(i).put(key, shards[i]), self.live_stores())
+
+    def _shards_written(
+        self, key: str, shards: list[bytes], futures: Mapping[int, Future[None]]
+    ) -> tuple[int, int]:
+        """Wait for the writes of one object's shards; (missing-shard mask, bytes written), or raise."""
         missing = 0
         written = 0
         failures: list[str] = []
@@ -1371,6 +1382,7 @@ class PackWriter:
         self._queued: set[bytes] = set()
         self._in_flight: list[Future[PackTable]] = []
         self._encoding = threading.BoundedSemaphore(PACK_ENCODERS)
+        self._writing = threading.BoundedSemaphore(PACKS_WRITING)
         self._done: list[PackTable] = []
         self._error: BaseException | None = None
         #: Held while a blob is checked and copied into an open pack, and while packs are sealed.
@@ -1435,36 +1447,73 @@ class PackWriter:
         # An encoding slot is taken here and given back by the job once its pack is encoded:
         # the caller never runs more than PACK_ENCODERS packs ahead of the encoders.
         self._encoding.acquire()
+        stored: Future[PackTable] = Future()
         try:
-            future = self.repo._packs.submit(self._store_pack, builder, entries)
+            self.repo._packs.submit(self._store_pack, builder, entries, stored)
         except BaseException:
             self._encoding.release()
             raise
-        self._in_flight.append(future)
+        self._in_flight.append(stored)
 
-    def _store_pack(self, builder: PackBuilder, entries: bytearray) -> PackTable:
+    def _store_pack(self, builder: PackBuilder, entries: bytearray, stored: Future[PackTable]) -> None:
+        """Encode a pack (on a pack worker), then hand its shards to the I/O pool and return.
+
+        ``stored`` is resolved once every shard write has ended. The worker goes back to the
+        next pack instead of waiting for the stores; at most :data:`PACKS_WRITING` packs' shards
+        wait on the stores at a time (the worker waits here for a slot).
+        """
         try:
-            plaintext = builder.finish()
-            pack_id = self.repo.blob_id(plaintext, parallel=False)
-            shards = codec.encode(
-                self.repo.master_key,
-                pack_id,
-                plaintext,
-                self.repo.params,
-                level=ZSTD_LEVEL,
-                consume=True,
-                parallel=False,
-            )
-            del plaintext
-        finally:
-            self._encoding.release()
-        missing, written = self.repo._put_shards(_object_key("data", pack_id), shards)
-        del shards
-        with self.repo._state_lock:
-            self.stats.bytes_stored += written
-            self.stats.packs_written += 1
-            self.stats.missing_mask |= missing
-        return pack_id, missing, bytes(entries)
+            try:
+                plaintext = builder.finish()
+                pack_id = self.repo.blob_id(plaintext, parallel=False)
+                shards = codec.encode(
+                    self.repo.master_key,
+                    pack_id,
+                    plaintext,
+                    self.repo.params,
+                    level=ZSTD_LEVEL,
+                    consume=True,
+                    parallel=False,
+                )
+                del plaintext
+            finally:
+                self._encoding.release()
+            self._writing.acquire()
+            key = _object_key("data", pack_id)
+            try:
+                futures = self.repo._start_put_shards(key, shards)
+            except BaseException:
+                self._writing.release()
+                raise
+        except BaseException as exc:
+            stored.set_exception(exc)
+            return
+        pending = [len(futures)]
+        lock = threading.Lock()
+
+        def written(_: Future[None]) -> None:
+            with lock:
+                pending[0] -= 1
+                if pending[0]:
+                    return
+            self._writing.release()
+            try:
+                missing, size = self.repo._shards_written(key, shards, futures)
+            except BaseException as exc:
+                stored.set_exception(exc)
+                return
+            with self.repo._state_lock:
+                self.stats.bytes_stored += size
+                self.stats.packs_written += 1
+                self.stats.missing_mask |= missing
+            stored.set_result((pack_id, missing, bytes(entries)))
+
+        if not futures:
+            pending[0] = 1
+            written(Future())
+            return
+        for future in futures.values():
+            future.add_done_callback(written)
 
     def _reap(self) -> None:
         """Collect finished packs; write an index every ``index_every`` packs."""

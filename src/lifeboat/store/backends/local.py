@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lifeboat.errors import StorageError
@@ -40,6 +41,8 @@ from lifeboat.store.backends.base import (
 DIR_MODE = 0o700
 #: Keys whose directory fsyncs are batched (see the module docstring): pack shards.
 DEFERRED_SYNC_PREFIX = "data/"
+#: Threads that fsync a batch of directories at once.
+SYNC_THREADS = 8
 
 
 class LocalBackend:
@@ -83,11 +86,23 @@ class LocalBackend:
             fsync_directory(directory)
 
     def sync(self) -> None:
-        """fsync every directory changed by a deferred write since the last sync."""
+        """fsync every directory changed by a deferred write since the last sync.
+
+        The directories of one depth are fsync'ed at once on a few threads, so the file system
+        can commit them together; deeper ones first (a new directory, then the one holding it).
+        """
         with self._sync_lock:
             directories, self._unsynced = self._unsynced, set()
-        for directory in sorted(directories, key=lambda path: len(path.parts), reverse=True):
-            fsync_directory(directory)
+        by_depth: dict[int, list[Path]] = {}
+        for directory in directories:
+            by_depth.setdefault(len(directory.parts), []).append(directory)
+        for depth in sorted(by_depth, reverse=True):
+            level = by_depth[depth]
+            if len(level) == 1:
+                fsync_directory(level[0])
+                continue
+            with ThreadPoolExecutor(max_workers=min(SYNC_THREADS, len(level))) as pool:
+                list(pool.map(fsync_directory, level))
 
     def _mkdirs(self, directory: Path, key: str, deferred: bool) -> None:
         missing: list[Path] = []
