@@ -105,7 +105,12 @@ def publish(tmp: Path, path: Path, *, overwrite: bool = False) -> None:
 
 
 def write_atomic(
-    path: Path, data: bytes, *, mode: int = SECRET_MODE, overwrite: bool = False, sync_directory: bool = True
+    path: Path,
+    data: bytes | bytearray | memoryview,
+    *,
+    mode: int = SECRET_MODE,
+    overwrite: bool = False,
+    sync_directory: bool = True,
 ) -> None:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename), with ``mode``."""
     with atomic_writer(path, mode=mode, overwrite=overwrite, sync_directory=sync_directory) as handle:

@@ -245,22 +245,29 @@ def encode(
     salt = secrets.token_bytes(SALT_BYTES)
     ciphertext_length = len(payload) + TAG_BYTES
     header = _object_header(flags, params.k, params.n, object_id, salt, plaintext_length, ciphertext_length)
-    aead, nonce = _object_aead(key, object_id, salt)
-    blocks = _encrypt_into_blocks(aead, nonce, payload, header, params.k)
+    aead_key, nonce = _object_key_and_nonce(key, object_id, salt)
+    # The data shards are allocated whole and the ciphertext is written straight into their
+    # bodies: no buffer of the whole ciphertext, and no copy of it into the shards.
+    data_shards = _encrypt_into_shards(aead_key, nonce, payload, header, params.k)
     del payload
     view = _consumed(view, data, consume)
 
-    coded: list[bytes | memoryview] = list(zfec.Encoder(params.k, params.n).encode(blocks))
-    del blocks
+    bodies = [memoryview(shard)[HEADER_BYTES:] for shard in data_shards]
+    parity: list[bytes | memoryview] = list(
+        zfec.Encoder(params.k, params.n).encode(bodies, tuple(range(params.k, params.n)))
+    )
     shard_key = _subkey(key, _CONTEXT_SHARD_KEY)
-    # Parity shards first, each parity block dropped once its shard holds a copy: the ciphertext,
-    # the parity and every shard are never all alive at once (for an incompressible object the
-    # peak falls from 10/3 to 8/3 of its size).
-    shards: list[bytes] = [b""] * params.n
-    for index in reversed(range(params.n)):
-        body, coded[index] = coded[index], b""
-        shards[index] = _assemble(shard_key, header, index, body, parallel)
-        del body
+    for index, (shard, body) in enumerate(zip(data_shards, bodies, strict=True)):
+        prefix = header + bytes((index,))
+        shard[: len(prefix)] = prefix
+        shard[len(prefix) : HEADER_BYTES] = _blake3(shard_key, prefix, body, parallel=parallel)
+        body.release()
+    # Each parity block is dropped once its shard holds a copy.
+    shards: list[bytes] = [*data_shards, *([b""] * len(parity))]  # type: ignore[list-item]
+    for number in reversed(range(len(parity))):
+        block, parity[number] = parity[number], b""
+        shards[params.k + number] = _assemble(shard_key, header, params.k + number, block, parallel)
+        del block
     return shards
 
 
@@ -516,24 +523,40 @@ def _block_size(ciphertext_length: int, k: int) -> int:
     return -(-ciphertext_length // k)
 
 
-def _encrypt_into_blocks(
-    aead: AESGCM, nonce: bytes, payload: bytes | memoryview, header: bytes, k: int
-) -> list[memoryview]:
-    """Encrypt ``payload`` and cut the ciphertext into ``k`` equal blocks, zero-padding the end.
+def _encrypt_into_shards(
+    aead_key: bytes, nonce: bytes, payload: bytes | memoryview, header: bytes, k: int
+) -> list[bytearray]:
+    """Encrypt ``payload`` straight into the bodies of ``k`` new data shards (headers left blank).
 
-    The ciphertext is written straight into one zero-filled buffer of ``k`` blocks, so the
-    padding costs no copy (``AESGCM.encrypt_into``, cryptography 45 and later).
+    The ciphertext (the encrypted payload, then the tag) is cut into ``k`` blocks of equal size,
+    the last one zero-padded; block ``i`` is the body of shard ``i``, after
+    :data:`HEADER_BYTES` bytes left for its header and checksum.
     """
-    length = len(payload) + TAG_BYTES
-    size = _block_size(length, k)
-    buffer = bytearray(size * k)
-    view = memoryview(buffer)
-    encrypt_into = getattr(aead, "encrypt_into", None)
-    if encrypt_into is not None:
-        encrypt_into(nonce, payload, header, view[:length])
-    else:  # pragma: no cover - older cryptography
-        view[:length] = aead.encrypt(nonce, payload, header)
-    return [view[i * size : (i + 1) * size] for i in range(k)]
+    source = memoryview(payload).cast("B")
+    size = _block_size(len(source) + TAG_BYTES, k)
+    shards = [bytearray(HEADER_BYTES + size) for _ in range(k)]
+    encryptor = _GCM_CIPHER(algorithms.AES(aead_key), modes.GCM(nonce)).encryptor()
+    encryptor.authenticate_additional_data(header)
+    slack = _AES_BLOCK_BYTES - 1
+    for index, shard in enumerate(shards):
+        start = index * size
+        end = min(start + size, len(source))
+        if start >= end:
+            break
+        body = memoryview(shard)[HEADER_BYTES:]
+        # update_into wants room for one AES block less a byte beyond its output: the last few
+        # bytes of each block go through update() and are copied in.
+        cut = max(start, end - slack)
+        written = encryptor.update_into(source[start:cut], body) if cut > start else 0
+        tail = encryptor.update(source[cut:end])
+        body[written : written + len(tail)] = tail
+        body.release()
+    encryptor.finalize()
+    tag = encryptor.tag
+    for offset in range(TAG_BYTES):  # the tag may straddle two blocks
+        position = len(source) + offset
+        shards[position // size][HEADER_BYTES + position % size] = tag[offset]
+    return shards
 
 
 def _assemble(

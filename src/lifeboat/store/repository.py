@@ -112,18 +112,14 @@ LOCK_FORMAT: Final = "lifeboat-lock"
 LOCK_VERSION: Final = 1
 #: Largest manifest or lock object accepted (they are small JSON documents).
 MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
-#: A pack job builds, encodes, then writes its shards, on one of PACK_WORKERS threads; at most
-#: PACK_ENCODERS packs are sealed and not yet encoded, so the caller (chunking and hashing the
-#: next pack) never runs further ahead. The encoder empties a pack's plaintext as soon as it has
-#: compressed it (``consume=True``), which is what lets two encoders fit the memory budget:
-#: measured on the 1 GiB benchmark, one encoder 188-200 MiB, two 210-226 MiB and faster. A
-#: third worker (two encoding, one more writing) cut the main thread's waits for an encoder by
-#: about half but added 20-38 MiB of peak memory (shards waiting on fsync), over the budget.
+#: A pack job builds and encodes a pack on one of PACK_WORKERS threads, then hands its shards to
+#: the I/O threads and goes on to the next pack instead of waiting for the stores (fsync
+#: included). At most PACKS_IN_FLIGHT packs are sealed and not yet stored (waiting for a worker,
+#: being encoded, or being written), so the callers filling the next pack never run further
+#: ahead and memory stays within a few packs. The encoder empties a pack's plaintext as soon as
+#: it has compressed it (``consume=True``) and encrypts straight into the data shards.
 PACK_WORKERS: Final = 2
-PACK_ENCODERS: Final = 2
-#: Encoded packs whose shards are being written, at most: a pack worker hands the shards to the
-#: I/O threads and encodes the next pack instead of waiting for the stores (fsync included).
-PACKS_WRITING: Final = 2
+PACKS_IN_FLIGHT: Final = 2
 #: zstd level for every object: on the benchmark's ledger data level 1 compresses both faster
 #: (22 against 48 ms per 16 MiB pack) and smaller (0.29 against 0.33) than level 3.
 ZSTD_LEVEL: Final = 1
@@ -1362,9 +1358,8 @@ class PackWriter:
     is copied straight into the open pack (:class:`PackBuilder`), so the caller may reuse its
     buffer. A pack is sealed when it reaches the config's ``pack_size`` and handed to a pack
     worker (table, encode) which hands its shards to the I/O pool; at most
-    :data:`PACK_ENCODERS` packs wait or are being encoded while the caller fills the next
-    (:data:`PACK_WORKERS` threads also write the shards), so memory stays within a few packs'
-    worth (a pack being encoded briefly needs its ciphertext and its shards at once). Index
+    :data:`PACKS_IN_FLIGHT` packs wait, are being encoded or are being written while the
+    callers fill the next, so memory stays within a few packs' worth. Index
     objects are written every ``index_every`` packs and at :meth:`flush`; a blob is only in a
     stored index after its pack's shards are stored, so a crash never indexes missing data.
     """
@@ -1381,8 +1376,7 @@ class PackWriter:
         }
         self._queued: set[bytes] = set()
         self._in_flight: list[Future[PackTable]] = []
-        self._encoding = threading.BoundedSemaphore(PACK_ENCODERS)
-        self._writing = threading.BoundedSemaphore(PACKS_WRITING)
+        self._in_flight_slots = threading.BoundedSemaphore(PACKS_IN_FLIGHT)
         self._done: list[PackTable] = []
         self._error: BaseException | None = None
         #: Held while a blob is checked and copied into an open pack, and while packs are sealed.
@@ -1444,47 +1438,39 @@ class PackWriter:
         self._reap()
         if self._error is not None:
             raise self._error
-        # An encoding slot is taken here and given back by the job once its pack is encoded:
-        # the caller never runs more than PACK_ENCODERS packs ahead of the encoders.
-        self._encoding.acquire()
+        # A slot is taken here and given back once the pack is stored (or has failed): the
+        # callers never run more than PACKS_IN_FLIGHT packs ahead of the stores.
+        self._in_flight_slots.acquire()
         stored: Future[PackTable] = Future()
+        stored.add_done_callback(lambda _: self._in_flight_slots.release())
         try:
             self.repo._packs.submit(self._store_pack, builder, entries, stored)
-        except BaseException:
-            self._encoding.release()
+        except BaseException as exc:
+            stored.set_exception(exc)
             raise
         self._in_flight.append(stored)
 
     def _store_pack(self, builder: PackBuilder, entries: bytearray, stored: Future[PackTable]) -> None:
         """Encode a pack (on a pack worker), then hand its shards to the I/O pool and return.
 
-        ``stored`` is resolved once every shard write has ended. The worker goes back to the
-        next pack instead of waiting for the stores; at most :data:`PACKS_WRITING` packs' shards
-        wait on the stores at a time (the worker waits here for a slot).
+        ``stored`` is resolved once every shard write has ended (or with the error); the worker
+        goes back to the next pack instead of waiting for the stores.
         """
         try:
-            try:
-                plaintext = builder.finish()
-                pack_id = self.repo.blob_id(plaintext, parallel=False)
-                shards = codec.encode(
-                    self.repo.master_key,
-                    pack_id,
-                    plaintext,
-                    self.repo.params,
-                    level=ZSTD_LEVEL,
-                    consume=True,
-                    parallel=False,
-                )
-                del plaintext
-            finally:
-                self._encoding.release()
-            self._writing.acquire()
+            plaintext = builder.finish()
+            pack_id = self.repo.blob_id(plaintext, parallel=False)
+            shards = codec.encode(
+                self.repo.master_key,
+                pack_id,
+                plaintext,
+                self.repo.params,
+                level=ZSTD_LEVEL,
+                consume=True,
+                parallel=False,
+            )
+            del plaintext
             key = _object_key("data", pack_id)
-            try:
-                futures = self.repo._start_put_shards(key, shards)
-            except BaseException:
-                self._writing.release()
-                raise
+            futures = self.repo._start_put_shards(key, shards)
         except BaseException as exc:
             stored.set_exception(exc)
             return
@@ -1496,12 +1482,16 @@ class PackWriter:
                 pending[0] -= 1
                 if pending[0]:
                     return
-            self._writing.release()
             try:
                 missing, size = self.repo._shards_written(key, shards, futures)
             except BaseException as exc:
                 stored.set_exception(exc)
                 return
+            finally:
+                # The futures refer to this callback, which refers to them: drop the shards now
+                # rather than when the cyclic garbage collector gets to them.
+                shards.clear()
+                futures.clear()
             with self.repo._state_lock:
                 self.stats.bytes_stored += size
                 self.stats.packs_written += 1

@@ -134,7 +134,7 @@ class LocalBackend:
             self._mkdirs(path.parent, key, deferred)
             if path.is_dir():
                 raise StoreError(f"{self.name}: cannot put {key!r}: it is a directory of other objects")
-            write_atomic(path, bytes(data), mode=SECRET_MODE, overwrite=True, sync_directory=not deferred)
+            write_atomic(path, data, mode=SECRET_MODE, overwrite=True, sync_directory=not deferred)
             if deferred:
                 self._changed(path.parent, deferred)
         except StoreError:
