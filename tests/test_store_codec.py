@@ -457,3 +457,15 @@ def test_consume_empties_the_shards_only_once_decrypted() -> None:
     with pytest.raises(ShardError):
         codec.decode(KEY, too_few, consume=True)
     assert set(too_few) == {0, 1}  # a failed decode leaves them to the caller
+
+
+def test_large_incompressible_objects_skip_compression_but_mixed_ones_do_not() -> None:
+    params = codec.CodecParams(3, 5)
+    random_data = os.urandom(2 << 20)
+    shards = codec.encode(KEY, codec.content_id(KEY, random_data), random_data, params)
+    assert not codec.inspect_shard(shards[0]).compressed
+    # Compressible bytes only in one sampled place (the end): still compressed.
+    mixed = random_data[: -(200 << 10)] + bytes(200 << 10)
+    shards = codec.encode(KEY, codec.content_id(KEY, mixed), mixed, params)
+    assert codec.inspect_shard(shards[0]).compressed
+    assert codec.decode(KEY, shards) == mixed

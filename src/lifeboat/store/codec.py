@@ -82,6 +82,10 @@ SALT_BYTES: Final = 16
 CHECKSUM_BYTES: Final = 32
 TAG_BYTES: Final = 16
 NONCE_BYTES: Final = 12
+#: Objects this large are sampled before compression (see ``_incompressible``): how many samples, how long.
+_SAMPLED_FROM: Final = 1 << 20
+_SAMPLES: Final = 4
+_SAMPLE_BYTES: Final = 64 << 10
 #: AES works on 16-byte blocks: ``update_into`` wants that much room, less one, beyond its output.
 _AES_BLOCK_BYTES: Final = 16
 #: Decryption goes through the streaming interface, fed block by block (see ``_decrypt_blocks``).
@@ -208,8 +212,10 @@ def encode(
 
     ``key`` is the 32-byte repository key, ``object_id`` the 32-byte id under which the caller
     stores the object (normally :func:`content_id`); both are bound into every shard. ``level``
-    is the zstd level (1..22); the compressed form is kept only if it is smaller. Shard ``i``
-    of the returned list carries index ``i``. A fresh random salt makes every call produce
+    is the zstd level (1..22); the compressed form is kept only if it is smaller, and an object
+    of a MiB or more whose samples do not compress at all is not compressed (stored with the
+    flag clear, as any incompressible object is). Shard ``i`` of the returned list carries
+    index ``i`` (the data shards are ``bytearray``s, written in place). A fresh random salt makes every call produce
     different shards, even for the same data. Raises :class:`InputError` for a key or id of
     the wrong length, an object over :data:`MAX_OBJECT_BYTES` or a bad ``level``.
 
@@ -235,7 +241,7 @@ def encode(
     plaintext_length = len(view)
     flags = 0
     payload: bytes | memoryview = view
-    if plaintext_length:
+    if plaintext_length and not _incompressible(view, level):
         packed = zstandard.ZstdCompressor(level=level, write_checksum=False).compress(view)
         if len(packed) < plaintext_length:
             payload, flags = packed, FLAG_ZSTD
@@ -269,6 +275,25 @@ def encode(
         shards[params.k + number] = _assemble(shard_key, header, params.k + number, block, parallel)
         del block
     return shards
+
+
+def _incompressible(view: memoryview, level: int) -> bool:
+    """True if samples of a large object do not compress at all (random or already compressed data).
+
+    Compressing such an object in full would cost as much as everything else the encoder does
+    to it, for nothing. Only objects of :data:`_SAMPLED_FROM` bytes or more are sampled, at
+    :data:`_SAMPLES` evenly spread places; any sample that shrinks by more than 1% means the
+    whole object is compressed (and then kept compressed only if that made it smaller).
+    """
+    if len(view) < _SAMPLED_FROM:
+        return False
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=False)
+    stride = (len(view) - _SAMPLE_BYTES) // (_SAMPLES - 1)
+    for number in range(_SAMPLES):
+        sample = view[number * stride : number * stride + _SAMPLE_BYTES]
+        if len(compressor.compress(sample)) < len(sample) * 0.99:
+            return False
+    return True
 
 
 def _consumed(view: memoryview, data: object, consume: bool) -> memoryview:
