@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -28,7 +29,7 @@ def test_pack_commands_re_execute_with_their_arena_limit(
     monkeypatch.setattr(sys, "argv", ["lifeboat", *argv])
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    monkeypatch.setattr(process.os, "execve", lambda path, args, env: calls.append((path, args, env)))
+    monkeypatch.setattr(os, "execve", lambda path, args, env: calls.append((path, args, env)))
     process._reexec_with_allocator_settings()
     if arenas is None:
         assert calls == []
@@ -41,5 +42,5 @@ def test_pack_commands_re_execute_with_their_arena_limit(
 def test_a_limit_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["lifeboat", "backup", "/data"])
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
-    monkeypatch.setattr(process.os, "execve", lambda *args: pytest.fail("re-executed"))
+    monkeypatch.setattr(os, "execve", lambda *args: pytest.fail("re-executed"))
     process._reexec_with_allocator_settings()
