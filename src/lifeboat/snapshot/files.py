@@ -355,6 +355,8 @@ class _DirTree:
     frame: _Frame
     #: Set once the tree blob is added; a parent's tree takes it from here.
     tree_id: bytes | None = None
+    #: Entries before this one are known to be finished (each is looked at once while waiting).
+    checked: int = 0
 
 
 #: An entry of a directory being backed up: a finished node, a file a reader thread is cutting,
@@ -510,8 +512,13 @@ class _Walker:
         """Add the tree blobs of the finished directories whose files are all read, oldest first."""
         while self._trees:
             tree = self._trees[0]
-            if not wait and not all(entry.done() for entry in tree.frame.nodes if isinstance(entry, Future)):
-                return
+            if not wait:
+                entries = tree.frame.nodes
+                while tree.checked < len(entries):
+                    entry = entries[tree.checked]
+                    if isinstance(entry, Future) and not entry.done():
+                        return
+                    tree.checked += 1
             self._trees.popleft()
             nodes = [node for node in map(self._settle, tree.frame.nodes) if node is not None]
             tree.tree_id, _ = self.writer.add_blob(BLOB_TREE, encode_tree(nodes))
