@@ -584,3 +584,37 @@ def test_a_failing_store_stops_the_readers_and_the_backup(repo: Repository, tmp_
     with pytest.raises(RuntimeError, match="store on fire"):
         backup_paths(repo, [root])
     assert not [thread for thread in threading.enumerate() if thread.name.startswith("lifeboat-read")]
+
+
+def test_small_files_read_on_the_walk_thread_and_one_that_grows_meanwhile(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "src"
+    root.mkdir()
+    smallest = SMALL_CHUNKS.min_size
+    sizes = {"empty": 0, "one": 1, "at-min": smallest, "over-min": smallest + 1, "big": 40_000}
+    for name, size in sizes.items():
+        (root / name).write_bytes(os.urandom(size))
+    (root / "grows").write_bytes(b"g" * 10)
+    real = files._open_file
+    threads: dict[str, str] = {}
+
+    def open_and_note(path: str) -> int:
+        threads[Path(path).name] = threading.current_thread().name
+        if path.endswith("/grows"):  # larger than one chunk by the time it is read
+            with open(path, "ab") as handle:
+                handle.write(os.urandom(30_000))
+        return real(path)
+
+    monkeypatch.setattr(files, "_open_file", open_and_note)
+    result = backup_paths(repo, [root])
+    assert result.errors == []
+    main = threading.current_thread().name
+    assert {name for name, thread in threads.items() if thread == main} == {"empty", "one", "at-min", "grows"}
+    assert threads["big"].startswith("lifeboat-read") and threads["over-min"].startswith("lifeboat-read")
+    listing = _paths(repo, result.manifest)
+    assert listing[f"{root}/grows"].size == 30_010 and len(listing[f"{root}/grows"].content) > 1
+    assert listing[f"{root}/empty"].content == ()
+    out = tmp_path / "out"
+    assert restore.restore(repo, result.manifest, out).errors == []
+    assert_same_tree(root, restored_root(out, root))

@@ -54,9 +54,10 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from io import FileIO
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -587,7 +588,9 @@ class _Walker:
             frame.nodes.append(Node(name, "symlink", stat.S_IMODE(mode), info.st_mtime_ns, target=target))
             return None
         if stat.S_ISREG(mode):
-            frame.nodes.append(self._file(path, name, info, old))
+            entry = self._file(path, name, info, old)
+            if entry is not None:
+                frame.nodes.append(entry)
             return None
         if stat.S_ISFIFO(mode):
             frame.nodes.append(Node(name, "fifo", stat.S_IMODE(mode), info.st_mtime_ns))
@@ -608,8 +611,15 @@ class _Walker:
         self.warnings.append(f"{display_path(path)}: skipped ({kind}; not backed up)")
         return None
 
-    def _file(self, path: str, name: str, info: os.stat_result, old: Node | None) -> Node | Future[_FileRead]:
-        """An unchanged file's node from the parent, or a reader job for a new or changed one."""
+    def _file(
+        self, path: str, name: str, info: os.stat_result, old: Node | None
+    ) -> Node | Future[_FileRead] | None:
+        """An unchanged file's node from the parent, or a new or changed one read.
+
+        A file of at most the smallest chunk size (one blob, no cutting) is read here, on the
+        walk's thread: handing it to a reader would cost more than reading it. A larger one goes to a
+        reader thread, and its entry is the reader's job. None for a file that could not be read.
+        """
         if (
             old is not None
             and old.type == "file"
@@ -635,19 +645,22 @@ class _Walker:
                 old.content,
             )
         changed = old is not None and old.type == "file"
+        if info.st_size <= self.chunker.min_size:
+            return self._read_file(path, name, self._visit_number, changed, slot=False).node
         self._slots.acquire()
         try:
-            return self._readers.submit(self._read_file, path, name, self._visit_number, changed)
+            return self._readers.submit(self._read_file, path, name, self._visit_number, changed, slot=True)
         except BaseException:
             self._slots.release()
             raise
 
-    def _read_file(self, path: str, name: str, visit: int, changed: bool) -> _FileRead:
-        """Read, cut and store one file (on a reader thread); an OSError makes it an error entry."""
+    def _read_file(self, path: str, name: str, visit: int, changed: bool, *, slot: bool) -> _FileRead:
+        """Read, cut and store one file; an OSError makes it an error entry. ``slot``: give back a reader slot."""
         try:
             read = self._cut_file(path, name)
         finally:
-            self._slots.release()
+            if slot:
+                self._slots.release()
         if read.error is not None:
             self.error(path, read.error, visit)
         with self._counts:
@@ -660,10 +673,36 @@ class _Walker:
         self.report()
         return read
 
-    def _cut_file(self, path: str, name: str) -> _FileRead:
+    def _cutter(self) -> StreamChunker:
+        """This thread's chunker and its buffer (one per thread that has cut a large file)."""
         cutter: StreamChunker | None = getattr(self._cutters, "cutter", None)
         if cutter is None:
             cutter = self._cutters.cutter = StreamChunker(self.chunker)
+        return cutter
+
+    def _chunks(self, handle: FileIO) -> Iterator[bytes | memoryview]:
+        """The chunks of an open file: one read for a file of at most the smallest chunk size
+        (FastCDC never cuts one), else FastCDC through this thread's chunker."""
+        smallest = self.chunker.min_size
+        head = handle.read(smallest + 1)
+        if len(head) <= smallest:
+            if head:
+                yield head
+            return
+        rest = handle.readinto
+
+        def readinto(buffer: memoryview) -> int | None:
+            nonlocal head
+            if head:
+                count = min(len(head), len(buffer))
+                buffer[:count] = head[:count]
+                head = head[count:]
+                return count
+            return rest(buffer)
+
+        yield from self._cutter().chunks(readinto)
+
+    def _cut_file(self, path: str, name: str) -> _FileRead:
         try:
             fd = _open_file(path)
         except OSError as exc:
@@ -675,7 +714,7 @@ class _Walker:
                 opened = os.fstat(fd)
                 if not stat.S_ISREG(opened.st_mode):
                     return _FileRead(None, "changed into something else than a file while being backed up", 0)
-                for data in cutter.chunks(handle.readinto):
+                for data in self._chunks(handle):
                     blob_id, _ = self.writer.add_blob(BLOB_DATA, data)
                     content.append(blob_id)
                     size += len(data)
