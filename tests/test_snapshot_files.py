@@ -618,3 +618,33 @@ def test_small_files_read_on_the_walk_thread_and_one_that_grows_meanwhile(
     out = tmp_path / "out"
     assert restore.restore(repo, result.manifest, out).errors == []
     assert_same_tree(root, restored_root(out, root))
+
+
+def test_restore_writes_a_file_s_blobs_in_runs(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / "big").write_bytes(os.urandom(300_000))  # ~300 small chunks, in one pack
+    (root / "b2").write_bytes(os.urandom(20_000))
+    manifest = backup_paths(repo, [root]).manifest
+    calls: list[int] = []
+    real = os.pwritev
+
+    def short_writes(fd: int, views: list[memoryview], offset: int) -> int:
+        calls.append(len(views))
+        # Write at most 3000 bytes per call: runs must resume where a short write stopped.
+        limited: list[memoryview] = []
+        room = 3000
+        for view in views:
+            if room <= 0:
+                break
+            limited.append(view[:room])
+            room -= len(limited[-1])
+        return real(fd, limited, offset)
+
+    monkeypatch.setattr(os, "pwritev", short_writes)
+    out = tmp_path / "out"
+    assert restore.restore(repo, manifest, out).errors == []
+    assert_same_tree(root, restored_root(out, root))
+    assert max(calls) > 1  # several blobs handed to one call

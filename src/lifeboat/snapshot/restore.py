@@ -74,6 +74,8 @@ ChangeKind = Literal["+", "-", "M", "T", "U"]
 
 #: Seconds between two progress reports.
 PROGRESS_INTERVAL: Final = 0.1
+#: Buffers given to one ``pwritev`` at most (Linux's IOV_MAX is 1024).
+_IOV_MAX: Final = 512
 #: Packs loaded (read, verified, decrypted, decompressed, hashed) at once on their own threads
 #: while the caller writes the blobs of the one before them.
 PREFETCH_PACKS: Final = 2
@@ -548,34 +550,60 @@ class _Restore:
                         if not self.files[number].failed:
                             self._fail(number, f"pack {pack.hex()[:16]} cannot be read: {exc}")
                     continue
-                for blob_id, number, offset in packs[pack]:
+                for number, offset, views in self._runs(pack, packs[pack], blobs):
                     entry = self.files[number]
                     if entry.failed:
                         continue
-                    data = blobs.get(blob_id)
-                    if data is None:
-                        self._fail(number, f"blob {blob_id.hex()[:16]} is not in pack {pack.hex()[:16]}")
-                        continue
                     self.current = entry.path
                     try:
-                        self._pwrite(self._file_fd(number), data, offset)
+                        written = self._pwritev(self._file_fd(number), views, offset)
                     except OSError as exc:
                         self._fail(number, exc)
                         continue
-                    self.result.bytes_written += len(data)
-                    entry.remaining -= 1
+                    self.result.bytes_written += written
+                    entry.remaining -= len(views)
                     if entry.remaining == 0:
                         self._finish_file(number)
                     self.report()
                 del blobs
 
+    def _runs(
+        self, pack: bytes, writes: list[tuple[bytes, int, int]], blobs: dict[bytes, memoryview]
+    ) -> list[tuple[int, int, list[memoryview]]]:
+        """A pack's blob writes grouped into runs: blobs that follow each other in one file.
+
+        Each run is ``(file number, offset, views)`` and is written with one ``pwritev``; a
+        file with a blob missing from the pack fails here, before any of its runs is written.
+        """
+        runs: list[tuple[int, int, list[memoryview]]] = []
+        end = -1
+        for blob_id, number, offset in writes:
+            if self.files[number].failed:
+                continue
+            data = blobs.get(blob_id)
+            if data is None:
+                self._fail(number, f"blob {blob_id.hex()[:16]} is not in pack {pack.hex()[:16]}")
+                continue
+            if runs and runs[-1][0] == number and offset == end and len(runs[-1][2]) < _IOV_MAX:
+                runs[-1][2].append(data)
+            else:
+                runs.append((number, offset, [data]))
+            end = offset + len(data)
+        return runs
+
     @staticmethod
-    def _pwrite(fd: int, data: bytes | memoryview, offset: int) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(fd, view, offset)
-            view = view[written:]
+    def _pwritev(fd: int, views: list[memoryview], offset: int) -> int:
+        """Write ``views`` one after the other at ``offset``, in as few system calls as it takes."""
+        total = sum(len(view) for view in views)
+        while views:
+            written = os.pwritev(fd, views, offset)
             offset += written
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views = views[1:]
+            if views and written:
+                views = [views[0][written:], *views[1:]]
+        return total
 
     def _file_fd(self, number: int) -> int:
         """The open temporary file of file ``number`` (created on first use)."""
