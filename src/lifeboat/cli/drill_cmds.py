@@ -306,7 +306,3 @@ def history_command() -> None:
         stdout.print(f"{len(runs)} drill(s) recorded in {home.path}")
 
     emit(data, human)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(drill_app, name="drill")

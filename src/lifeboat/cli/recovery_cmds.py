@@ -1253,16 +1253,11 @@ def clock_advance(
     )
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(recovery_app, name="recovery")
-
-
 __all__ = [
     "connect",
     "format_duration",
     "parse_duration",
     "parse_guardian",
     "parse_policy",
-    "register",
     "request_summary",
 ]

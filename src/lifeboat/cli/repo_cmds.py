@@ -1373,17 +1373,4 @@ def forget_command(
         emit(report_data, human)
 
 
-def register(app: typer.Typer) -> None:
-    """Attach these commands to the top-level ``lifeboat`` app."""
-    app.add_typer(repo_app, name="repo")
-    app.command("backup")(backup_command)
-    app.command("snapshots")(snapshots_command)
-    app.command("ls")(ls_command)
-    app.command("diff")(diff_command)
-    app.command("restore")(restore_command)
-    app.command("check")(check_command)
-    app.command("repair")(repair_command)
-    app.command("forget")(forget_command)
-
-
 ProgressFn = Callable[[str, int, int], None]

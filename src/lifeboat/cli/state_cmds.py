@@ -934,7 +934,3 @@ def journal_list_command(
             )
 
     emit(data, human)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(state_app, name="state")

@@ -1,0 +1,107 @@
+"""Start-up: ``lifeboat --help`` (and the other light commands) import none of the heavy modules.
+
+Each case runs the CLI in a fresh interpreter and lists the heavy modules it left in
+``sys.modules``; a module-level import of, say, the store or the FROST code in a command module
+that the case loads makes the case fail. (How long start-up takes is measured by
+bench/bench_startup.py, not here.)
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from lifeboat.cli.main import COMMANDS, app
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+#: Third-party libraries that only some commands need, and Lifeboat's own library packages.
+HEAVY = (
+    "blake3",
+    "boa",
+    "coincurve",
+    "cryptography",
+    "eth_abi",
+    "eth_account",
+    "fastapi",
+    "httpx",
+    "nacl",
+    "orjson",
+    "pydantic",
+    "pyrage",
+    "sqlalchemy",
+    "vyper",
+    "zfec",
+    "zstandard",
+    "lifeboat.drill",
+    "lifeboat.onchain",
+    "lifeboat.recovery",
+    "lifeboat.secrets",
+    "lifeboat.snapshot",
+    "lifeboat.state",
+    "lifeboat.store",
+    "lifeboat.threshold",
+)
+
+PROBE = """
+import contextlib, io, json, sys
+from lifeboat.cli.main import main_entry
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    code = main_entry(json.loads(sys.argv[1]))
+heavy = json.loads(sys.argv[2])
+loaded = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in heavy))
+commands = sorted(m for m in sys.modules if m.startswith("lifeboat.cli.") and m.endswith("_cmds"))
+print(json.dumps({"code": code, "heavy": loaded, "commands": commands, "out": out.getvalue()}))
+"""
+
+
+def probe(argv: list[str]) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["--version"], []])
+def test_top_level_help_and_version_import_no_command_module(argv: list[str]) -> None:
+    result = probe(argv)
+    assert result["heavy"] == []
+    assert result["commands"] == []
+    if argv != ["--version"]:
+        for name in COMMANDS:  # every command is listed all the same
+            assert f" {name} " in str(result["out"])
+
+
+def test_the_probe_sees_a_command_module() -> None:
+    """The check above can fail: a command's own help loads its module."""
+    result = probe(["frost", "--help"])
+    assert "lifeboat.cli.frost_cmds" in result["commands"]  # type: ignore[operator]
+
+
+def first_paragraph(text: str) -> str:
+    return inspect.cleandoc(text).split("\n\n")[0]
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_the_listed_help_is_the_commands_own(name: str) -> None:
+    """``lifeboat --help`` shows COMMANDS' help texts; each must be the real command's."""
+    root = typer.main.get_group(app)
+    context = root.context_class(root)
+    command = root.get_command(context, name)
+    assert command is not None and command.name == name
+    real = command.short_help or command.help or ""
+    assert first_paragraph(real) == first_paragraph(COMMANDS[name].help)
