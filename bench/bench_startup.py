@@ -7,7 +7,8 @@ Usage::
 Each case is a whole process, started and waited for (output discarded): ``lifeboat --help``,
 ``--version``, the help of a few groups and commands, and for scale ``python -c pass`` (the
 interpreter alone), ``python -c "import typer"`` (the CLI framework, which every ``lifeboat``
-command pays) and ``restic version`` (skipped with a note if restic is not on PATH). The cases
+command pays), ``import typer, pydantic`` (typer parses option values with pydantic, so every
+command but the top-level ``--help`` and ``--version`` pays for that too) and ``restic version`` (skipped with a note if restic is not on PATH). The cases
 run round-robin, ``--repeat`` times (21; 7 with ``--quick``) after one warm-up round, so load
 that comes and goes hits them alike; the table gives the median and the fastest run, and each
 median's ratio to restic's. The target is a median under 0.2 s for the Lifeboat cases.
@@ -79,6 +80,11 @@ def cases(lifeboat: list[str]) -> tuple[list[Case], list[str]]:
     found = [
         Case("python -c pass", [sys.executable, "-c", "pass"], lifeboat=False),
         Case("python -c 'import typer'", [sys.executable, "-c", "import typer"], lifeboat=False),
+        Case(
+            "python -c 'import typer, pydantic'",
+            [sys.executable, "-c", "import typer, pydantic"],
+            lifeboat=False,
+        ),
     ]
     notes = []
     restic = shutil.which("restic")

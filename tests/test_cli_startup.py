@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import typer
 
+from conftest import CliRunner
 from lifeboat.cli.main import COMMANDS, app
+from lifeboat.cli.output import settings
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -86,17 +88,12 @@ def test_top_level_help_and_version_import_no_command_module(argv: list[str]) ->
             assert f" {name} " in str(result["out"])
 
 
-#: Typer parses the root options' values (``--home``, ``--store-timeout``) with pydantic, which it
-#: imports on the first value: every command pays for it, only ``lifeboat --help`` does not.
-TYPER_OWN = ("pydantic",)
-
-
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_a_commands_help_imports_only_its_own_module(name: str) -> None:
     """``lifeboat NAME --help`` builds NAME's commands from its module(s), without the library."""
     result = probe([name, "--help"])
     assert result["code"] == 0
-    assert [m for m in result["heavy"] if m.split(".")[0] not in TYPER_OWN] == []  # type: ignore[attr-defined]
+    assert result["heavy"] == []
     assert COMMANDS[name].module in result["commands"]  # type: ignore[operator]
 
 
@@ -124,3 +121,15 @@ def test_the_listed_help_is_the_commands_own(name: str) -> None:
     assert command is not None and command.name == name
     real = command.short_help or command.help or ""
     assert first_paragraph(real) == first_paragraph(COMMANDS[name].help)
+
+
+def test_root_options_are_still_checked_and_converted(cli: CliRunner) -> None:
+    """The root options skip typer's coercion only at their defaults (lifeboat.cli.lazy)."""
+    refused = cli("--store-timeout", "0", "repo", "--help")
+    assert refused.code == 2 and "--store-timeout" in refused.err and "0.1" in refused.err
+    assert cli("--store-timeout", "abc", "repo", "--help").code == 2
+    assert cli("--home", "/nonexistent/lifeboat-home", "--store-timeout", "5", "repo", "--help").code == 0
+    assert settings.home == Path("/nonexistent/lifeboat-home") and settings.store_timeout == 5.0
+    assert type(settings.store_timeout) is float
+    assert cli("repo", "--help").code == 0
+    assert settings.home is None and settings.store_timeout == 30.0

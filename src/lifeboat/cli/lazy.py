@@ -20,6 +20,9 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 from typer.main import get_command_from_info, get_group_from_info
 
+#: ``ParameterSource.DEFAULT`` of the click that typer runs on (typer carries its own copy).
+_DEFAULT_SOURCE = "DEFAULT"
+
 
 @dataclass(frozen=True)
 class LazyCommand:
@@ -53,11 +56,45 @@ class LazyCommand:
         )
 
 
+def _defaults_as_they_are(param: Any) -> Any:
+    """Let ``param`` keep a default value without coercing it; returns ``param``.
+
+    Typer coerces every option's value with pydantic, which it imports on first use (more time
+    than the rest of ``lifeboat repo --help``). An option left at its default, a value already
+    of the option's type, comes out of that coercion unchanged, so it is passed through (to the
+    option's callback, if any); a value given on the command line still goes through typer,
+    errors and all.
+    """
+    if getattr(param, "_defaults_as_they_are", False):
+        return param
+    process = param.process_value
+    default = param.default
+
+    def process_value(ctx: Any, value: Any) -> Any:
+        source = ctx.get_parameter_source(param.name)
+        if (
+            param.required
+            or getattr(source, "name", None) != _DEFAULT_SOURCE
+            or type(value) is not type(default)
+            or value != default
+        ):
+            return process(ctx, value)
+        if param.callback is not None:
+            value = param.callback(ctx, param, value)
+        return value
+
+    param.process_value = process_value
+    param._defaults_as_they_are = True
+    return param
+
+
 class LazyGroup(TyperGroup):
     """A typer group whose commands come from :attr:`registry`, loaded on first use.
 
     While the group formats its own help, a lookup returns a stand-in that carries only the
-    name and the one-line help, so listing the commands imports nothing.
+    name and the one-line help, so listing the commands imports nothing. Its own options keep
+    their defaults without typer's coercion (:func:`_defaults_as_they_are`), so choosing a
+    command and showing its help does not import pydantic either.
     """
 
     #: Set by a subclass: the commands, in the order ``--help`` lists them, and the root app
@@ -65,6 +102,15 @@ class LazyGroup(TyperGroup):
     registry: ClassVar[Mapping[str, LazyCommand]] = {}
     root: ClassVar[typer.Typer | None] = None
     _listing = False
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for param in self.params:
+            _defaults_as_they_are(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        return option if option is None else _defaults_as_they_are(option)
 
     def list_commands(self, ctx: Any) -> list[str]:
         return [*self.commands, *(name for name in self.registry if name not in self.commands)]
