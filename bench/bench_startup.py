@@ -10,8 +10,9 @@ interpreter alone), ``python -c "import typer"`` (the CLI framework, which every
 command pays), ``import typer, pydantic`` (typer parses option values with pydantic, so every
 command but the top-level ``--help`` and ``--version`` pays for that too) and ``restic version`` (skipped with a note if restic is not on PATH). The cases
 run round-robin, ``--repeat`` times (21; 7 with ``--quick``) after one warm-up round, so load
-that comes and goes hits them alike; the table gives the median and the fastest run, and each
-median's ratio to restic's. The target is a median under 0.2 s for the Lifeboat cases.
+that comes and goes hits them alike; the table gives the median and the fastest run (wall
+clock), the median CPU time (user + system, less sensitive to other load) and each wall median's
+ratio to restic's. The target is a median under 0.2 s for the Lifeboat cases.
 
 Lifeboat runs as this interpreter's ``python -m lifeboat`` (set PYTHONPATH to measure a
 checkout), or as ``--lifeboat CMD``. The load average before and after is printed. The table
@@ -57,6 +58,7 @@ class Case:
     argv: list[str]
     lifeboat: bool
     samples: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     failures: int = 0
 
     @property
@@ -64,16 +66,16 @@ class Case:
         return statistics.median(self.samples) if self.samples else float("nan")
 
 
-def run_once(argv: Sequence[str]) -> tuple[float, int]:
+def run_once(argv: Sequence[str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and exit status of one run of ``argv``."""
     start = time.perf_counter()
-    done = subprocess.run(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=False,
+    proc = subprocess.Popen(
+        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    return time.perf_counter() - start, done.returncode
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return seconds, usage.ru_utime + usage.ru_stime, proc.returncode
 
 
 def cases(lifeboat: list[str]) -> tuple[list[Case], list[str]]:
@@ -101,9 +103,10 @@ def measure(found: list[Case], repeat: int) -> None:
         run_once(case.argv)
     for _ in range(repeat):
         for case in found:
-            seconds, code = run_once(case.argv)
+            seconds, cpu, code = run_once(case.argv)
             if code == 0:
                 case.samples.append(seconds)
+                case.cpu.append(cpu)
             else:
                 case.failures += 1
 
@@ -111,8 +114,8 @@ def measure(found: list[Case], repeat: int) -> None:
 def table(found: list[Case]) -> str:
     restic = next((c for c in found if c.label == "restic version" and c.samples), None)
     lines = [
-        "| command | median s | fastest s | ratio to restic version | target < 0.2 s |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| command | median s | fastest s | median CPU s | ratio to restic version | target < 0.2 s |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for case in found:
         ratio = f"{case.median / restic.median:.1f}" if restic else "n/a"
@@ -120,7 +123,8 @@ def table(found: list[Case]) -> str:
         if case.failures:
             verdict += f" ({case.failures} runs failed)"
         fastest = f"{min(case.samples):.3f}" if case.samples else "n/a"
-        lines.append(f"| `{case.label}` | {case.median:.3f} | {fastest} | {ratio} | {verdict} |")
+        cpu = f"{statistics.median(case.cpu):.3f}" if case.cpu else "n/a"
+        lines.append(f"| `{case.label}` | {case.median:.3f} | {fastest} | {cpu} | {ratio} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -180,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                     "median_s": c.median if c.samples else None,
                     "fastest_s": min(c.samples) if c.samples else None,
                     "samples_s": c.samples,
+                    "median_cpu_s": statistics.median(c.cpu) if c.cpu else None,
                     "failures": c.failures,
                 }
                 for c in found
