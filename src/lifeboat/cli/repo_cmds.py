@@ -21,8 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from lifeboat.cli import inputs
+from lifeboat.cli.options import PlaintextRest, RevealShares
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
-from lifeboat.cli.secrets_cmds import PlaintextRest, RevealShares
 from lifeboat.errors import InputError, LifeboatError, StorageError, UsageError
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lifeboat.cli import inputs
+from lifeboat.cli.options import PlaintextRest, RevealShares
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
 from lifeboat.errors import (
     HomeError,
@@ -48,13 +49,6 @@ guardians_app = typer.Typer(
 # Reusable option types --------------------------------------------------------------------
 
 Reveal = Annotated[bool, typer.Option("--reveal", help="Print the secret on standard output.")]
-RevealShares = Annotated[
-    bool,
-    typer.Option(
-        "--reveal",
-        help="Print every share (its words) on standard output, also those sealed to guardians.",
-    ),
-]
 Output = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write the secret to this file (0600, atomic).", metavar="FILE"),
@@ -89,14 +83,6 @@ SharesDir = Annotated[
 GuardianOpt = Annotated[
     list[str] | None,
     typer.Option("--guardian", "-g", help="Seal the next share to this guardian (repeatable, in order)."),
-]
-PlaintextRest = Annotated[
-    bool,
-    typer.Option(
-        "--plaintext-rest",
-        help="With fewer --guardian than shares: write the shares left over as plaintext files "
-        "(0600) in --shares-dir. Refused without this flag.",
-    ),
 ]
 SchemeArg = Annotated[
     str,
