@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,8 +46,8 @@ def sign_with(
     return result
 
 
-def dkg(cli: CliRunner, tmp_path: Path, suite: str, t: int, n: int) -> tuple[dict[int, Path], Path]:
-    base = tmp_path / "dkg"
+def dkg_parts_1_2(cli: CliRunner, base: Path, suite: str, t: int, n: int) -> dict[int, Path]:
+    """Parts 1 and 2 for participants 1..n, each in ``base/p<i>``; the round-one files."""
     for i in range(1, n + 1):
         assert (
             cli(
@@ -69,6 +70,12 @@ def dkg(cli: CliRunner, tmp_path: Path, suite: str, t: int, n: int) -> tuple[dic
         )
         assert r.code == 0, r.err
         assert not (base / f"p{i}" / f"dkg-round1-secret-{i}.json").exists()
+    return round1
+
+
+def dkg(cli: CliRunner, tmp_path: Path, suite: str, t: int, n: int) -> tuple[dict[int, Path], Path]:
+    base = tmp_path / "dkg"
+    round1 = dkg_parts_1_2(cli, base, suite, t, n)
     keys = {}
     for i in range(1, n + 1):
         flags: list[str | Path] = [x for j in round1 if j != i for x in ("--round1", round1[j])]
@@ -301,3 +308,66 @@ def test_refresh_refuses_duplicate_and_misdirected_files(cli: CliRunner, tmp_pat
         base / "refresh-round2-2-to-1.json", base / "refresh-round2-3-to-2.json", "-d", tmp_path / "out",
     )  # fmt: skip
     assert misdirected.code == 1 and "not for 1" in misdirected.err
+
+
+def _part3_of_1(cli: CliRunner, base: Path, round1: list[Path]) -> Any:
+    flags = [x for path in round1 for x in ("--round1", path)]
+    received = [base / f"p{j}" / f"dkg-round2-{j}-to-1.json" for j in (2, 3)]
+    return cli(
+        "frost",
+        "dkg",
+        "part3",
+        "-s",
+        base / "p1" / "dkg-round2-secret-1.json",
+        *flags,
+        *received,
+        "-d",
+        base / "p1",
+    )
+
+
+def test_dkg_part3_refuses_round_one_files_part2_did_not_check(cli: CliRunner, tmp_path: Path) -> None:
+    base = tmp_path / "d"
+    dkg_parts_1_2(cli, base, "ed25519", 2, 3)
+    secret = base / "p1" / "dkg-round2-secret-1.json"
+    doc = json.loads(secret.read_text())
+    assert doc["version"] == 2 and len(doc["round1_digest"]) == 64
+    # Participant 3 runs part1 again: its new round-one file is valid, but part2 did not check it.
+    assert cli("frost", "dkg", "part1", "-i", 3, "-t", 2, "-n", 3, "-d", tmp_path / "again").code == 0
+    r = _part3_of_1(cli, base, [base / "p2" / "dkg-round1-2.json", tmp_path / "again" / "dkg-round1-3.json"])
+    assert r.code == 1 and "not the ones part2 checked" in r.err
+    assert secret.exists()  # not consumed on failure
+
+    # A malformed digest is refused when the file is read.
+    for bad in ("00" * 31, "AB" * 32, " " * 64, None):
+        (tmp_path / "bad.json").write_text(json.dumps({**doc, "round1_digest": bad}))
+        r = cli(
+            "frost",
+            "dkg",
+            "part3",
+            "-s",
+            tmp_path / "bad.json",
+            "--round1",
+            base / "p2" / "dkg-round1-2.json",
+            base / "p2" / "dkg-round2-2-to-1.json",
+            "-d",
+            tmp_path,
+        )
+        assert r.code == 1 and "round1_digest" in r.err, r.err
+
+    # A version-1 secret (written before the digest) is still read; part3 then checks the
+    # proofs itself and gets the same key as from the version-2 file.
+    old = {k: v for k, v in doc.items() if k != "round1_digest"}
+    (tmp_path / "v1.json").write_text(json.dumps({**old, "version": 1}))
+    round1 = [base / f"p{j}" / f"dkg-round1-{j}.json" for j in (2, 3)]
+    flags = [x for path in round1 for x in ("--round1", path)]
+    received = [base / f"p{j}" / f"dkg-round2-{j}-to-1.json" for j in (2, 3)]
+    r = cli(
+        "frost", "dkg", "part3", "-s", tmp_path / "v1.json", *flags, *received, "-d", tmp_path / "from-v1"
+    )
+    assert r.code == 0, r.err
+    r = _part3_of_1(cli, base, round1)
+    assert r.code == 0, r.err
+    assert (tmp_path / "from-v1" / "key-package-1.json").read_text() == (
+        base / "p1" / "key-package-1.json"
+    ).read_text()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import random
+import struct
 from collections.abc import Sequence
 from dataclasses import replace
 from types import ModuleType
@@ -361,12 +363,20 @@ def test_part2_refuses_malformed_round_one(suite: Ciphersuite) -> None:
     assert raised.value.culprits == (3,)
 
 
-def test_part3_refuses_mismatched_round_two(suite: Ciphersuite) -> None:
+def _two_of_three_to_part3(
+    suite: Ciphersuite,
+) -> tuple[
+    dict[int, Any], dkg.Round2SecretPackage, dict[int, dkg.Round1Package], dict[int, dkg.Round2Package]
+]:
+    """A 2-of-3 DKG through part2: every part2 result, and participant 1's inputs to part3."""
     ids = [1, 2, 3]
     secrets, broadcast = _round_one(suite, ids, 2)
     seconds = {i: dkg.part2(suite, secrets[i], others(broadcast, i)) for i in ids}
-    mine, r1 = seconds[1][0], others(broadcast, 1)
-    inbox = {j: seconds[j][1][1] for j in (2, 3)}
+    return seconds, seconds[1][0], others(broadcast, 1), {j: seconds[j][1][1] for j in (2, 3)}
+
+
+def test_part3_refuses_mismatched_round_two(suite: Ciphersuite) -> None:
+    seconds, mine, r1, inbox = _two_of_three_to_part3(suite)
 
     with pytest.raises(ThresholdError, match="missing"):
         dkg.part3(suite, mine, r1, {2: inbox[2]})
@@ -382,6 +392,70 @@ def test_part3_refuses_mismatched_round_two(suite: Ciphersuite) -> None:
     # Honest run for comparison.
     kp, public = dkg.part3(suite, mine, r1, inbox)
     assert kp.identifier == 1 and set(public.verifying_shares) == {1, 2, 3}
+
+
+def test_part3_refuses_round_one_packages_part2_did_not_check(suite: Ciphersuite) -> None:
+    """part3 trusts the proofs part2 checked only for the very packages part2 was given."""
+    _, mine, r1, inbox = _two_of_three_to_part3(suite)
+    assert mine.round1_digest == dkg.round1_digest(suite, r1)
+
+    # Participant 3 runs part1 again: a valid package (good proof), but not the one part2 checked.
+    _, other3 = dkg.part1(suite, 3, 3, 2)
+    assert dkg.verify_proof_of_knowledge(suite, 3, other3.commitment, other3.proof_of_knowledge)
+    r, mu = r1[2].proof_of_knowledge
+    g = suite.group
+    tampered = [
+        {2: r1[2], 3: other3},
+        {2: replace(r1[2], proof_of_knowledge=(r, (mu + 1) % g.order)), 3: r1[3]},
+        {2: replace(r1[2], proof_of_knowledge=(r, mu + g.order)), 3: r1[3]},
+        {
+            2: replace(r1[2], commitment=(r1[2].commitment[0], g.add(r1[2].commitment[1], g.generator()))),
+            3: r1[3],
+        },
+    ]
+    for packages in tampered:
+        with pytest.raises(ThresholdError, match="not the ones part2 checked"):
+            dkg.part3(suite, mine, packages, inbox)
+    # The digest depends on every sender's identifier: the same packages under swapped keys
+    # are refused before the digest is even compared (they are labelled as someone else's).
+    with pytest.raises(ThresholdError, match="labelled"):
+        dkg.part3(suite, mine, {2: r1[3], 3: r1[2]}, inbox)
+    # A digest from another run is refused too, even with this run's packages.
+    with pytest.raises(ThresholdError, match="not the ones part2 checked"):
+        dkg.part3(suite, replace(mine, round1_digest=bytes(32)), r1, inbox)
+    kp, _ = dkg.part3(suite, mine, r1, inbox)
+    assert kp.identifier == 1
+
+
+def test_round1_digest_is_the_documented_one(suite: Ciphersuite) -> None:
+    """docs/formats.md (``dkg-round2-secret``, version 2) is enough to recompute the digest."""
+    _, broadcast = _round_one(suite, [1, 2, 4], 2)
+    packages = others(broadcast, 1)
+    g = suite.group
+    label, context = b"lifeboat-frost-dkg-round1-packages-v1", suite.name.encode("ascii")
+    data = struct.pack(">I", len(label)) + label + struct.pack(">I", len(context)) + context
+    data += struct.pack(">I", len(packages))
+    for sender in (2, 4):
+        package = packages[sender]
+        r, mu = package.proof_of_knowledge
+        data += g.serialize_scalar(sender) + g.serialize_scalar(package.identifier)
+        data += struct.pack(">I", len(package.commitment))
+        data += b"".join(g.serialize_element(e) for e in package.commitment)
+        data += g.serialize_element(r) + g.serialize_scalar(mu)
+    assert dkg.round1_digest(suite, packages) == hashlib.sha256(data).digest()
+
+
+def test_part3_without_a_digest_checks_the_proofs_again(suite: Ciphersuite) -> None:
+    """A round-two secret from before the digest (or built without one) is still safe to use."""
+    _, mine, r1, inbox = _two_of_three_to_part3(suite)
+    mine = replace(mine, round1_digest=None)
+    r, mu = r1[3].proof_of_knowledge
+    bad = {2: r1[2], 3: replace(r1[3], proof_of_knowledge=(r, (mu + 1) % suite.group.order))}
+    with pytest.raises(ThresholdError, match="invalid proof of knowledge") as raised:
+        dkg.part3(suite, mine, bad, inbox)
+    assert raised.value.culprits == (3,)
+    kp, _ = dkg.part3(suite, mine, r1, inbox)
+    assert kp.identifier == 1
 
 
 def test_secret_packages_hide_their_secrets(suite: Ciphersuite) -> None:

@@ -1,27 +1,35 @@
 """Versioned JSON documents: the one reader behind every Lifeboat JSON format.
 
 Each format (the home, a guardian envelope's plaintext) is a JSON object with ``format`` and
-``version`` fields. A reader accepts exactly its own format and version and refuses anything
-else with a message naming what it found, never guessing.
+``version`` fields. A reader accepts exactly its own format and the versions it knows, and
+refuses anything else with a message naming what it found, never guessing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from lifeboat.errors import InputError, LifeboatError
 
 
 def parse_versioned(
-    data: bytes, *, fmt: str, version: int, what: str, kind: str, error: type[LifeboatError]
+    data: bytes,
+    *,
+    fmt: str,
+    version: int | Collection[int],
+    what: str,
+    kind: str,
+    error: type[LifeboatError],
 ) -> dict[str, Any]:
     """The JSON object in ``data``, after checking its ``format`` and ``version`` fields.
 
-    ``what`` names the document in messages (a path); ``kind`` says what it should be
-    ("a Lifeboat home file"); ``error`` is the exception class to raise.
+    ``version`` is the one version the reader knows, or several it can read. ``what`` names
+    the document in messages (a path); ``kind`` says what it should be ("a Lifeboat home
+    file"); ``error`` is the exception class to raise.
     """
+    known = (version,) if isinstance(version, int) else tuple(sorted(version))
     try:
         body = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -29,9 +37,10 @@ def parse_versioned(
     if not isinstance(body, dict) or body.get("format") != fmt:
         raise error(f"{what} is not {kind}")
     found = body.get("version")
-    if type(found) is not int or found != version:
+    if type(found) is not int or found not in known:
+        versions = " or ".join(str(v) for v in known)
         raise error(
-            f"{what} has {fmt} version {found!r}; this Lifeboat reads version {version}, "
+            f"{what} has {fmt} version {found!r}; this Lifeboat reads version {versions}, "
             "so use a Lifeboat that matches it"
         )
     return body

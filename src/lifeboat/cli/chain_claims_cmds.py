@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lifeboat.cli.output import emit, info
 from lifeboat.cli.repo_cmds import CacheOpt, NoCacheOpt, PassFileOpt, StoreOpt, _open, _say, _warn
-from lifeboat.cli.state_cmds import MAX_BUNDLE_FILE, NameOpt, TrustOpt, _trust
-from lifeboat.documents import strict_json
+from lifeboat.cli.state_cmds import NameOpt, TrustOpt, _trust, max_bundle_file
 from lifeboat.errors import StateError, UsageError
 from lifeboat.fs import PUBLIC_MODE, read_bounded, write_atomic
-from lifeboat.onchain import settle as settlement
-from lifeboat.onchain.errors import OrderError
-from lifeboat.onchain.merkle import StandardMerkleTree, checked_address, claim_of, hex_proof
-from lifeboat.state import snapshots as state
-from lifeboat.state.snapshots import StateSnapshot
-from lifeboat.store.repository import Repository
+
+if TYPE_CHECKING:
+    from lifeboat.onchain import settle as settlement
+    from lifeboat.onchain.merkle import StandardMerkleTree
+    from lifeboat.state.snapshots import StateSnapshot
+    from lifeboat.store.repository import Repository
 
 #: The largest claim tree file read: a tree of 2**20 claims (the most a tree holds) is about 300 MB.
 MAX_TREE_FILE = 384 << 20
@@ -103,6 +102,9 @@ def _spec(
     balances: str | None,
 ) -> settlement.SettlementSpec:
     """The spec file's settings, overridden by the options given."""
+    from lifeboat.onchain import settle as settlement
+    from lifeboat.onchain.errors import OrderError
+
     base: dict[str, Any] = {}
     if spec_file is not None:
         base = settlement.load_spec(spec_file).to_json()
@@ -130,6 +132,8 @@ def _spec(
 
 
 def _resolve(repo: Repository, ref: str, name: str | None, trust: bytes | None) -> StateSnapshot:
+    from lifeboat.state import snapshots as state
+
     if ref == "known-good":
         good, rejected, _ = state.known_good(repo, name, trust=trust)
         for snap, why in rejected:
@@ -152,6 +156,8 @@ def _settle(
     cache_dir: Path | None,
     no_cache: bool,
 ) -> settlement.Settlement:
+    from lifeboat.onchain import settle as settlement
+
     pinned = _trust(trust)
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         snap = _resolve(repo, snapshot, name, pinned)
@@ -267,6 +273,10 @@ def claims_command(
 
 def load_tree(path: Path) -> StandardMerkleTree:
     """A claim tree file, bounded in size and checked hash by hash."""
+    from lifeboat.documents import strict_json
+    from lifeboat.onchain.errors import OrderError
+    from lifeboat.onchain.merkle import StandardMerkleTree
+
     data = read_bounded(path, MAX_TREE_FILE, what="claim tree")
     obj = strict_json(data, f"claim tree {path}", OrderError, invalid=f"claim tree {path} is not JSON")
     try:
@@ -282,6 +292,9 @@ def proof_command(
     account: Annotated[str, typer.Argument(help="The account (0x and 40 hex digits).")],
 ) -> None:
     """Print an account's amount and proof as JSON: the arguments of MerkleClaim.claim."""
+    from lifeboat.onchain.errors import OrderError
+    from lifeboat.onchain.merkle import checked_address, claim_of, hex_proof
+
     checked_address(account, "ACCOUNT")  # a mistyped account is named before the tree is read
     tree = load_tree(tree_file)
     try:
@@ -311,11 +324,13 @@ def verify_claim_command(
     trust: TrustOpt = None,
 ) -> None:
     """Check that an account's claim follows from records under the settled snapshot's signed root."""
+    from lifeboat.onchain import settle as settlement
+
     result = settlement.read_settlement(
         read_bounded(settlement_file, settlement.MAX_SETTLEMENT_FILE, what="settlement"),
         what=f"settlement {settlement_file}",
     )
-    proofs = [read_bounded(p, MAX_BUNDLE_FILE, what="proof") for p in bundles]
+    proofs = [read_bounded(p, max_bundle_file(), what="proof") for p in bundles]
     claim = settlement.verify_claim(result, account, proofs, trust=_trust(trust))
     ref = result.snapshot
     assert ref is not None  # verify_claim refuses a settlement without a snapshot

@@ -461,7 +461,3 @@ def watch_command(
             time.sleep(pause)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(chain_app, name="chain")

@@ -12,18 +12,16 @@ The contract and the encoding are described in docs/onchain-recovery-module.md.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lifeboat.cli.output import emit, stdout
 from lifeboat.errors import InputError, UsageError
 from lifeboat.fs import read_bounded
-from lifeboat.onchain import recovery_module
-from lifeboat.recovery import messages
-from lifeboat.recovery.config import check_config
-from lifeboat.recovery.keys import PublicKey
-from lifeboat.recovery.refusals import Refusal
+
+if TYPE_CHECKING:
+    from lifeboat.recovery import messages
 
 recovery_app = typer.Typer(
     help="The on-chain recovery module: a vault's module address, and the calls that relay signed messages.",
@@ -48,6 +46,9 @@ def _hex(text: str, length: int, what: str) -> bytes:
 
 
 def _read_signed(path: Path) -> messages.SignedMessage:
+    from lifeboat.recovery import messages
+    from lifeboat.recovery.refusals import Refusal
+
     try:
         return messages.decode_signed(read_bounded(path, messages.MAX_WIRE_BYTES, what="signed message"))
     except Refusal as error:
@@ -65,6 +66,11 @@ def address_command(
     chain_id: Annotated[int, typer.Option("--chain-id", help="The chain's id (1: Ethereum).")],
 ) -> None:
     """The address of a vault's module, and the EIP-712 domain its owner signs the CreateVault for."""
+    from lifeboat.onchain import recovery_module
+    from lifeboat.recovery import messages
+    from lifeboat.recovery.keys import PublicKey
+    from lifeboat.recovery.refusals import Refusal
+
     try:
         owner_key = PublicKey.parse(owner)
     except Refusal as error:
@@ -92,6 +98,11 @@ def calldata_command(
     ],
 ) -> None:
     """The transaction data that applies signed messages: send it to the module (or the factory)."""
+    from lifeboat.onchain import recovery_module
+    from lifeboat.recovery import messages
+    from lifeboat.recovery.config import check_config
+    from lifeboat.recovery.refusals import Refusal
+
     batch = [_read_signed(path) for path in message_files]
     services = {signed.service for signed in batch}
     if len(services) != 1:

@@ -19,23 +19,19 @@ import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.status import Status
 from rich.table import Table
 
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
-from lifeboat.drill.config import load_config
-from lifeboat.drill.history import read_history, record_run, summarize
-from lifeboat.drill.real import run_config_drill
-from lifeboat.drill.report import counts_text, render_html, seconds_text, step_line, verdict_text
-from lifeboat.drill.run import FAILED, PASSED, DrillReport, parse_scenario, run_drill
-from lifeboat.drill.sandbox import DEFAULT_ACCOUNTS
-from lifeboat.drill.timeline import Step
 from lifeboat.errors import UsageError
 from lifeboat.fs import PUBLIC_MODE, check_writable, write_atomic
-from lifeboat.home import Home
+
+if TYPE_CHECKING:
+    from lifeboat.drill.run import DrillReport
+    from lifeboat.drill.timeline import Step
 
 drill_app = typer.Typer(
     help="Disaster drills: break every path at once, recover each, report RTO/RPO.",
@@ -44,6 +40,9 @@ drill_app = typer.Typer(
 )
 
 MAX_ACCOUNTS = 50_000_000
+#: ``lifeboat.drill.sandbox.DEFAULT_ACCOUNTS``, written out so that building the commands does
+#: not load the drill code (tests/test_cli_startup.py checks that the two agree).
+DEFAULT_ACCOUNTS = 100_000
 #: The shortest ``--every``; $LIFEBOAT_DRILL_MIN_EVERY (seconds) lowers it, for tests only.
 MIN_EVERY_SECONDS = 60.0
 ENV_MIN_EVERY = "LIFEBOAT_DRILL_MIN_EVERY"
@@ -87,6 +86,8 @@ class _Progress:
             self._status.stop()
 
     def __call__(self, step: Step) -> None:
+        from lifeboat.drill.report import step_line
+
         if step.ok is None:
             if self._status is not None:
                 self._status.update(f"{step.path.value} {step.phase.value}: {step.title}")
@@ -144,6 +145,9 @@ def drill(
 ) -> None:
     """Run a sandbox drill on embedded defaults (nothing outside the sandbox touched), or with
     --config the read-only checks of a real setup."""
+    from lifeboat.drill.report import render_html
+    from lifeboat.drill.run import parse_scenario, run_drill
+
     if context.invoked_subcommand is not None:
         return
     if config is not None:
@@ -182,6 +186,9 @@ def drill(
 
 
 def _print_summary(report: DrillReport) -> None:
+    from lifeboat.drill.report import counts_text, seconds_text, verdict_text
+    from lifeboat.drill.run import PASSED
+
     table = Table(title=None, show_edge=False, pad_edge=False)
     for column in ("path", "verdict", "RTO", "lost", "recovered"):
         table.add_column(column, justify="right" if column == "RTO" else "left")
@@ -211,6 +218,12 @@ def _config_drills(
     config_file: Path, every: str | None, report_file: Path | None, force: bool, workdir: Path | None
 ) -> None:
     """One drill of the real setup, or (``every``) one after another until interrupted."""
+    from lifeboat.drill.config import load_config
+    from lifeboat.drill.history import record_run
+    from lifeboat.drill.real import run_config_drill
+    from lifeboat.drill.report import render_html
+    from lifeboat.home import Home
+
     interval = None if every is None else parse_every(every)
     config = load_config(config_file)
     if report_file is not None:
@@ -243,6 +256,9 @@ def _config_drills(
 
 
 def _print_config_summary(report: DrillReport) -> None:
+    from lifeboat.drill.report import seconds_text, verdict_text
+    from lifeboat.drill.run import FAILED, PASSED
+
     table = Table(title=None, show_edge=False, pad_edge=False)
     for column in ("path", "verdict", "restore estimate", "took"):
         table.add_column(column, justify="left" if column in ("path", "verdict") else "right")
@@ -277,6 +293,10 @@ def _when(iso: str) -> str:
 @drill_app.command("history")
 def history_command() -> None:
     """When each path of a real setup last passed, last ran, and why it last failed."""
+    from lifeboat.drill.history import read_history, summarize
+    from lifeboat.drill.run import PASSED
+    from lifeboat.home import Home
+
     home = Home(settings.home)
     runs = read_history(home)
     summaries = summarize(runs)
@@ -306,7 +326,3 @@ def history_command() -> None:
         stdout.print(f"{len(runs)} drill(s) recorded in {home.path}")
 
     emit(data, human)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(drill_app, name="drill")

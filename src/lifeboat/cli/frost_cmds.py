@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import typer
 
 from lifeboat.cli.output import emit, info, settings, stdout
 from lifeboat.errors import StorageError, UsageError
 from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, read_bounded, write_atomic
-from lifeboat.home import default_home
-from lifeboat.threshold import dkg, frost, keygen, serialize, suites
-from lifeboat.threshold.group import Ciphersuite, ThresholdError
-from lifeboat.threshold.nonces import SignerState, commit_sealed, sign_sealed
+
+if TYPE_CHECKING:
+    from lifeboat.threshold import dkg
+    from lifeboat.threshold.group import Ciphersuite
 
 frost_app = typer.Typer(
     help="FROST threshold signatures (RFC 9591): dealer or DKG key generation, signing, repair, refresh.",
@@ -33,6 +33,8 @@ Force = Annotated[bool, typer.Option("--force", help="Replace existing output fi
 
 
 def _read(path: Path, what: str) -> bytes:
+    from lifeboat.threshold import serialize
+
     return read_bounded(path, serialize.MAX_DOCUMENT_BYTES, what=what)
 
 
@@ -85,6 +87,8 @@ def _out_dir(directory: Path) -> Path:
 
 
 def _same_suite(expected: Ciphersuite, got: Ciphersuite, what: str) -> None:
+    from lifeboat.threshold.group import ThresholdError
+
     if got.name != expected.name:
         raise ThresholdError(f"{what} is for {got.name}, but this ceremony uses {expected.name}")
 
@@ -109,6 +113,8 @@ def frost_dealer(
     force: Force = False,
 ) -> None:
     """Trusted dealer: make n key packages (0600) and the public key package, then forget the key."""
+    from lifeboat.threshold import keygen, serialize, suites
+
     suite = suites.by_name(suite_name)
     directory = _out_dir(out_dir)
     packages, public, _ = keygen.trusted_dealer_keygen(suite, threshold, participants)
@@ -147,6 +153,9 @@ def frost_commit(
     The nonces are sealed under a one-time key kept in the signer state beside the key package
     (key-package-N.signer/); 'frost sign' destroys that key, so no copy of the nonce file signs twice.
     """
+    from lifeboat.threshold import serialize
+    from lifeboat.threshold.nonces import SignerState, commit_sealed
+
     suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
     directory = _out_dir(out_dir)
     commitment_path = directory / f"commitment-{kp.identifier}.json"
@@ -198,6 +207,8 @@ def frost_package(
     force: Force = False,
 ) -> None:
     """Coordinator: bundle the message and the signers' commitments into a signing package."""
+    from lifeboat.threshold import frost, serialize
+
     message = _message(message_file, message_hex)
     suite: Ciphersuite | None = None
     parsed = []
@@ -238,6 +249,11 @@ def frost_sign(
     force: Force = False,
 ) -> None:
     """Round 2: your signature share. Consumes the nonces; a nonce is never used twice."""
+    from lifeboat.home import default_home
+    from lifeboat.threshold import serialize
+    from lifeboat.threshold.group import ThresholdError
+    from lifeboat.threshold.nonces import sign_sealed
+
     suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
     sealed = serialize.decode_nonces(_read(nonces_file, "nonce file"), str(nonces_file))
     package_suite, message, commitments = serialize.decode_signing_package(
@@ -274,6 +290,8 @@ def frost_aggregate(
     force: Force = False,
 ) -> None:
     """Coordinator: combine the shares; every cheating signer is named if the result is invalid."""
+    from lifeboat.threshold import frost, serialize
+
     suite, message, commitments = serialize.decode_signing_package(
         _read(package, "signing package"), str(package)
     )
@@ -300,6 +318,9 @@ def frost_verify_share(
     public: Annotated[Path, typer.Option("--public", help="The public key package.", metavar="FILE")],
 ) -> None:
     """Check one signer's share on its own, before (or instead of) aggregating."""
+    from lifeboat.threshold import frost, serialize
+    from lifeboat.threshold.group import ThresholdError
+
     suite, message, commitments = serialize.decode_signing_package(
         _read(package, "signing package"), str(package)
     )
@@ -332,6 +353,8 @@ def frost_verify(
     ] = None,
 ) -> None:
     """Verify a group signature (an ordinary Ed25519 / Schnorr / BIP-340 signature)."""
+    from lifeboat.threshold import frost, serialize
+
     suite, message, signature, key = serialize.decode_signature(
         _read(signature_file, "signature"), str(signature_file)
     )
@@ -403,6 +426,8 @@ def _round1_packages(
     files: list[Path], decode: Callable[[bytes, str, Ciphersuite], P], suite: Ciphersuite
 ) -> dict[int, P]:
     """Round-one packages by sender; two files from one participant are refused."""
+    from lifeboat.threshold.group import ThresholdError
+
     packages: dict[int, P] = {}
     for path in files:
         package = decode(_read(path, "round-one package"), str(path), suite)
@@ -418,6 +443,9 @@ def _round2_packages(
     files: list[Path], suite: Ciphersuite, kind: str, me: int
 ) -> dict[int, dkg.Round2Package]:
     """The round-two shares sent to ``me``, by sender; misdirected or duplicate shares are refused."""
+    from lifeboat.threshold import serialize
+    from lifeboat.threshold.group import ThresholdError
+
     packages: dict[int, dkg.Round2Package] = {}
     for path in files:
         package = serialize.decode_round2_package(_read(path, "round-two share"), str(path), suite, kind)
@@ -440,6 +468,8 @@ def _write_round2(
     force: bool,
 ) -> list[str]:
     """Part two's outputs: the sender's secret state and one private share per receiver."""
+    from lifeboat.threshold import serialize
+
     ident = round2_secret.identifier
     outputs = _Outputs(force)
     outputs.add(
@@ -466,6 +496,7 @@ def dkg_part1(
     force: Force = False,
 ) -> None:
     """Round one: your secret polynomial (kept, 0600) and its commitment with a proof (broadcast)."""
+    from lifeboat.threshold import dkg, serialize, suites
 
     suite = suites.by_name(suite_name)
     directory = _out_dir(out_dir)
@@ -495,6 +526,7 @@ def dkg_part2(
     force: Force = False,
 ) -> None:
     """Round two: check everyone's proofs, then one secret share per other participant (0600)."""
+    from lifeboat.threshold import dkg, serialize
 
     suite, secret = serialize.decode_round1_secret(_read(secret_file, "DKG secret"), str(secret_file))
     packages = _round1_packages(round1, serialize.decode_round1_package, suite)
@@ -519,6 +551,7 @@ def dkg_part3(
     force: Force = False,
 ) -> None:
     """Round three: check the shares sent to you; write your key package and the public key package."""
+    from lifeboat.threshold import dkg, serialize
 
     suite, secret = serialize.decode_round2_secret(_read(secret_file, "DKG secret"), str(secret_file))
     packages = _round1_packages(round1, serialize.decode_round1_package, suite)
@@ -563,7 +596,7 @@ def repair_step1(
     force: Force = False,
 ) -> None:
     """Helper step 1: split your contribution into one delta per helper (0600, send privately)."""
-    from lifeboat.threshold import repair
+    from lifeboat.threshold import repair, serialize
 
     suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
     try:
@@ -594,7 +627,8 @@ def repair_step2(
     force: Force = False,
 ) -> None:
     """Helper step 2: sum the deltas you received into one sigma for the participant (0600)."""
-    from lifeboat.threshold import repair
+    from lifeboat.threshold import repair, serialize
+    from lifeboat.threshold.group import ThresholdError
 
     parsed = [serialize.decode_repair_value(_read(f, "repair delta"), str(f), "repair-delta") for f in deltas]
     suite = parsed[0][0]
@@ -633,7 +667,8 @@ def repair_step3(
     force: Force = False,
 ) -> None:
     """Participant step 3: rebuild your key package from the helpers' sigmas."""
-    from lifeboat.threshold import repair
+    from lifeboat.threshold import repair, serialize
+    from lifeboat.threshold.group import ThresholdError
 
     suite, pkp = serialize.decode_public_key_package(_read(public, "public key package"), str(public))
     parsed = [
@@ -693,7 +728,7 @@ def refresh_dealer(
     force: Force = False,
 ) -> None:
     """Trusted dealer: one refreshing share per remaining participant (0600) and the new public package."""
-    from lifeboat.threshold import refresh
+    from lifeboat.threshold import refresh, serialize
 
     suite, pkp = serialize.decode_public_key_package(_read(public, "public key package"), str(public))
     dropped = set(_id_list(remove))
@@ -728,7 +763,7 @@ def refresh_apply(
     force: Force = False,
 ) -> None:
     """Participant: apply a dealer's refreshing share; check it against the new public package."""
-    from lifeboat.threshold import refresh
+    from lifeboat.threshold import refresh, serialize
 
     suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
     refreshing = serialize.decode_refreshing_share(_read(share, "refreshing share"), str(share), suite)
@@ -752,7 +787,7 @@ def refresh_part1(
     force: Force = False,
 ) -> None:
     """Distributed refresh, round one: a zero-constant polynomial (kept) and its commitment (broadcast)."""
-    from lifeboat.threshold import refresh
+    from lifeboat.threshold import refresh, serialize
 
     suite, kp = serialize.decode_key_package(_read(key, "key package"), str(key))
     secret, package = refresh.refresh_dkg_part1(suite, kp.identifier, participants, kp.min_signers)
@@ -783,7 +818,7 @@ def refresh_part2(
     force: Force = False,
 ) -> None:
     """Distributed refresh, round two: one secret share per other participant (0600)."""
-    from lifeboat.threshold import refresh
+    from lifeboat.threshold import refresh, serialize
 
     suite, secret = serialize.decode_round1_secret(
         _read(secret_file, "refresh secret"), str(secret_file), "refresh-round1-secret"
@@ -810,7 +845,7 @@ def refresh_part3(
     force: Force = False,
 ) -> None:
     """Distributed refresh, round three: your new key package and the new public key package."""
-    from lifeboat.threshold import refresh
+    from lifeboat.threshold import refresh, serialize
 
     suite, secret = serialize.decode_round2_secret(
         _read(secret_file, "refresh secret"), str(secret_file), "refresh-round2-secret"

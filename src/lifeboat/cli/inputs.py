@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyrage
 import typer
 
 from lifeboat.errors import InputError, UsageError
 from lifeboat.fs import read_bounded, read_passphrase_file
-from lifeboat.secrets import envelope
+
+if TYPE_CHECKING:
+    import pyrage
 
 ENV_PASSPHRASE = "LIFEBOAT_PASSPHRASE"  # noqa: S105 (a variable name)
 MAX_PHRASE_FILE_BYTES = 64 * 1024
@@ -61,6 +63,8 @@ def phrase(file: Path | None, what: str) -> str:
 
 
 def identities(paths: list[Path] | None) -> list[pyrage.x25519.Identity]:
+    from lifeboat.secrets import envelope
+
     found: list[pyrage.x25519.Identity] = []
     for path in paths or []:
         found.extend(envelope.load_identities(path))

@@ -19,34 +19,136 @@ from typing import Annotated, Any
 import typer
 
 from lifeboat import __version__
-from lifeboat.cli import chain_cmds, drill_cmds, inputs, recovery_cmds, repo_cmds, state_cmds, webhook_cmds
-from lifeboat.cli.frost_cmds import frost_app
+from lifeboat.cli.lazy import LazyCommand, LazyGroup
 from lifeboat.cli.output import emit, error, info, settings, stdout
-from lifeboat.cli.secrets_cmds import guardians_app, mnemonic_app, seal_command, shares_app, unseal_command
-from lifeboat.cli.serve_cmds import serve_command
 from lifeboat.errors import LifeboatError, UsageError
+
+#: Every top-level command, in the order ``lifeboat --help`` lists them, with its module and the
+#: first paragraph of its help. A command's module is imported only when the command runs or
+#: shows its own help (lifeboat.cli.lazy); tests/test_cli_startup.py checks these help texts.
+COMMANDS: dict[str, LazyCommand] = {
+    "seal": LazyCommand(
+        "lifeboat.cli.secrets_cmds",
+        "seal_command",
+        "Encrypt a file of any size with a fresh key, and split only the key into SLIP-39 shares.",
+    ),
+    "unseal": LazyCommand(
+        "lifeboat.cli.secrets_cmds",
+        "unseal_command",
+        "Recover a sealed file's key from shares (or envelopes) and decrypt the file.",
+    ),
+    "serve": LazyCommand(
+        "lifeboat.cli.serve_cmds",
+        "serve_command",
+        "Run the guardian-recovery service.",
+    ),
+    "backup": LazyCommand(
+        "lifeboat.cli.repo_cmds",
+        "backup_command",
+        "Back up files and directories into a new snapshot (content-defined chunks, deduplicated).",
+    ),
+    "snapshots": LazyCommand(
+        "lifeboat.cli.repo_cmds",
+        "snapshots_command",
+        "List the snapshots, oldest first.",
+    ),
+    "ls": LazyCommand(
+        "lifeboat.cli.repo_cmds",
+        "ls_command",
+        "List the files of a snapshot.",
+    ),
+    "diff": LazyCommand(
+        "lifeboat.cli.repo_cmds",
+        "diff_command",
+        "Show what changed between two snapshots (+ added, - removed, M modified, T type, U metadata).",
+    ),
+    "restore": LazyCommand(
+        "lifeboat.cli.repo_cmds",
+        "restore_command",
+        "Restore a snapshot: contents bit-exact, modes, mtimes, symlinks.",
+    ),
+    "check": LazyCommand(
+        "lifeboat.cli.repo_cmds",
+        "check_command",
+        "Check the repository: structure, and with --read-data every shard. Exit 0 healthy, 3 degraded, 1 damaged.",
+    ),
+    "repair": LazyCommand(
+        "lifeboat.cli.repo_cmds",
+        "repair_command",
+        "Rebuild missing or corrupt shards from the surviving ones onto the stores that lost them.",
+    ),
+    "forget": LazyCommand(
+        "lifeboat.cli.repo_cmds",
+        "forget_command",
+        "Forget snapshots by a retention policy, and with --prune remove the data they alone used.",
+    ),
+    "mnemonic": LazyCommand(
+        "lifeboat.cli.secrets_cmds",
+        "mnemonic_app",
+        "BIP-39 mnemonics: generate, check, derive the seed.",
+    ),
+    "shares": LazyCommand(
+        "lifeboat.cli.secrets_cmds",
+        "shares_app",
+        "SLIP-39 share sets: create, recover, inspect, seal to guardians, cards, drills, reshare.",
+    ),
+    "guardians": LazyCommand(
+        "lifeboat.cli.secrets_cmds",
+        "guardians_app",
+        "Guardians: people who each keep one share, known by an age key.",
+    ),
+    "frost": LazyCommand(
+        "lifeboat.cli.frost_cmds",
+        "frost_app",
+        "FROST threshold signatures (RFC 9591): dealer or DKG key generation, signing, repair, refresh.",
+    ),
+    "repo": LazyCommand(
+        "lifeboat.cli.repo_cmds",
+        "repo_app",
+        "Repositories: n stores, any k of which restore everything (init, keys, locks, stores).",
+    ),
+    "state": LazyCommand(
+        "lifeboat.cli.state_cmds",
+        "state_app",
+        "Record snapshots of protocol state: Merkle sum trees, proofs, journals, invariants, rollback.",
+    ),
+    "recovery": LazyCommand(
+        "lifeboat.cli.recovery_cmds",
+        "recovery_app",
+        "Guardian recovery: vaults, policies, requests, approvals, vetoes, escrowed shares, the audit log.",
+    ),
+    "drill": LazyCommand(
+        "lifeboat.cli.drill_cmds",
+        "drill_app",
+        "Disaster drills: break every path at once, recover each, report RTO/RPO.",
+    ),
+    "webhook": LazyCommand(
+        "lifeboat.cli.webhook_cmds",
+        "webhook_app",
+        "Subscribe endpoints to recovery events (operator; works on the service's database).",
+    ),
+    "chain": LazyCommand(
+        "lifeboat.cli.chain_cmds",
+        "chain_app",
+        "On-chain recovery: pause orders signed by a FROST group, settlements, claim trees, contracts.",
+    ),
+}
+
+
+class Commands(LazyGroup):
+    registry = COMMANDS
+
 
 app = typer.Typer(
     name="lifeboat",
+    cls=Commands,
     help="Backup and recovery for crypto keys and protocol state: SLIP-39 shares, guardians, FROST, erasure-coded repositories.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(mnemonic_app, name="mnemonic")
-app.add_typer(shares_app, name="shares")
-app.add_typer(guardians_app, name="guardians")
-app.add_typer(frost_app, name="frost")
-app.command("seal")(seal_command)
-app.command("unseal")(unseal_command)
-app.command("serve")(serve_command)
-repo_cmds.register(app)
-state_cmds.register(app)
-recovery_cmds.register(app)
-drill_cmds.register(app)
-webhook_cmds.register(app)
-chain_cmds.register(app)
+Commands.root = app
 
 
 def _version(value: bool) -> None:
@@ -171,4 +273,4 @@ def run() -> None:
     sys.exit(main_entry())
 
 
-__all__ = ["app", "info", "inputs", "main_entry", "run", "stdout"]
+__all__ = ["COMMANDS", "app", "info", "main_entry", "run", "stdout"]

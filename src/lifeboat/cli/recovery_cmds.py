@@ -22,26 +22,22 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
-import click
-import pyrage
 import typer
 
 from lifeboat.cli import inputs
 from lifeboat.cli.output import emit, info, stdout
-from lifeboat.documents import canonical_json
 from lifeboat.errors import InputError, RecoveryError, UsageError
 from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, check_writable, read_bounded, write_atomic
-from lifeboat.recovery import audit, escrow, messages
-from lifeboat.recovery.config import Guardian, Policy, VaultConfig, check_config
-from lifeboat.recovery.keyfile import read_key_file, write_key_file
-from lifeboat.recovery.keys import KeyKind, PrivateKey, PublicKey
-from lifeboat.recovery.policy import Request, Status, VaultState
-from lifeboat.recovery.refusals import MalformedKey, Refusal
-from lifeboat.secrets import envelope
 
 if TYPE_CHECKING:
+    import pyrage
+
+    from lifeboat.recovery import messages
     from lifeboat.recovery.client import Client, ServiceInfo
-from lifeboat.secrets.backup import parse_share_text, stated_fingerprint
+    from lifeboat.recovery.config import Guardian, Policy, VaultConfig
+    from lifeboat.recovery.keys import PrivateKey, PublicKey
+    from lifeboat.recovery.policy import Request, VaultState
+
 
 recovery_app = typer.Typer(
     help="Guardian recovery: vaults, policies, requests, approvals, vetoes, escrowed shares, the audit log.",
@@ -73,7 +69,6 @@ for _name, _sub in (
 
 ENV_URL: Final = "LIFEBOAT_RECOVERY_URL"
 DEFAULT_VALID_FOR: Final = "1h"
-MAX_MESSAGE_FILE: Final = messages.MAX_WIRE_BYTES
 MAX_HEAD_FILE: Final = 4096
 MAX_SHARE_FILE: Final = 64 * 1024
 MAX_EXPORT: Final = 1 << 30
@@ -168,6 +163,9 @@ def format_duration(seconds: int) -> str:
 
 
 def parse_public_key(text: str, what: str = "a key") -> PublicKey:
+    from lifeboat.recovery.keys import PublicKey
+    from lifeboat.recovery.refusals import MalformedKey
+
     try:
         return PublicKey.parse(text.strip())
     except MalformedKey as error:
@@ -176,6 +174,8 @@ def parse_public_key(text: str, what: str = "a key") -> PublicKey:
 
 def parse_guardian(spec: str) -> Guardian:
     """``KEYTEXT[=WEIGHT][:LABEL]``, e.g. ``ed25519:ab..=2:Alice`` (the label may contain ':')."""
+    from lifeboat.recovery.config import Guardian
+
     kind, colon, rest = spec.partition(":")
     if not colon:
         raise UsageError(
@@ -214,6 +214,8 @@ def parse_policy(spec: str, guardians: Sequence[Guardian]) -> Policy:
     guardians; ``guardians=`` lists the policy's guardians by label, 1-based number or key
     (default: every guardian of the vault).
     """
+    from lifeboat.recovery.config import Policy
+
     fields = spec.split(":")
     if len(fields) < 4:
         raise UsageError(
@@ -247,6 +249,8 @@ def parse_policy(spec: str, guardians: Sequence[Guardian]) -> Policy:
 
 
 def parse_id(text: str, what: str) -> bytes:
+    from lifeboat.recovery import messages
+
     value = text.strip().lower().removeprefix("0x")
     if len(value) != 2 * messages.ID_BYTES or not all(c in "0123456789abcdef" for c in value):
         raise UsageError(f"{what} {text[:20]!r} is not an id: 64 hex digits, optionally after 0x")
@@ -271,6 +275,8 @@ def resolve_request(state: VaultState, text: str) -> Request:
 
 def connect(url: str | None) -> Client:
     """The recovery service at ``url`` (``--service`` or $LIFEBOAT_SERVICE)."""
+    import click
+
     if not url:
         raise UsageError(f"which recovery service? pass --service URL or set ${ENV_URL}")
     if not url.startswith(("http://", "https://")):
@@ -285,6 +291,8 @@ def connect(url: str | None) -> Client:
 
 
 def _valid_for(text: str) -> int:
+    from lifeboat.recovery import messages
+
     seconds = parse_duration(text, "--valid-for")
     if not 1 <= seconds <= messages.MAX_LIFETIME:
         raise UsageError(
@@ -295,6 +303,8 @@ def _valid_for(text: str) -> int:
 
 def _message(info_: ServiceInfo, vault: bytes, action: messages.Action, valid_for: str) -> messages.Message:
     """The message with a random 64-bit nonce, valid from 60 s before the service's now."""
+    from lifeboat.recovery import messages
+
     return messages.new_message(vault, action, now=info_.now, lifetime=_valid_for(valid_for))
 
 
@@ -339,6 +349,9 @@ def _sign_and_send(
     extra: dict[str, Any] | None = None,
     human: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
+    from lifeboat.recovery import messages
+    from lifeboat.recovery.keyfile import read_key_file
+
     key = read_key_file(key_file)
     _valid_for(valid_for)  # a usage error before any network call
     connection = connect(service_url)
@@ -349,6 +362,8 @@ def _sign_and_send(
 
 def _print_typed_data(info_: ServiceInfo, message: messages.Message) -> None:
     """The typed data, always as JSON (a wallet's input), on stdout."""
+    from lifeboat.recovery import messages
+
     sys.stdout.write(json.dumps(messages.typed_data(info_.service, message), indent=2) + "\n")
 
 
@@ -363,6 +378,9 @@ def keygen_command(
     ] = None,
 ) -> None:
     """Make a recovery key (owner, guardian or new owner); prints its public key, never the secret."""
+    from lifeboat.recovery.keyfile import write_key_file
+    from lifeboat.recovery.keys import KeyKind, PrivateKey
+
     try:
         key_kind = KeyKind(kind.strip().lower())
     except ValueError:
@@ -382,6 +400,8 @@ def key_show(
     key_file: Annotated[Path, typer.Argument(help="A recovery key file.", metavar="KEYFILE")],
 ) -> None:
     """Print a key file's public key (never its secret)."""
+    from lifeboat.recovery.keyfile import read_key_file
+
     key = read_key_file(key_file)
     public = key.public_key.text
     emit({"public_key": public, "kind": key.kind.value, "file": str(key_file)}, lambda: print(public))
@@ -428,6 +448,11 @@ def vault_create(
     valid_for: ValidForOpt = DEFAULT_VALID_FOR,
 ) -> None:
     """Create a vault owned by --key; prints its id."""
+    from lifeboat.recovery import messages
+    from lifeboat.recovery.config import VaultConfig, check_config
+    from lifeboat.recovery.keyfile import read_key_file
+    from lifeboat.recovery.refusals import Refusal
+
     key = read_key_file(key_file)
     guardians = tuple(parse_guardian(spec) for spec in guardian)
     config = _periods(
@@ -457,6 +482,8 @@ def vault_create(
 
 
 def _config_text(config: VaultConfig, indent: str = "") -> list[str]:
+    from lifeboat.recovery.config import Guardian
+
     lines = [f"{indent}guardians:"]
     for number, g in enumerate(config.guardians, start=1):
         label = f" {g.label}" if g.label else ""
@@ -522,6 +549,11 @@ def _propose(
     change: Callable[[VaultConfig], VaultConfig],
     what: str,
 ) -> None:
+    from lifeboat.recovery import messages
+    from lifeboat.recovery.config import check_config
+    from lifeboat.recovery.keyfile import read_key_file
+    from lifeboat.recovery.refusals import Refusal
+
     key = read_key_file(key_file)
     vault_id = parse_id(vault, "vault")
     _valid_for(valid_for)  # a usage error before any network call
@@ -677,6 +709,8 @@ def change_cancel(
     valid_for: ValidForOpt = DEFAULT_VALID_FOR,
 ) -> None:
     """Withdraw the pending configuration change."""
+    from lifeboat.recovery import messages
+
     _sign_and_send(service, key_file, parse_id(vault, "vault"), lambda _: messages.CancelChange(), valid_for)
 
 
@@ -699,6 +733,8 @@ def request_command(
     valid_for: ValidForOpt = DEFAULT_VALID_FOR,
 ) -> None:
     """Open a recovery request (counts as your approval); prints the request id."""
+    from lifeboat.recovery import messages
+
     vault_id = parse_id(vault, "vault")
     owner = parse_public_key(new_owner, "--new-owner")
     key = None if print_typed_data else _need_key(key_file)
@@ -726,6 +762,8 @@ def request_command(
 
 
 def _need_key(key_file: Path | None) -> PrivateKey:
+    from lifeboat.recovery.keyfile import read_key_file
+
     if key_file is None:
         raise UsageError("pass --key KEYFILE to sign (or --print-typed-data to sign with a wallet)")
     return read_key_file(key_file)
@@ -750,6 +788,8 @@ def approve_command(
     valid_for: ValidForOpt = DEFAULT_VALID_FOR,
 ) -> None:
     """Approve a request: the new owner and policy are taken from the request and signed with it."""
+    from lifeboat.recovery import messages
+
     vault_id = parse_id(vault, "vault")
     key = None if print_typed_data else _need_key(key_file)
     _valid_for(valid_for)  # a usage error before any network call
@@ -782,6 +822,8 @@ def _on_request(
     build: Callable[[bytes], messages.Action],
     print_typed_data: bool = False,
 ) -> None:
+    from lifeboat.recovery import messages
+
     vault_id = parse_id(vault, "vault")
     key = None if print_typed_data else _need_key(key_file)
     _valid_for(valid_for)  # a usage error before any network call
@@ -809,6 +851,8 @@ def veto_command(
     valid_for: ValidForOpt = DEFAULT_VALID_FOR,
 ) -> None:
     """Veto a request: the owner at any open stage; guardians where the policy allows."""
+    from lifeboat.recovery import messages
+
     _on_request(vault, request, key_file, service, valid_for, messages.Veto, print_typed_data)
 
 
@@ -821,6 +865,8 @@ def execute_command(
     valid_for: ValidForOpt = DEFAULT_VALID_FOR,
 ) -> None:
     """Execute an executable request (the new owner or a guardian of its policy)."""
+    from lifeboat.recovery import messages
+
     _on_request(vault, request, key_file, service, valid_for, messages.Execute)
 
 
@@ -829,6 +875,8 @@ def lock_command(
     vault: VaultArg, key_file: KeyOpt, service: ServiceOpt = None, valid_for: ValidForOpt = DEFAULT_VALID_FOR
 ) -> None:
     """Freeze owner-initiated changes for the lock period (any guardian)."""
+    from lifeboat.recovery import messages
+
     _sign_and_send(service, key_file, parse_id(vault, "vault"), lambda _: messages.Lock(), valid_for)
 
 
@@ -837,6 +885,8 @@ def unlock_command(
     vault: VaultArg, key_file: KeyOpt, service: ServiceOpt = None, valid_for: ValidForOpt = DEFAULT_VALID_FOR
 ) -> None:
     """Lift a guardian lock (any guardian)."""
+    from lifeboat.recovery import messages
+
     _sign_and_send(service, key_file, parse_id(vault, "vault"), lambda _: messages.Unlock(), valid_for)
 
 
@@ -845,6 +895,8 @@ def unlock_command(
 
 def request_summary(state: VaultState, request: Request, now: int) -> dict[str, Any]:
     """What a person needs about one request: status, approvals against the threshold, times left."""
+    from lifeboat.recovery.policy import Status
+
     policy = state.config.policy(request.policy)
     approvals = (
         state.config.weight(policy, request.approvals) if policy is not None else len(request.approvals)
@@ -956,6 +1008,10 @@ def escrow_upload(
     valid_for: ValidForOpt = DEFAULT_VALID_FOR,
 ) -> None:
     """Escrow your share for a request you approved, encrypted to the new owner; released only after execution."""
+    from lifeboat.recovery import escrow, messages
+    from lifeboat.recovery.keyfile import read_key_file
+    from lifeboat.secrets import envelope
+
     vault_id = parse_id(vault, "vault")
     key = read_key_file(key_file)
     recipient = envelope.parse_recipient(to)
@@ -1017,6 +1073,9 @@ def claim_command(
     service: ServiceOpt = None,
 ) -> None:
     """After execution: fetch the escrowed shares, decrypt them, rebuild the secret and check its fingerprint."""
+    from lifeboat.recovery import escrow
+    from lifeboat.secrets import envelope
+
     if not reveal and output is None:
         raise UsageError("the result is secret: pass --reveal to print it, or -o FILE to write it (0600)")
     if output is not None:
@@ -1061,6 +1120,10 @@ def _identity_and_fingerprint(
     identities: list[pyrage.x25519.Identity], ciphertexts: list[bytes], fingerprint: str | None
 ) -> tuple[pyrage.x25519.Identity, str]:
     """The identity that opens the first share, and the fingerprint to check against."""
+    import pyrage
+
+    from lifeboat.secrets.backup import parse_share_text, stated_fingerprint
+
     for identity in identities:
         try:
             first = pyrage.decrypt(ciphertexts[0], [identity])
@@ -1106,9 +1169,12 @@ def submit_command(
     service: ServiceOpt = None,
 ) -> None:
     """Send a message a wallet signed (the typed data from --print-typed-data and its signature)."""
+    from lifeboat.recovery import messages
+    from lifeboat.recovery.refusals import Refusal
+
     key = parse_public_key(signer, "--signer")
     try:
-        typed = json.loads(read_bounded(message_file, MAX_MESSAGE_FILE, what="typed data file"))
+        typed = json.loads(read_bounded(message_file, messages.MAX_WIRE_BYTES, what="typed data file"))
         kind = typed["primaryType"]
         service_id = messages.Service(
             typed["domain"]["chainId"], bytes.fromhex(str(typed["domain"]["verifyingContract"])[2:])
@@ -1172,6 +1238,9 @@ def audit_head(
     service: ServiceOpt = None,
 ) -> None:
     """The audit chain's newest entry signed by the service: keep it for `audit verify --known-head`."""
+    from lifeboat.documents import canonical_json
+    from lifeboat.recovery import audit
+
     if output is not None:
         check_writable(output, overwrite=force)
     document = connect(service).audit_head()
@@ -1206,6 +1275,8 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Check an export offline: every hash, the order, the signed head, and heads kept earlier."""
+    from lifeboat.recovery import audit
+
     text = service_key.strip().lower().removeprefix("0x")
     if len(text) != 64 or not all(c in "0123456789abcdef" for c in text):
         raise UsageError("--service-key is the service's Ed25519 public key: 64 hex digits")
@@ -1253,16 +1324,11 @@ def clock_advance(
     )
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(recovery_app, name="recovery")
-
-
 __all__ = [
     "connect",
     "format_duration",
     "parse_duration",
     "parse_guardian",
     "parse_policy",
-    "register",
     "request_summary",
 ]

@@ -17,29 +17,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
 from lifeboat.cli import inputs
+from lifeboat.cli.options import PlaintextRest, RevealShares
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
-from lifeboat.cli.secrets_cmds import PlaintextRest, RevealShares
 from lifeboat.errors import InputError, LifeboatError, StorageError, UsageError
-from lifeboat.store.backends import Backend, open_backend, open_stores, open_stores_leniently
-from lifeboat.store.config import CONFIG_KEY, encode_config
-from lifeboat.store.errors import RepositoryError, StoreDown
-from lifeboat.store.repository import Manifest, Repository, default_cache_dir
 
 if TYPE_CHECKING:
+    from lifeboat.store.backends import Backend
     from lifeboat.store.repair import RepairReport
+    from lifeboat.store.repository import Manifest, Repository
+
 
 repo_app = typer.Typer(
     help="Repositories: n stores, any k of which restore everything (init, keys, locks, stores).",
@@ -123,6 +113,8 @@ def _store_urls(stores: list[str] | None) -> list[str]:
 
 
 def _backends(urls: list[str], *, create: bool = False) -> list[Backend]:
+    from lifeboat.store.backends import open_stores
+
     return open_stores(urls, create=create, timeout=settings.store_timeout)
 
 
@@ -131,6 +123,8 @@ def _lenient_backends(urls: list[str], failures: list[str] | None = None) -> lis
 
     Why each given store could not be opened is appended to ``failures``, if given.
     """
+    from lifeboat.store.backends import open_stores_leniently
+
     found, unopened = open_stores_leniently(urls, timeout=settings.store_timeout)
     if failures is not None:  # the repository reports them with the other store failures
         failures.extend(unopened)
@@ -145,6 +139,8 @@ def _passphrase(file: Path | None, *, confirm: bool = False, prompt: str = "Repo
 
 
 def _cache(cache_dir: Path | None, no_cache: bool) -> Path | None:
+    from lifeboat.store.repository import default_cache_dir
+
     if no_cache:
         return None
     return cache_dir or default_cache_dir()
@@ -161,6 +157,9 @@ def _open(
     degraded_ok: bool = False,
     load_index: bool = True,
 ) -> Iterator[Repository]:
+    from lifeboat.store.errors import RepositoryError
+    from lifeboat.store.repository import Repository
+
     unopened: list[str] = []
     backends = _lenient_backends(_store_urls(stores), unopened)
     if not backends:
@@ -197,6 +196,16 @@ def _open(
 @contextmanager
 def _transfer_progress(no_progress: bool, label: str) -> Iterator[Callable[[Any], None]]:
     """A bar in bytes, with throughput and ETA, fed by BackupProgress / RestoreProgress states."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -223,6 +232,8 @@ def _transfer_progress(no_progress: bool, label: str) -> Iterator[Callable[[Any]
 @contextmanager
 def _phase_progress(no_progress: bool, label: str) -> Iterator[Callable[[str, int, int], None]]:
     """A bar in objects for check, repair and replace-store: (phase, done, total) updates."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -309,6 +320,8 @@ def init_command(
     passphrase_file: PassFileOpt = None,
 ) -> None:
     """Create a repository across the given stores (each gets one shard of every object)."""
+    from lifeboat.store.repository import Repository
+
     urls = _store_urls(store)
     if data_shards is not None and not 1 <= data_shards <= len(urls):
         raise UsageError(
@@ -539,6 +552,8 @@ def _number_to_replace(
 def _in_store_order(repo: Repository, urls: list[str]) -> dict[str, int] | None:
     """Store name → place in ``urls``, if the list holds n stores and every one that answers is at
     the place of its number (as `repo init` numbered them); else None."""
+    from lifeboat.store.backends import open_backend
+
     if len(urls) != repo.n:
         return None
     places: dict[str, int] = {}
@@ -722,6 +737,7 @@ def key_recover_command(
     """Recover the master key from SLIP-39 shares and set a new repository passphrase."""
     from lifeboat.cli import secrets_cmds
     from lifeboat.secrets import backup
+    from lifeboat.store.repository import Repository
 
     shares = secrets_cmds._gather(files, identity)
     share_passphrase = inputs.passphrase(share_passphrase_file, False)
@@ -1222,6 +1238,8 @@ def _adopt_stores(repo: Repository, urls: list[str], dry_run: bool) -> RepairRep
     the store list when that list is in store order). Every store must be accounted for, else
     nothing is written and the command says how to rebuild the rest elsewhere.
     """
+    from lifeboat.store.config import CONFIG_KEY, encode_config
+    from lifeboat.store.errors import StoreDown
     from lifeboat.store.repair import RepairReport, assign_numbers, replace_store
 
     merged = RepairReport(dry_run=dry_run)
@@ -1291,6 +1309,7 @@ def forget_command(
 
     from lifeboat.reachability import reachable_blobs
     from lifeboat.snapshot import retention
+    from lifeboat.store.errors import RepositoryError
     from lifeboat.store.prune import prune
 
     for name, value in (
@@ -1371,19 +1390,6 @@ def forget_command(
                 )
 
         emit(report_data, human)
-
-
-def register(app: typer.Typer) -> None:
-    """Attach these commands to the top-level ``lifeboat`` app."""
-    app.add_typer(repo_app, name="repo")
-    app.command("backup")(backup_command)
-    app.command("snapshots")(snapshots_command)
-    app.command("ls")(ls_command)
-    app.command("diff")(diff_command)
-    app.command("restore")(restore_command)
-    app.command("check")(check_command)
-    app.command("repair")(repair_command)
-    app.command("forget")(forget_command)
 
 
 ProgressFn = Callable[[str, int, int], None]

@@ -7,14 +7,14 @@ import secrets
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
 from lifeboat.cli import inputs
+from lifeboat.cli.options import PlaintextRest, RevealShares
 from lifeboat.cli.output import emit, info, settings, stderr, stdout
 from lifeboat.errors import (
     HomeError,
@@ -26,9 +26,16 @@ from lifeboat.errors import (
     UsageError,
 )
 from lifeboat.fs import SECRET_MODE, check_writable, publish, write_atomic
-from lifeboat.home import ACTIVE, PENDING, Holder, Home, ShareSetRecord
-from lifeboat.secrets import backup, bip39, envelope, slip39
-from lifeboat.secrets.fingerprint import fingerprint, format_fingerprint
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from lifeboat.home import Home, ShareSetRecord
+    from lifeboat.secrets import backup, slip39
+
+#: ``lifeboat.secrets.bip39.DEFAULT_LANGUAGE``, written out so that building the commands does not
+#: load the word lists (tests/test_cli_startup.py checks that the two agree).
+BIP39_DEFAULT_LANGUAGE = "english"
 
 mnemonic_app = typer.Typer(help="BIP-39 mnemonics: generate, check, derive the seed.", no_args_is_help=True)
 shares_app = typer.Typer(
@@ -42,13 +49,6 @@ guardians_app = typer.Typer(
 # Reusable option types --------------------------------------------------------------------
 
 Reveal = Annotated[bool, typer.Option("--reveal", help="Print the secret on standard output.")]
-RevealShares = Annotated[
-    bool,
-    typer.Option(
-        "--reveal",
-        help="Print every share (its words) on standard output, also those sealed to guardians.",
-    ),
-]
 Output = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write the secret to this file (0600, atomic).", metavar="FILE"),
@@ -84,14 +84,6 @@ GuardianOpt = Annotated[
     list[str] | None,
     typer.Option("--guardian", "-g", help="Seal the next share to this guardian (repeatable, in order)."),
 ]
-PlaintextRest = Annotated[
-    bool,
-    typer.Option(
-        "--plaintext-rest",
-        help="With fewer --guardian than shares: write the shares left over as plaintext files "
-        "(0600) in --shares-dir. Refused without this flag.",
-    ),
-]
 SchemeArg = Annotated[
     str,
     typer.Argument(help="'2of3' (one group), '2:2of3,3of5' (2 of these groups needed) or 'single'."),
@@ -102,6 +94,8 @@ LabelOpt = Annotated[
 
 
 def _home() -> Home:
+    from lifeboat.home import Home
+
     return Home(settings.home)
 
 
@@ -132,12 +126,14 @@ def mnemonic_generate(
     words: Annotated[int, typer.Option("--words", "-w", help="12, 15, 18, 21 or 24.")] = 24,
     language: Annotated[
         str, typer.Option("--language", "-l", help="BIP-39 word list.")
-    ] = bip39.DEFAULT_LANGUAGE,
+    ] = BIP39_DEFAULT_LANGUAGE,
     reveal: Reveal = False,
     output: Output = None,
     force: Overwrite = False,
 ) -> None:
     """Generate a new BIP-39 phrase from the system's CSPRNG."""
+    from lifeboat.secrets import bip39
+
     _secret_output(reveal, output, force)
     phrase = bip39.generate(words, language)
     if output is not None:
@@ -156,6 +152,8 @@ def mnemonic_check(
     language: Annotated[str | None, typer.Option("--language", "-l", help="Expected word list.")] = None,
 ) -> None:
     """Validate a BIP-39 phrase and say exactly what is wrong with it (and which lists it is valid in)."""
+    from lifeboat.secrets import bip39
+
     phrase = bip39.parse(inputs.phrase(file, "BIP-39 phrase"), language)
     data = {
         "valid": True,
@@ -179,6 +177,9 @@ def mnemonic_seed(
     force: Overwrite = False,
 ) -> None:
     """Derive the 64-byte BIP-39 seed (and BIP-32 master key) of a phrase."""
+    from lifeboat.secrets import bip39
+    from lifeboat.secrets.fingerprint import fingerprint, format_fingerprint
+
     _secret_output(reveal, output, force)
     phrase = bip39.parse(inputs.phrase(file, "BIP-39 phrase"), language)
     seed = bip39.to_seed(phrase, inputs.passphrase(passphrase_file, ask_passphrase, confirm=True))
@@ -203,6 +204,8 @@ def mnemonic_seed(
 def _secret_source(
     secret_hex_file: Path | None, from_bip39: Path | None, split: str | None, bits: int, bip39_passphrase: str
 ) -> backup.MasterSecret:
+    from lifeboat.secrets import backup
+
     if secret_hex_file is not None and from_bip39 is not None:
         raise UsageError("give either --secret-hex-file or --from-bip39, not both")
     if from_bip39 is not None:
@@ -284,6 +287,8 @@ def shares_create(
     reveal: RevealShares = False,
 ) -> None:
     """Split a master secret (generated, hex, or a BIP-39 phrase) into SLIP-39 shares."""
+    from lifeboat.secrets import backup, slip39
+
     _need_destination(reveal, shares_dir)
     parsed = slip39.Scheme.parse(scheme)
     backup.check_destinations(
@@ -322,6 +327,8 @@ def _print_status(recovery: slip39.Recovery) -> None:
 
 def _interactive_shares() -> list[backup.LoadedShare]:
     """Ask for shares one at a time, like a hardware wallet, until the set is complete."""
+    from lifeboat.secrets import backup, slip39
+
     recovery = slip39.Recovery()
     loaded: list[backup.LoadedShare] = []
     while not recovery.is_complete():
@@ -344,6 +351,8 @@ def _interactive_shares() -> list[backup.LoadedShare]:
 
 
 def _gather(files: list[str] | None, identity: list[Path] | None) -> list[backup.LoadedShare]:
+    from lifeboat.secrets import backup
+
     if files:
         return backup.load_shares(files, inputs.identities(identity))
     if sys.stdin.isatty() and not settings.json:
@@ -353,6 +362,8 @@ def _gather(files: list[str] | None, identity: list[Path] | None) -> list[backup
 
 def _needs_passphrase(set_id: str | None, shares: list[backup.LoadedShare]) -> bool:
     """Whether the home records a passphrase for the set these shares belong to."""
+    from lifeboat.secrets import slip39
+
     state = _home().load()
     if set_id is not None:
         return state.share_set(set_id).passphrase
@@ -383,6 +394,9 @@ def shares_recover(
     force: Overwrite = False,
 ) -> None:
     """Recover the master secret from shares: interactively, from files, or from stdin."""
+    from lifeboat.secrets import backup, bip39
+    from lifeboat.secrets.fingerprint import fingerprint, format_fingerprint
+
     _secret_output(reveal, output, force)
     if as_ not in ("auto", "hex", "bip39"):
         raise UsageError("--as takes auto, hex or bip39")
@@ -398,7 +412,7 @@ def shares_recover(
     if form == "auto":
         form = "bip39" if record is not None and record.secret_kind == backup.KIND_BIP39_ENTROPY else "hex"
     if form == "bip39":
-        lang = language or (record.bip39_language if record else None) or bip39.DEFAULT_LANGUAGE
+        lang = language or (record.bip39_language if record else None) or BIP39_DEFAULT_LANGUAGE
         text = bip39.from_entropy(secret, lang).phrase
     else:
         text = secret.hex()
@@ -434,6 +448,8 @@ def shares_recover(
 @shares_app.command("inspect")
 def shares_inspect(files: ShareFiles = None, identity: Identity = None) -> None:
     """Show each share's metadata (set, group, member, thresholds); never its secret value."""
+    from lifeboat.secrets import backup, slip39
+
     shares = backup.load_shares(files or ["-"], inputs.identities(identity))
     state = _home().load()
     rows = []
@@ -477,6 +493,9 @@ def shares_seal(
     force: Overwrite = False,
 ) -> None:
     """Seal one share to a guardian as an armored age file (opens with 'age -d -i KEY')."""
+    from lifeboat.home import Holder
+    from lifeboat.secrets import backup, envelope, slip39
+
     home = _home()
     state = home.load()
     who = state.guardian(to)
@@ -519,6 +538,8 @@ def shares_open(
     force: Overwrite = False,
 ) -> None:
     """Open a guardian envelope with the guardian's age identity; show its metadata."""
+    from lifeboat.secrets import backup
+
     if not identity:
         raise UsageError("give the guardian's age identity with -i KEYFILE")
     if output is not None:
@@ -556,6 +577,7 @@ def shares_cards(
     force: Overwrite = False,
 ) -> None:
     """Print share cards: a PDF page per share with words, QR code, thresholds and instructions."""
+    from lifeboat.secrets import backup, slip39
     from lifeboat.secrets.cards import ShareCard, write_cards
 
     shares = backup.load_shares(files or ["-"], inputs.identities(identity))
@@ -638,6 +660,8 @@ def shares_drill(
     ask_passphrase: AskPass = False,
 ) -> None:
     """Prove the shares still reconstruct the recorded fingerprint, without revealing the secret."""
+    from lifeboat.secrets import backup
+
     shares = _gather(files, identity)
     passphrase = inputs.passphrase(passphrase_file, ask_passphrase, needed=_needs_passphrase(set_id, shares))
     report = backup.drill(_home(), shares, passphrase=passphrase, set_id=set_id)
@@ -664,6 +688,8 @@ def shares_reshare(
     reveal: RevealShares = False,
 ) -> None:
     """From a threshold of the old shares, make a new (pending) set for the same secret."""
+    from lifeboat.secrets import backup, slip39
+
     _need_destination(reveal, shares_dir)
     new_scheme = slip39.Scheme.parse(scheme)
     backup.check_destinations(
@@ -703,6 +729,8 @@ def shares_confirm(
     ask_passphrase: AskPass = False,
 ) -> None:
     """Verify a pending reshared set from its own shares; then retire the old set."""
+    from lifeboat.secrets import backup
+
     shares = _gather(files, identity)
     passphrase = inputs.passphrase(passphrase_file, ask_passphrase, needed=_needs_passphrase(set_id, shares))
     report = backup.confirm(_home(), set_id, shares, passphrase=passphrase)
@@ -714,6 +742,8 @@ def shares_confirm(
 @shares_app.command("cancel")
 def shares_cancel(set_id: Annotated[str, typer.Argument(help="The pending share set.")]) -> None:
     """Abandon a pending reshare; the set it would have replaced stays active."""
+    from lifeboat.secrets import backup
+
     record = backup.cancel(_home(), set_id)
     emit(
         {"share_set": record.id, "status": record.status, "replaces": record.replaces},
@@ -728,6 +758,8 @@ def shares_list(
     all_: Annotated[bool, typer.Option("--all", "-a", help="Include retired sets.")] = False,
 ) -> None:
     """List the share sets recorded in the home."""
+    from lifeboat.home import ACTIVE, PENDING
+
     records = [r for r in _home().load().share_sets.values() if all_ or r.status in (ACTIVE, PENDING)]
     records.sort(key=lambda r: r.created)
 
@@ -793,6 +825,8 @@ def guardians_add(
     contact: Annotated[str | None, typer.Option(help="How to reach them (free text).")] = None,
 ) -> None:
     """Register a guardian by their age public key."""
+    from lifeboat.secrets import backup
+
     added = backup.add_guardian(_home(), name, recipient, contact)
     emit({"guardian": name, "recipient": added.recipient}, lambda: stdout.print(f"added guardian {name}"))
 
@@ -854,6 +888,8 @@ def guardians_remove(
 
 
 def _progress(total: int, description: str) -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -881,7 +917,7 @@ def seal_command(
     force: Overwrite = False,
 ) -> None:
     """Encrypt a file of any size with a fresh key, and split only the key into SLIP-39 shares."""
-    from lifeboat.secrets import sealed
+    from lifeboat.secrets import backup, sealed, slip39
 
     _need_destination(reveal, shares_dir)
     parsed = slip39.Scheme.parse(scheme)
@@ -940,7 +976,8 @@ def unseal_command(
     force: Overwrite = False,
 ) -> None:
     """Recover a sealed file's key from shares (or envelopes) and decrypt the file."""
-    from lifeboat.secrets import sealed
+    from lifeboat.secrets import sealed, slip39
+    from lifeboat.secrets.fingerprint import fingerprint, format_fingerprint
 
     if output is None:
         if file.suffix != sealed.SEALED_SUFFIX:

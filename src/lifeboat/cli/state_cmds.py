@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -34,14 +34,13 @@ from lifeboat.cli.repo_cmds import (
 )
 from lifeboat.errors import InputError, StateError, UsageError
 from lifeboat.fs import PUBLIC_MODE, SECRET_MODE, read_bounded, write_atomic
-from lifeboat.state import prolly
-from lifeboat.state import snapshots as state
-from lifeboat.state import statement as statements
-from lifeboat.state.invariants import InvariantReport, Invariants, load_invariants
-from lifeboat.state.records import RecordSpec, open_sink, open_source
-from lifeboat.state.snapshots import Signing, StateDiff, StateSnapshot
-from lifeboat.state.statement import Signer
-from lifeboat.threshold import serialize
+
+if TYPE_CHECKING:
+    from lifeboat.state import snapshots as state
+    from lifeboat.state.invariants import InvariantReport, Invariants
+    from lifeboat.state.records import RecordSpec
+    from lifeboat.state.snapshots import Signing, StateDiff, StateSnapshot
+
 
 state_app = typer.Typer(
     help="Record snapshots of protocol state: Merkle sum trees, proofs, journals, invariants, rollback.",
@@ -53,7 +52,17 @@ journal_app = typer.Typer(
 state_app.add_typer(journal_app, name="journal")
 
 MAX_SIGNATURE_FILE = 1 << 20
-MAX_BUNDLE_FILE = prolly.MAX_PROOF_BYTES + (1 << 20)
+#: ``lifeboat.state.snapshots.DEFAULT_LEAF_FANOUT``, written out so that building the commands
+#: does not load the state code (tests/test_cli_startup.py checks that the two agree).
+DEFAULT_LEAF_FANOUT = 7
+
+
+def max_bundle_file() -> int:
+    """The largest proof bundle file read: a proof at its limit plus room for the statement."""
+    from lifeboat.state import prolly
+
+    return prolly.MAX_PROOF_BYTES + (1 << 20)
+
 
 NameOpt = Annotated[
     str | None,
@@ -109,6 +118,9 @@ InvariantsOpt = Annotated[
 
 
 def _spec(key: str, sums: list[str] | None) -> RecordSpec:
+    from lifeboat.state import prolly
+    from lifeboat.state.records import RecordSpec
+
     fields = tuple(sums or ())
     if len(set(fields)) != len(fields):
         raise UsageError("a --sum field is given twice")
@@ -118,10 +130,17 @@ def _spec(key: str, sums: list[str] | None) -> RecordSpec:
 
 
 def _trust(value: str | None) -> bytes | None:
+    from lifeboat.state import statement as statements
+
     return None if value is None else statements.parse_trust(value, what="--trust")
 
 
 def _signing(repo: Any, signing_key: Path | None, frost_group: Path | None) -> Signing:
+    from lifeboat.state import snapshots as state
+    from lifeboat.state import statement as statements
+    from lifeboat.state.snapshots import Signing
+    from lifeboat.state.statement import Signer
+
     if signing_key is not None and frost_group is not None:
         raise UsageError("give at most one of --signing-key and --frost-group")
     if signing_key is not None:
@@ -136,6 +155,8 @@ def _signing(repo: Any, signing_key: Path | None, frost_group: Path | None) -> S
 
 def _dataset_name(name: str | None, location: str, table: str | None) -> str:
     """``--name``, or one made from the file name or table (a query needs ``--name``), checked."""
+    from lifeboat.state import statement as statements
+
     if name is None:
         if "://" in location and not table:
             raise UsageError("name the dataset of a query with --name")
@@ -229,7 +250,7 @@ def snapshot_command(
     message_out: MessageOutOpt = None,
     leaf_fanout: Annotated[
         int, typer.Option("--leaf-fanout", help="Records per leaf (target).", min=2, max=4096)
-    ] = state.DEFAULT_LEAF_FANOUT,
+    ] = DEFAULT_LEAF_FANOUT,
     store: StoreOpt = None,
     passphrase_file: PassFileOpt = None,
     cache_dir: CacheOpt = None,
@@ -237,6 +258,10 @@ def snapshot_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Snapshot a record set: store its Merkle sum tree and a signed statement of its root."""
+    from lifeboat.state import snapshots as state
+    from lifeboat.state.invariants import load_invariants
+    from lifeboat.state.records import open_source
+
     spec = _spec(key, sums)
     checks = load_invariants(invariants) if invariants is not None else None
     if message_out is not None and frost_group is None:
@@ -277,6 +302,8 @@ def _report_snapshot(
 ) -> None:
     """Print a new snapshot; ``appended``: the journal append that came first in the same run
     (its JSON, which then holds the snapshot's under ``snapshot``, and its human renderer)."""
+    from lifeboat.state.invariants import InvariantReport
+
     data = _snap_json(snap)
     data["written"] = {
         "nodes_new": written.nodes_new,
@@ -328,6 +355,8 @@ def list_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """List the record snapshots, oldest first."""
+    from lifeboat.state import snapshots as state
+
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         snapshots, problems = state.state_snapshots(repo, name)
     for problem in problems:
@@ -364,6 +393,9 @@ def show_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Show one record snapshot's statement: root, totals, source, invariants, signer, chain."""
+    from lifeboat.state import snapshots as state
+    from lifeboat.state.invariants import InvariantReport
+
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         snap = state.find_state(repo, snapshot, name)
     data = _snap_json(snap)
@@ -400,6 +432,8 @@ def diff_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """What changed between two record snapshots: keys added, removed, changed, and each sum's change."""
+    from lifeboat.state import snapshots as state
+
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         a = state.find_state(repo, first, name)
         b = state.find_state(repo, second, name)
@@ -424,6 +458,8 @@ def get_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Print one record's value (exit 1 if the key is absent)."""
+    from lifeboat.state import snapshots as state
+
     wanted = key.encode("utf-8", "surrogateescape")
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         snap = _snapshot_at(repo, snapshot, name, at_seq)
@@ -449,6 +485,10 @@ def prove_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """A proof that the key is in the snapshot (or is not), with the signed statement: all a verifier needs."""
+    from lifeboat.state import prolly
+    from lifeboat.state import snapshots as state
+    from lifeboat.state import statement as statements
+
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         snap = state.find_state(repo, snapshot, name)
         if snap.signature is None:
@@ -476,6 +516,9 @@ def verify_proof_command(
     trust: TrustOpt = None,
 ) -> None:
     """Check a proof with nothing but the proof: the statement's signature, the root, the path and sums."""
+    from lifeboat.state import prolly
+    from lifeboat.state import statement as statements
+
     expected = None
     if root is not None:
         try:
@@ -485,7 +528,7 @@ def verify_proof_command(
         if len(expected) != prolly.ID_BYTES:
             raise UsageError("--root must be 64 hex digits")
     verified = statements.verify_bundle(
-        read_bounded(proof_file, MAX_BUNDLE_FILE, what="proof"), root=expected, trust=_trust(trust)
+        read_bounded(proof_file, max_bundle_file(), what="proof"), root=expected, trust=_trust(trust)
     )
     s = verified.statement
     p = verified.proof
@@ -542,6 +585,8 @@ def verify_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Check every record snapshot's signature and its chain; with --read-data every node. Exit 1 if not."""
+    from lifeboat.state import snapshots as state
+
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         report = state.verify_states(repo, name, trust=_trust(trust), read_data=read_data)
     data = {
@@ -581,6 +626,9 @@ def restore_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Write a snapshot's records (plus its journal up to --at-seq) to a file or table, replacing it."""
+    from lifeboat.state import snapshots as state
+    from lifeboat.state.records import open_sink
+
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         snap = _snapshot_at(repo, snapshot, name, at_seq)
         sink = open_sink(target, table=table)
@@ -601,6 +649,8 @@ def restore_command(
 
 def _snapshot_at(repo: Any, snapshot: str, name: str | None, at_seq: int | None) -> StateSnapshot:
     """``--snapshot``; for ``latest`` with ``--at-seq``, the newest one at or before that sequence."""
+    from lifeboat.state import snapshots as state
+
     snap = state.find_state(repo, snapshot, name)
     if at_seq is None or snapshot != "latest":
         return snap
@@ -623,6 +673,10 @@ def check_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Check live state against invariants without snapshotting it. Exit 1 on a violation, naming it."""
+    from lifeboat.state import snapshots as state
+    from lifeboat.state.invariants import load_invariants
+    from lifeboat.state.records import RecordSpec, open_source
+
     checks: Invariants = load_invariants(invariants)
     with (
         open_source(source, RecordSpec(key, ()), table=table, query=query) as records,
@@ -662,6 +716,8 @@ def rollback_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Restore the newest snapshot whose signature, chain and invariants hold, and report what differed."""
+    from lifeboat.state import snapshots as state
+
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         good, rejected, damaged = state.known_good(repo, name, trust=_trust(trust), skip_damaged=skip_damaged)
         for problem in damaged:
@@ -713,6 +769,8 @@ def keygen_command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Make an Ed25519 key for signing record snapshots; prints its public key."""
+    from lifeboat.state import statement as statements
+
     seed = statements.new_signing_key()
     write_atomic(output, statements.encode_signing_key(seed), mode=SECRET_MODE, overwrite=force)
     public = statements.public_key_of(seed).hex()
@@ -735,6 +793,8 @@ def message_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Write the statement a FROST group signs (the `--message-file` of `lifeboat frost package`)."""
+    from lifeboat.state import snapshots as state
+
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         snap = state.find_state(repo, snapshot, name)
     write_atomic(output, snap.statement.message(), mode=PUBLIC_MODE, overwrite=True)
@@ -755,6 +815,9 @@ def attest_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Attach a FROST group's signature to a record snapshot (it must sign exactly its statement)."""
+    from lifeboat.state import snapshots as state
+    from lifeboat.threshold import serialize
+
     suite, message, value, key = serialize.decode_signature(
         read_bounded(signature, MAX_SIGNATURE_FILE, what="signature"), str(signature)
     )
@@ -800,6 +863,9 @@ def journal_append_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Store record changes (upserts and deletes with sequence numbers) after the newest snapshot."""
+    from lifeboat.state import snapshots as state
+    from lifeboat.state.invariants import load_invariants
+
     if not apply and (invariants is not None or signing_key is not None or frost_group is not None):
         raise UsageError("--invariants, --signing-key and --frost-group go with --apply")
     checks = load_invariants(invariants) if invariants is not None else None
@@ -881,6 +947,9 @@ def journal_apply_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Make a new snapshot from the newest one and its journal, rewriting only the changed paths."""
+    from lifeboat.state import snapshots as state
+    from lifeboat.state.invariants import load_invariants
+
     checks = load_invariants(invariants) if invariants is not None else None
     with _open(
         store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache, writable=True, load_index=False
@@ -910,6 +979,8 @@ def journal_list_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """List the stored journal segments."""
+    from lifeboat.state import snapshots as state
+
     with _open(store, passphrase_file, cache_dir=cache_dir, no_cache=no_cache) as repo:
         dataset = name or state.find_state(repo, "latest").statement.name
         segments = state.journal_segments(repo, dataset)
@@ -934,7 +1005,3 @@ def journal_list_command(
             )
 
     emit(data, human)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(state_app, name="state")

@@ -187,7 +187,3 @@ def remove_command(
 webhook_app.command("add")(add_command)
 webhook_app.command("list")(list_command)
 webhook_app.command("remove")(remove_command)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(webhook_app, name="webhook")

@@ -11,8 +11,10 @@ inputs give the same bytes:
   :class:`Round1SecretPackage`.
 * :func:`part2`: check every other participant's round-one package and proof, then evaluate
   the polynomial at each of them. Send each :class:`Round2Package` to its receiver alone, over
-  a confidential and authenticated channel; keep the :class:`Round2SecretPackage`.
-* :func:`part3`: check every received share against its sender's commitment and derive the
+  a confidential and authenticated channel; keep the :class:`Round2SecretPackage`, which
+  records a digest of the round-one packages just checked (:func:`round1_digest`).
+* :func:`part3`: check that it is given the round-one packages part2 checked (by that digest),
+  check every received share against its sender's commitment and derive the
   :class:`~lifeboat.threshold.group.KeyPackage` and the
   :class:`~lifeboat.threshold.group.PublicKeyPackage`.
 
@@ -33,9 +35,10 @@ hook, as ``frost-core``'s ``generate_nonce`` gives it.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from lifeboat.threshold.frost import check_identifier
 from lifeboat.threshold.group import (
@@ -104,13 +107,20 @@ class Round1Package:
 
 @dataclass(frozen=True)
 class Round2SecretPackage:
-    """What a participant keeps between :func:`part2` and :func:`part3`. Never send it."""
+    """What a participant keeps between :func:`part2` and :func:`part3`. Never send it.
+
+    ``round1_digest`` is :func:`round1_digest` of the round-one packages :func:`part2` checked,
+    proofs included; :func:`part3` then only compares it with the digest of what it is given.
+    ``None`` (a refresh, or a package written before the digest existed) makes :func:`part3`
+    check the proofs of knowledge again.
+    """
 
     identifier: int
     commitment: tuple[Element, ...]
     secret_share: int
     min_signers: int
     max_signers: int
+    round1_digest: bytes | None = None
 
     def __repr__(self) -> str:
         return (
@@ -131,6 +141,19 @@ class Round2Package:
         return f"Round2Package(sender={self.sender}, receiver={self.receiver}, <secret>)"
 
 
+_HOOKS: dict[tuple[type, type], bool] = {}
+
+
+def _has_hook(suite: Ciphersuite, hook: type) -> bool:
+    """``isinstance(suite, hook)`` for a protocol, remembered per class (a protocol check costs
+    microseconds, as much as a group operation)."""
+    key = (type(suite), hook)
+    known = _HOOKS.get(key)
+    if known is None:
+        known = _HOOKS[key] = isinstance(suite, hook)
+    return known
+
+
 def hdkg(suite: Ciphersuite, message: bytes) -> int:
     """The DKG challenge hash: the suite's ``HDKG`` if it has one, else its hash-to-scalar.
 
@@ -138,8 +161,8 @@ def hdkg(suite: Ciphersuite, message: bytes) -> int:
     for Ed25519, and ``hash_to_field`` (expand_message_xmd, SHA-256) with the domain
     ``context || "dkg"`` for secp256k1; the labels of H1 and H3 follow the same pattern.
     """
-    if isinstance(suite, DkgHash):
-        return suite.HDKG(message)
+    if _has_hook(suite, DkgHash):
+        return cast(DkgHash, suite).HDKG(message)
     group = suite.group
     if group.name == "ed25519":
         digest = hashlib.sha512(suite.context + b"dkg" + message).digest()
@@ -196,8 +219,45 @@ def verify_proof_of_knowledge(
     if not isinstance(mu, int) or not 0 <= mu < g.order:
         return False
     c = challenge(suite, identifier, commitment[0], r)
-    expected = g.add(g.scalar_base_mult(mu), g.negate(g.scalar_mult(c, commitment[0])))
+    # [-c]phi_0 rather than -([c]phi_0): the same multiplication, without a negation.
+    expected = g.add(g.scalar_base_mult(mu), g.scalar_mult(-c % g.order, commitment[0]))
     return g.equal(r, expected)
+
+
+ROUND1_DIGEST_LABEL = b"lifeboat-frost-dkg-round1-packages-v1"
+ROUND1_DIGEST_BYTES = 32
+
+
+def round1_digest(suite: Ciphersuite, round1_packages: Mapping[int, Round1Package]) -> bytes:
+    """SHA-256 of a set of round-one packages, as docs/formats.md (``dkg-round2-secret``) lays out.
+
+    The label and the suite's context string, each preceded by its length; the number of
+    packages; then for each sender in increasing order its identifier (as the channel vouched
+    for it), the package's own identifier, the number of commitment elements, each element, and
+    the proof's ``R`` and ``mu``. Counts and lengths are 4 bytes big-endian; scalars and
+    elements are in the suite's encoding, whose lengths the suite fixes. Raises
+    :class:`ThresholdError` for a package that cannot be encoded (an identity element, a ``mu``
+    that is not a scalar below the group order): no package that part2 accepts is like that.
+    """
+    g = suite.group
+
+    def count(value: int) -> bytes:
+        return value.to_bytes(4, "big")
+
+    def scalar(value: object) -> bytes:
+        if type(value) is not int or not 0 <= value < g.order:
+            raise ThresholdError("a round-one package holds a value that is not a scalar")
+        return g.serialize_scalar(value)
+
+    parts = [count(len(ROUND1_DIGEST_LABEL)), ROUND1_DIGEST_LABEL, count(len(suite.context)), suite.context]
+    parts.append(count(len(round1_packages)))
+    for sender in sorted(round1_packages):
+        package = round1_packages[sender]
+        r, mu = package.proof_of_knowledge
+        parts += (scalar(sender), scalar(package.identifier), count(len(package.commitment)))
+        parts += map(g.serialize_element, package.commitment)
+        parts += (g.serialize_element(r), scalar(mu))
+    return hashlib.sha256(b"".join(parts)).digest()
 
 
 def part1(
@@ -310,7 +370,12 @@ def part2(
     own_share = polynomial_evaluate(own, secret_package.coefficients, order)
     return (
         Round2SecretPackage(
-            own, secret_package.commitment, own_share, secret_package.min_signers, secret_package.max_signers
+            own,
+            secret_package.commitment,
+            own_share,
+            secret_package.min_signers,
+            secret_package.max_signers,
+            round1_digest(suite, round1_packages),
         ),
         packages,
     )
@@ -376,14 +441,27 @@ def part3(
 ) -> tuple[KeyPackage, PublicKeyPackage]:
     """Round three: check the received shares and derive the long-lived key material.
 
-    ``round1_packages`` must be the ones given to :func:`part2`; ``round2_packages`` maps each
-    sender to the share it sent this participant. Every sender of a share that does not match
-    its commitment is named in ``culprits``.
+    ``round1_packages`` must be the ones given to :func:`part2`: their digest must equal the
+    one :func:`part2` recorded in ``round2_secret`` (compared in constant time), or part3 refuses
+    them, since their proofs of knowledge were checked only there. A ``round2_secret`` without a
+    digest has the proofs checked again here. ``round2_packages`` maps each sender to the share
+    it sent this participant. Every sender of a share that does not match its commitment is
+    named in ``culprits``.
     """
     own = round2_secret.identifier
     check_peer_identifiers(suite, own, round2_secret.max_signers, round1_packages, "round-one packages")
-    # Proofs are checked again: part3 may be handed other round-one files than part2 was.
-    _check_round1_packages(suite, round1_packages, round2_secret.min_signers, proofs=True)
+    expected = round2_secret.round1_digest
+    _check_round1_packages(suite, round1_packages, round2_secret.min_signers, proofs=expected is None)
+    if expected is not None:
+        try:
+            given = round1_digest(suite, round1_packages)
+        except ThresholdError:
+            given = b""
+        if not hmac.compare_digest(given, expected):
+            raise ThresholdError(
+                "the round-one packages given to part3 are not the ones part2 checked; "
+                "give part3 exactly the round-one packages given to part2"
+            )
     commitments: dict[int, Sequence[Element]] = {i: p.commitment for i, p in round1_packages.items()}
     received = check_received_shares(suite, own, commitments, round2_packages)
     signing_share = (received + round2_secret.secret_share) % suite.group.order
@@ -396,6 +474,6 @@ def part3(
     key_package = KeyPackage(
         own, signing_share, verifying_share, public.group_public_key, round2_secret.min_signers
     )
-    if isinstance(suite, PostDkg):
-        return suite.post_dkg(key_package, public)
+    if _has_hook(suite, PostDkg):
+        return cast(PostDkg, suite).post_dkg(key_package, public)
     return key_package, public

@@ -12,9 +12,17 @@ import math
 import secrets as _random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeGuard, runtime_checkable
 
-from lifeboat.threshold.group import Ciphersuite, Element, Group, KeyPackage, PublicKeyPackage, ThresholdError
+from lifeboat.threshold.group import (
+    Ciphersuite,
+    Element,
+    Group,
+    KeyPackage,
+    PublicKeyPackage,
+    ThresholdError,
+    has_multi_add,
+    sum_elements,
+)
 
 
 @dataclass(frozen=True)
@@ -147,41 +155,13 @@ def compute_binding_factors(
     return {identifier: suite.H1(rho_input) for identifier, rho_input in inputs.items()}
 
 
-@runtime_checkable
-class _MultiAdd(Protocol):
-    """A group that adds many elements in one call (libsecp256k1 does; libsodium does not)."""
-
-    def sum(self, elements: Sequence[Element]) -> Element: ...
-
-
-_MULTI_ADD: dict[type, bool] = {}
-
-
-def _has_multi_add(group: Group) -> TypeGuard[_MultiAdd]:
-    """``isinstance(group, _MultiAdd)``, remembered per class (a protocol check costs microseconds)."""
-    kind = type(group)
-    known = _MULTI_ADD.get(kind)
-    if known is None:
-        known = _MULTI_ADD[kind] = isinstance(group, _MultiAdd)
-    return known
-
-
-def _sum(group: Group, elements: Sequence[Element]) -> Element:
-    if _has_multi_add(group):
-        return group.sum(elements)
-    total = group.identity()
-    for element in elements:
-        total = group.add(total, element)
-    return total
-
-
 def compute_group_commitment(
     suite: Ciphersuite, commitments: Sequence[SigningCommitment], binding_factors: Mapping[int, int]
 ) -> Element:
     """RFC 9591 4.5."""
     g = suite.group
     terms = [g.scalar_mult(binding_factors[c.identifier], c.binding) for c in commitments]
-    if _has_multi_add(g):
+    if has_multi_add(g):
         return g.sum([c.hiding for c in commitments] + terms)
     total = g.identity()
     for c, term in zip(commitments, terms, strict=True):
@@ -262,12 +242,12 @@ def _context(
     factors = {c.identifier: suite.H1(prefix + g.serialize_scalar(c.identifier)) for c in ordered}
     terms = {c.identifier: g.scalar_mult(factors[c.identifier], c.binding) for c in ordered}
     shares: dict[int, Element] | None = None
-    if _has_multi_add(g):
+    if has_multi_add(g):
         group_commitment = g.sum([c.hiding for c in ordered] + list(terms.values()))
     else:
         # Adding one participant at a time yields each commitment share for free.
         shares = {c.identifier: g.add(c.hiding, terms[c.identifier]) for c in ordered}
-        group_commitment = _sum(g, list(shares.values()))
+        group_commitment = sum_elements(g, list(shares.values()))
     challenge = compute_challenge(suite, group_commitment, group_public_key, message)
     nonce_sign, key_sign = suite.signs(group_commitment, group_public_key)
     return _Context(

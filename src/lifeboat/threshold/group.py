@@ -12,9 +12,9 @@ take them; the protocol modules import them from here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeGuard, runtime_checkable
 
 from lifeboat.errors import LifeboatError
 
@@ -152,7 +152,29 @@ class RfcHooks:
         return public_key_package
 
 
-def sum_elements(group: Group, elements: list[Element]) -> Element:
+@runtime_checkable
+class MultiAdd(Protocol):
+    """A group that adds many elements in one call (libsecp256k1 does; libsodium does not)."""
+
+    def sum(self, elements: Sequence[Element]) -> Element: ...
+
+
+_MULTI_ADD: dict[type, bool] = {}
+
+
+def has_multi_add(group: Group) -> TypeGuard[MultiAdd]:
+    """``isinstance(group, MultiAdd)``, remembered per class (a protocol check costs microseconds)."""
+    kind = type(group)
+    known = _MULTI_ADD.get(kind)
+    if known is None:
+        known = _MULTI_ADD[kind] = isinstance(group, MultiAdd)
+    return known
+
+
+def sum_elements(group: Group, elements: Sequence[Element]) -> Element:
+    """The sum of ``elements``: in one call if the group can, else one addition at a time."""
+    if has_multi_add(group):
+        return group.sum(elements)
     total = group.identity()
     for element in elements:
         total = group.add(total, element)

@@ -16,8 +16,9 @@ def expand_message_xmd(msg: bytes, dst: bytes, len_in_bytes: int) -> bytes:
     msg_prime = bytes(_S_IN_BYTES) + msg + len_in_bytes.to_bytes(2, "big") + b"\x00" + dst_prime
     b0 = hashlib.sha256(msg_prime).digest()
     blocks = [hashlib.sha256(b0 + b"\x01" + dst_prime).digest()]
+    b0_value = int.from_bytes(b0, "big")
     for i in range(2, ell + 1):
-        mixed = bytes(x ^ y for x, y in zip(b0, blocks[-1], strict=True))
+        mixed = (b0_value ^ int.from_bytes(blocks[-1], "big")).to_bytes(_B_IN_BYTES, "big")
         blocks.append(hashlib.sha256(mixed + bytes([i]) + dst_prime).digest())
     return b"".join(blocks)[:len_in_bytes]
 

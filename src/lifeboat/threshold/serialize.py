@@ -1,7 +1,8 @@
 """Versioned JSON encodings of FROST objects (docs/formats.md, "FROST files").
 
 Every document is a JSON object with ``format`` (``lifeboat-frost-<kind>``), ``version`` (1;
-2 for a nonce file, whose nonces are sealed under a one-time key held in the signer state) and
+2 for a nonce file, whose nonces are sealed under a one-time key held in the signer state, and
+for a DKG round-two secret that records the digest of the round-one packages part2 checked) and
 ``ciphersuite`` (the RFC 9591 context string). Scalars and elements are lower-case hex of
 the suite's own serialization; identifiers are JSON integers. Decoding checks the format,
 version and suite, validates every encoding (canonical, in range, not the identity), and
@@ -37,6 +38,9 @@ from lifeboat.threshold.group import (
 
 VERSION = 1
 NONCES_VERSION = 2  # version 1 held the nonces in clear, so any copy of the file could sign
+#: A DKG round-two secret of version 2 adds ``round1_digest``; version 1 (without it) is still
+#: read, and part3 then checks the proofs of knowledge again.
+ROUND2_SECRET_VERSION = 2
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 ONE_TIME_KEY_BYTES = 32
 IV_BYTES = 12
@@ -102,7 +106,11 @@ def document(suite: Ciphersuite, kind: str, fields: Mapping[str, Any], version: 
 
 
 def read_document(
-    data: bytes, kind: str, what: str, expected: Ciphersuite | None = None, version: int = VERSION
+    data: bytes,
+    kind: str,
+    what: str,
+    expected: Ciphersuite | None = None,
+    version: int | tuple[int, ...] = VERSION,
 ) -> tuple[Codec, dict[str, Any]]:
     """Parse a FROST document of ``kind``; return a codec for its suite and the body."""
     if len(data) > MAX_DOCUMENT_BYTES:
@@ -555,31 +563,47 @@ def decode_round1_package(data: bytes, what: str, expected: Ciphersuite) -> dkg.
 def encode_round2_secret(
     suite: Ciphersuite, secret: dkg.Round2SecretPackage, kind: str = "dkg-round2-secret"
 ) -> bytes:
+    """Version 2 with ``round1_digest`` when the package has one (a DKG's), else version 1."""
     c = Codec(suite)
-    return document(
-        suite,
-        kind,
-        {
-            "identifier": secret.identifier,
-            "commitment": _elements(c, secret.commitment),
-            "secret_share": c.scalar(secret.secret_share),
-            "min_signers": secret.min_signers,
-            "max_signers": secret.max_signers,
-        },
-    )
+    fields: dict[str, Any] = {
+        "identifier": secret.identifier,
+        "commitment": _elements(c, secret.commitment),
+        "secret_share": c.scalar(secret.secret_share),
+        "min_signers": secret.min_signers,
+        "max_signers": secret.max_signers,
+    }
+    if secret.round1_digest is None:
+        return document(suite, kind, fields)
+    if kind != "dkg-round2-secret":
+        raise ThresholdError(f"a {kind} file has no round-one digest")
+    fields["round1_digest"] = secret.round1_digest.hex()
+    return document(suite, kind, fields, ROUND2_SECRET_VERSION)
 
 
 def decode_round2_secret(
     data: bytes, what: str, kind: str = "dkg-round2-secret"
 ) -> tuple[Ciphersuite, dkg.Round2SecretPackage]:
-    c, body = read_document(data, kind, what)
+    versions = (VERSION, ROUND2_SECRET_VERSION) if kind == "dkg-round2-secret" else VERSION
+    c, body = read_document(data, kind, what, version=versions)
+    digest = None
+    if body["version"] == ROUND2_SECRET_VERSION:
+        digest = _read_digest(body, "round1_digest", what)
     return c.suite, dkg.Round2SecretPackage(
         c.read_identifier(body),
         _read_element_list(c, body, "commitment", identity_first=kind.startswith("refresh")),
         c.read_scalar(body, "secret_share"),
         _min_signers(body),
         _count(body, "max_signers"),
+        digest,
     )
+
+
+def _read_digest(body: Mapping[str, Any], field: str, what: str) -> bytes:
+    text = body.get(field)
+    length = dkg.ROUND1_DIGEST_BYTES
+    if not isinstance(text, str) or len(text) != 2 * length or text.strip("0123456789abcdef"):
+        raise ThresholdError(f"{what}: field {field!r} must be {2 * length} lower-case hex digits")
+    return bytes.fromhex(text)
 
 
 def encode_round2_package(
