@@ -586,6 +586,12 @@ def test_a_failing_store_stops_the_readers_and_the_backup(repo: Repository, tmp_
     assert not [thread for thread in threading.enumerate() if thread.name.startswith("lifeboat-read")]
 
 
+def _assert_restores(repo: Repository, manifest: Manifest, source: Path, out: Path) -> None:
+    """Restoring ``manifest`` into ``out`` gives back ``source`` exactly, without errors."""
+    assert restore.restore(repo, manifest, out).errors == []
+    assert_same_tree(source, restored_root(out, source))
+
+
 def test_small_files_read_on_the_walk_thread_and_one_that_grows_meanwhile(
     repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -615,9 +621,7 @@ def test_small_files_read_on_the_walk_thread_and_one_that_grows_meanwhile(
     listing = _paths(repo, result.manifest)
     assert listing[f"{root}/grows"].size == 30_010 and len(listing[f"{root}/grows"].content) > 1
     assert listing[f"{root}/empty"].content == ()
-    out = tmp_path / "out"
-    assert restore.restore(repo, result.manifest, out).errors == []
-    assert_same_tree(root, restored_root(out, root))
+    _assert_restores(repo, result.manifest, root, tmp_path / "out")
 
 
 def test_restore_writes_a_file_s_blobs_in_runs(
@@ -644,7 +648,5 @@ def test_restore_writes_a_file_s_blobs_in_runs(
         return real(fd, limited, offset)
 
     monkeypatch.setattr(os, "pwritev", short_writes)
-    out = tmp_path / "out"
-    assert restore.restore(repo, manifest, out).errors == []
-    assert_same_tree(root, restored_root(out, root))
+    _assert_restores(repo, manifest, root, tmp_path / "out")
     assert max(calls) > 1  # several blobs handed to one call
