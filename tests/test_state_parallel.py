@@ -270,3 +270,51 @@ def test_pack_cache_keeps_bytes_not_packs(repo: Repository, monkeypatch: pytest.
         assert repo.load_blob(blob_id) == blob
     assert 1 <= len(repo._pack_cache) <= 3
     assert repo._pack_cache_bytes <= 3000
+
+
+class _Announced(prolly.MemorySource):
+    """A node source that records what :func:`prolly.scan` announces and reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, bytes]] = []
+
+    def get(self, node_id: bytes, /) -> bytes:
+        self.events.append(("get", node_id))
+        return super().get(node_id)
+
+    def prefetch(self, node_id: bytes, /) -> None:
+        self.events.append(("ahead", node_id))
+
+
+def test_scan_announces_leaves_before_reading_them() -> None:
+    records = _records(3000)
+    source = _Announced()
+    built = prolly.build(records, sum_fields=2, **SHAPE)
+    leaves = set()
+    for node in built:
+        source.put(node)
+        if node.level == 0:
+            leaves.add(node.node_id)
+    scanned = list(prolly.scan(source, built.tree.root))
+    assert scanned == [(key, value) for key, value, _ in records]
+    announced = [node_id for what, node_id in source.events if what == "ahead"]
+    assert set(announced) == leaves and len(announced) == len(leaves)
+    order = {event: number for number, event in enumerate(source.events)}
+    for leaf in leaves:
+        assert order[("ahead", leaf)] < order[("get", leaf)]
+    first_leaf_read = min(order[("get", leaf)] for leaf in leaves)
+    assert sum(1 for what, _ in source.events[:first_leaf_read] if what == "ahead") > 1
+
+
+def test_repository_nodes_read_ahead(
+    tmp_path: Path, repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _ledger(tmp_path / "l.jsonl", 3000)
+    _parallel(monkeypatch, False)
+    made = _snapshot(repo, path, "ahead")
+    nodes = state.RepositoryNodes(repo)
+    with open_source(str(path), SPEC) as source:
+        expected = [(record.key, record.value) for record in source]
+    assert list(prolly.scan(nodes, made.snapshot.statement.root)) == expected
+    assert nodes._ahead, "the leaves' packs were asked for ahead"

@@ -18,8 +18,11 @@ do), and every statement against its signature before trusting what it says.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -90,13 +93,45 @@ Progress = Callable[[int], None]
 
 
 class RepositoryNodes:
-    """Tree nodes read from a repository (the tree's reader checks each against its id)."""
+    """Tree nodes read from a repository (the tree's reader checks each against its id).
+
+    :meth:`prefetch` decodes a node's pack on a background thread (:func:`prolly.scan` announces
+    the leaves it will read), so that reading a whole tree overlaps waiting for the stores and
+    decoding with parsing: state nodes live in small packs (``STATE_PACK_SIZE``).
+    """
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
+        self._ahead: OrderedDict[bytes, Future[object]] = OrderedDict()
 
     def get(self, node_id: bytes, /) -> bytes:
+        if self._ahead:
+            location = self.repo.index.lookup(node_id)
+            pending = None if location is None else self._ahead.get(location.pack)
+            if pending is not None:
+                # its error, if any, is raised again by load_blob on this thread
+                concurrent.futures.wait([pending])
         return self.repo.load_blob(node_id)
+
+    def prefetch(self, node_id: bytes, /) -> None:
+        location = self.repo.index.lookup(node_id)
+        if location is None or location.pack in self._ahead:
+            return
+        self._ahead[location.pack] = _read_ahead().submit(self.repo.load_pack, location.pack)
+        while len(self._ahead) > READ_AHEAD_PACKS:
+            self._ahead.popitem(last=False)
+
+
+#: Packs :class:`RepositoryNodes` remembers having asked for ahead (a few more than a scan's window).
+READ_AHEAD_PACKS: Final = 64
+_read_ahead_pool: list[ThreadPoolExecutor] = []
+
+
+def _read_ahead() -> ThreadPoolExecutor:
+    """The threads that decode packs ahead of a reader (one process-wide pool, made on first use)."""
+    if not _read_ahead_pool:
+        _read_ahead_pool.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="lifeboat-read-ahead"))
+    return _read_ahead_pool[0]
 
 
 @dataclass(frozen=True)
