@@ -139,10 +139,11 @@ PACK_CACHE_BYTES: Final = 64 * 1024 * 1024
 
 #: Packs of record-snapshot nodes (``BLOB_STATE``) are sealed at about this size, whatever the
 #: config's ``pack_size`` (which file data keeps): reading one node cold decodes its whole pack,
-#: so a proof's cost follows this size, while every pack also costs ``n`` shard objects. On the
-#: 1M-account benchmark (a loaded machine): 256 KiB made 314-441 cold proofs/s against ~330 for
-#: 512 KiB and 1 MiB and 10 for 16 MiB; 128 KiB made 492-571 but doubled the objects, stored
-#: 1.3% more and slowed the full snapshot (docs/formats.md, "Pack").
+#: so a proof's cost follows this size, while every pack also costs ``n`` shard objects (each
+#: written with an fsync). On the 1M-account benchmark (leaves and internal nodes in packs of
+#: their own, a loaded 2-core machine), cold proofs/s: 256 KiB 531-603, 512 KiB 350-495, 1 MiB
+#: 216-256, 16 MiB 26-32; the full snapshot took ~2 CPU-s more at 256 KiB than at 512 KiB
+#: (2,050 packs), 128 KiB doubled the objects again (docs/formats.md, "Pack").
 STATE_PACK_SIZE: Final = 256 * 1024
 
 
