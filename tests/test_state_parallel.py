@@ -318,3 +318,15 @@ def test_repository_nodes_read_ahead(
         expected = [(record.key, record.value) for record in source]
     assert list(prolly.scan(nodes, made.snapshot.statement.root)) == expected
     assert nodes._ahead, "the leaves' packs were asked for ahead"
+
+
+def test_no_worker_can_start_the_serial_reading_runs(
+    tmp_path: Path, repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _ledger(tmp_path / "l.jsonl", 500)
+    _parallel(monkeypatch, False)
+    serial = _snapshot(repo, path, "serial")
+    _parallel(monkeypatch, True)
+    monkeypatch.setattr("sys.executable", str(tmp_path / "no-such-python"))
+    made = _snapshot(repo, path, "no-workers")
+    assert made.snapshot.statement.root == serial.snapshot.statement.root

@@ -138,13 +138,18 @@ class _Worker:
     def __init__(self, header: bytes) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from lifeboat.state.parallel import serve; serve()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        if not sys.executable:
+            raise Unusual("no Python interpreter to start a leaf worker with")
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from lifeboat.state.parallel import serve; serve()"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError:
+            raise Unusual("a leaf worker could not be started") from None
         assert self.process.stdin is not None and self.process.stdout is not None
         self.stdin: IO[bytes] = self.process.stdin
         self.stdout: IO[bytes] = self.process.stdout
