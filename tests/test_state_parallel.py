@@ -140,6 +140,7 @@ def _parallel(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
         (None, "ordinary lines"),
         ('{"key":"%s","balances":{"USDC":123456789012345678901234567890123456789}}', "a sum beyond 64 bits"),
         ('{"key":"%s","balances.USDC":"7"}', "a dotted top-level name"),
+        (None, "no worker can start"),
     ],
 )
 def test_snapshot_is_the_same_made_in_parallel(
@@ -154,6 +155,8 @@ def test_snapshot_is_the_same_made_in_parallel(
     _parallel(monkeypatch, False)
     serial = _snapshot(repo, path, "serial")
     _parallel(monkeypatch, True)
+    if why == "no worker can start":
+        monkeypatch.setattr("sys.executable", str(tmp_path / "no-such-python"))
     made = _snapshot(repo, path, "parallel")
     assert made.snapshot.statement.root == serial.snapshot.statement.root, why
     assert made.snapshot.statement.count == 2000
@@ -318,15 +321,3 @@ def test_repository_nodes_read_ahead(
         expected = [(record.key, record.value) for record in source]
     assert list(prolly.scan(nodes, made.snapshot.statement.root)) == expected
     assert nodes._ahead, "the leaves' packs were asked for ahead"
-
-
-def test_no_worker_can_start_the_serial_reading_runs(
-    tmp_path: Path, repo: Repository, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = _ledger(tmp_path / "l.jsonl", 500)
-    _parallel(monkeypatch, False)
-    serial = _snapshot(repo, path, "serial")
-    _parallel(monkeypatch, True)
-    monkeypatch.setattr("sys.executable", str(tmp_path / "no-such-python"))
-    made = _snapshot(repo, path, "no-workers")
-    assert made.snapshot.statement.root == serial.snapshot.statement.root
