@@ -865,10 +865,10 @@ def test_a_node_that_does_not_match_its_id_is_carried_by_apply_and_caught_by_ver
     there, and ``state verify --read-data``, which recomputes every id, names the snapshots."""
     from lifeboat.state import snapshots as state_mod
 
-    honest = state_mod._store_tree
+    honest = state_mod._TreeWriters.store
     damaged: list[bytes] = []
 
-    def store_with_one_bad_leaf(opened: Repository, nodes: Iterable[prolly.Node]) -> state_mod.Written:
+    def store_with_one_bad_leaf(writers: state_mod._TreeWriters, nodes: Iterable[prolly.Node]) -> None:
         def tampered() -> Iterator[prolly.Node]:
             for node in nodes:
                 if node.level == 0 and not damaged:
@@ -878,11 +878,11 @@ def test_a_node_that_does_not_match_its_id_is_carried_by_apply_and_caught_by_ver
                     node = dataclasses.replace(node, data=bytes(data))
                 yield node
 
-        return honest(opened, tampered())
+        honest(writers, tampered())
 
-    monkeypatch.setattr(state_mod, "_store_tree", store_with_one_bad_leaf)
+    monkeypatch.setattr(state_mod._TreeWriters, "store", store_with_one_bad_leaf)
     ok(snapshot(cli, ledgers["healthy"], "--name", "jb"))
-    monkeypatch.setattr(state_mod, "_store_tree", honest)
+    monkeypatch.setattr(state_mod._TreeWriters, "store", honest)
     docs = read_jsonl(ledgers["healthy"])
     far = sorted(k for k in docs if k.startswith("acct:"))[-1]  # not in the damaged first leaf
     journal = repo["root"] / "journal.jsonl"

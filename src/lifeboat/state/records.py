@@ -100,6 +100,7 @@ __all__ = [
     "COLUMN_TYPES",
     "KINDS",
     "LOCATION_FORMS",
+    "JsonLinesSource",
     "RecordSpec",
     "Sink",
     "Source",
@@ -141,9 +142,19 @@ class _JsonLinesSource(Source):
 
     def _batches(self) -> Iterator[list[bytes]]:
         """The file's lines, a chunk's worth at a time; progress advances as each batch is done."""
+        for block in self._blocks():
+            yield block.split(b"\n")
+
+    def blocks(self) -> Iterator[bytes]:
+        """The file's lines a chunk's worth at a time, each batch as one block of bytes (the lines
+        joined by ``\n``, without the last one's); for readers that parse elsewhere, which set
+        :attr:`records` themselves. Progress advances as each block is done."""
+        self._start()
+        return self._blocks()
+
+    def _blocks(self) -> Iterator[bytes]:
         rest = b""
         consumed = 0
-        first_line = 1
         while True:
             try:
                 chunk = self._handle.read(READ_CHUNK)
@@ -151,24 +162,41 @@ class _JsonLinesSource(Source):
                 raise StorageError(f"cannot read record file {self._path}: {exc.strerror or exc}") from exc
             if not chunk:
                 break
-            lines = chunk.split(b"\n")
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                rest += chunk
+                if len(rest) > MAX_VALUE_BYTES:
+                    self._too_long_at(consumed - len(rest) + len(chunk))
+                consumed += len(chunk)
+                continue
+            block = b"".join((rest, memoryview(chunk)[:cut]))
             if rest:
-                lines[0] = rest + lines[0]
-                if len(lines[0]) > MAX_VALUE_BYTES:
-                    self._too_long(first_line)
-            rest = lines.pop()
-            if len(rest) > MAX_VALUE_BYTES:
-                self._too_long(first_line + len(lines))
+                end = block.find(b"\n", len(rest))
+                if (len(block) if end < 0 else end) > MAX_VALUE_BYTES:
+                    self._too_long_at(consumed - len(rest))
+            rest = chunk[cut + 1 :]
             consumed += len(chunk)
-            first_line += len(lines)
-            yield lines
+            if len(rest) > MAX_VALUE_BYTES:
+                self._too_long_at(consumed - len(rest))
+            yield block
             self.bytes_read = consumed - len(rest)
             if self.progress is not None:
                 self.progress(self.bytes_read)
         if rest:
             self._final_newline = False
-            yield [rest]
+            yield rest
             self.bytes_read = consumed
+
+    def rewind(self) -> None:
+        """Read the file again from its start (iteration or :meth:`blocks` may follow once more)."""
+        try:
+            self._handle.seek(0)
+        except OSError as exc:
+            raise StorageError(f"cannot read record file {self._path} again: {exc.strerror or exc}") from exc
+        self._started = False
+        self._final_newline = True
+        self.bytes_read = 0
+        self.records = 0
 
     def _records(self) -> Iterator[SourceRecord]:
         spec = self.spec
@@ -264,6 +292,21 @@ class _JsonLinesSource(Source):
             self._bad_line(line_number, line)
         return document, self.spec.sums_of(document, self._where(line_number), key)
 
+    def _too_long_at(self, offset: int) -> NoReturn:
+        """Refuse the over-long line that starts at byte ``offset`` (its number counted only now)."""
+        line_number = 1
+        try:
+            self._handle.seek(0)
+            while offset > 0:
+                chunk = self._handle.read(min(READ_CHUNK, offset))
+                if not chunk:
+                    break
+                line_number += chunk.count(b"\n")
+                offset -= len(chunk)
+        except OSError as exc:
+            raise StorageError(f"cannot read record file {self._path}: {exc.strerror or exc}") from exc
+        self._too_long(line_number)
+
     def _too_long(self, line_number: int) -> NoReturn:
         raise RecordError(
             f"{self._where(line_number)} is longer than {MAX_VALUE_BYTES} bytes, the largest record value"
@@ -278,6 +321,11 @@ class _JsonLinesSource(Source):
         raise RecordError(
             f"{where} is {json_kind(document)}, not a JSON object; every line must be one object"
         )
+
+
+#: The JSON Lines source (:meth:`~_JsonLinesSource.blocks` and :meth:`~_JsonLinesSource.rewind`
+#: serve the parallel reading, :mod:`lifeboat.state.parallel`).
+JsonLinesSource = _JsonLinesSource
 
 
 class _CsvSource(Source):

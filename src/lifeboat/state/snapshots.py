@@ -18,7 +18,11 @@ do), and every statement against its signature before trusting what it says.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,11 +30,11 @@ import orjson
 
 from lifeboat.errors import InputError, LifeboatError, RecordError, StateError, UsageError
 from lifeboat.state import journal as journal_format
-from lifeboat.state import prolly
+from lifeboat.state import parallel, prolly
 from lifeboat.state.invariants import InvariantChecker, InvariantReport, Invariants
 from lifeboat.state.journal import Change
 from lifeboat.state.record import show_key
-from lifeboat.state.records import RecordSpec, Source, SourceRecord, open_sink, open_source
+from lifeboat.state.records import JsonLinesSource, RecordSpec, Source, SourceRecord, open_sink, open_source
 from lifeboat.state.statement import (
     Signer,
     Statement,
@@ -89,13 +93,45 @@ Progress = Callable[[int], None]
 
 
 class RepositoryNodes:
-    """Tree nodes read from a repository (the tree's reader checks each against its id)."""
+    """Tree nodes read from a repository (the tree's reader checks each against its id).
+
+    :meth:`prefetch` decodes a node's pack on a background thread (:func:`prolly.scan` announces
+    the leaves it will read), so that reading a whole tree overlaps waiting for the stores and
+    decoding with parsing: state nodes live in small packs (``STATE_PACK_SIZE``).
+    """
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
+        self._ahead: OrderedDict[bytes, Future[object]] = OrderedDict()
 
     def get(self, node_id: bytes, /) -> bytes:
+        if self._ahead:
+            location = self.repo.index.lookup(node_id)
+            pending = None if location is None else self._ahead.get(location.pack)
+            if pending is not None:
+                # its error, if any, is raised again by load_blob on this thread
+                concurrent.futures.wait([pending])
         return self.repo.load_blob(node_id)
+
+    def prefetch(self, node_id: bytes, /) -> None:
+        location = self.repo.index.lookup(node_id)
+        if location is None or location.pack in self._ahead:
+            return
+        self._ahead[location.pack] = _read_ahead().submit(self.repo.load_pack, location.pack)
+        while len(self._ahead) > READ_AHEAD_PACKS:
+            self._ahead.popitem(last=False)
+
+
+#: Packs :class:`RepositoryNodes` remembers having asked for ahead (a few more than a scan's window).
+READ_AHEAD_PACKS: Final = 64
+_read_ahead_pool: list[ThreadPoolExecutor] = []
+
+
+def _read_ahead() -> ThreadPoolExecutor:
+    """The threads that decode packs ahead of a reader (one process-wide pool, made on first use)."""
+    if not _read_ahead_pool:
+        _read_ahead_pool.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="lifeboat-read-ahead"))
+    return _read_ahead_pool[0]
 
 
 @dataclass(frozen=True)
@@ -277,18 +313,101 @@ def _journal_end(repo: Repository, name: str) -> int | None:
     return max((segment.last for segment in segments), default=None)
 
 
-def _store_tree(repo: Repository, nodes: Iterable[prolly.Node]) -> Written:
-    result = Written()
-    with repo.writer() as writer:
+class _TreeWriters:
+    """Stores a tree's nodes: the leaves in packs of their own, the internal nodes in others.
+
+    A proof reads a node of every level; kept apart, the few internal nodes fill a few packs,
+    which stay decoded in the repository's pack cache, and a proof made cold decodes little
+    more than its leaf's pack (``STATE_PACK_SIZE``, docs/formats.md).
+    """
+
+    def __init__(self, repo: Repository) -> None:
+        self.leaves = repo.writer()
+        self.upper = repo.writer()
+        self.added = 0
+
+    def __enter__(self) -> _TreeWriters:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self.upper.__exit__(exc_type, exc, tb)
+        finally:
+            self.leaves.__exit__(exc_type, exc, tb)
+
+    def store(self, nodes: Iterable[prolly.Node]) -> None:
+        leaves, upper = self.leaves.add_blob, self.upper.add_blob
         for node in nodes:
-            _, new = writer.add_blob(BLOB_STATE, node.data, node.node_id)
-            if new:
-                result.nodes_new += 1
-            else:
-                result.nodes_known += 1
-    result.bytes_new = writer.stats.bytes_new_raw
-    result.bytes_stored = writer.stats.bytes_stored
-    return result
+            (upper if node.level else leaves)(BLOB_STATE, node.data, node.node_id)
+            self.added += 1
+
+    def written(self) -> Written:
+        """What was stored (once both writers are flushed); a node added twice counts as known."""
+        stats = (self.leaves.stats, self.upper.stats)
+        new = sum(s.blobs_new for s in stats)
+        return Written(
+            nodes_new=new,
+            nodes_known=self.added - new,
+            bytes_new=sum(s.bytes_new_raw for s in stats),
+            bytes_stored=sum(s.bytes_stored for s in stats),
+        )
+
+
+def _store_tree(repo: Repository, nodes: Iterable[prolly.Node]) -> Written:
+    with _TreeWriters(repo) as writers:
+        writers.store(nodes)
+    return writers.written()
+
+
+def _build_full(
+    repo: Repository,
+    source: Source,
+    records: Callable[[], Iterable[tuple[bytes, bytes, tuple[int, ...]]]],
+    *,
+    one_by_one: bool,
+    fanout: int,
+    leaf_fanout: int,
+    progress: Progress | None,
+) -> tuple[prolly.Build, Written]:
+    """Build and store the tree of every record of ``source``: a large JSON Lines file is cut
+    into leaves on worker processes (:mod:`lifeboat.state.parallel`), unless ``one_by_one``
+    (the records are checked against invariants) or its lines need the careful reading."""
+    sum_fields = len(source.spec.sum_fields)
+    workers = parallel.worker_count()
+    with _TreeWriters(repo) as writers:
+        build: prolly.Build | None = None
+        if (
+            not one_by_one
+            and workers
+            and isinstance(source, JsonLinesSource)
+            and (source.total or 0) >= parallel.MIN_PARALLEL_BYTES
+        ):
+            counted: list[int] = []
+            source.progress = progress
+            runs = parallel.leaf_runs(
+                source.blocks(),
+                source.spec,
+                fanout=fanout,
+                leaf_fanout=leaf_fanout,
+                workers=workers,
+                counted=counted,
+            )
+            joined = prolly.build_runs(runs, fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=sum_fields)
+            try:
+                with contextlib.closing(runs):
+                    writers.store(joined)
+                build = joined
+                source.records = sum(counted)
+            except parallel.Unusual:
+                # Read again one record at a time: the same tree (the nodes stored so far are
+                # its own, known now), or the error that names the line.
+                source.progress = None
+                source.rewind()
+                writers.added = 0
+        if build is None:
+            build = prolly.build(records(), fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=sum_fields)
+            writers.store(build)
+    return build, writers.written()
 
 
 def _put_statement(repo: Repository, statement: Statement, signature: bytes | None) -> StateSnapshot:
@@ -345,11 +464,17 @@ def snapshot_records(
             edits = _as_edits(source.differences(prolly.scan(nodes, previous.statement.root)))
             # verify=False: nodes come out of AEAD-sealed packs (docs/threat-model.md).
             build = prolly.update(nodes, previous.statement.root, edits, verify=False)
+            written = _store_tree(repo, build)
         else:
-            build = prolly.build(
-                records(), fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=len(spec.sum_fields)
+            build, written = _build_full(
+                repo,
+                source,
+                records,
+                one_by_one=checker is not None,
+                fanout=fanout,
+                leaf_fanout=leaf_fanout,
+                progress=progress,
             )
-        written = _store_tree(repo, build)
         tree = build.tree
         if tree.count != source.records:
             # The update path trusts the old tree's records (read without hashing); a damaged one

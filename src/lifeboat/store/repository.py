@@ -131,9 +131,20 @@ _BLANK: Final = "is empty: no repository config and no objects (a wiped or new s
 T = TypeVar("T")
 
 
-#: Decoded packs kept for :meth:`Repository.load_blob`: a record snapshot compares the old tree
-#: (read in order) while its update reads the same region a little behind.
-PACK_CACHE: Final = 4
+#: Decoded packs kept for :meth:`Repository.load_blob`, up to this many plaintext bytes (four
+#: 16 MiB packs; or a few hundred small packs of state nodes): a record snapshot compares the old
+#: tree (read in order) while its update reads the same region a little behind, and proofs keep
+#: the packs of the upper levels of a tree while their leaves come and go.
+PACK_CACHE_BYTES: Final = 64 * 1024 * 1024
+
+#: Packs of record-snapshot nodes (``BLOB_STATE``) are sealed at about this size, whatever the
+#: config's ``pack_size`` (which file data keeps): reading one node cold decodes its whole pack,
+#: so a proof's cost follows this size, while every pack also costs ``n`` shard objects (each
+#: written with an fsync). On the 1M-account benchmark (leaves and internal nodes in packs of
+#: their own, a loaded 2-core machine), cold proofs/s: 256 KiB 531-603, 512 KiB 350-495, 1 MiB
+#: 216-256, 16 MiB 26-32; the full snapshot took ~2 CPU-s more at 256 KiB than at 512 KiB
+#: (2,050 packs), 128 KiB doubled the objects again (docs/formats.md, "Pack").
+STATE_PACK_SIZE: Final = 256 * 1024
 
 
 def now_rfc3339() -> str:
@@ -295,7 +306,8 @@ class Repository:
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="lifeboat-cpu"
         )
         self._packs = ThreadPoolExecutor(max_workers=PACK_WORKERS, thread_name_prefix="lifeboat-pack")
-        self._pack_cache: OrderedDict[bytes, dict[bytes, bytes]] = OrderedDict()
+        self._pack_cache: OrderedDict[bytes, tuple[dict[bytes, bytes], int]] = OrderedDict()
+        self._pack_cache_bytes = 0
         self._closed = False
 
     # --- opening ----------------------------------------------------------------------------
@@ -810,12 +822,15 @@ class Repository:
             cached = self._pack_cache.get(pack_id)
             if cached is not None:
                 self._pack_cache.move_to_end(pack_id)
-                return cached
+                return cached[0]
         blobs = {blob_id: bytes(data) for blob_id, data in self.read_pack(pack_id).items()}
+        size = sum(len(data) for data in blobs.values())
         with self._state_lock:
-            self._pack_cache[pack_id] = blobs
-            while len(self._pack_cache) > PACK_CACHE:
-                self._pack_cache.popitem(last=False)
+            if pack_id not in self._pack_cache:
+                self._pack_cache[pack_id] = (blobs, size)
+                self._pack_cache_bytes += size
+            while len(self._pack_cache) > 1 and self._pack_cache_bytes > PACK_CACHE_BYTES:
+                self._pack_cache_bytes -= self._pack_cache.popitem(last=False)[1][1]
         return blobs
 
     def read_pack(self, pack_id: bytes) -> dict[bytes, memoryview]:
@@ -854,7 +869,7 @@ class Repository:
         )
 
     def load_blob(self, blob_id: bytes) -> bytes:
-        """One blob, read through its pack (the :data:`PACK_CACHE` most recent packs are kept decoded)."""
+        """One blob, read through its pack (recent packs are kept decoded, :data:`PACK_CACHE_BYTES`)."""
         location = self.index.lookup(blob_id)
         if location is None:
             raise RepositoryError(
@@ -869,9 +884,19 @@ class Repository:
             )
         return data
 
-    def writer(self, *, index_every: int = INDEX_EVERY_PACKS, dedup: bool = True) -> PackWriter:
-        """A :class:`PackWriter` for new blobs (use it as a context manager)."""
-        return PackWriter(self, index_every=index_every, dedup=dedup)
+    def writer(
+        self,
+        *,
+        index_every: int = INDEX_EVERY_PACKS,
+        dedup: bool = True,
+        state_pack_size: int = STATE_PACK_SIZE,
+    ) -> PackWriter:
+        """A :class:`PackWriter` for new blobs (use it as a context manager).
+
+        Packs of state nodes are sealed at about ``state_pack_size`` (at most the config's
+        ``pack_size``), packs of other blobs at the config's ``pack_size``.
+        """
+        return PackWriter(self, index_every=index_every, dedup=dedup, state_pack_size=state_pack_size)
 
     # --- indexes --------------------------------------------------------------------------------
 
@@ -1356,7 +1381,8 @@ class PackWriter:
 
     ``add_blob`` hashes on the caller's thread and returns at once for a known blob; a new one
     is copied straight into the open pack (:class:`PackBuilder`), so the caller may reuse its
-    buffer. A pack is sealed when it reaches the config's ``pack_size`` and handed to a pack
+    buffer. A pack is sealed when it reaches its size (the config's ``pack_size``; smaller for
+    state nodes, ``state_pack_size``) and handed to a pack
     worker (table, encode) which hands its shards to the I/O pool; at most
     :data:`PACKS_IN_FLIGHT` packs wait, are being encoded or are being written while the
     callers fill the next, so memory stays within a few packs' worth. Index
@@ -1364,8 +1390,15 @@ class PackWriter:
     stored index after its pack's shards are stored, so a crash never indexes missing data.
     """
 
-    def __init__(self, repo: Repository, *, index_every: int, dedup: bool) -> None:
+    def __init__(
+        self, repo: Repository, *, index_every: int, dedup: bool, state_pack_size: int = STATE_PACK_SIZE
+    ) -> None:
+        if state_pack_size < 1:
+            raise InputError(f"a pack size must be positive, not {state_pack_size}")
         self.repo = repo
+        #: The size at which a pack of each blob type is sealed.
+        self.pack_sizes = dict.fromkeys(BLOB_TYPES, repo.config.pack_size)
+        self.pack_sizes[BLOB_STATE] = min(state_pack_size, repo.config.pack_size)
         self.stats = WriterStats()
         self._dedup = dedup
         self._index_every = index_every
@@ -1417,7 +1450,8 @@ class PackWriter:
             if self.known(blob_id):
                 self.stats.blobs_known += 1
                 return blob_id, False
-            if size >= self.repo.config.pack_size:
+            pack_size = self.pack_sizes[blob_type]
+            if size >= pack_size:
                 self._seal(blob_type)  # a blob of pack size gets a pack of its own
             builder, entries = self._open[blob_type]
             # The one copy of the blob: straight into the open pack (the caller may reuse ``data``).
@@ -1426,7 +1460,7 @@ class PackWriter:
             self._queued.add(blob_id)
             self.stats.blobs_new += 1
             self.stats.bytes_new_raw += size
-            if len(builder) >= self.repo.config.pack_size:
+            if len(builder) >= pack_size:
                 self._seal(blob_type)
         return blob_id, True
 

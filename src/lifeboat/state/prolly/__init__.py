@@ -20,7 +20,10 @@ from __future__ import annotations
 from lifeboat.state.prolly.build import (
     Build,
     Builder,
+    LeafRun,
     build,
+    build_runs,
+    leaf_run,
 )
 from lifeboat.state.prolly.node import (
     DEFAULT_FANOUT,
@@ -90,6 +93,7 @@ __all__ = [
     "Child",
     "DecodedNode",
     "Delete",
+    "LeafRun",
     "MemorySource",
     "Node",
     "NodeSource",
@@ -103,10 +107,12 @@ __all__ = [
     "Tree",
     "VerifiedProof",
     "build",
+    "build_runs",
     "decode_node",
     "diff",
     "empty_root",
     "iterate",
+    "leaf_run",
     "lookup",
     "prove",
     "read_tree",

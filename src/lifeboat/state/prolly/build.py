@@ -8,7 +8,7 @@ feeds the same builder with an old tree's untouched subtrees and the edited reco
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from blake3 import blake3
 
@@ -248,6 +248,24 @@ class Builder:
         if len(hashes) == self._limit:
             self._close(level)
 
+    def add_leaf(self, leaf: Node, last_key: bytes) -> None:
+        """Add a leaf built apart (:func:`leaf_run`) whole, as adding its records one by one would.
+
+        The leaf must start a node where it stands: its first key's hash passes the leaf
+        boundary, or no records are open (the leaf before it was cut at the size limit).
+        ``last_key`` is its last record's key, against which the next record is ordered.
+        """
+        first_hash = hash_key(leaf.first_key)
+        if leaf.level != 0 or not self._can_take(0, first_hash):
+            raise UsageError("this leaf does not start a node here; add its records instead")
+        if self._last_key is not None and leaf.first_key <= self._last_key:
+            raise InputError(
+                f"leaf starting at {show_key(leaf.first_key)} does not sort after {show_key(self._last_key)}"
+            )
+        self._add_node(0, Child(leaf.node_id, leaf.first_key, leaf.count, leaf.sums), first_hash)
+        self._received[0] += leaf.count
+        self._last_key = last_key
+
     def _can_take(self, level: int, first_hash: bytes) -> bool:
         """Whether a node of ``level`` starting with this key hash may be added whole.
 
@@ -326,6 +344,58 @@ class Builder:
         return self.result
 
 
+class _LeafBuilder(Builder):
+    """A builder that only makes leaves (the levels above are another builder's)."""
+
+    def _push(self, level: int, *args: object, **kwargs: object) -> None:
+        return None
+
+
+class LeafRun(NamedTuple):
+    """A run of sorted records cut into leaves apart from the rest of the tree (:func:`leaf_run`).
+
+    ``before``: the records ahead of the first leaf boundary (they belong to a leaf begun
+    earlier); ``leaves``: the complete leaves from there, with the key of each one's last
+    record; ``after``: the records of the last leaf, which may go on past the run.
+    """
+
+    before: list[tuple[bytes, bytes, tuple[int, ...]]]
+    leaves: list[tuple[Node, bytes]]
+    after: list[tuple[bytes, bytes, tuple[int, ...]]]
+
+
+def leaf_run(
+    records: list[tuple[bytes, bytes, tuple[int, ...]]],
+    *,
+    fanout: int = DEFAULT_FANOUT,
+    leaf_fanout: int | None = None,
+    sum_fields: int = 0,
+) -> LeafRun:
+    """Cut a run of sorted records into the leaves a whole build would make of them.
+
+    Leaf boundaries depend on keys alone, and a key whose hash passes the leaf boundary starts
+    a leaf whatever came before it: from the first such key on, the leaves are the tree's own.
+    So runs taken from consecutive parts of the records can be cut apart (on other processes)
+    and joined with :func:`build_runs`, giving the tree :func:`build` gives.
+    """
+    builder = _LeafBuilder(fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=sum_fields)
+    threshold = builder._thresholds[0]
+    start = 0
+    while start < len(records) and hash_key(records[start][0]) >= threshold:
+        start += 1
+    leaves: list[tuple[Node, bytes]] = []
+    used = start
+    iterator = iter(records[start:])
+    while True:
+        finished = builder._feed(iterator)
+        for leaf in builder.take():
+            used += leaf.count
+            leaves.append((leaf, records[used - 1][0]))
+        if finished:
+            break
+    return LeafRun(records[:start], leaves, records[used:])
+
+
 class Build(Iterator[Node]):
     """The nodes of a build or update, as they are completed; then :attr:`tree` says what was made."""
 
@@ -370,8 +440,40 @@ def build(
 def _build(
     records: Iterable[Record | tuple[bytes, bytes, tuple[int, ...]]], builder: Builder
 ) -> Iterator[Node]:
+    yield from _feed_all(records, builder)
+    builder.finish()
+    yield from builder.take()
+
+
+def _feed_all(
+    records: Iterable[Record | tuple[bytes, bytes, tuple[int, ...]]], builder: Builder
+) -> Iterator[Node]:
     iterator = iter(records)
     while not builder._feed(iterator):
         yield from builder.take()
+    yield from builder.take()
+
+
+def build_runs(
+    runs: Iterable[LeafRun],
+    *,
+    fanout: int = DEFAULT_FANOUT,
+    leaf_fanout: int | None = None,
+    sum_fields: int = 0,
+) -> Build:
+    """The nodes of the tree over consecutive :func:`leaf_run` runs (the tree :func:`build` makes
+    of all their records), leaves first. The runs' leaves are yielded as they come."""
+    builder = Builder(fanout=fanout, leaf_fanout=leaf_fanout, sum_fields=sum_fields)
+    return Build(_build_runs(runs, builder), builder)
+
+
+def _build_runs(runs: Iterable[LeafRun], builder: Builder) -> Iterator[Node]:
+    for run in runs:
+        yield from _feed_all(run.before, builder)
+        for leaf, last_key in run.leaves:
+            builder.add_leaf(leaf, last_key)
+            yield leaf
+            yield from builder.take()
+        yield from _feed_all(run.after, builder)
     builder.finish()
     yield from builder.take()

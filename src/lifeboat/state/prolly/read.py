@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import bisect
 import struct
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Final, NamedTuple
 
 from lifeboat.errors import InputError
 from lifeboat.state.prolly.node import (
@@ -67,37 +68,88 @@ def scan(source: NodeSource, root: bytes) -> Iterator[tuple[bytes, bytes]]:
     For comparing a stored tree with new records before :func:`update`, which checks every node
     it reads and rewrites; an unchanged subtree is kept by id either way. Use :func:`iterate`
     when the records themselves are the result. Malformed bytes raise :class:`FormatError`.
+
+    A source with a ``prefetch(node_id)`` method is told the next :data:`SCAN_AHEAD` leaves
+    before they are read (a repository decodes their packs meanwhile).
     """
-    pending = [root]
+    prefetch: Callable[[bytes], object] | None = getattr(source, "prefetch", None)
+    window: deque[tuple[bytes, bytes | None]] = deque()
+    for leaf in _leaves(source, root):
+        if prefetch is not None and leaf[1] is None:
+            prefetch(leaf[0])
+        window.append(leaf)
+        if len(window) > SCAN_AHEAD:
+            yield from _scan(source, *window.popleft())
+    while window:
+        yield from _scan(source, *window.popleft())
+
+
+#: Leaves :func:`scan` announces ahead of reading them.
+SCAN_AHEAD: Final = 256
+
+
+def _leaves(source: NodeSource, root: bytes) -> Iterator[tuple[bytes, bytes | None]]:
+    """The ids of the leaves below ``root`` in key order, reading only the nodes above them
+    (with a node's bytes when it was read on the way: the root, or an odd tree's leaf)."""
+    pending: list[tuple[bytes, bool]] = [(root, False)]
     while pending:
-        node_id = pending.pop()
+        node_id, leaf = pending.pop()
+        if leaf:
+            yield node_id, None
+            continue
         data = source.get(node_id)
-        try:
-            version, level, _fanout, _leaf_fanout, sum_fields, count = HEADER.unpack_from(data, 0)
-            if version != NODE_VERSION:
-                raise FormatError(f"node {node_id.hex()[:16]} has version {version}")
-            position = HEADER_BYTES
-            if level == 0:
-                skip = 16 * sum_fields
-                for _ in range(count):
-                    length = TAG_LEN.unpack_from(data, position)[1]
-                    position += 3
-                    key = data[position : position + length]
-                    position += length
-                    size = U32.unpack_from(data, position)[0]
-                    position += 4
-                    yield key, data[position : position + size]
-                    position += size + skip
-            else:
-                skip = ID_BYTES + sum_width(sum_fields)
-                children = []
-                for _ in range(count):
-                    position += 3 + TAG_LEN.unpack_from(data, position)[1]
-                    children.append(data[position : position + ID_BYTES])
-                    position += skip
-                pending.extend(reversed(children))
-        except struct.error:
-            raise FormatError(f"node {node_id.hex()[:16]} is truncated") from None
+        children = _children(node_id, data)
+        if children is None:
+            yield node_id, data
+        else:
+            level = data[1]
+            pending.extend((child, level == 1) for child in reversed(children))
+
+
+def _children(node_id: bytes, data: bytes) -> list[bytes] | None:
+    """An internal node's child ids (None for a leaf), read without hashing."""
+    try:
+        version, level, _fanout, _leaf_fanout, sum_fields, count = HEADER.unpack_from(data, 0)
+        if version != NODE_VERSION:
+            raise FormatError(f"node {node_id.hex()[:16]} has version {version}")
+        if level == 0:
+            return None
+        position = HEADER_BYTES
+        skip = ID_BYTES + sum_width(sum_fields)
+        children = []
+        for _ in range(count):
+            position += 3 + TAG_LEN.unpack_from(data, position)[1]
+            children.append(data[position : position + ID_BYTES])
+            position += skip
+        return children
+    except struct.error:
+        raise FormatError(f"node {node_id.hex()[:16]} is truncated") from None
+
+
+def _scan(source: NodeSource, node_id: bytes, data: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+    """The records of one node (a leaf, as expected; an internal node is read through)."""
+    if data is None:
+        data = source.get(node_id)
+    children = _children(node_id, data)
+    if children is not None:
+        for child in children:
+            yield from _scan(source, child, None)
+        return
+    try:
+        sum_fields, count = HEADER.unpack_from(data, 0)[4:]
+        skip = 16 * sum_fields
+        position = HEADER_BYTES
+        for _ in range(count):
+            length = TAG_LEN.unpack_from(data, position)[1]
+            position += 3
+            key = data[position : position + length]
+            position += length
+            size = U32.unpack_from(data, position)[0]
+            position += 4
+            yield key, data[position : position + size]
+            position += size + skip
+    except struct.error:
+        raise FormatError(f"node {node_id.hex()[:16]} is truncated") from None
 
 
 def iterate(source: NodeSource, root: bytes, start: bytes | None = None) -> Iterator[Record]:
