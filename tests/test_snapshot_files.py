@@ -583,7 +583,7 @@ def test_a_failing_store_stops_the_readers_and_the_backup(repo: Repository, tmp_
     repo._start_put_shards = broken  # type: ignore[method-assign,assignment]
     with pytest.raises(RuntimeError, match="store on fire"):
         backup_paths(repo, [root])
-    assert not [thread for thread in threading.enumerate() if thread.name.startswith("lifeboat-read")]
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("lifeboat-read_")]
 
 
 def _assert_restores(repo: Repository, manifest: Manifest, source: Path, out: Path) -> None:
