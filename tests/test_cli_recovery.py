@@ -218,7 +218,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("recovery-service")
     database = f"sqlite:///{base / 'recovery.db'}"
     key = str(base / "service-key.json")
-    with running_service(base, "--simulated-clock", "--database", database, "--service-key", key) as url:
+    # Rate limits raised: the commands here come faster than a person's (throttling has its own tests).
+    limits = ("--rate", "10000", "--burst", "10000")
+    with running_service(
+        base, "--simulated-clock", "--database", database, "--service-key", key, *limits
+    ) as url:
         yield Server(url, base / "serve.log")
 
 
