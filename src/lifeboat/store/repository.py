@@ -114,14 +114,15 @@ LOCK_VERSION: Final = 1
 MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
 #: A pack job builds and encodes a pack on one of PACK_WORKERS threads, then hands its shards to
 #: the I/O threads and goes on to the next pack instead of waiting for the stores (fsync
-#: included). Packs of at most PACK_BYTES_IN_FLIGHT bytes in all (two 16 MiB packs, or many
-#: small packs of state nodes) are sealed and not yet stored (waiting for a worker, being
-#: encoded, or being written), so the callers filling the next pack never run further ahead and
-#: memory stays within a few packs, while small packs still keep the I/O threads busy. The
-#: encoder empties a pack's plaintext as soon as it has compressed it (``consume=True``) and
-#: encrypts straight into the data shards.
+#: included). Packs of at most PACKS_IN_FLIGHT full packs' worth of bytes in all (two packs of
+#: the config's pack size, each with room for one more largest chunk; or many small packs of
+#: state nodes) are sealed and not yet stored (waiting for a worker, being encoded, or being
+#: written), so the callers filling the next pack never run further ahead and memory stays
+#: within a few packs, while small packs still keep the I/O threads busy. The encoder empties a
+#: pack's plaintext as soon as it has compressed it (``consume=True``) and encrypts straight
+#: into the data shards.
 PACK_WORKERS: Final = 2
-PACK_BYTES_IN_FLIGHT: Final = 32 * 1024 * 1024
+PACKS_IN_FLIGHT: Final = 2
 #: zstd level for every object: on the benchmark's ledger data level 1 compresses both faster
 #: (22 against 48 ms per 16 MiB pack) and smaller (0.29 against 0.33) than level 3.
 ZSTD_LEVEL: Final = 1
@@ -1386,7 +1387,7 @@ class PackWriter:
     buffer. A pack is sealed when it reaches its size (the config's ``pack_size``; smaller for
     state nodes, ``state_pack_size``) and handed to a pack
     worker (table, encode) which hands its shards to the I/O pool; at most
-    :data:`PACK_BYTES_IN_FLIGHT` bytes of packs wait, are being encoded or are being written while the
+    :data:`PACKS_IN_FLIGHT` packs' worth of bytes wait, are being encoded or are being written while the
     callers fill the next, so memory stays within a few packs' worth. Index
     objects are written every ``index_every`` packs and at :meth:`flush`; a blob is only in a
     stored index after its pack's shards are stored, so a crash never indexes missing data.
@@ -1414,6 +1415,7 @@ class PackWriter:
         #: Bytes of the packs sealed and not yet stored, and the condition that waits on it.
         self._bytes_in_flight = 0
         self._budget = threading.Condition()
+        self._budget_bytes = PACKS_IN_FLIGHT * (repo.config.pack_size + repo.config.chunker.max_size)
         self._done: list[PackTable] = []
         self._error: BaseException | None = None
         #: Held while a blob is checked and copied into an open pack, and while packs are sealed.
@@ -1477,11 +1479,11 @@ class PackWriter:
         if self._error is not None:
             raise self._error
         # The pack's bytes are counted here and given back once it is stored (or has failed):
-        # the callers never run more than PACK_BYTES_IN_FLIGHT ahead of the stores (a pack
-        # larger than that goes alone).
+        # the callers never run more than PACKS_IN_FLIGHT packs' worth ahead of the stores (a
+        # pack larger than that goes alone).
         size = len(builder)
         with self._budget:
-            while self._bytes_in_flight and self._bytes_in_flight + size > PACK_BYTES_IN_FLIGHT:
+            while self._bytes_in_flight and self._bytes_in_flight + size > self._budget_bytes:
                 self._budget.wait()
             self._bytes_in_flight += size
         stored: Future[PackTable] = Future()

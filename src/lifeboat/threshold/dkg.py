@@ -47,6 +47,7 @@ from lifeboat.threshold.group import (
     KeyPackage,
     PublicKeyPackage,
     ThresholdError,
+    serialize_elements,
     sum_elements,
 )
 from lifeboat.threshold.hash_to_field import hash_to_scalar
@@ -255,7 +256,7 @@ def round1_digest(suite: Ciphersuite, round1_packages: Mapping[int, Round1Packag
         package = round1_packages[sender]
         r, mu = package.proof_of_knowledge
         parts += (scalar(sender), scalar(package.identifier), count(len(package.commitment)))
-        parts += map(g.serialize_element, package.commitment)
+        parts.append(serialize_elements(g, package.commitment))
         parts += (g.serialize_element(r), scalar(mu))
     return hashlib.sha256(b"".join(parts)).digest()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeGuard, runtime_checkable
+from typing import Protocol, TypeGuard, cast, runtime_checkable
 
 from lifeboat.errors import LifeboatError
 
@@ -179,3 +179,24 @@ def sum_elements(group: Group, elements: Sequence[Element]) -> Element:
     for element in elements:
         total = group.add(total, element)
     return total
+
+
+@runtime_checkable
+class BulkSerialize(Protocol):
+    """A group that encodes many elements at once faster than one call per element."""
+
+    def serialize_elements(self, elements: Sequence[Element]) -> bytes: ...
+
+
+_BULK_SERIALIZE: dict[type, bool] = {}
+
+
+def serialize_elements(group: Group, elements: Sequence[Element]) -> bytes:
+    """The encodings of ``elements``, one after the other (:class:`EncodingError` for the identity)."""
+    kind = type(group)
+    bulk = _BULK_SERIALIZE.get(kind)
+    if bulk is None:
+        bulk = _BULK_SERIALIZE[kind] = isinstance(group, BulkSerialize)
+    if bulk:
+        return cast(BulkSerialize, group).serialize_elements(elements)
+    return b"".join(map(group.serialize_element, elements))

@@ -132,6 +132,15 @@ class Secp256k1Group:
             raise EncodingError("the identity element cannot be serialized")
         return bytes(_key(element).format(compressed=True))
 
+    def serialize_elements(self, elements: Sequence[Element]) -> bytes:
+        """The compressed encodings of ``elements`` one after the other, from each point's cache
+        when it has one (a DKG digest encodes every commitment element of every participant)."""
+        encodings = []
+        for element in elements:
+            encoding = element._encoding if type(element) is Point else None
+            encodings.append(encoding if encoding is not None else self.serialize_element(element))
+        return b"".join(encodings)
+
     def deserialize_element(self, data: bytes) -> Element:
         if len(data) != 33 or data[0] not in (2, 3):
             raise EncodingError("a secp256k1 element is 33 bytes of compressed SEC1 (02 or 03 prefix)")
