@@ -27,7 +27,8 @@ from typing import Any
 
 from harness import BenchError, Sample, add_run_options, default_lifeboat_command, output_of, run_child
 
-PATHS = ("keys", "signers", "state", "storage")
+#: The sandbox's paths, as the drill report names them.
+PATHS = ("keys", "signers", "state", "storage", "chain")
 PASSPHRASE = secrets.token_urlsafe(24)
 
 
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 verdicts.append(document["verdict"])
                 for path in document["paths"]:
                     if path["rto_seconds"] is not None:
-                        rto[path["path"]].append(path["rto_seconds"])
+                        rto.setdefault(path["path"], []).append(path["rto_seconds"])
                 for step in document["steps"]:
                     if step["phase"] == "recover":
                         name = f"{step['path']}: {step['title']}"
@@ -142,7 +143,11 @@ def _line(row: dict[str, Any]) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = "| accounts | verdicts | drill wall s | RTO keys s | RTO signers s | RTO state s | RTO storage s | restic restore of the ledger s | state RTO ÷ restic | peak RSS MiB | other CPU s |"
+    head = (
+        "| accounts | verdicts | drill wall s | "
+        + " | ".join(f"RTO {p} s" for p in PATHS)
+        + " | restic restore of the ledger s | state RTO ÷ restic | peak RSS MiB | other CPU s |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         rto = row["rto_seconds"]
@@ -152,7 +157,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{row['accounts']:,}",
             "/".join(row["verdicts"]),
             f"{row['wall_seconds']:.1f}",
-            *(f"{rto[p]:.2f}" if rto[p] is not None else "-" for p in PATHS),
+            *(f"{rto[p]:.2f}" if rto.get(p) is not None else "-" for p in PATHS),
             f"{restic:.2f}" if restic else "-",
             ratio,
             f"{row['peak_rss_mib']:.0f}",
