@@ -42,6 +42,20 @@ BENCHMARKS: dict[str, tuple[list[str], str | None]] = {
     "repo": (["bench_repo.py", "--repeat", "3"], "file"),
     "state": (["bench_state.py", "--repeat", "3"], "file"),
     "recovery": (["bench_recovery.py", "--backend", "both", "--repeat", "3", "--concurrency", "16"], "file"),
+    "recovery_workers": (
+        [
+            "bench_recovery.py",
+            "--backend",
+            "sqlite",
+            "--workers",
+            "3",
+            "--repeat",
+            "3",
+            "--concurrency",
+            "16",
+        ],
+        "file",
+    ),
     "drill": (["bench_drill.py", "--repeat", "1"], None),
     "onchain_gas": (["bench_onchain_gas.py"], None),
 }
