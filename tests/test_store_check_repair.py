@@ -8,14 +8,15 @@ import random
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lifeboat.store import codec
-from lifeboat.store.backends import Backend, FaultyBackend, MemoryBackend, StoreError
-from lifeboat.store.check import CheckReport, check_repository, object_id_of, object_key
+from lifeboat.store.backends import Backend, FaultyBackend, LocalBackend, MemoryBackend, StoreError
+from lifeboat.store.check import CheckReport, StoreReader, check_repository, object_id_of, object_key
 from lifeboat.store.config import CONFIG_KEY
 from lifeboat.store.errors import RepositoryError, StoreDown
 from lifeboat.store.index import BlobEntry, PackEntry
@@ -651,3 +652,14 @@ def test_rebuild_index_reports_an_unreadable_pack_and_keeps_its_old_entry(
         report = rebuild_index(repo)
         assert report.packs_kept_from_old_index == 1
         assert len(repo.index) == len(pristine.blobs)
+
+
+def test_the_store_reader_syncs_what_repair_wrote_when_it_closes(tmp_path: Path) -> None:
+    # A local store batches the directory fsyncs of pack shards until its next other write;
+    # repair and replace-store write shards through the reader's stores (a new store among
+    # them), so closing the reader syncs each of them.
+    fresh = LocalBackend(tmp_path / "fresh", create=True)
+    with StoreReader([fresh, None], {1: "gone"}) as reader:
+        reader.stores[0].put("data/ab/" + "ab" * 32, b"a shard")  # type: ignore[union-attr]
+        assert fresh._unsynced
+    assert fresh._unsynced == set()

@@ -28,6 +28,7 @@ malformed or inconsistent.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar
 
 from lifeboat.errors import LifeboatError, StorageError
 from lifeboat.store import codec
-from lifeboat.store.backends.base import Backend, ObjectNotFound
+from lifeboat.store.backends.base import Backend, ObjectNotFound, sync_backend
 from lifeboat.store.codec import CodecParams, ShardError, ShardInfo
 from lifeboat.store.config import CONFIG_KEY, parse_config, verify_config
 from lifeboat.store.index import decode_index
@@ -415,8 +416,12 @@ class StoreReader:
         self.errors: dict[int, str] = {}
 
     def close(self) -> None:
-        """Shut the thread pool down."""
+        """Shut the thread pool down, then make what repair wrote durable (a new store included)."""
         self.pool.shutdown(wait=True, cancel_futures=True)
+        for store in self.stores:
+            if store is not None:
+                with contextlib.suppress(StorageError):
+                    sync_backend(store)
 
     def __enter__(self) -> StoreReader:
         return self
