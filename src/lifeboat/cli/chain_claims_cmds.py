@@ -195,6 +195,12 @@ def _say_summary(result: settlement.Settlement) -> None:
         _say(f"  bad debt of closed positions: {result.bad_debt}")
 
 
+def _write_settlement(result: settlement.Settlement, path: Path) -> None:
+    """The settlement file (JSON, sorted keys), written atomically."""
+    document = json.dumps(result.to_json(), indent=1, sort_keys=True) + "\n"
+    write_atomic(path, document.encode(), mode=PUBLIC_MODE, overwrite=True)
+
+
 def settle_command(
     snapshot: SnapshotArg,
     output: Annotated[
@@ -218,8 +224,7 @@ def settle_command(
     """Settle a known-good record snapshot: frozen prices, under-collateralised positions closed, pro-rata claims."""
     spec = _spec(spec_file, asset, price, mark, pot, key_prefix, address_field, balances)
     result = _settle(snapshot, spec, name, trust, store, passphrase_file, cache_dir, no_cache)
-    document = json.dumps(result.to_json(), indent=1, sort_keys=True) + "\n"
-    write_atomic(output, document.encode(), mode=PUBLIC_MODE, overwrite=True)
+    _write_settlement(result, output)
     info(f"settlement written to {output}")
     emit({**_summary(result), "file": str(output)}, lambda: _say_summary(result))
 
@@ -259,8 +264,7 @@ def claims_command(
         output, (json.dumps(tree.dump(), indent=1) + "\n").encode(), mode=PUBLIC_MODE, overwrite=True
     )
     if settlement_out is not None:
-        document = json.dumps(result.to_json(), indent=1, sort_keys=True) + "\n"
-        write_atomic(settlement_out, document.encode(), mode=PUBLIC_MODE, overwrite=True)
+        _write_settlement(result, settlement_out)
     data = {**_summary(result), "tree": str(output), "tree_root": "0x" + tree.root.hex(), "leaves": len(tree)}
 
     def human() -> None:
