@@ -43,7 +43,6 @@ import zfec
 import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lifeboat.errors import InputError, LifeboatError, exact_bytes
 
@@ -88,8 +87,6 @@ _SAMPLES: Final = 4
 _SAMPLE_BYTES: Final = 64 << 10
 #: AES works on 16-byte blocks: ``update_into`` wants that much room, less one, beyond its output.
 _AES_BLOCK_BYTES: Final = 16
-#: Decryption goes through the streaming interface, fed block by block (see ``_decrypt_blocks``).
-_GCM_CIPHER: Final = Cipher
 #: The largest object (plaintext) the codec encodes or accepts from a shard header: 1 GiB.
 MAX_OBJECT_BYTES: Final = 1 << 30
 #: The largest ``n`` (and so ``k``): shard indices fit easily in one byte.
@@ -523,12 +520,6 @@ def _object_key_and_nonce(key: bytes, object_id: bytes, salt: bytes) -> tuple[by
     return material[:KEY_BYTES], material[KEY_BYTES:]
 
 
-def _object_aead(key: bytes, object_id: bytes, salt: bytes) -> tuple[AESGCM, bytes]:
-    """The AES-256-GCM cipher and nonce of one encoding of one object."""
-    aead_key, nonce = _object_key_and_nonce(key, object_id, salt)
-    return AESGCM(aead_key), nonce
-
-
 def _object_header(
     flags: int, k: int, n: int, object_id: bytes, salt: bytes, plaintext_length: int, ciphertext_length: int
 ) -> bytes:
@@ -560,7 +551,7 @@ def _encrypt_into_shards(
     source = memoryview(payload).cast("B")
     size = _block_size(len(source) + TAG_BYTES, k)
     shards = [bytearray(HEADER_BYTES + size) for _ in range(k)]
-    encryptor = _GCM_CIPHER(algorithms.AES(aead_key), modes.GCM(nonce)).encryptor()
+    encryptor = Cipher(algorithms.AES(aead_key), modes.GCM(nonce)).encryptor()
     encryptor.authenticate_additional_data(header)
     slack = _AES_BLOCK_BYTES - 1
     for index, shard in enumerate(shards):
@@ -740,7 +731,7 @@ def _decrypt_blocks(key: bytes, info: ShardInfo, blocks: list[bytes | memoryview
     # update_into may need one cipher block of room beyond what it writes.
     buffer = bytearray(payload_length + _AES_BLOCK_BYTES - 1)
     out = memoryview(buffer)
-    decryptor = _GCM_CIPHER(algorithms.AES(aead_key), modes.GCM(nonce)).decryptor()
+    decryptor = Cipher(algorithms.AES(aead_key), modes.GCM(nonce)).decryptor()
     decryptor.authenticate_additional_data(info.object_header)
     tag = bytearray()
     written = 0
