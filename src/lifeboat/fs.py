@@ -21,7 +21,9 @@ SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """fsync ``directory``, so that names created, renamed or removed in it survive a crash
+    (best effort: a directory that cannot be opened or synced is left as it is)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -46,11 +48,6 @@ def check_writable(path: Path, *, overwrite: bool = False) -> Path:
     if not directory.is_dir():
         raise StorageError(f"directory {directory} does not exist; create it first")
     return directory
-
-
-def fsync_directory(directory: Path) -> None:
-    """fsync ``directory``, so that names created, renamed or removed in it survive a crash."""
-    _fsync_dir(directory)
 
 
 @contextlib.contextmanager
@@ -84,7 +81,7 @@ def atomic_writer(
             raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
     if sync_directory:
-        _fsync_dir(directory)
+        fsync_directory(directory)
 
 
 def publish(tmp: Path, path: Path, *, overwrite: bool = False) -> None:
